@@ -1,0 +1,42 @@
+# The two commands of the README: `make demo` and `make test`. Everything they need is
+# installed here, into the repository: a venv in .venv/ and Azurite in .tools/.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+AZURITE := .tools/node_modules/.bin/azurite
+AZURITE_VERSION := 3.37.0
+
+.PHONY: demo test lint typecheck unit bench docs clean reliability
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(AZURITE):
+	mkdir -p .tools
+	npm install --prefix .tools --no-audit --no-fund --silent azurite@$(AZURITE_VERSION)
+
+demo: $(STAMP) $(AZURITE)
+	$(BIN)/amlretrain demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check amlretrain tests bench
+	$(BIN)/ruff format --check amlretrain tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict amlretrain
+
+test: $(STAMP) $(AZURITE) lint typecheck
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+bench: $(STAMP) $(AZURITE)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .tools build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis site

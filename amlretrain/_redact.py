@@ -1,0 +1,115 @@
+"""One redaction function for every secret amlretrain may meet.
+
+It replaces, wherever they appear in a text:
+
+* SAS signatures: the value of ``sig=`` in a query string (``sig=REDACTED``);
+* storage account keys in connection strings: ``AccountKey=REDACTED``;
+* shared access signatures in connection strings: ``SharedAccessSignature=REDACTED``;
+* bearer tokens and API keys in ``Authorization`` values: ``Bearer REDACTED``;
+* JSON/dict members whose name says they hold a secret (``primary``, ``secondary``,
+  ``PrimaryKey``, ``SecondaryKey``, ``key``, ``apiKey``, ``token``, ``password``,
+  ``credentials``, ``AccountKey``, ``ConnectionString``, ``SasBlobToken`` ...).
+
+Anything that prints, logs, records or raises text passes it through :func:`redact`
+(and structured data through :func:`redact_data`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["REDACTED", "SECRET_FIELD_NAMES", "is_secret_field", "redact", "redact_data"]
+
+REDACTED = "REDACTED"
+
+#: Field names (compared case-insensitively) whose values are secrets.
+SECRET_FIELD_NAMES = frozenset(
+    name.lower()
+    for name in (
+        "primary",
+        "secondary",
+        "primaryKey",
+        "secondaryKey",
+        "key",
+        "apiKey",
+        "api_key",
+        "token",
+        "accessToken",
+        "access_token",
+        "authorizationToken",
+        "password",
+        "secret",
+        "clientSecret",
+        "client_secret",
+        "credentials",
+        "accountKey",
+        "connectionString",
+        "connection_string",
+        "sasBlobToken",
+        "sas_token",
+        "sig",
+        "authorization",
+        "servicePrincipalKey",
+    )
+)
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # sig=... in any URL or query string (stop at &, quote, whitespace).
+    (re.compile(r"(?i)(\bsig=)[^&\s\"'<>]+"), r"\1" + REDACTED),
+    # AccountKey=... / SharedAccessSignature=... in connection strings (stop at ;, quote, ws).
+    (re.compile(r"(?i)(\bAccountKey=)[^;\s\"'<>]+"), r"\1" + REDACTED),
+    (re.compile(r"(?i)(\bSharedAccessSignature=)[^;\s\"'<>]+"), r"\1" + REDACTED),
+    # Authorization: Bearer <token>
+    (re.compile(r"(?i)(\bBearer\s+)(?!REDACTED)[A-Za-z0-9\-._~+/=]+"), r"\1" + REDACTED),
+    # "primaryKey": "value" / 'primary': 'value' / PrimaryKey=value in JSON-ish text.
+    (
+        re.compile(
+            r"(?i)([\"']?(?:primary|secondary|primaryKey|secondaryKey|apiKey|api_key|"
+            r"accountKey|key|token|access_token|accessToken|password|client_secret|"
+            r"clientSecret|credentials|sasBlobToken|authorizationToken)[\"']?\s*[:=]\s*[\"'])"
+            r"(?!REDACTED)([^\"']+)([\"'])"
+        ),
+        r"\1" + REDACTED + r"\3",
+    ),
+)
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every secret replaced by ``REDACTED``.
+
+    >>> redact("https://a.blob.core.windows.net/c/m.ilearner?sv=2020&sig=abc%2Fdef&se=2030")
+    'https://a.blob.core.windows.net/c/m.ilearner?sv=2020&sig=REDACTED&se=2030'
+    >>> redact("DefaultEndpointsProtocol=https;AccountName=a;AccountKey=c2VjcmV0==;")
+    'DefaultEndpointsProtocol=https;AccountName=a;AccountKey=REDACTED;'
+    """
+    for pattern, repl in _PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def is_secret_field(name: str) -> bool:
+    """True when a member of this name holds a secret (case-insensitive)."""
+    return name.lower() in SECRET_FIELD_NAMES
+
+
+def redact_data(value: Any) -> Any:
+    """Return a deep copy of JSON-like ``value`` with secrets replaced.
+
+    Members whose name is a secret field get ``"REDACTED"`` (when they hold a non-empty
+    string); every other string goes through :func:`redact`.
+    """
+    if isinstance(value, Mapping):
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            if isinstance(k, str) and is_secret_field(k) and isinstance(v, str) and v:
+                out[k] = REDACTED
+            else:
+                out[k] = redact_data(v)
+        return out
+    if isinstance(value, list | tuple):
+        return [redact_data(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
+    return value

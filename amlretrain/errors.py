@@ -1,0 +1,217 @@
+"""The exception tree of amlretrain.
+
+Every error the library raises on purpose is an :class:`AmlRetrainError`::
+
+    AmlRetrainError
+    ├── DefinitionError          a web-service definition is invalid (names the JSON path)
+    ├── ConfigurationError       bad arguments, settings, credentials or targets (before any request)
+    ├── ServiceError             a service answered with an error (status, code, message, request id)
+    │   ├── AuthenticationError  401/403: missing, wrong or expired credentials
+    │   ├── NotFoundError        404: the resource does not exist
+    │   ├── ConflictError        409/412: the resource changed under us, or is in the wrong state
+    │   └── ThrottledError       429/503 after the retries ran out (``retry_after`` when known)
+    ├── TrainingJobFailed        a batch training job ended Failed or Cancelled
+    ├── GateRejected             the new model did not pass the evaluation gate
+    ├── VerificationFailed       an update reported success but the service does not show it
+    └── OperationTimeout         a wait passed its deadline
+
+Messages never contain secrets: every message that may quote service text or a URL
+goes through :func:`amlretrain._redact.redact` first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "AmlRetrainError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConflictError",
+    "DefinitionError",
+    "GateRejected",
+    "NotFoundError",
+    "OperationTimeout",
+    "ServiceError",
+    "ThrottledError",
+    "TrainingJobFailed",
+    "VerificationFailed",
+]
+
+
+def _clean(text: str) -> str:
+    # Imported here: _redact imports this module for nothing, but keep the edge one-way.
+    from amlretrain._redact import redact
+
+    return redact(text)
+
+
+class AmlRetrainError(Exception):
+    """The root of every error amlretrain raises on purpose.
+
+    The message is redacted: SAS signatures, keys, tokens and connection strings are
+    replaced before the exception is created.
+    """
+
+    def __init__(self, message: str) -> None:
+        self.message = _clean(str(message))
+        super().__init__(self.message)
+
+
+class DefinitionError(AmlRetrainError):
+    """A web-service definition is invalid.
+
+    Attributes:
+        path: the JSON Pointer of the offending value (``""`` for the whole document).
+        source: the file the definition came from, when known.
+    """
+
+    def __init__(self, message: str, *, path: str = "", source: str | None = None) -> None:
+        self.path = path
+        self.source = source
+        where = f"{source}: " if source else ""
+        at = f"at {path or '/'}: " if path is not None else ""
+        super().__init__(f"{where}{at}{message}")
+        self.reason = _clean(message)
+
+
+class ConfigurationError(AmlRetrainError):
+    """Bad arguments, settings, credentials or targets, found before any request was sent."""
+
+
+class ServiceError(AmlRetrainError):
+    """A service answered with an error.
+
+    Attributes:
+        status: the HTTP status code (``None`` when no response was received).
+        code: the service's error code (for example ``"NotFound"``, ``"BlobNotFound"``).
+        details: the service's detail entries, as ``(code, message)`` pairs.
+        request_id: the ``x-ms-request-id`` of the request that failed; for a long-running
+            operation, the id of the *initial* request (service logs are keyed by it).
+        method, url: the request, with secrets redacted.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        details: Sequence[tuple[str, str]] = (),
+        request_id: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.details = tuple((c, _clean(m)) for c, m in details)
+        self.request_id = request_id
+        self.method = method
+        self.url = _clean(url) if url else None
+        parts = []
+        if status is not None:
+            parts.append(str(status))
+        if code:
+            parts.append(code)
+        head = " ".join(parts)
+        text = f"{head}: {message}" if head else message
+        for dcode, dmsg in self.details:
+            text += f" [{dcode}: {dmsg}]"
+        if method and self.url:
+            text += f" ({method} {self.url})"
+        if request_id:
+            text += f" (request id {request_id})"
+        super().__init__(text)
+        self.service_message = _clean(message)
+
+    @classmethod
+    def from_parts(cls, parts: Mapping[str, Any]) -> ServiceError:
+        """Build the error from a mapping of the constructor's keyword arguments."""
+        message = str(parts.get("message", "service error"))
+        kwargs = {k: v for k, v in parts.items() if k != "message"}
+        return cls(message, **kwargs)
+
+
+class AuthenticationError(ServiceError):
+    """The service refused the credentials (HTTP 401 or 403)."""
+
+
+class NotFoundError(ServiceError):
+    """The resource does not exist (HTTP 404)."""
+
+
+class ConflictError(ServiceError):
+    """The resource changed under us or is in a state that forbids the call (409, 412)."""
+
+
+class ThrottledError(ServiceError):
+    """The service kept throttling (429 or 503) after the retries ran out.
+
+    Attributes:
+        retry_after: the last Retry-After the service sent, in seconds, when known.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class TrainingJobFailed(AmlRetrainError):
+    """A batch training job ended Failed or Cancelled.
+
+    Attributes:
+        job_id: the BES job id.
+        status: the terminal status name (``"Failed"`` or ``"Cancelled"``).
+        details: the job's ``Details`` text (redacted).
+    """
+
+    def __init__(self, message: str, *, job_id: str, status: str, details: str | None = None):
+        self.job_id = job_id
+        self.status = status
+        self.details = _clean(details) if details else None
+        super().__init__(message)
+
+
+class GateRejected(AmlRetrainError):
+    """The new model did not pass the evaluation gate; nothing was deployed.
+
+    Attributes:
+        reasons: one line per failed condition.
+        metrics: the new model's metrics.
+    """
+
+    def __init__(
+        self, message: str, *, reasons: Sequence[str] = (), metrics: Mapping[str, float] = {}
+    ) -> None:
+        self.reasons = tuple(reasons)
+        self.metrics = dict(metrics)
+        super().__init__(message)
+
+
+class VerificationFailed(AmlRetrainError):
+    """An update reported success but a fresh read of the service does not show it.
+
+    Attributes:
+        expected: what the service should now reference (redacted).
+        actual: what it references (redacted).
+    """
+
+    def __init__(
+        self, message: str, *, expected: str | None = None, actual: str | None = None
+    ) -> None:
+        self.expected = _clean(expected) if expected else None
+        self.actual = _clean(actual) if actual else None
+        super().__init__(message)
+
+
+class OperationTimeout(AmlRetrainError):
+    """A wait (job, long-running operation, verification) passed its deadline.
+
+    Attributes:
+        waited: seconds waited.
+    """
+
+    def __init__(self, message: str, *, waited: float | None = None) -> None:
+        self.waited = waited
+        super().__init__(message)
