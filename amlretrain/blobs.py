@@ -60,6 +60,10 @@ def sas_expiry(query: str) -> datetime | None:
     return _parse_time(values[0])
 
 
+def _strip_slash(value: object) -> str:
+    return str(value).lstrip("/")
+
+
 def _split_relative(relative: str) -> tuple[str, str]:
     rel = relative.lstrip("/")
     container, _, blob = rel.partition("/")
@@ -85,7 +89,7 @@ class BlobRef:
     """
 
     base_location: str = attrs.field()
-    relative_location: str = attrs.field(converter=lambda v: str(v).lstrip("/"))
+    relative_location: str = attrs.field(converter=_strip_slash)
     sas_token: str = attrs.field(default="", repr=False)
 
     @base_location.validator
@@ -132,9 +136,7 @@ class BlobRef:
             path_style = is_loopback_host(host) or _is_ip(host)
         account_segments = 1 if path_style else 0
         if len(segments) < account_segments + 2:
-            raise ConfigurationError(
-                f"{redact(url)!r} does not name a container and a blob"
-            )
+            raise ConfigurationError(f"{redact(url)!r} does not name a container and a blob")
         base_path = "/".join(segments[:account_segments])
         base = f"{parts.scheme}://{parts.netloc}/" + (base_path + "/" if base_path else "")
         relative = "/".join(segments[account_segments:])
@@ -158,7 +160,8 @@ class BlobRef:
         if not base or not rel:
             raise ConfigurationError(
                 "a blob location needs BaseLocation and RelativeLocation; got "
-                + ", ".join(sorted(map(str, data))) or "nothing"
+                + ", ".join(sorted(map(str, data)))
+                or "nothing"
             )
         return cls(
             base_location=str(base),

@@ -4,8 +4,8 @@ Every error the library raises on purpose is an :class:`AmlRetrainError`::
 
     AmlRetrainError
     ├── DefinitionError          a web-service definition is invalid (names the JSON path)
-    ├── ConfigurationError       bad arguments, settings, credentials or targets (before any request)
-    ├── ServiceError             a service answered with an error (status, code, message, request id)
+    ├── ConfigurationError       bad arguments, settings or targets (before any request)
+    ├── ServiceError             a service answered with an error (status, code, request id)
     │   ├── AuthenticationError  401/403: missing, wrong or expired credentials
     │   ├── NotFoundError        404: the resource does not exist
     │   ├── ConflictError        409/412: the resource changed under us, or is in the wrong state

@@ -1,0 +1,288 @@
+"""The trained-model rewriter: find ``.ilearner`` assets, repoint one, diff, PATCH body.
+
+Retraining a New (ARM) web service means changing one value: the ``locationInfo.uri``
+of the asset that holds the trained model. This module finds those assets, makes a new
+definition in which only that value changed, and computes what to send: an RFC 6902
+JSON Patch (:func:`diff`) for people and tests, and the minimal ARM PATCH body
+(:func:`patch_body`) for the service.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import urllib.parse
+import warnings
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import attrs
+import jsonpatch
+
+from amlretrain._redact import redact
+from amlretrain.blobs import is_loopback_host, sas_expiry
+from amlretrain.definition import AssetItem, BlobLocation, WebServiceDefinition
+from amlretrain.errors import ConfigurationError
+
+__all__ = [
+    "SAS_WARNING_WINDOW",
+    "SasExpiryWarning",
+    "TrainedModel",
+    "check_model_uri",
+    "diff",
+    "patch_body",
+    "trained_models",
+    "with_trained_model",
+]
+
+log = logging.getLogger(__name__)
+
+#: A SAS expiring sooner than this after a rewrite gets a :class:`SasExpiryWarning`.
+SAS_WARNING_WINDOW = timedelta(hours=1)
+
+TRAINED_MODEL_SUFFIX = "[trained model]"
+
+
+class SasExpiryWarning(UserWarning):
+    """The SAS of a model URI expires soon: the service may fail to load the model."""
+
+
+@attrs.frozen(kw_only=True)
+class TrainedModel:
+    """An asset that holds a trained model.
+
+    Attributes:
+        asset_id: the key of the asset in ``properties.assets``.
+        name: the asset's name (``"... [trained model]"``).
+        uri: its ``locationInfo.uri`` (may carry a SAS: use :attr:`uri_redacted` to show).
+    """
+
+    asset_id: str
+    name: str | None
+    uri: str | None = attrs.field(repr=lambda v: repr(redact(v)) if v else repr(v))
+
+    @property
+    def uri_redacted(self) -> str | None:
+        """The uri with any SAS signature replaced."""
+        return redact(self.uri) if self.uri else self.uri
+
+    @property
+    def sas_expires_on(self) -> datetime | None:
+        """The ``se=`` expiry of the uri's SAS, when it has one."""
+        if not self.uri:
+            return None
+        query = urllib.parse.urlsplit(self.uri).query
+        return sas_expiry(query) if query else None
+
+
+def _is_trained_model(asset: AssetItem) -> bool:
+    name = (asset.name or "").strip().lower()
+    if (asset.type or "").lower() == "resource" and name.endswith(TRAINED_MODEL_SUFFIX):
+        return True
+    uri = asset.location_info.uri if asset.location_info else None
+    if isinstance(uri, str):
+        path = urllib.parse.urlsplit(uri).path
+        return path.lower().endswith(".ilearner")
+    return False
+
+
+def trained_models(definition: WebServiceDefinition) -> tuple[TrainedModel, ...]:
+    """The assets holding a trained model, in document order.
+
+    An asset holds one when its type is ``Resource`` and its name ends in
+    ``[trained model]``, or when its ``locationInfo.uri`` path ends in ``.ilearner``.
+    """
+    return tuple(
+        TrainedModel(
+            asset_id=asset_id,
+            name=asset.name,
+            uri=asset.location_info.uri if asset.location_info else None,
+        )
+        for asset_id, asset in definition.assets.items()
+        if _is_trained_model(asset)
+    )
+
+
+def check_model_uri(uri: str, *, now: datetime | None = None) -> list[str]:
+    """Check a trained-model URI before it goes into a definition.
+
+    Rules: ``https`` (plain ``http`` only for loopback hosts such as the emulator), a
+    host, a path ending in ``.ilearner``, and a SAS (``se=``) that has not expired.
+
+    Returns:
+        Warnings (a SAS expiring within :data:`SAS_WARNING_WINDOW`); each is also
+        issued as a :class:`SasExpiryWarning`.
+
+    Raises:
+        ConfigurationError: naming the broken rule.
+    """
+    shown = redact(uri)
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme == "http":
+        if not is_loopback_host(parts.hostname):
+            raise ConfigurationError(
+                f"model uri {shown!r} uses plain http; use https (http is accepted only "
+                "for loopback hosts such as the local emulator)"
+            )
+    elif parts.scheme != "https":
+        raise ConfigurationError(f"model uri {shown!r} is not an https URL")
+    if not parts.hostname:
+        raise ConfigurationError(f"model uri {shown!r} has no host")
+    if not parts.path.lower().endswith(".ilearner"):
+        raise ConfigurationError(
+            f"model uri {shown!r} does not name an .ilearner blob (the path must end in "
+            "'.ilearner', the extension the Batch Execution Service gives trained models)"
+        )
+    messages: list[str] = []
+    expiry = sas_expiry(parts.query) if parts.query else None
+    if expiry is not None:
+        now = now or datetime.now(timezone.utc)
+        if expiry <= now:
+            raise ConfigurationError(
+                f"the SAS of model uri {shown!r} expired at {expiry.isoformat()}; get a fresh "
+                "one (GET the training job again, or mint one with amlretrain.storage)"
+            )
+        if expiry <= now + SAS_WARNING_WINDOW:
+            message = (
+                f"the SAS of model uri {shown!r} expires at {expiry.isoformat()}, in less "
+                f"than {SAS_WARNING_WINDOW}; the service may fail to load the model after that"
+            )
+            warnings.warn(message, SasExpiryWarning, stacklevel=3)
+            log.warning("%s", message)
+            messages.append(message)
+    return messages
+
+
+def _select(definition: WebServiceDefinition, asset: str | None) -> str:
+    models = trained_models(definition)
+    candidates = ", ".join(f"{m.asset_id} ({m.name!r})" for m in models) or "none"
+    if asset is None:
+        if len(models) == 1:
+            return models[0].asset_id
+        if not models:
+            raise ConfigurationError(
+                "the definition has no trained-model asset (a Resource named "
+                "'... [trained model]' or a uri ending in .ilearner); name one with asset="
+            )
+        raise ConfigurationError(
+            f"the definition has {len(models)} trained models; choose one with asset= "
+            f"(an asset id or name): {candidates}"
+        )
+    assets = definition.assets
+    if asset in assets:
+        return asset
+    by_name = [asset_id for asset_id, item in assets.items() if item.name == asset]
+    if len(by_name) == 1:
+        return by_name[0]
+    if len(by_name) > 1:
+        raise ConfigurationError(
+            f"several assets are named {asset!r} ({', '.join(by_name)}); use the asset id"
+        )
+    raise ConfigurationError(f"no asset has the id or name {asset!r}; trained models: {candidates}")
+
+
+def with_trained_model(
+    definition: WebServiceDefinition,
+    uri: str,
+    *,
+    asset: str | None = None,
+    credentials: str | None = None,
+    now: datetime | None = None,
+) -> WebServiceDefinition:
+    """A new definition in which only the trained model's uri (and credentials) changed.
+
+    Args:
+        definition: the definition to start from (unchanged).
+        uri: the new model's blob URL (``BaseLocation + RelativeLocation``, optionally
+            with a SAS), checked with :func:`check_model_uri`.
+        asset: the asset id or name; when None, the only trained model.
+        credentials: a new ``locationInfo.credentials``, when given.
+
+    Raises:
+        ConfigurationError: a bad uri, or no / an ambiguous asset (the message lists the
+            candidates).
+    """
+    check_model_uri(uri, now=now)
+    asset_id = _select(definition, asset)
+    props = definition.properties
+    assert props is not None  # _select found an asset
+    assert props.assets is not None
+    item = props.assets[asset_id]
+    location = item.location_info or BlobLocation()
+    location = attrs.evolve(location, uri=uri)
+    if credentials is not None:
+        location = attrs.evolve(location, credentials=credentials)
+    assets = dict(props.assets)
+    assets[asset_id] = attrs.evolve(item, location_info=location)
+    return attrs.evolve(definition, properties=attrs.evolve(props, assets=assets))
+
+
+def diff(old: WebServiceDefinition, new: WebServiceDefinition) -> jsonpatch.JsonPatch:
+    """The minimal RFC 6902 JSON Patch that turns ``old`` into ``new``.
+
+    Every ``replace`` and ``remove`` is preceded by a ``test`` op pinning the value it
+    expects, so applying the patch to a document that changed meanwhile fails instead of
+    overwriting someone else's change. A trained-model rewrite gives exactly
+    ``[test, replace]`` on ``/properties/assets/<id>/locationInfo/uri``.
+    """
+    source = old.to_dict()
+    ops = jsonpatch.make_patch(source, new.to_dict()).patch
+    pinned: list[dict[str, Any]] = []
+    doc: Any = copy.deepcopy(source)
+    for op in ops:
+        if op["op"] in ("replace", "remove"):
+            current = jsonpatch.JsonPointer(op["path"]).resolve(doc)
+            pinned.append({"op": "test", "path": op["path"], "value": copy.deepcopy(current)})
+        pinned.append(op)
+        doc = jsonpatch.apply_patch(doc, [op])
+    return jsonpatch.JsonPatch(pinned)
+
+
+def _merge_diff(old: Any, new: Any, where: str) -> Any:
+    """The members of ``new`` that differ from ``old`` (recursively for objects)."""
+    if not (isinstance(old, Mapping) and isinstance(new, Mapping)):
+        return copy.deepcopy(new)
+    removed = [k for k in old if k not in new]
+    if removed:
+        raise ConfigurationError(
+            f"the update removes {', '.join(where + '/' + k for k in removed)}; a PATCH "
+            "merges and cannot remove members: use a PUT (create_or_update) for that"
+        )
+    out: dict[str, Any] = {}
+    for key, value in new.items():
+        if key not in old:
+            out[key] = copy.deepcopy(value)
+        elif old[key] != value:
+            out[key] = _merge_diff(old[key], value, f"{where}/{key}")
+    return out
+
+
+def patch_body(old: WebServiceDefinition, new: WebServiceDefinition) -> dict[str, Any]:
+    """The minimal ARM PATCH body from ``old`` to ``new``.
+
+    Only the members that changed, nested as in the resource, written in the service's
+    camelCase, plus the required discriminator ``properties.packageType``. An asset that
+    changed is sent whole (``name``, ``type``, ``locationInfo``, ...): the swagger marks
+    those members required, and whether the service merges a partial asset is not
+    documented, so the body never relies on it.
+
+    Raises:
+        ConfigurationError: nothing changed (an empty update would "succeed" and keep
+            the old model), or the change removes members (a PATCH cannot).
+    """
+    body: dict[str, Any] = _merge_diff(old.to_dict(canonical=True), new.to_dict(canonical=True), "")
+    if not body:
+        raise ConfigurationError(
+            "the update changes nothing: the new definition equals the current one "
+            "(did the rewrite point at the model that is already deployed?)"
+        )
+    props = body.setdefault("properties", {})
+    if not isinstance(props, dict):
+        raise ConfigurationError("'properties' must be an object in a PATCH body")
+    changed_assets = props.get("assets")
+    if isinstance(changed_assets, dict):
+        full: dict[str, Any] = new.to_dict(canonical=True)["properties"]["assets"]
+        props["assets"] = {asset_id: copy.deepcopy(full[asset_id]) for asset_id in changed_assets}
+    props.setdefault("packageType", new.package_type or old.package_type or "Graph")
+    return body
