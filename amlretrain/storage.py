@@ -1,0 +1,424 @@
+"""Blob storage over azure-storage-blob: upload, download, exists, delete, narrow SAS tokens.
+
+``azure.storage.blob`` is imported inside the methods, never at module import. Every
+azure-core error is translated here, once, to :mod:`amlretrain.errors`. Retries are
+azure-core's (``ExponentialRetry`` of azure-storage-blob: 3 retries on connection errors,
+408, 429 and 5xx, for every call; uploads are idempotent block writes).
+
+Example:
+    >>> store = BlobStore.from_connection_string(conn_str)        # doctest: +SKIP
+    >>> ref = store.upload("train.csv", container="training")       # doctest: +SKIP
+    >>> readable = store.sas(ref, expires_in=timedelta(hours=1))    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from amlretrain._http import error_from_azure
+from amlretrain._redact import redact
+from amlretrain.blobs import BlobRef
+from amlretrain.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobClient, BlobServiceClient
+
+__all__ = [
+    "DEFAULT_SAS_LIFETIME",
+    "MAX_SAS_LIFETIME",
+    "BlobStore",
+    "account_url_from_connection_string",
+    "parse_connection_string",
+]
+
+log = logging.getLogger(__name__)
+
+#: How long a SAS minted by :meth:`BlobStore.sas` lives unless told otherwise.
+DEFAULT_SAS_LIFETIME = timedelta(hours=1)
+#: The longest SAS :meth:`BlobStore.sas` mints (a user-delegation key lives 7 days at most).
+MAX_SAS_LIFETIME = timedelta(days=7)
+#: Clock skew allowed for: a SAS starts this long before now.
+_SAS_SKEW = timedelta(minutes=5)
+_CHUNK = 4 * 1024 * 1024
+
+
+def parse_connection_string(connection_string: str) -> dict[str, str]:
+    """Split a storage connection string into its ``Name=value`` parts (names as written).
+
+    Raises:
+        ConfigurationError: the string has no ``Name=value`` parts.
+    """
+    parts: dict[str, str] = {}
+    for item in connection_string.split(";"):
+        if not item.strip():
+            continue
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigurationError("a storage connection string is 'Name=value;...' pairs")
+        parts[name.strip()] = value.strip()
+    if not parts:
+        raise ConfigurationError("the storage connection string is empty")
+    return parts
+
+
+def account_url_from_connection_string(connection_string: str) -> str:
+    """The blob endpoint of a connection string (``BlobEndpoint`` or built from the account).
+
+    Raises:
+        ConfigurationError: neither ``BlobEndpoint`` nor ``AccountName`` is present.
+    """
+    parts = {k.lower(): v for k, v in parse_connection_string(connection_string).items()}
+    if parts.get("blobendpoint"):
+        return parts["blobendpoint"].rstrip("/")
+    if parts.get("usedevelopmentstorage", "").lower() == "true":
+        return "http://127.0.0.1:10000/devstoreaccount1"
+    account = parts.get("accountname")
+    if not account:
+        raise ConfigurationError("the storage connection string names no account")
+    protocol = parts.get("defaultendpointsprotocol", "https")
+    suffix = parts.get("endpointsuffix", "core.windows.net")
+    return f"{protocol}://{account}.blob.{suffix}"
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Translate azure-core errors raised inside the block, once."""
+    from azure.core.exceptions import AzureError
+
+    try:
+        yield
+    except AzureError as exc:
+        raise error_from_azure(exc, context=what) from exc
+
+
+class BlobStore:
+    """One storage account: upload, download, exists, delete, and read-only SAS minting.
+
+    Args:
+        account_url: the blob endpoint (``https://acct.blob.core.windows.net``; Azurite:
+            ``http://127.0.0.1:10000/devstoreaccount1``).
+        credential: a ``TokenCredential`` (SAS by user delegation), an account key string
+            or a ``{"account_name", "account_key"}`` mapping (SAS by account key), or None
+            for a public / SAS-only account.
+        chunk_size: upload block size in bytes (bigger files go up in blocks, in parallel).
+
+    Retries: azure-storage-blob's own (3, exponential, on connection errors, 408, 429, 5xx).
+    """
+
+    def __init__(
+        self, account_url: str, credential: Any = None, *, chunk_size: int = _CHUNK
+    ) -> None:
+        parts = urllib.parse.urlsplit(account_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigurationError(f"{redact(account_url)!r} is not an http(s) blob endpoint")
+        self.account_url = account_url.rstrip("/")
+        self._credential = credential
+        self._connection_string: str | None = None
+        self._client: BlobServiceClient | None = None
+        self.chunk_size = chunk_size
+
+    @classmethod
+    def from_connection_string(
+        cls, connection_string: str, *, chunk_size: int = _CHUNK
+    ) -> BlobStore:
+        """A store from a storage connection string (holds the account key: never shown).
+
+        Raises:
+            ConfigurationError: the connection string is malformed.
+        """
+        url = account_url_from_connection_string(connection_string)
+        parts = {k.lower(): v for k, v in parse_connection_string(connection_string).items()}
+        credential: Any = None
+        if parts.get("accountkey"):
+            credential = {
+                "account_name": parts.get("accountname", ""),
+                "account_key": parts["accountkey"],
+            }
+        store = cls(url, credential, chunk_size=chunk_size)
+        store._connection_string = connection_string
+        return store
+
+    def __repr__(self) -> str:
+        kind = self._credential_kind()
+        return f"BlobStore({self.account_url!r}, credential={kind})"
+
+    @property
+    def connection_string(self) -> str | None:
+        """The connection string this store was made from, if any (a secret)."""
+        return self._connection_string
+
+    def _credential_kind(self) -> str:
+        cred = self._credential
+        if cred is None:
+            return "none"
+        if isinstance(cred, str | dict):
+            return "account key"
+        if hasattr(cred, "get_token"):
+            return "token"
+        return type(cred).__name__
+
+    @property
+    def service(self) -> BlobServiceClient:
+        """The underlying ``azure.storage.blob.BlobServiceClient`` (created on first use)."""
+        if self._client is None:
+            from azure.storage.blob import BlobServiceClient
+
+            size = self.chunk_size
+            if self._connection_string is not None:
+                self._client = BlobServiceClient.from_connection_string(
+                    self._connection_string, max_block_size=size, max_single_put_size=size
+                )
+            else:
+                self._client = BlobServiceClient(
+                    self.account_url,
+                    credential=self._credential,
+                    max_block_size=size,
+                    max_single_put_size=size,
+                )
+        return self._client
+
+    # -- references -----------------------------------------------------------------------
+
+    def ref(self, container: str, blob_name: str) -> BlobRef:
+        """A :class:`BlobRef` (without SAS) for a blob of this account."""
+        return BlobRef(
+            base_location=self.account_url + "/", relative_location=f"{container}/{blob_name}"
+        )
+
+    def owns(self, blob: BlobRef) -> bool:
+        """True when ``blob`` lives in this account."""
+        return blob.base_location.rstrip("/").lower() == self.account_url.lower()
+
+    def _blob_client(self, blob: BlobRef | str) -> BlobClient:
+        ref = self._as_ref(blob)
+        if self.owns(ref):
+            return self.service.get_blob_client(ref.container, ref.blob_name)
+        if ref.sas_token:
+            from azure.storage.blob import BlobClient
+
+            return BlobClient.from_blob_url(ref.sas_url)
+        raise ConfigurationError(
+            f"{ref.url} is not in {self.account_url} and carries no SAS: cannot reach it"
+        )
+
+    def _as_ref(self, blob: BlobRef | str) -> BlobRef:
+        if isinstance(blob, BlobRef):
+            return blob
+        if blob.startswith(("http://", "https://")):
+            return BlobRef.from_url(blob)
+        container, _, name = blob.lstrip("/").partition("/")
+        return self.ref(container, name)
+
+    # -- operations -------------------------------------------------------------------------
+
+    def upload(
+        self,
+        source: str | os.PathLike[str] | bytes,
+        *,
+        container: str,
+        blob_name: str | None = None,
+        overwrite: bool = True,
+        max_concurrency: int = 4,
+        progress: bool = False,
+        create_container: bool = True,
+    ) -> BlobRef:
+        """Upload a local file or bytes; return its reference (without a SAS).
+
+        Args:
+            source: a file path or the content.
+            container: the target container (created when missing and ``create_container``).
+            blob_name: the blob name; default: ``<uuid>/<file name>`` (``<uuid>.bin`` for bytes).
+            overwrite: replace an existing blob.
+            max_concurrency: parallel block uploads.
+            progress: show a tqdm.auto progress bar (needs the ``progress`` extra).
+
+        Raises:
+            ConfigurationError: the file does not exist.
+            ServiceError: storage refused the upload.
+        """
+        if isinstance(source, bytes):
+            name = blob_name or f"{uuid.uuid4().hex}.bin"
+            size = len(source)
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise ConfigurationError(f"{path} is not a file")
+            name = blob_name or f"{uuid.uuid4().hex}/{path.name}"
+            size = path.stat().st_size
+        ref = self.ref(container, name)
+        with _translated(f"upload to {ref.url}"):
+            if create_container:
+                self._ensure_container(container)
+            client = self.service.get_blob_client(container, name)
+            with _progress_bar(progress, size, name) as hook:
+                if isinstance(source, bytes):
+                    client.upload_blob(
+                        source,
+                        overwrite=overwrite,
+                        max_concurrency=max_concurrency,
+                        progress_hook=hook,
+                    )
+                else:
+                    with open(source, "rb") as handle:
+                        client.upload_blob(
+                            handle,
+                            length=size,
+                            overwrite=overwrite,
+                            max_concurrency=max_concurrency,
+                            progress_hook=hook,
+                        )
+        log.info("uploaded %d bytes to %s", size, ref.url)
+        return ref
+
+    def _ensure_container(self, container: str) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        with suppress(ResourceExistsError):
+            self.service.create_container(container)
+
+    def download_bytes(self, blob: BlobRef | str, *, max_concurrency: int = 4) -> bytes:
+        """The content of a blob.
+
+        Raises:
+            NotFoundError: the blob does not exist.
+        """
+        client = self._blob_client(blob)
+        with _translated(f"download of {self._as_ref(blob).url}"):
+            data: bytes = client.download_blob(max_concurrency=max_concurrency).readall()
+        return data
+
+    def download(
+        self, blob: BlobRef | str, path: str | os.PathLike[str], *, max_concurrency: int = 4
+    ) -> Path:
+        """Download a blob to a local file (written atomically); return the path.
+
+        Raises:
+            NotFoundError: the blob does not exist.
+        """
+        target = Path(path)
+        tmp = target.with_name(target.name + ".part")
+        client = self._blob_client(blob)
+        with _translated(f"download of {self._as_ref(blob).url}"), open(tmp, "wb") as handle:
+            client.download_blob(max_concurrency=max_concurrency).readinto(handle)
+        os.replace(tmp, target)
+        return target
+
+    def exists(self, blob: BlobRef | str) -> bool:
+        """True when the blob exists."""
+        client = self._blob_client(blob)
+        with _translated(f"existence check of {self._as_ref(blob).url}"):
+            return bool(client.exists())
+
+    def delete(self, blob: BlobRef | str) -> None:
+        """Delete a blob; deleting a missing blob is not an error."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        client = self._blob_client(blob)
+        with _translated(f"delete of {self._as_ref(blob).url}"):
+            try:
+                client.delete_blob()
+            except ResourceNotFoundError:
+                log.debug("%s was already absent", self._as_ref(blob).url)
+
+    def sas(
+        self,
+        blob: BlobRef | str,
+        *,
+        expires_in: timedelta = DEFAULT_SAS_LIFETIME,
+        write: bool = False,
+    ) -> BlobRef:
+        """Mint a narrow SAS for one blob: read-only (``write=True`` adds create+write).
+
+        Account-key SAS when the store has a key; user-delegation SAS when it has a
+        ``TokenCredential``. The SAS starts 5 minutes back (clock skew) and lives
+        ``expires_in`` (at most 7 days).
+
+        Returns:
+            A copy of the reference carrying the new SAS.
+
+        Raises:
+            ConfigurationError: the lifetime is out of range, the blob is in another
+                account, or the store has no credential that can sign.
+        """
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+        if expires_in <= timedelta(0) or expires_in > MAX_SAS_LIFETIME:
+            raise ConfigurationError("a SAS lifetime must be between 0 and 7 days")
+        ref = self._as_ref(blob)
+        if not self.owns(ref):
+            raise ConfigurationError(f"{ref.url} is not in {self.account_url}")
+        now = datetime.now(timezone.utc)
+        start, expiry = now - _SAS_SKEW, now + expires_in
+        permission = BlobSasPermissions(read=True, create=write, write=write)
+        account_name, account_key = self._account_key()
+        with _translated(f"SAS for {ref.url}"):
+            if account_key:
+                token = generate_blob_sas(
+                    account_name,
+                    ref.container,
+                    ref.blob_name,
+                    account_key=account_key,
+                    permission=permission,
+                    expiry=expiry,
+                    start=start,
+                )
+            elif hasattr(self._credential, "get_token"):
+                delegation = self.service.get_user_delegation_key(start, expiry)
+                token = generate_blob_sas(
+                    self.service.account_name or account_name,
+                    ref.container,
+                    ref.blob_name,
+                    user_delegation_key=delegation,
+                    permission=permission,
+                    expiry=expiry,
+                    start=start,
+                )
+            else:
+                raise ConfigurationError(
+                    "this BlobStore has neither an account key nor a token credential: "
+                    "it cannot sign a SAS"
+                )
+        return ref.with_sas("?" + token)
+
+    def _account_key(self) -> tuple[str, str | None]:
+        cred = self._credential
+        name = self.service.account_name or ""
+        if isinstance(cred, dict):
+            return cred.get("account_name") or name, cred.get("account_key")
+        if isinstance(cred, str):
+            return name, cred
+        key = getattr(cred, "account_key", None)
+        return getattr(cred, "account_name", name), key
+
+
+@contextmanager
+def _progress_bar(enabled: bool, total: int, label: str) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as err:  # pragma: no cover - depends on the extra
+        raise ConfigurationError(
+            "progress bars need tqdm: pip install 'amlretrain[progress]'"
+        ) from err
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc=label)
+    seen = 0
+
+    def hook(current: int, _total: int | None) -> None:
+        nonlocal seen
+        bar.update(current - seen)
+        seen = current
+
+    try:
+        yield hook
+    finally:
+        bar.close()
