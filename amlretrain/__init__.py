@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from amlretrain._version import __version__
 from amlretrain.blobs import BlobRef
+from amlretrain.definition import WebServiceDefinition
 from amlretrain.errors import (
     AmlRetrainError,
     AuthenticationError,
@@ -33,5 +34,6 @@ __all__ = [
     "ThrottledError",
     "TrainingJobFailed",
     "VerificationFailed",
+    "WebServiceDefinition",
     "__version__",
 ]

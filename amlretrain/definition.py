@@ -594,6 +594,29 @@ class WebServiceDefinition(WireModel):
         return dict(self.properties.assets or {}) if self.properties else {}
 
     @property
+    def api_shape(self) -> str:
+        """Which api-version's shape the document has.
+
+        ``"2016-05-01-preview"`` when node or global parameters are plain values,
+        ``"2017-01-01"`` when they are ``{value, certificateThumbprint}`` objects, or when
+        the document uses members only 2017-01-01 has (``payloadsInBlobStorage``);
+        ``"unknown"`` when nothing tells.
+        """
+        props = self.properties
+        if props is None:
+            return "unknown"
+        values: list[Any] = list((props.parameters or {}).values())
+        for node in (props.package.nodes or {}).values() if props.package else ():
+            values.extend((node.parameters or {}).values())
+        if any(isinstance(v, WebServiceParameter) for v in values):
+            return "2017-01-01"
+        if values:
+            return "2016-05-01-preview"
+        if props.payloads_in_blob_storage is not None or props.payloads_location is not None:
+            return "2017-01-01"
+        return "unknown"
+
+    @property
     def trained_models(self) -> tuple[TrainedModel, ...]:
         """The assets that hold a trained model (see :func:`amlretrain.ilearner.trained_models`)."""
         from amlretrain.ilearner import trained_models

@@ -1,0 +1,107 @@
+"""The ``amlretrain`` command line: a thin layer over the library.
+
+Parsing, settings and rendering only; the work is done by the library. Errors print one
+line on stderr and exit with the code of their family (see ``amlretrain --help``); a
+traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from amlretrain._redact import redact
+from amlretrain._version import __version__
+from amlretrain.cli._common import EXIT_CODES, exit_code_for
+
+__all__ = ["build_parser", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+#: Command modules, each with ``register(subparsers)``; optional ones may be absent.
+_COMMAND_MODULES = (
+    "amlretrain.cli.definition",
+    "amlretrain.cli.webservice",
+    "amlretrain.cli.endpoint",
+    "amlretrain.cli.job",
+    "amlretrain.cli.retrain",
+    "amlretrain.cli.emulator",
+    "amlretrain.cli.demo",
+)
+
+
+def _epilog() -> str:
+    names = {1: "any other amlretrain error", 2: "bad command-line usage", 130: "interrupted"}
+    lines = ["exit codes:", "  0  success"]
+    for cls, code in sorted(EXIT_CODES, key=lambda item: item[1]):
+        names.setdefault(code, cls.__name__)
+    for code in sorted(names):
+        lines.append(f"  {code:<4}{names[code]}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every available command registered."""
+    parser = argparse.ArgumentParser(
+        prog="amlretrain",
+        description="Retrain, gate, swap and verify Azure ML Studio (classic) models.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"amlretrain {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and debug logs (redacted)"
+    )
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="show progress logs on stderr"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:
+                continue  # an optional command group that is not installed
+            raise
+        module.register(subparsers)
+    return parser
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def _configure_logging(debug: bool, verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    _configure_logging(args.debug, args.verbose)
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("amlretrain: interrupted\n")
+        return 130
+    except Exception as err:
+        if args.debug:
+            import traceback
+
+            sys.stderr.write(redact(traceback.format_exc()))
+        kind = type(err).__name__
+        sys.stderr.write(f"amlretrain: error: {redact(str(err))} ({kind})\n")
+        return exit_code_for(err)
