@@ -1,0 +1,622 @@
+"""The emulated ARM resource provider ``Microsoft.MachineLearning/webServices`` (API-NOTES 1).
+
+Operations: PUT, PATCH (recursive merge), GET (optionally ``?region=``), DELETE, listKeys,
+list by resource group / subscription (paged with an absolute ``nextLink``),
+CreateRegionalBlob, the provider's operations list, and the regional ``operationsStatus``
+/ ``operationresults`` documents of long-running operations.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+from amlretrain.emulator._server import Reply, Request, Response, Router, arm_error, json_response
+from amlretrain.emulator.faults import Faults
+from amlretrain.emulator.state import (
+    ArmService,
+    Operation,
+    State,
+    ci_get,
+    new_id,
+    new_key,
+    normalize_region,
+    now_iso,
+)
+
+__all__ = ["API_VERSIONS", "RESOURCE_TYPE", "ArmApi", "merge"]
+
+log = logging.getLogger(__name__)
+
+API_VERSIONS = ("2017-01-01", "2016-05-01-preview")
+RESOURCE_TYPE = "Microsoft.MachineLearning/webServices"
+_PROVIDER = "/providers/Microsoft.MachineLearning"
+_WS = "/subscriptions/{sub}/resourceGroups/{rg}" + _PROVIDER + "/webServices/{name}"
+_LIST_FIELDS = (
+    "title",
+    "description",
+    "readOnly",
+    "exposeSampleData",
+    "storageAccount",
+    "createdOn",
+    "modifiedOn",
+    "provisioningState",
+    "swaggerLocation",
+    "realtimeConfiguration",
+    "diagnostics",
+    "payloadsInBlobStorage",
+    "packageType",
+)
+_OPERATIONS = [
+    ("webServices/read", "Read any Machine Learning web service"),
+    ("webServices/write", "Create or update any Machine Learning web service"),
+    ("webServices/delete", "Delete any Machine Learning web service"),
+    ("webServices/listkeys/read", "List the keys of any Machine Learning web service"),
+    ("webServices/CreateRegionalBlob/action", "Create regional properties of a web service"),
+]
+
+
+def _ci_key(data: Mapping[str, Any], key: str) -> str | None:
+    lowered = key.lower()
+    for k in data:
+        if isinstance(k, str) and k.lower() == lowered:
+            return k
+    return None
+
+
+def _ci_pop(data: dict[str, Any], key: str) -> Any:
+    found = _ci_key(data, key)
+    return data.pop(found) if found is not None else None
+
+
+def merge(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``patch`` into ``target`` in place, recursively (JSON merge patch, RFC 7396).
+
+    Objects merge member by member (names matched case-insensitively, the stored casing
+    kept); anything else replaces; ``null`` removes the member.
+    """
+    for key, value in patch.items():
+        existing = _ci_key(target, key)
+        name = existing if existing is not None else key
+        if value is None:
+            target.pop(name, None)
+        elif isinstance(value, Mapping) and isinstance(target.get(name), dict):
+            merge(target[name], value)
+        else:
+            target[name] = copy.deepcopy(value)
+    return target
+
+
+def service_view(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """What GET returns: no ``keys``, ``storageAccount`` with its name only, no commitmentPlan."""
+    res = copy.deepcopy(dict(resource))
+    props = res.get("properties")
+    if isinstance(props, dict):
+        _ci_pop(props, "keys")
+        _ci_pop(props, "commitmentPlan")
+        sa_key = _ci_key(props, "storageAccount")
+        if sa_key is not None and isinstance(props[sa_key], Mapping):
+            name = ci_get(props[sa_key], "name")
+            props[sa_key] = {"name": name} if name is not None else {}
+    return res
+
+
+def list_view(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """A list item: top-level members and simple properties only ("sparsely populated")."""
+    full = service_view(resource)
+    props = full.get("properties") or {}
+    sparse = {k: v for k, v in props.items() if k in _LIST_FIELDS}
+    out: dict[str, Any] = {
+        k: full[k] for k in ("id", "name", "type", "location", "tags") if k in full
+    }
+    out["properties"] = sparse
+    return out
+
+
+class ArmApi:
+    """The ARM web-services provider on the emulator's server.
+
+    Args:
+        state: the shared state.
+        faults: the fault rules (``lro_fail`` is consumed here).
+        arm_token: the only bearer token accepted.
+    """
+
+    def __init__(self, *, state: State, faults: Faults, arm_token: str) -> None:
+        self.state = state
+        self.faults = faults
+        self._token = arm_token
+
+    def register(self, router: Router) -> None:
+        """Add the ARM routes (ARM paths are case-insensitive)."""
+        add = router.add
+        add("GET", _PROVIDER + "/operations", "arm.operations", self.operations, ignore_case=True)
+        subs = "/subscriptions/{sub}"
+        add("GET", subs + _PROVIDER + "/webServices", "arm.list", self.list_sub, ignore_case=True)
+        rg_list = subs + "/resourceGroups/{rg}" + _PROVIDER + "/webServices"
+        add("GET", rg_list, "arm.list", self.list_rg, ignore_case=True)
+        add("GET", _WS, "arm.get", self.get, ignore_case=True)
+        add("PUT", _WS, "arm.put", self.put, ignore_case=True)
+        add("PATCH", _WS, "arm.patch", self.patch, ignore_case=True)
+        add("DELETE", _WS, "arm.delete", self.delete, ignore_case=True)
+        add("GET", _WS + "/listKeys", "arm.listkeys", self.list_keys, ignore_case=True)
+        add("POST", _WS + "/CreateRegionalBlob", "arm.regional", self.regional, ignore_case=True)
+        loc = subs + _PROVIDER + "/locations/{loc}"
+        add(
+            "GET", loc + "/operationsStatus/{op}", "arm.operation", self.op_status, ignore_case=True
+        )
+        add(
+            "GET", loc + "/operationresults/{op}", "arm.operation", self.op_result, ignore_case=True
+        )
+
+    # -- shared checks -----------------------------------------------------------------
+
+    def _check(self, req: Request) -> str:
+        token = req.bearer()
+        if token is None:
+            raise Reply(
+                arm_error(
+                    401,
+                    "AuthenticationFailed",
+                    "Authentication failed. The 'Authorization' header is missing or is not "
+                    "in the 'Bearer <token>' format.",
+                )
+            )
+        if token != self._token:
+            raise Reply(
+                arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
+            )
+        version = req.arg("api-version")
+        if not version:
+            raise Reply(
+                arm_error(
+                    400,
+                    "MissingApiVersionParameter",
+                    "The api-version query parameter (?api-version=) is required for all requests.",
+                )
+            )
+        if version not in API_VERSIONS:
+            raise Reply(
+                arm_error(
+                    400,
+                    "InvalidApiVersionParameter",
+                    f"The api-version '{version}' is invalid. The supported versions are "
+                    f"'{', '.join(API_VERSIONS)}'.",
+                )
+            )
+        return version
+
+    @staticmethod
+    def _bad_request(message: str) -> Response:
+        return arm_error(400, "BadRequest", message)
+
+    @staticmethod
+    def _not_found(req: Request) -> Response:
+        return arm_error(
+            404,
+            "NotFound",
+            f"The Resource '{RESOURCE_TYPE}/{req.params['name']}' under resource group "
+            f"'{req.params['rg']}' was not found.",
+        )
+
+    def _find(self, req: Request) -> ArmService | None:
+        key = (req.params["sub"].lower(), req.params["rg"].lower(), req.params["name"].lower())
+        return self.state.arm.get(key)
+
+    def _lro_headers(
+        self, req: Request, op: Operation, *, location: bool = False
+    ) -> dict[str, str]:
+        base = f"{req.base_url}/subscriptions/{op.subscription_id}{_PROVIDER}/locations/{op.region}"
+        query = "?api-version=" + urllib.parse.quote(op.api_version)
+        headers = {
+            "Azure-AsyncOperation": f"{base}/operationsStatus/{op.id}{query}",
+            "Azure-AsyncOperationPercentComplete": "0",
+        }
+        if location:
+            headers["Location"] = f"{base}/operationresults/{op.id}{query}"
+        return headers
+
+    def _fail_message(self, req: Request) -> str | None:
+        fault = self.faults.take_one([req.route], "lro_fail")
+        if fault is None:
+            return None
+        return fault.message or "The long-running operation failed (injected fault)."
+
+    @staticmethod
+    def _read_only(svc: ArmService) -> bool:
+        return ci_get(svc.properties, "readOnly") is True
+
+    def _refuse_read_only(self, svc: ArmService) -> None:
+        if self._read_only(svc):
+            raise Reply(
+                arm_error(
+                    409,
+                    "WebServiceIsReadOnly",
+                    f"The web service '{svc.name}' is read-only: it can no longer be updated "
+                    "or patched, only removed.",
+                )
+            )
+
+    def _body(self, req: Request) -> dict[str, Any]:
+        body = req.json(error=lambda m: arm_error(400, "InvalidRequestContent", m))
+        if not isinstance(body, dict):
+            raise Reply(arm_error(400, "InvalidRequestContent", "The body must be a JSON object."))
+        props = ci_get(body, "properties")
+        if not isinstance(props, dict):
+            raise Reply(self._bad_request("The request body must contain 'properties'."))
+        if not ci_get(props, "packageType"):
+            raise Reply(
+                self._bad_request(
+                    "The required property 'properties.packageType' is missing; it is the "
+                    'discriminator of WebServiceProperties (use "Graph").'
+                )
+            )
+        if str(ci_get(props, "packageType")) != "Graph":
+            raise Reply(
+                self._bad_request(
+                    f"packageType '{ci_get(props, 'packageType')}' is not supported; use 'Graph'."
+                )
+            )
+        return body
+
+    def _runtime_base(self, req: Request, svc: ArmService) -> str:
+        sub = svc.subscription_id.replace("-", "")
+        return f"{req.base_url}/subscriptions/{sub}/services/{svc.service_id}"
+
+    # -- handlers ----------------------------------------------------------------------
+
+    def operations(self, req: Request) -> Response:
+        """``Operations_List``."""
+        self._check(req)
+        value = [
+            {
+                "name": f"Microsoft.MachineLearning/{name}",
+                "display": {
+                    "provider": "Microsoft Machine Learning",
+                    "resource": name.split("/")[0],
+                    "operation": name,
+                    "description": text,
+                },
+            }
+            for name, text in _OPERATIONS
+        ]
+        return json_response(200, {"value": value})
+
+    def get(self, req: Request) -> Response:
+        """``WebServices_Get`` (``?region=`` needs CreateRegionalBlob for other regions)."""
+        self._check(req)
+        with self.state.locked():
+            svc = self._find(req)
+            if svc is None:
+                return self._not_found(req)
+            region = req.arg("region")
+            if region and normalize_region(region) not in {svc.region, *svc.regions}:
+                return arm_error(
+                    404,
+                    "NotFound",
+                    "The specified resource was not found.",
+                    details=[
+                        {
+                            "code": "PerRegionPayloadNotFound",
+                            "message": (
+                                f"Web Service Definition for region {normalize_region(region)} "
+                                "was not found. Please use the same URL making a POST call and "
+                                "wait for it succeeded, then try GET again."
+                            ),
+                        }
+                    ],
+                )
+            return json_response(200, service_view(svc.resource))
+
+    def put(self, req: Request) -> Response:
+        """``WebServices_CreateOrUpdate``: 201 create / 200 update, long-running."""
+        version = self._check(req)
+        body = self._body(req)
+        sub, rg, name = req.params["sub"], req.params["rg"], req.params["name"]
+        if not name or len(name) > 127:
+            return self._bad_request("The web service name must be 1 to 127 characters.")
+        with self.state.locked():
+            existing = self._find(req)
+            if existing is not None:
+                self._refuse_read_only(existing)
+            location = ci_get(body, "location") or (existing and existing.resource.get("location"))
+            if not location:
+                return arm_error(
+                    400, "LocationRequired", "The location property is required for this resource."
+                )
+            fail = self._fail_message(req)
+            resource, service_id = self._new_resource(req, body, existing, str(location))
+            if existing is None:
+                return self._create(req, version, resource, service_id, (sub, rg, name), fail)
+            self.state.finish_pending(existing)
+            prev_state = existing.properties.get("provisioningState", "Succeeded")
+            existing.properties["provisioningState"] = "Provisioning"
+            target = existing
+
+            def apply() -> None:
+                resource["properties"]["provisioningState"] = "Succeeded"
+                target.resource = resource
+                target.region = normalize_region(str(location))
+
+            def restore() -> None:
+                target.properties["provisioningState"] = prev_state
+
+            op = self.state.start_operation(
+                subscription_id=sub,
+                region=str(location),
+                api_version=version,
+                on_success=apply,
+                on_failure=restore,
+                fail_message=fail,
+                resource_key=existing.key,
+            )
+            view = service_view(resource)
+            view["properties"]["provisioningState"] = "Provisioning"
+            return json_response(200, view, self._lro_headers(req, op))
+
+    def _new_resource(
+        self, req: Request, body: dict[str, Any], existing: ArmService | None, location: str
+    ) -> tuple[dict[str, Any], str]:
+        sub, rg, name = req.params["sub"], req.params["rg"], req.params["name"]
+        resource: dict[str, Any] = {
+            "id": f"/subscriptions/{sub}/resourceGroups/{rg}{_PROVIDER}/webServices/{name}",
+            "name": name,
+            "type": RESOURCE_TYPE,
+            "location": location,
+            "tags": copy.deepcopy(ci_get(body, "tags") or {}),
+        }
+        for key, value in body.items():
+            if key.lower() not in {"id", "name", "type", "location", "tags", "properties"}:
+                resource[key] = copy.deepcopy(value)
+        props: dict[str, Any] = copy.deepcopy(ci_get(body, "properties"))
+        resource["properties"] = props
+        now = now_iso()
+        for ro in ("createdOn", "modifiedOn", "provisioningState", "swaggerLocation"):
+            _ci_pop(props, ro)
+        props["createdOn"] = (
+            existing.properties.get("createdOn", now) if existing is not None else now
+        )
+        props["modifiedOn"] = now
+        props["provisioningState"] = "Provisioning"
+        service_id = existing.service_id if existing is not None else new_id()
+        sub_nodash = sub.replace("-", "")
+        props["swaggerLocation"] = (
+            f"{req.base_url}/subscriptions/{sub_nodash}/services/{service_id}/swagger.json"
+        )
+        if not isinstance(ci_get(props, "keys"), Mapping) or not ci_get(props["keys"], "primary"):
+            old = existing.keys if existing is not None else {}
+            _ci_pop(props, "keys")
+            props["keys"] = {
+                "primary": old.get("primary") or new_key(),
+                "secondary": old.get("secondary") or new_key(),
+            }
+        props.setdefault("payloadsInBlobStorage", False)
+        return resource, service_id
+
+    def _create(
+        self,
+        req: Request,
+        version: str,
+        resource: dict[str, Any],
+        service_id: str,
+        where: tuple[str, str, str],
+        fail: str | None,
+    ) -> Response:
+        sub, rg, name = where
+        svc = ArmService(
+            subscription_id=sub,
+            resource_group=rg,
+            name=name,
+            service_id=service_id,
+            resource=resource,
+            region=normalize_region(str(resource["location"])),
+            created=self.state.next_arm_order(),
+        )
+        self.state.arm[svc.key] = svc
+
+        def apply() -> None:
+            svc.properties["provisioningState"] = "Succeeded"
+
+        def remove() -> None:
+            if self.state.arm.get(svc.key) is svc:
+                del self.state.arm[svc.key]
+
+        op = self.state.start_operation(
+            subscription_id=sub,
+            region=str(resource["location"]),
+            api_version=version,
+            on_success=apply,
+            on_failure=remove,
+            fail_message=fail,
+            resource_key=svc.key,
+        )
+        view = service_view(resource)
+        view["properties"]["provisioningState"] = "Provisioning"
+        log.info("ARM web service %s/%s created", rg, name)
+        return json_response(201, view, self._lro_headers(req, op))
+
+    def patch(self, req: Request) -> Response:
+        """``WebServices_Patch``: recursive merge (keys included), long-running."""
+        version = self._check(req)
+        body = self._body(req)
+        with self.state.locked():
+            svc = self._find(req)
+            if svc is None:
+                return self._not_found(req)
+            self._refuse_read_only(svc)
+            self.state.finish_pending(svc)
+            fail = self._fail_message(req)
+            merged = copy.deepcopy(svc.resource)
+            patch = {k: v for k, v in body.items() if k.lower() not in {"id", "name", "type"}}
+            props_patch = copy.deepcopy(ci_get(patch, "properties"))
+            for ro in ("createdOn", "modifiedOn", "provisioningState", "swaggerLocation"):
+                _ci_pop(props_patch, ro)
+            patch = {**{k: v for k, v in patch.items() if k.lower() != "properties"}}
+            patch["properties"] = props_patch
+            merge(merged, patch)
+            merged["properties"]["modifiedOn"] = now_iso()
+            prev_state = svc.properties.get("provisioningState", "Succeeded")
+            svc.properties["provisioningState"] = "Provisioning"
+
+            def apply() -> None:
+                merged["properties"]["provisioningState"] = "Succeeded"
+                svc.resource = merged
+
+            def restore() -> None:
+                svc.properties["provisioningState"] = prev_state
+
+            op = self.state.start_operation(
+                subscription_id=svc.subscription_id,
+                region=str(svc.resource.get("location") or svc.region),
+                api_version=version,
+                on_success=apply,
+                on_failure=restore,
+                fail_message=fail,
+                resource_key=svc.key,
+            )
+            view = service_view(merged)
+            view["properties"]["provisioningState"] = "Provisioning"
+            return json_response(200, view, self._lro_headers(req, op))
+
+    def delete(self, req: Request) -> Response:
+        """``WebServices_Remove``: 202 even when the service does not exist."""
+        version = self._check(req)
+        with self.state.locked():
+            svc = self._find(req)
+            fail = self._fail_message(req)
+            region = "southcentralus"
+            on_success = None
+            key = None
+            if svc is not None:
+                self.state.finish_pending(svc)
+                region = str(svc.resource.get("location") or svc.region)
+                key = svc.key
+                target = svc
+
+                def on_success() -> None:
+                    if self.state.arm.get(target.key) is target:
+                        del self.state.arm[target.key]
+
+            op = self.state.start_operation(
+                subscription_id=req.params["sub"],
+                region=region,
+                api_version=version,
+                on_success=on_success,
+                fail_message=fail,
+                resource_key=key,
+            )
+            return Response(status=202, headers=self._lro_headers(req, op, location=True))
+
+    def list_keys(self, req: Request) -> Response:
+        """``WebServices_ListKeys`` (a GET)."""
+        self._check(req)
+        with self.state.locked():
+            svc = self._find(req)
+            if svc is None:
+                return self._not_found(req)
+            return json_response(200, svc.keys)
+
+    def regional(self, req: Request) -> Response:
+        """``WebServices_CreateRegionalProperties``: 202, long-running; ``region`` required."""
+        version = self._check(req)
+        region = req.arg("region")
+        if not region:
+            return arm_error(
+                400,
+                "MissingRequiredParameter",
+                "The query parameter 'region' is required for CreateRegionalBlob.",
+            )
+        with self.state.locked():
+            svc = self._find(req)
+            if svc is None:
+                return self._not_found(req)
+            fail = self._fail_message(req)
+            target = svc
+
+            def apply() -> None:
+                target.regions.add(normalize_region(region))
+
+            op = self.state.start_operation(
+                subscription_id=svc.subscription_id,
+                region=str(svc.resource.get("location") or svc.region),
+                api_version=version,
+                on_success=apply,
+                fail_message=fail,
+            )
+            body = {
+                "id": svc.name,
+                "name": svc.name,
+                "type": RESOURCE_TYPE,
+                "location": svc.resource.get("location"),
+                "properties": {"payloadsInBlobStorage": False, "provisioningState": "Provisioning"},
+            }
+            return json_response(202, body, self._lro_headers(req, op))
+
+    def _list(self, req: Request, services: list[ArmService]) -> Response:
+        services.sort(key=lambda s: s.created)
+        token = req.arg("$skiptoken") or "0"
+        try:
+            start = max(0, int(token))
+        except ValueError:
+            return self._bad_request(f"The $skiptoken '{token}' is not valid.")
+        size = max(1, self.state.page_size)
+        page = services[start : start + size]
+        body: dict[str, Any] = {"value": [list_view(s.resource) for s in page]}
+        if start + size < len(services):
+            query = dict(req.query)
+            query["$skiptoken"] = str(start + size)
+            body["nextLink"] = f"{req.base_url}{urllib.parse.quote(req.path)}?" + (
+                urllib.parse.urlencode(query, safe="$")
+            )
+        return json_response(200, body)
+
+    def list_sub(self, req: Request) -> Response:
+        """``WebServices_ListBySubscriptionId``."""
+        self._check(req)
+        sub = req.params["sub"].lower()
+        with self.state.locked():
+            found = [s for s in self.state.arm.values() if s.subscription_id.lower() == sub]
+            return self._list(req, found)
+
+    def list_rg(self, req: Request) -> Response:
+        """``WebServices_ListByResourceGroup``."""
+        self._check(req)
+        sub, rg = req.params["sub"].lower(), req.params["rg"].lower()
+        with self.state.locked():
+            found = [
+                s
+                for s in self.state.arm.values()
+                if s.subscription_id.lower() == sub and s.resource_group.lower() == rg
+            ]
+            return self._list(req, found)
+
+    def op_status(self, req: Request) -> Response:
+        """The ``operationsStatus`` document of a long-running operation."""
+        self._check(req)
+        with self.state.locked():
+            op = self.state.operations.get(req.params["op"])
+            if op is None:
+                return arm_error(404, "NotFound", f"Operation {req.params['op']} was not found.")
+            return json_response(200, op.document())
+
+    def op_result(self, req: Request) -> Response:
+        """The ``operationresults`` URL of a DELETE: 202 while running, then 204."""
+        self._check(req)
+        with self.state.locked():
+            op = self.state.operations.get(req.params["op"])
+            if op is None:
+                return arm_error(404, "NotFound", f"Operation {req.params['op']} was not found.")
+            if not op.done:
+                headers = self._lro_headers(req, op, location=True)
+                headers["Retry-After"] = "1"
+                return Response(status=202, headers=headers)
+            if op.status == "Failed" and op.error:
+                return arm_error(500, op.error["code"], op.error["message"])
+            return Response(status=204)
+
+    def runtime_base(self, req: Request, svc: ArmService) -> str:
+        """The BES/RRS base URL of a New web service (the base of its swaggerLocation)."""
+        return self._runtime_base(req, svc)
