@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import json
+import re
 from importlib import resources
 
 import attrs
@@ -312,3 +313,45 @@ def test_a_constant_feature_column_trains_and_scores() -> None:
         "no",
         "yes",
     ]
+
+
+@pytest.mark.parametrize("name", ["predictive_definition.json", "training_definition.json"])
+def test_sample_definitions_are_consistent(name: str) -> None:
+    props = json.loads(data(name))["properties"]
+    assert props["packageType"] == "Graph"
+    assert "key" not in props["storageAccount"]
+    assert re.fullmatch("[0-9a-f]{32}", props["machineLearningWorkspace"]["id"])
+    nodes = props["package"]["nodes"]
+    for node_id, node in nodes.items():
+        kinds = [k for k in ("assetId", "inputId", "outputId") if k in node]
+        assert len(kinds) == 1, node_id
+        if "assetId" in node:
+            assert node["assetId"] in props["assets"], node_id
+        if "inputId" in node:
+            assert node["inputId"] in props["input"]["properties"], node_id
+        if "outputId" in node:
+            assert node["outputId"] in props["output"]["properties"], node_id
+    for edge in props["package"]["edges"]:
+        assert edge["sourceNodeId"] in nodes, edge
+        assert edge["targetNodeId"] in nodes, edge
+    columns, row = props["exampleRequest"]["inputs"]["input1"]
+    assert columns == list(props["input"]["properties"]["input1"]["properties"])
+    assert len(row) == len(columns)
+    trained = [a for a in props["assets"].values() if a["name"].endswith("[trained model]")]
+    if name.startswith("predictive"):
+        assert columns == FEATURES
+        assert [a["type"] for a in trained] == ["Resource"]
+        scored = props["output"]["properties"]["output1"]["properties"]
+        assert list(scored) == ["Scored Labels", "Scored Probabilities"]
+    else:
+        assert columns == [*FEATURES, "income"]
+        assert trained == []
+        assert set(props["output"]["properties"]) == {"output1", "output2"}
+        assert list(props["output"]["properties"]["output2"]["properties"]) == list(METRIC_COLUMNS)
+
+
+def test_training_definition_example_row_trains_with_the_census_header() -> None:
+    props = json.loads(data("training_definition.json"))["properties"]
+    columns, _ = props["exampleRequest"]["inputs"]["input1"]
+    header = data("census_train.csv").decode().splitlines()[0]
+    assert header.split(",") == columns
