@@ -1,7 +1,5 @@
 """amlretrain: retrain, gate, swap and verify Azure ML Studio (classic) models."""
 
-from __future__ import annotations
-
 from amlretrain._version import __version__
 from amlretrain.blobs import BlobRef
 from amlretrain.definition import WebServiceDefinition

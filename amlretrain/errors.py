@@ -71,7 +71,7 @@ class DefinitionError(AmlRetrainError):
         self.path = path
         self.source = source
         where = f"{source}: " if source else ""
-        at = f"at {path or '/'}: " if path is not None else ""
+        at = f"at {path}: " if path else ""
         super().__init__(f"{where}{at}{message}")
         self.reason = _clean(message)
 

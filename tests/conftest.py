@@ -90,7 +90,11 @@ def sample_definition(*, pascal: bool = False, preview: bool = False) -> dict[st
                     "node4": {k("outputId"): "output1"},
                 },
                 k("edges"): [
-                    {k("sourceNodeId"): "node3", k("targetNodeId"): "node1", k("targetPortId"): "Dataset"},
+                    {
+                        k("sourceNodeId"): "node3",
+                        k("targetNodeId"): "node1",
+                        k("targetPortId"): "Dataset",
+                    },
                     {k("sourceNodeId"): "node2", k("targetNodeId"): "node1"},
                     {k("sourceNodeId"): "node1", k("targetNodeId"): "node4"},
                 ],

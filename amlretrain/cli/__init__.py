@@ -55,9 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks and debug logs (redacted)"
     )
-    parser.add_argument(
-        "--verbose", "-v", action="store_true", help="show progress logs on stderr"
-    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="show progress logs on stderr")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
         try:

@@ -41,9 +41,7 @@ def register(subparsers: Any) -> None:
     rewrite.add_argument("--uri", required=True, help="the new model's blob URL (.ilearner)")
     rewrite.add_argument("--asset", help="asset id or name (default: the only trained model)")
     rewrite.add_argument("--credentials", help="new locationInfo.credentials for the asset")
-    rewrite.add_argument(
-        "-o", "--out", help="write the new definition here (may be FILE itself)"
-    )
+    rewrite.add_argument("-o", "--out", help="write the new definition here (may be FILE itself)")
     rewrite.add_argument("--diff", action="store_true", help="print the JSON Patch")
     add_output_flag(rewrite)
     rewrite.set_defaults(handler=_rewrite)
@@ -154,4 +152,3 @@ def _diff(args: argparse.Namespace) -> int:
     ops = list(old.diff(new))
     emit(args, ops, _patch_lines(ops))
     return 0
-

@@ -188,8 +188,9 @@ def _member_names(draw: st.DrawFn) -> str:
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(_member_names(), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(_member_names(), children, max_size=5)
+    ),
     max_leaves=30,
 )
 

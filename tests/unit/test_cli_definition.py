@@ -1,0 +1,140 @@
+"""The offline CLI: show, validate, rewrite, diff; exit codes; no traceback; files untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from amlretrain.cli import main
+from tests.conftest import MODEL_URI, sample_definition
+
+NEW_URI = "https://acct.blob.core.windows.net/models/v2/census.ilearner"
+SAS = "?sv=2020-01-01&se=2099-01-01T00:00:00Z&sig=CLISECRET"
+
+
+@pytest.fixture
+def definition_file(tmp_path: Path) -> Path:
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(sample_definition(pascal=True), indent=2))
+    return path
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_show_prints_trained_models(
+    definition_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["definition", "show", str(definition_file)]) == 0
+    out = capsys.readouterr().out
+    assert "Census predictive" in out
+    assert "asset1: Census Model [trained model] -> " + MODEL_URI in out
+    assert "api shape:     2017-01-01" in out
+
+
+def test_show_json(definition_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["definition", "show", str(definition_file), "--output", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["trainedModels"][0]["assetId"] == "asset1"
+    assert data["packageType"] == "Graph"
+
+
+def test_validate_ok_and_bad(
+    definition_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["definition", "validate", str(definition_file)]) == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"properties": {"packageType": "Code"}}')
+    assert main(["definition", "validate", str(bad)]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "/properties/packageType" in err and "Traceback" not in err
+
+
+def test_missing_file_is_a_configuration_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["definition", "show", "/nonexistent/x.json"]) == 4
+    assert "cannot read /nonexistent/x.json" in capsys.readouterr().err
+
+
+def test_rewrite_to_stdout_leaves_the_file_alone(
+    definition_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _digest(definition_file)
+    assert main(["definition", "rewrite", str(definition_file), "--uri", NEW_URI]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["properties"]["assets"]["asset1"]["locationInfo"]["uri"] == NEW_URI
+    assert _digest(definition_file) == before
+
+
+def test_rewrite_to_a_file_with_diff(
+    definition_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_file = tmp_path / "new.json"
+    code = main(
+        ["definition", "rewrite", str(definition_file), "--uri", NEW_URI + SAS,
+         "-o", str(out_file), "--diff"]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "replace /properties/assets/asset1/locationInfo/uri" in printed
+    assert "CLISECRET" not in printed
+    written = json.loads(out_file.read_text())
+    assert written["properties"]["assets"]["asset1"]["locationInfo"]["uri"] == NEW_URI + SAS
+    assert written["properties"]["package"]["Nodes"]  # casing as read
+
+
+def test_rewrite_in_place_only_when_named(definition_file: Path) -> None:
+    assert main(["definition", "rewrite", str(definition_file), "--uri", NEW_URI,
+                 "-o", str(definition_file)]) == 0  # fmt: skip
+    assert NEW_URI in definition_file.read_text()
+
+
+def test_bad_rewrite_leaves_the_file_alone(
+    definition_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _digest(definition_file)
+    code = main(["definition", "rewrite", str(definition_file), "--uri",
+                 "https://a/b.csv", "-o", str(definition_file)])  # fmt: skip
+    assert code == 4
+    assert "does not name an .ilearner" in capsys.readouterr().err
+    assert _digest(definition_file) == before
+
+
+def test_diff_prints_the_patch(
+    definition_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new = tmp_path / "new.json"
+    main(["definition", "rewrite", str(definition_file), "--uri", NEW_URI, "-o", str(new)])
+    capsys.readouterr()
+    assert main(["definition", "diff", str(definition_file), str(new), "-O", "json"]) == 0
+    ops = json.loads(capsys.readouterr().out)
+    assert [op["op"] for op in ops] == ["test", "replace"]
+
+
+def test_debug_shows_a_redacted_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert main(["--debug", "definition", "validate", str(bad)]) == 3
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_version_and_help_run_as_a_program() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "amlretrain", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.startswith("amlretrain ")
+    helped = subprocess.run(
+        [sys.executable, "-m", "amlretrain", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "exit codes:" in helped.stdout

@@ -1,0 +1,243 @@
+"""The rewriter: finding trained models, changing exactly one value, diffs and PATCH bodies."""
+
+from __future__ import annotations
+
+import warnings
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import jsonpatch
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amlretrain import ConfigurationError, WebServiceDefinition
+from amlretrain.ilearner import SasExpiryWarning, check_model_uri, patch_body
+from tests.conftest import MODEL_URI, sample_definition
+
+NEW_URI = "https://acct.blob.core.windows.net/models/v2/census.ilearner"
+
+
+def _definition(**kw: Any) -> WebServiceDefinition:
+    return WebServiceDefinition.from_dict(sample_definition(**kw))
+
+
+def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_leaves(v, f"{prefix}/{k}"))
+        return out
+    if isinstance(value, list):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_leaves(v, f"{prefix}/{i}"))
+        return out
+    return {prefix: value}
+
+
+def test_trained_models_are_found_by_name_and_type() -> None:
+    models = _definition().trained_models
+    assert [(m.asset_id, m.name, m.uri) for m in models] == [
+        ("asset1", "Census Model [trained model]", MODEL_URI)
+    ]
+
+
+def test_trained_models_are_found_by_ilearner_extension() -> None:
+    doc = sample_definition()
+    doc["properties"]["assets"]["asset1"]["name"] = "Some model"
+    doc["properties"]["assets"]["asset3"] = {
+        "name": "Other [trained model]",
+        "type": "Resource",
+        "locationInfo": {"uri": "https://a.blob.core.windows.net/c/x.ilearner"},
+    }
+    ids = [m.asset_id for m in WebServiceDefinition.from_dict(doc).trained_models]
+    assert ids == ["asset1", "asset3"]
+
+
+def test_module_assets_are_not_trained_models() -> None:
+    ids = [m.asset_id for m in _definition().trained_models]
+    assert "asset2" not in ids
+
+
+def test_rewrite_changes_only_the_trained_model_uri() -> None:
+    d = _definition(pascal=True)
+    d2 = d.with_trained_model(NEW_URI)
+    before, after = _leaves(d.to_dict()), _leaves(d2.to_dict())
+    changed = {k for k in before if before[k] != after.get(k)}
+    assert changed == {"/properties/assets/asset1/locationInfo/uri"}
+    assert set(before) == set(after)
+    assert d.to_dict()["properties"]["assets"]["asset1"]["locationInfo"]["uri"] == MODEL_URI
+
+
+def test_rewrite_by_asset_name_and_with_credentials() -> None:
+    d2 = _definition().with_trained_model(
+        NEW_URI, asset="Census Model [trained model]", credentials="cred"
+    )
+    loc = d2.to_dict()["properties"]["assets"]["asset1"]["locationInfo"]
+    assert loc == {"uri": NEW_URI, "credentials": "cred"}
+
+
+def _two_models() -> WebServiceDefinition:
+    doc = sample_definition()
+    doc["properties"]["assets"]["asset3"] = {
+        "name": "Second [trained model]",
+        "type": "Resource",
+        "locationInfo": {"uri": "https://a.blob.core.windows.net/c/second.ilearner"},
+    }
+    return WebServiceDefinition.from_dict(doc)
+
+
+def test_ambiguous_rewrite_lists_the_candidates() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        _two_models().with_trained_model(NEW_URI)
+    text = str(info.value)
+    assert "2 trained models" in text
+    assert "asset1" in text and "asset3" in text
+
+
+def test_rewrite_of_an_unknown_asset_lists_the_candidates() -> None:
+    with pytest.raises(ConfigurationError, match=r"no asset .*'nope'.*asset1"):
+        _two_models().with_trained_model(NEW_URI, asset="nope")
+
+
+def test_rewrite_picks_the_named_one_of_several() -> None:
+    d2 = _two_models().with_trained_model(NEW_URI, asset="asset3")
+    assert d2.assets["asset3"].location_info.uri == NEW_URI  # type: ignore[union-attr]
+    assert d2.assets["asset1"].location_info.uri == MODEL_URI  # type: ignore[union-attr]
+
+
+def test_definition_without_trained_model_says_so() -> None:
+    doc = sample_definition()
+    del doc["properties"]["assets"]["asset1"]
+    doc["properties"]["package"]["nodes"].pop("node2")
+    doc["properties"]["package"]["edges"].pop(1)
+    with pytest.raises(ConfigurationError, match="no trained-model asset"):
+        WebServiceDefinition.from_dict(doc).with_trained_model(NEW_URI)
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("http://acct.blob.core.windows.net/c/m.ilearner", "plain http"),
+        ("ftp://acct/c/m.ilearner", "not an https URL"),
+        ("https://acct.blob.core.windows.net/c/m.csv", "does not name an .ilearner"),
+        ("https:///c/m.ilearner", "no host"),
+        ("https://a.blob.core.windows.net/c/m.ilearner?se=2001-01-01T00:00:00Z&sig=x", "expired"),
+    ],
+)
+def test_bad_model_uris_are_refused(uri: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        _definition().with_trained_model(uri)
+
+
+def test_loopback_http_is_accepted_for_the_emulator() -> None:
+    uri = "http://127.0.0.1:10000/devstoreaccount1/models/m.ilearner"
+    assert _definition().with_trained_model(uri).trained_models[0].uri == uri
+
+
+def test_expired_sas_error_never_shows_the_signature() -> None:
+    uri = "https://a.blob.core.windows.net/c/m.ilearner?se=2001-01-01T00:00:00Z&sig=TOPSECRET"
+    with pytest.raises(ConfigurationError) as info:
+        check_model_uri(uri)
+    assert "TOPSECRET" not in str(info.value)
+
+
+def test_sas_expiring_within_an_hour_warns() -> None:
+    now = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    soon = (now + timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = (now + timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    base = "https://a.blob.core.windows.net/c/m.ilearner?sig=s&se="
+    with pytest.warns(SasExpiryWarning, match="expires"):
+        assert check_model_uri(base + soon, now=now)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_model_uri(base + later, now=now) == []
+
+
+def test_diff_of_a_rewrite_is_test_then_replace() -> None:
+    d = _definition()
+    patch = d.diff(d.with_trained_model(NEW_URI))
+    path = "/properties/assets/asset1/locationInfo/uri"
+    assert list(patch) == [
+        {"op": "test", "path": path, "value": MODEL_URI},
+        {"op": "replace", "path": path, "value": NEW_URI},
+    ]
+
+
+def test_diff_applies_to_the_old_document_and_fails_on_a_changed_one() -> None:
+    d = _definition(pascal=True)
+    d2 = d.with_trained_model(NEW_URI)
+    patch = d.diff(d2)
+    assert patch.apply(d.to_dict()) == d2.to_dict()
+    changed = d.to_dict()
+    changed["properties"]["assets"]["asset1"]["locationInfo"]["uri"] = "https://x/other.ilearner"
+    with pytest.raises(jsonpatch.JsonPatchTestFailed):
+        patch.apply(changed)
+
+
+def test_diff_of_identical_definitions_is_empty() -> None:
+    assert list(_definition().diff(_definition())) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    path=st.lists(
+        st.text("abcdefghijklmnopqrstuvwxyz0123456789-_ ~/", min_size=1, max_size=12),
+        min_size=1,
+        max_size=3,
+    ),
+    pascal=st.booleans(),
+)
+def test_any_rewrite_changes_exactly_one_value(path: list[str], pascal: bool) -> None:
+    import urllib.parse
+
+    uri = (
+        "https://acct.blob.core.windows.net/"
+        + "/".join(urllib.parse.quote(p) for p in path)
+        + ".ilearner"
+    )
+    d = _definition(pascal=pascal)
+    d2 = d.with_trained_model(uri)
+    ops = [op for op in d.diff(d2) if op["op"] != "test"]
+    assert ops == [
+        {"op": "replace", "path": "/properties/assets/asset1/locationInfo/uri", "value": uri}
+    ]
+
+
+def test_patch_body_holds_only_the_changed_asset_and_package_type() -> None:
+    d = _definition(pascal=True)
+    body = patch_body(d, d.with_trained_model(NEW_URI))
+    assert body == {
+        "properties": {
+            "assets": {
+                "asset1": {
+                    "name": "Census Model [trained model]",
+                    "type": "Resource",
+                    "locationInfo": {"uri": NEW_URI},
+                    "outputPorts": {"Trained model": {"type": "Dataset"}},
+                }
+            },
+            "packageType": "Graph",
+        }
+    }
+
+
+def test_patch_body_of_no_change_is_an_error() -> None:
+    with pytest.raises(ConfigurationError, match="changes nothing"):
+        patch_body(_definition(), _definition())
+
+
+def test_patch_body_refuses_removals() -> None:
+    old = _definition()
+    doc = sample_definition()
+    del doc["properties"]["description"]
+    with pytest.raises(ConfigurationError, match="cannot remove"):
+        patch_body(old, WebServiceDefinition.from_dict(doc))
+
+
+def test_patch_body_of_a_title_change() -> None:
+    doc = sample_definition()
+    doc["properties"]["title"] = "New title"
+    body = patch_body(_definition(), WebServiceDefinition.from_dict(doc))
+    assert body == {"properties": {"title": "New title", "packageType": "Graph"}}
