@@ -32,6 +32,7 @@ import json
 import logging
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,7 @@ from amlretrain._version import __version__
 from amlretrain.errors import (
     AmlRetrainError,
     AuthenticationError,
+    ConfigurationError,
     ConflictError,
     NotFoundError,
     OperationTimeout,
@@ -56,6 +58,7 @@ __all__ = [
     "MAX_BODY_IN_MESSAGE",
     "MAX_RETRY_AFTER",
     "HttpClient",
+    "api_base_url",
     "error_from_azure",
     "error_from_exception",
     "error_from_response",
@@ -200,6 +203,24 @@ def new_session(
     session.mount("https://", adapter)
     session.headers["User-Agent"] = user_agent()
     return session
+
+
+def api_base_url(api_location: str) -> str:
+    """An endpoint's ``ApiLocation`` without a trailing ``/jobs`` or ``/execute`` and query.
+
+    Accepts the ApiLocation itself or a BES/RRS URL copied from a help page.
+
+    Raises:
+        ConfigurationError: not an http(s) URL.
+    """
+    parts = urllib.parse.urlsplit(api_location.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(f"{redact(api_location)!r} is not an http(s) URL")
+    path = parts.path.rstrip("/")
+    for suffix in ("/jobs", "/execute"):
+        if path.lower().endswith(suffix):
+            path = path[: -len(suffix)]
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
 # -- error mapping --------------------------------------------------------------------------

@@ -1,0 +1,647 @@
+"""``ClassicClient``: the classic web-service management API (``management.azureml.net``).
+
+Web services (list, get) and their endpoints (list, get, add, update, refresh, delete),
+and the retraining swap: :meth:`ClassicClient.update_trained_model` PATCHes an endpoint's
+trained-model resource and reads the endpoint back until it shows the new location.
+
+The models (:class:`ClassicWebService`, :class:`Endpoint`, :class:`EndpointResource`) are
+frozen attrs classes read tolerantly (any key casing, unknown fields kept in ``extra``);
+endpoint keys never appear in a repr.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from amlretrain._http import DEFAULT_TIMEOUT, HttpClient
+from amlretrain._redact import redact
+from amlretrain.blobs import BlobRef
+from amlretrain.errors import (
+    ConfigurationError,
+    NotFoundError,
+    ServiceError,
+    VerificationFailed,
+)
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = [
+    "MANAGEMENT_HOSTS",
+    "ClassicClient",
+    "ClassicWebService",
+    "Endpoint",
+    "EndpointResource",
+    "management_url",
+]
+
+log = logging.getLogger(__name__)
+
+#: Management API host per region (API-NOTES 3.1, azuremlps ``SetApiUrl``).
+MANAGEMENT_HOSTS: dict[str, str] = {
+    "south central us": "https://management.azureml.net",
+    "west europe": "https://europewest.management.azureml.net",
+    "southeast asia": "https://asiasoutheast.management.azureml.net",
+    "japan east": "https://japaneast.management.azureml.net",
+    "west central us": "https://uswestcentral.management.azureml.net",
+    "germany central": "https://germanycentral.management.azureml.de",
+}
+
+_ENDPOINT_NAME = re.compile(r"[a-z0-9]{1,24}")
+
+
+def management_url(region: str) -> str:
+    """The management API base URL of a region (display name or ``southcentralus`` form).
+
+    Raises:
+        ConfigurationError: the region has no known management host.
+    """
+    wanted = region.replace(" ", "").lower()
+    for name, url in MANAGEMENT_HOSTS.items():
+        if name.replace(" ", "") == wanted:
+            return url
+    raise ConfigurationError(
+        f"no classic management host is known for region {region!r}; known: "
+        + ", ".join(n.title() for n in MANAGEMENT_HOSTS)
+        + " (or pass base_url=)"
+    )
+
+
+def _lower(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k).lower(): v for k, v in data.items()}
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+def _extra(data: Mapping[str, Any], known: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if str(k).lower() not in known}
+
+
+@attrs.frozen(kw_only=True)
+class ClassicWebService:
+    """A classic web service (management API ``WebService``).
+
+    Attributes:
+        id, name, description, creation_time, workspace_id: as the service reports them.
+        default_endpoint_name: the endpoint that follows the experiment (never patched).
+        endpoint_count: how many endpoints the service has.
+        extra: members this version does not model, as read.
+    """
+
+    id: str
+    name: str | None = None
+    description: str | None = None
+    creation_time: str | None = None
+    workspace_id: str | None = None
+    default_endpoint_name: str | None = None
+    endpoint_count: int | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+
+    _KNOWN = frozenset(
+        {"id", "name", "description", "creationtime", "workspaceid", "defaultendpointname",
+         "endpointcount"}
+    )  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClassicWebService:
+        """Read the service's JSON (any key casing; unknown members kept in ``extra``)."""
+        low = _lower(data)
+        return cls(
+            id=str(low.get("id") or ""),
+            name=_str(low.get("name")),
+            description=_str(low.get("description")),
+            creation_time=_str(low.get("creationtime")),
+            workspace_id=_str(low.get("workspaceid")),
+            default_endpoint_name=_str(low.get("defaultendpointname")),
+            endpoint_count=_int(low.get("endpointcount")),
+            extra=_extra(data, set(cls._KNOWN)),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class EndpointResource:
+    """An updatable resource of an endpoint (a trained model the endpoint uses).
+
+    Attributes:
+        name: the resource name the PATCH must use (e.g. ``"Census Model [trained model]"``).
+        kind: the resource kind as reported (values undocumented).
+        location: where the resource is read from, or None when not reported.
+    """
+
+    name: str
+    kind: str | None = None
+    location: BlobRef | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EndpointResource:
+        """Read one ``Resources[]`` entry (any key casing)."""
+        low = _lower(data)
+        location: BlobRef | None = None
+        raw = low.get("location")
+        if isinstance(raw, Mapping):
+            try:
+                location = BlobRef.from_bes(raw)
+            except ConfigurationError:
+                location = None
+        return cls(name=str(low.get("name") or ""), kind=_str(low.get("kind")), location=location)
+
+
+@attrs.frozen(kw_only=True)
+class Endpoint:
+    """An endpoint of a classic web service (management API ``WebServiceEndPoint``).
+
+    ``primary_key`` and ``secondary_key`` are secrets: never in ``repr``.
+
+    Attributes:
+        name, description, creation_time, web_service_id, workspace_id, help_location,
+        api_location (the base of ``/execute`` and ``/jobs``), version, prevent_update,
+        sample_data_enabled, experiment_location, max_concurrent_calls,
+        diagnostics_trace_level, throttle_level: as reported.
+        resources: the updatable resources (trained models).
+        extra: members this version does not model, as read.
+    """
+
+    name: str
+    description: str | None = None
+    creation_time: str | None = None
+    web_service_id: str | None = None
+    workspace_id: str | None = None
+    help_location: str | None = None
+    primary_key: str | None = attrs.field(default=None, repr=False)
+    secondary_key: str | None = attrs.field(default=None, repr=False)
+    api_location: str | None = None
+    version: str | None = None
+    prevent_update: bool | None = None
+    sample_data_enabled: bool | None = None
+    experiment_location: str | None = None
+    max_concurrent_calls: int | None = None
+    diagnostics_trace_level: str | None = None
+    throttle_level: str | None = None
+    resources: tuple[EndpointResource, ...] = ()
+    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+
+    _KNOWN = frozenset(
+        {"name", "description", "creationtime", "webserviceid", "workspaceid", "helplocation",
+         "primarykey", "secondarykey", "apilocation", "version", "preventupdate",
+         "sampledataenabled", "experimentlocation", "maxconcurrentcalls",
+         "diagnosticstracelevel", "throttlelevel", "resources"}
+    )  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Endpoint:
+        """Read the endpoint's JSON (any key casing; unknown members kept in ``extra``)."""
+        low = _lower(data)
+        raw_resources = low.get("resources") or []
+        resources = tuple(
+            EndpointResource.from_dict(r) for r in raw_resources if isinstance(r, Mapping)
+        )
+        return cls(
+            name=str(low.get("name") or ""),
+            description=_str(low.get("description")),
+            creation_time=_str(low.get("creationtime")),
+            web_service_id=_str(low.get("webserviceid")),
+            workspace_id=_str(low.get("workspaceid")),
+            help_location=_str(low.get("helplocation")),
+            primary_key=_str(low.get("primarykey")),
+            secondary_key=_str(low.get("secondarykey")),
+            api_location=_str(low.get("apilocation")),
+            version=_str(low.get("version")),
+            prevent_update=_bool(low.get("preventupdate")),
+            sample_data_enabled=_bool(low.get("sampledataenabled")),
+            experiment_location=_str(low.get("experimentlocation")),
+            max_concurrent_calls=_int(low.get("maxconcurrentcalls")),
+            diagnostics_trace_level=_str(low.get("diagnosticstracelevel")),
+            throttle_level=_str(low.get("throttlelevel")),
+            resources=resources,
+            extra=_extra(data, set(cls._KNOWN)),
+        )
+
+    def resource(self, name: str) -> EndpointResource:
+        """The resource called ``name`` (exact match, as the PATCH needs it).
+
+        Raises:
+            ConfigurationError: the endpoint lists no such resource (the message names
+                the ones it lists).
+        """
+        for res in self.resources:
+            if res.name == name:
+                return res
+        listed = [r.name for r in self.resources if r.name]
+        if not listed:
+            raise ConfigurationError(
+                f"endpoint {self.name!r} has no updatable resources (is it an endpoint of "
+                "the training web service rather than the predictive one?)"
+            )
+        hint = ""
+        close = [r for r in listed if r.lower() == name.lower()]
+        if close:
+            hint = f" (names are case-sensitive: did you mean {close[0]!r}?)"
+        raise ConfigurationError(
+            f"endpoint {self.name!r} has no resource {name!r}{hint}; it lists: "
+            + ", ".join(repr(n) for n in listed)
+        )
+
+
+def _same_location(a: BlobRef | None, b: BlobRef) -> bool:
+    if a is None:
+        return False
+    return (
+        a.base_location.rstrip("/").lower() == b.base_location.rstrip("/").lower()
+        and a.relative_location == b.relative_location
+    )
+
+
+class ClassicClient:
+    """Client of the classic web-service management API (one workspace).
+
+    Args:
+        workspace_id: the Studio workspace id.
+        token: the workspace authorization token (or an endpoint API key for
+            endpoint-level calls). A secret: never shown.
+        region: the workspace region; picks the regional management host (API-NOTES 3.1).
+        base_url: overrides the host (an emulator, a proxy).
+        session: a ``requests.Session`` to use (its adapters then decide retries).
+        timeout: ``(connect, read)`` seconds for every call.
+
+    Retries: GET, PUT and DELETE on connection errors and 429/500/502/503/504 (honouring
+    Retry-After, capped at 60 s); PATCH and POST only on 429/503 with Retry-After. See
+    :mod:`amlretrain._http`.
+
+    Example:
+        >>> client = ClassicClient(workspace_id, token, region="West Europe")  # doctest: +SKIP
+        >>> [e.name for e in client.list_endpoints(web_service_id)]           # doctest: +SKIP
+        ['default', 'retrained']
+    """
+
+    def __init__(
+        self,
+        workspace_id: str,
+        token: str,
+        *,
+        region: str = "South Central US",
+        base_url: str | None = None,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        if not workspace_id or "/" in workspace_id:
+            raise ConfigurationError("workspace_id must be a non-empty id without '/'")
+        if not token:
+            raise ConfigurationError("a workspace authorization token is required")
+        self.workspace_id = workspace_id
+        self.base_url = (base_url or management_url(region)).rstrip("/")
+        self._http = HttpClient(session=session, auth=f"Bearer {token}", timeout=timeout)
+        #: Seconds between verification reads in :meth:`update_trained_model`.
+        self.verify_interval = 2.0
+
+    def __repr__(self) -> str:
+        return f"ClassicClient(workspace_id={self.workspace_id!r}, base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        """Close the HTTP session this client created."""
+        self._http.close()
+
+    def __enter__(self) -> ClassicClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- URLs -----------------------------------------------------------------------------
+
+    def _url(self, *segments: str) -> str:
+        quoted = [urllib.parse.quote(s, safe="") for s in segments]
+        for raw in segments:
+            if not raw:
+                raise ConfigurationError("an empty id or name cannot be part of a URL")
+        return f"{self.base_url}/workspaces/{urllib.parse.quote(self.workspace_id, safe='')}/" + (
+            "/".join(quoted)
+        )
+
+    def _json(self, method: str, url: str, **kw: Any) -> Any:
+        response = self._http.request(method, url, **kw)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as err:
+            raise ServiceError(
+                f"the service answered {method} with a body that is not JSON",
+                status=response.status_code,
+                request_id=response.headers.get("x-ms-request-id"),
+                method=method,
+                url=redact(url),
+            ) from err
+
+    # -- web services -----------------------------------------------------------------------
+
+    def list_web_services(self) -> list[ClassicWebService]:
+        """All web services of the workspace (an empty list when there are none)."""
+        data = self._json("GET", self._url("webservices"))
+        return [ClassicWebService.from_dict(d) for d in _as_list(data)]
+
+    def get_web_service(self, web_service_id: str) -> ClassicWebService:
+        """One web service.
+
+        Raises:
+            NotFoundError: no such web service in the workspace.
+        """
+        data = self._json("GET", self._url("webservices", web_service_id))
+        return ClassicWebService.from_dict(_as_dict(data))
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def list_endpoints(self, web_service_id: str) -> list[Endpoint]:
+        """All endpoints of a web service."""
+        data = self._json("GET", self._url("webservices", web_service_id, "endpoints"))
+        return [Endpoint.from_dict(d) for d in _as_list(data)]
+
+    def get_endpoint(self, web_service_id: str, endpoint_name: str) -> Endpoint:
+        """One endpoint.
+
+        Raises:
+            NotFoundError: no such endpoint.
+        """
+        url = self._url("webservices", web_service_id, "endpoints", endpoint_name)
+        return Endpoint.from_dict(_as_dict(self._json("GET", url)))
+
+    def add_endpoint(
+        self,
+        web_service_id: str,
+        endpoint_name: str,
+        *,
+        description: str | None = None,
+        throttle_level: str = "Low",
+        max_concurrent_calls: int | None = None,
+        prevent_update: bool = False,
+    ) -> Endpoint:
+        """Add an endpoint (PUT), then read it back.
+
+        Args:
+            endpoint_name: at most 24 lowercase letters or digits.
+            throttle_level: ``"Low"`` (4 concurrent calls) or ``"High"``.
+            max_concurrent_calls: 1-200, only with ``"High"``.
+            prevent_update: the endpoint ignores later updates of the web service.
+
+        Raises:
+            ConfigurationError: a bad name, throttle level or call count (before any request).
+            ConflictError: the service refused (e.g. the free tier's 3-endpoint limit).
+        """
+        _check_endpoint_name(endpoint_name)
+        level = _check_throttle(throttle_level)
+        if max_concurrent_calls is not None:
+            if level != "High":
+                raise ConfigurationError(
+                    "max_concurrent_calls applies to throttle_level='High' only "
+                    "(a 'Low' endpoint always gets 4)"
+                )
+            if not 1 <= max_concurrent_calls <= 200:
+                raise ConfigurationError("max_concurrent_calls must be between 1 and 200")
+        body: dict[str, Any] = {
+            "WebServiceId": web_service_id,
+            "EndpointName": endpoint_name,
+            "ThrottleLevel": level,
+            "PreventUpdate": prevent_update,
+        }
+        if description is not None:
+            body["Description"] = description
+        if max_concurrent_calls is not None:
+            body["MaxConcurrentCalls"] = max_concurrent_calls
+        url = self._url("webservices", web_service_id, "endpoints", endpoint_name)
+        self._http.request("PUT", url, json_body=body)
+        log.info("added endpoint %s to web service %s", endpoint_name, web_service_id)
+        return self.get_endpoint(web_service_id, endpoint_name)
+
+    def update_endpoint(
+        self,
+        web_service_id: str,
+        endpoint_name: str,
+        *,
+        description: str | None = None,
+        throttle_level: str | None = None,
+        max_concurrent_calls: int | None = None,
+        prevent_update: bool | None = None,
+        diagnostics_trace_level: str | None = None,
+    ) -> Endpoint:
+        """PATCH the settings of an endpoint (only the ones given), then read it back.
+
+        Raises:
+            ConfigurationError: nothing to change, or a bad value (before any request).
+        """
+        body: dict[str, Any] = {}
+        if description is not None:
+            body["Description"] = description
+        if throttle_level is not None:
+            body["ThrottleLevel"] = _check_throttle(throttle_level)
+        if max_concurrent_calls is not None:
+            if not 1 <= max_concurrent_calls <= 200:
+                raise ConfigurationError("max_concurrent_calls must be between 1 and 200")
+            body["MaxConcurrentCalls"] = max_concurrent_calls
+        if prevent_update is not None:
+            body["PreventUpdate"] = prevent_update
+        if diagnostics_trace_level is not None:
+            levels = {"none": "None", "error": "Error", "all": "All"}
+            if diagnostics_trace_level.lower() not in levels:
+                raise ConfigurationError("diagnostics_trace_level is None, Error or All")
+            body["DiagnosticsTraceLevel"] = levels[diagnostics_trace_level.lower()]
+        if not body:
+            raise ConfigurationError("update_endpoint was given nothing to change")
+        url = self._url("webservices", web_service_id, "endpoints", endpoint_name)
+        self._http.request("PATCH", url, json_body=body)
+        return self.get_endpoint(web_service_id, endpoint_name)
+
+    def refresh_endpoint(
+        self, web_service_id: str, endpoint_name: str, *, overwrite_resources: bool = False
+    ) -> bool:
+        """Copy the default endpoint's graph to a non-default endpoint (POST .../refresh).
+
+        With ``overwrite_resources=True`` the endpoint's trained models are replaced by
+        the experiment's: this undoes a retrain (logged as a warning).
+
+        Returns:
+            True when the endpoint changed, False when the service answered 304
+            ("no change detected").
+
+        Raises:
+            ConfigurationError: ``endpoint_name`` is the default endpoint (before the POST).
+        """
+        self._refuse_default(web_service_id, endpoint_name, "refreshed")
+        if overwrite_resources:
+            log.warning(
+                "refreshing %s with overwrite_resources=True replaces its trained models with "
+                "the experiment's: a retrained model on this endpoint is undone",
+                endpoint_name,
+            )
+        url = self._url("webservices", web_service_id, "endpoints", endpoint_name, "refresh")
+        response = self._http.request(
+            "POST",
+            url,
+            json_body={"OverwriteResources": "True" if overwrite_resources else "False"},
+            ok=lambda s: 200 <= s < 300 or s == 304,
+        )
+        return response.status_code != 304
+
+    def delete_endpoint(self, web_service_id: str, endpoint_name: str) -> None:
+        """Delete an endpoint; deleting one that does not exist is not an error."""
+        url = self._url("webservices", web_service_id, "endpoints", endpoint_name)
+        try:
+            self._http.request("DELETE", url)
+        except NotFoundError:
+            log.debug("endpoint %s was already absent", endpoint_name)
+
+    # -- the swap -------------------------------------------------------------------------------
+
+    def update_trained_model(
+        self,
+        web_service_id: str,
+        endpoint_name: str,
+        resource_name: str,
+        blob: BlobRef,
+        *,
+        verify_timeout: float = 120.0,
+        blob_check: Callable[[BlobRef], bool] | None = None,
+    ) -> Endpoint:
+        """Point an endpoint's trained-model resource at a new ``.ilearner``, and verify it.
+
+        Before the PATCH: refuses the default endpoint, a resource name the endpoint does
+        not list, a blob that is not an ``.ilearner``, whose SAS has expired, or that does
+        not exist (checked with ``blob_check``, default an HTTP HEAD of its SAS URL).
+        After it: reads the endpoint until the resource shows the new location.
+
+        Args:
+            web_service_id: the *predictive* web service.
+            endpoint_name: a non-default endpoint of it.
+            resource_name: the resource to replace (``Endpoint.resources[].name``).
+            blob: the new model (BES ``Results`` entry), with a read SAS.
+            verify_timeout: seconds to wait for the endpoint to show the new location.
+            blob_check: returns whether the blob exists (e.g. ``BlobStore.exists``).
+
+        Returns:
+            The endpoint as read after the swap.
+
+        Raises:
+            ConfigurationError: a refused target (nothing was sent).
+            VerificationFailed: the endpoint still shows another location at the deadline.
+
+        Example:
+            >>> model = job.trained_model                                        # doctest: +SKIP
+            >>> client.update_trained_model(ws_id, "retrained", "Census Model [trained model]",
+            ...                             model)                                # doctest: +SKIP
+        """
+        if not blob.relative_location.lower().endswith(".ilearner"):
+            raise ConfigurationError(f"{blob.url} is not an .ilearner blob")
+        if blob.is_expired():
+            raise ConfigurationError(
+                f"the SAS of {blob.url} expired at {blob.expires_on}: get the job again "
+                "(TrainingJob.refresh) or mint a new one (BlobStore.sas)"
+            )
+        self._refuse_default(web_service_id, endpoint_name, "updated")
+        endpoint = self.get_endpoint(web_service_id, endpoint_name)
+        endpoint.resource(resource_name)
+        self._check_blob(blob, blob_check)
+
+        url = self._url("webservices", web_service_id, "endpoints", endpoint_name)
+        body = {"Resources": [{"Name": resource_name, "Location": blob.to_bes()}]}
+        self._http.request("PATCH", url, json_body=body)
+        log.info("patched %s of endpoint %s to %s", resource_name, endpoint_name, blob.url)
+        return self._verify(web_service_id, endpoint_name, resource_name, blob, verify_timeout)
+
+    def _refuse_default(self, web_service_id: str, endpoint_name: str, verb: str) -> None:
+        service = self.get_web_service(web_service_id)
+        default = service.default_endpoint_name
+        if default is not None and default.lower() == endpoint_name.lower():
+            raise ConfigurationError(
+                f"{endpoint_name!r} is the default endpoint of web service {web_service_id!r}; "
+                f"it follows the experiment and cannot be {verb}: add an endpoint "
+                "(add_endpoint) and use that"
+            )
+
+    def _check_blob(self, blob: BlobRef, blob_check: Callable[[BlobRef], bool] | None) -> None:
+        if blob_check is not None:
+            if not blob_check(blob):
+                raise ConfigurationError(f"{blob.url} does not exist")
+            return
+        response = self._http.request("HEAD", blob.sas_url, authenticated=False, ok=lambda s: True)
+        status = response.status_code
+        if status == 404:
+            raise ConfigurationError(f"{blob.url} does not exist")
+        if status in (401, 403):
+            raise ConfigurationError(
+                f"storage refused the SAS of {blob.url} (HTTP {status}): expired, revoked "
+                "or without read permission"
+            )
+        if status >= 400:
+            raise ConfigurationError(f"could not check {blob.url}: HTTP {status}")
+
+    def _verify(
+        self,
+        web_service_id: str,
+        endpoint_name: str,
+        resource_name: str,
+        blob: BlobRef,
+        timeout: float,
+    ) -> Endpoint:
+        deadline = time.monotonic() + timeout
+        while True:
+            endpoint = self.get_endpoint(web_service_id, endpoint_name)
+            current = endpoint.resource(resource_name).location
+            if _same_location(current, blob):
+                return endpoint
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise VerificationFailed(
+                    f"endpoint {endpoint_name!r} still reads {resource_name!r} from another "
+                    f"location {timeout:.0f} s after the update",
+                    expected=blob.url,
+                    actual=current.url if current else None,
+                )
+            time.sleep(min(self.verify_interval, remaining))
+
+
+def _check_endpoint_name(name: str) -> None:
+    if not _ENDPOINT_NAME.fullmatch(name):
+        raise ConfigurationError(f"endpoint name {name!r} must be 1-24 lowercase letters or digits")
+
+
+def _check_throttle(level: str) -> str:
+    levels = {"low": "Low", "high": "High"}
+    if level.lower() not in levels:
+        raise ConfigurationError(f"throttle level {level!r} must be 'Low' or 'High'")
+    return levels[level.lower()]
+
+
+def _as_list(data: Any) -> list[Mapping[str, Any]]:
+    if isinstance(data, Mapping):  # tolerate an OData-style {"value": [...]}
+        data = data.get("value", data.get("Value", []))
+    if not isinstance(data, list):
+        return []
+    return [d for d in data if isinstance(d, Mapping)]
+
+
+def _as_dict(data: Any) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ServiceError("the service answered with a body that is not a JSON object")
+    return data
