@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-AZURITE := .tools/node_modules/.bin/azurite
 AZURITE_VERSION := 3.37.0
+# A stamp per version, so a change of AZURITE_VERSION reinstalls it.
+AZURITE := .tools/.azurite-$(AZURITE_VERSION)
 
 .PHONY: demo test lint typecheck unit bench docs clean reliability
 
@@ -17,7 +18,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 $(AZURITE):
 	mkdir -p .tools
-	npm install --prefix .tools --no-audit --no-fund --silent azurite@$(AZURITE_VERSION)
+	npm install --prefix .tools --no-audit --no-fund --silent --save-exact azurite@$(AZURITE_VERSION)
+	.tools/node_modules/.bin/azurite-blob --version
+	touch $(AZURITE)
 
 demo: $(STAMP) $(AZURITE)
 	$(BIN)/amlretrain demo
