@@ -18,7 +18,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -26,6 +26,7 @@ from amlretrain._redact import redact
 from amlretrain.emulator.faults import REQUEST_KINDS, Faults
 
 __all__ = [
+    "LoggedRequest",
     "Reply",
     "Request",
     "Response",
@@ -190,16 +191,12 @@ class Router:
         return "method" if path_matched else None
 
 
-@attrs.frozen
-class LoggedRequest:
-    """One line of the request log: method, path (no query string) and the status sent."""
+class LoggedRequest(NamedTuple):
+    """One line of the request log: method, path (no query string), status (0 = dropped)."""
 
     method: str
     path: str
     status: int
-
-    def __iter__(self) -> Any:
-        return iter((self.method, self.path, self.status))
 
 
 def _fault_response(

@@ -67,6 +67,11 @@ class Storage:
         return {"account_name": self.account_name, "account_key": self._account_key}
 
     @property
+    def account_key(self) -> str:
+        """The account key (a secret)."""
+        return self._account_key
+
+    @property
     def connection_string(self) -> str:
         """The account's connection string (a secret)."""
         return (

@@ -27,7 +27,8 @@ from amlretrain.emulator.state import (
     now_iso,
 )
 
-__all__ = ["API_VERSIONS", "RESOURCE_TYPE", "ArmApi", "merge"]
+__all__ = ["API_VERSIONS", "RESOURCE_TYPE", "ArmApi", "list_view", "merge", "runtime_base"]
+__all__ += ["service_view"]
 
 log = logging.getLogger(__name__)
 
@@ -262,10 +263,6 @@ class ArmApi:
             )
         return body
 
-    def _runtime_base(self, req: Request, svc: ArmService) -> str:
-        sub = svc.subscription_id.replace("-", "")
-        return f"{req.base_url}/subscriptions/{sub}/services/{svc.service_id}"
-
     # -- handlers ----------------------------------------------------------------------
 
     def operations(self, req: Request) -> Response:
@@ -328,7 +325,9 @@ class ArmApi:
                     400, "LocationRequired", "The location property is required for this resource."
                 )
             fail = self._fail_message(req)
-            resource, service_id = self._new_resource(req, body, existing, str(location))
+            resource, service_id = self._new_resource(
+                req.base_url, (sub, rg, name), body, existing, str(location)
+            )
             if existing is None:
                 return self._create(req, version, resource, service_id, (sub, rg, name), fail)
             self.state.finish_pending(existing)
@@ -357,10 +356,15 @@ class ArmApi:
             view["properties"]["provisioningState"] = "Provisioning"
             return json_response(200, view, self._lro_headers(req, op))
 
+    @staticmethod
     def _new_resource(
-        self, req: Request, body: dict[str, Any], existing: ArmService | None, location: str
+        base_url: str,
+        where: tuple[str, str, str],
+        body: Mapping[str, Any],
+        existing: ArmService | None,
+        location: str,
     ) -> tuple[dict[str, Any], str]:
-        sub, rg, name = req.params["sub"], req.params["rg"], req.params["name"]
+        sub, rg, name = where
         resource: dict[str, Any] = {
             "id": f"/subscriptions/{sub}/resourceGroups/{rg}{_PROVIDER}/webServices/{name}",
             "name": name,
@@ -384,7 +388,7 @@ class ArmApi:
         service_id = existing.service_id if existing is not None else new_id()
         sub_nodash = sub.replace("-", "")
         props["swaggerLocation"] = (
-            f"{req.base_url}/subscriptions/{sub_nodash}/services/{service_id}/swagger.json"
+            f"{base_url}/subscriptions/{sub_nodash}/services/{service_id}/swagger.json"
         )
         if not isinstance(ci_get(props, "keys"), Mapping) or not ci_get(props["keys"], "primary"):
             old = existing.keys if existing is not None else {}
@@ -617,6 +621,29 @@ class ArmApi:
                 return arm_error(500, op.error["code"], op.error["message"])
             return Response(status=204)
 
-    def runtime_base(self, req: Request, svc: ArmService) -> str:
-        """The BES/RRS base URL of a New web service (the base of its swaggerLocation)."""
-        return self._runtime_base(req, svc)
+    def create_now(
+        self, base_url: str, where: tuple[str, str, str], body: Mapping[str, Any]
+    ) -> ArmService:
+        """Create (or replace) a web service at once, without an operation (for seeding)."""
+        location = str(ci_get(body, "location") or "South Central US")
+        resource, service_id = self._new_resource(base_url, where, body, None, location)
+        resource["properties"]["provisioningState"] = "Succeeded"
+        sub, rg, name = where
+        svc = ArmService(
+            subscription_id=sub,
+            resource_group=rg,
+            name=name,
+            service_id=service_id,
+            resource=resource,
+            region=normalize_region(location),
+            created=self.state.next_arm_order(),
+        )
+        with self.state.lock:
+            self.state.arm[svc.key] = svc
+        return svc
+
+
+def runtime_base(base_url: str, svc: ArmService) -> str:
+    """The BES/RRS base URL of a New web service (the base of its swaggerLocation)."""
+    sub = svc.subscription_id.replace("-", "")
+    return f"{base_url}/subscriptions/{sub}/services/{svc.service_id}"
