@@ -21,6 +21,11 @@ last ``Retry-After``); other statuses raise their member of the tree; a connecti
 raises :class:`~amlretrain.errors.ServiceError` with ``status=None`` and a read timeout
 :class:`~amlretrain.errors.OperationTimeout`.
 
+Logging: each call is logged at DEBUG on ``amlretrain._http`` with its URL redacted.
+urllib3 logs request lines (with query strings, hence SAS signatures) at DEBUG on
+``urllib3.connectionpool``; :func:`new_session` adds a filter to that logger that redacts
+those lines (it changes no level and adds no handler).
+
 ``requests`` and ``urllib3`` are imported inside functions, so that ``import amlretrain``
 stays light.
 """
@@ -178,6 +183,27 @@ def _make_retry(retries: int, backoff_factor: float, max_retry_after: float) -> 
     )
 
 
+class _RedactingFilter(logging.Filter):
+    """Rewrites a log record's message with secrets redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is not ours to fix
+            return True
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def _guard_third_party_logs() -> None:
+    for name in ("urllib3.connectionpool", "urllib3.util.retry"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactingFilter) for f in logger.filters):
+            logger.addFilter(_RedactingFilter())
+
+
 def new_session(
     *,
     retries: int = 3,
@@ -197,6 +223,7 @@ def new_session(
     import requests
     from requests.adapters import HTTPAdapter
 
+    _guard_third_party_logs()
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=_make_retry(retries, backoff_factor, max_retry_after))
     session.mount("http://", adapter)

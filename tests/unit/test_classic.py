@@ -1,0 +1,385 @@
+"""ClassicClient: URLs, bodies, tolerant models, refusals before any request, verification."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import responses
+from responses import matchers
+
+from amlretrain.blobs import BlobRef
+from amlretrain.classic import (
+    ClassicClient,
+    ClassicWebService,
+    Endpoint,
+    EndpointResource,
+    management_url,
+)
+from amlretrain.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConflictError,
+    VerificationFailed,
+)
+
+BASE = "https://management.azureml.net"
+WS = f"{BASE}/workspaces/ws1"
+SVC = f"{WS}/webservices/svc1"
+RESOURCE = "Census Model [trained model]"
+STORAGE = "https://acct.blob.core.windows.net/"
+
+
+def _sas(hours: float) -> str:
+    expiry = (datetime.now(timezone.utc) + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"?sv=2020-08-04&sr=b&sp=r&se={expiry}&sig=SIGNATURE"
+
+
+NEW_MODEL = BlobRef(
+    base_location=STORAGE, relative_location="models/new.ilearner", sas_token=_sas(1)
+)
+
+
+def _endpoint(name: str = "retrained", relative: str = "models/old.ilearner") -> dict:
+    return {
+        "Name": name,
+        "WebServiceId": "svc1",
+        "WorkspaceId": "ws1",
+        "ApiLocation": "https://ussouthcentral.services.azureml.net/workspaces/ws1/services/e1",
+        "PrimaryKey": "PRIMARYKEYVALUE",
+        "SecondaryKey": "SECONDARYKEYVALUE",
+        "ThrottleLevel": "Low",
+        "MaxConcurrentCalls": 4,
+        "PreventUpdate": False,
+        "Resources": [
+            {
+                "Name": RESOURCE,
+                "Kind": "Resource",
+                "Location": {
+                    "BaseLocation": STORAGE,
+                    "RelativeLocation": relative,
+                    "SasBlobToken": _sas(1),
+                },
+            }
+        ],
+        "SomethingNew": {"x": 1},
+    }
+
+
+SERVICE = {"Id": "svc1", "Name": "census", "DefaultEndpointName": "default", "EndpointCount": 2}
+
+
+@pytest.fixture
+def client() -> ClassicClient:
+    c = ClassicClient("ws1", "WORKSPACETOKEN")
+    c.verify_interval = 0
+    return c
+
+
+def test_regional_hosts_follow_the_management_api_notes():
+    assert management_url("South Central US") == "https://management.azureml.net"
+    assert management_url("westeurope") == "https://europewest.management.azureml.net"
+    assert management_url("Germany Central") == "https://germanycentral.management.azureml.de"
+    with pytest.raises(ConfigurationError):
+        management_url("Mars North")
+    assert ClassicClient("w", "t", region="Japan East").base_url.startswith("https://japaneast.")
+
+
+def test_endpoint_is_read_in_any_key_casing_and_keeps_unknown_members():
+    data = {k.lower(): v for k, v in _endpoint().items()}
+    ep = Endpoint.from_dict(data)
+    assert ep.name == "retrained"
+    assert ep.resources[0].location is not None
+    assert ep.resources[0].location.relative_location == "models/old.ilearner"
+    assert ep.extra == {"somethingnew": {"x": 1}}
+    assert ep.max_concurrent_calls == 4
+
+
+def test_keys_and_sas_never_appear_in_reprs():
+    ep = Endpoint.from_dict(_endpoint())
+    text = repr(ep) + repr(ep.resources) + repr(ClassicClient("ws1", "WORKSPACETOKEN"))
+    for secret in ("PRIMARYKEYVALUE", "SECONDARYKEYVALUE", "SIGNATURE", "WORKSPACETOKEN"):
+        assert secret not in text
+
+
+def test_a_resource_without_location_is_tolerated():
+    res = EndpointResource.from_dict({"name": RESOURCE, "location": {"BaseLocation": None}})
+    assert res.location is None
+
+
+@responses.activate
+def test_list_web_services_sends_the_workspace_token():
+    responses.get(
+        f"{WS}/webservices",
+        json=[SERVICE],
+        match=[matchers.header_matcher({"Authorization": "Bearer WORKSPACETOKEN"})],
+    )
+    services = ClassicClient("ws1", "WORKSPACETOKEN").list_web_services()
+    assert services == [ClassicWebService.from_dict(SERVICE)]
+    assert services[0].default_endpoint_name == "default"
+    assert "api-version" not in responses.calls[0].request.url
+
+
+@responses.activate
+def test_list_and_get_endpoints(client):
+    responses.get(f"{SVC}/endpoints", json=[_endpoint("default"), _endpoint()])
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
+    assert [e.name for e in client.list_endpoints("svc1")] == ["default", "retrained"]
+    assert client.get_endpoint("svc1", "retrained").api_location.endswith("/services/e1")
+
+
+@responses.activate
+def test_errors_carry_code_details_and_request_id(client):
+    responses.get(
+        f"{SVC}/endpoints",
+        status=401,
+        headers={"x-ms-request-id": "req-7"},
+        json={
+            "error": {
+                "code": "Unauthorized",
+                "message": "Authorization failed.",
+                "details": [{"code": "ManagementRequestUnauthorized", "message": "no"}],
+            }
+        },
+    )
+    with pytest.raises(AuthenticationError) as info:
+        client.list_endpoints("svc1")
+    assert info.value.code == "Unauthorized"
+    assert info.value.request_id == "req-7"
+    assert "WORKSPACETOKEN" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["Retrained", "a" * 25, "with-dash", "", "ümlaut"])
+@responses.activate
+def test_add_endpoint_refuses_bad_names_before_any_request(client, name):
+    with pytest.raises(ConfigurationError):
+        client.add_endpoint("svc1", name)
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_add_endpoint_puts_the_documented_body_and_reads_back(client):
+    responses.put(
+        f"{SVC}/endpoints/retrained",
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "WebServiceId": "svc1",
+                    "EndpointName": "retrained",
+                    "ThrottleLevel": "High",
+                    "PreventUpdate": False,
+                    "Description": "for retraining",
+                    "MaxConcurrentCalls": 20,
+                }
+            )
+        ],
+    )
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
+    ep = client.add_endpoint(
+        "svc1",
+        "retrained",
+        description="for retraining",
+        throttle_level="high",
+        max_concurrent_calls=20,
+    )
+    assert ep.name == "retrained"
+
+
+@responses.activate
+def test_add_endpoint_refuses_max_calls_with_low_throttle(client):
+    with pytest.raises(ConfigurationError):
+        client.add_endpoint("svc1", "retrained", max_concurrent_calls=10)
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_update_endpoint_sends_only_what_was_given(client):
+    responses.patch(
+        f"{SVC}/endpoints/retrained",
+        match=[matchers.json_params_matcher({"Description": "d", "DiagnosticsTraceLevel": "All"})],
+    )
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
+    client.update_endpoint("svc1", "retrained", description="d", diagnostics_trace_level="all")
+    with pytest.raises(ConfigurationError):
+        client.update_endpoint("svc1", "retrained")
+
+
+@responses.activate
+def test_refresh_reports_304_as_no_change(client):
+    responses.get(SVC, json=SERVICE)
+    responses.post(
+        f"{SVC}/endpoints/retrained/refresh",
+        status=304,
+        match=[matchers.json_params_matcher({"OverwriteResources": "False"})],
+    )
+    assert client.refresh_endpoint("svc1", "retrained") is False
+
+
+@responses.activate
+def test_refresh_with_overwrite_sends_the_bool_as_a_string_and_warns(client, caplog):
+    responses.get(SVC, json=SERVICE)
+    responses.post(
+        f"{SVC}/endpoints/retrained/refresh",
+        status=200,
+        match=[matchers.json_params_matcher({"OverwriteResources": "True"})],
+    )
+    assert client.refresh_endpoint("svc1", "retrained", overwrite_resources=True) is True
+    assert "undone" in caplog.text
+
+
+@responses.activate
+def test_refresh_refuses_the_default_endpoint(client):
+    responses.get(SVC, json=SERVICE)
+    with pytest.raises(ConfigurationError, match="default endpoint"):
+        client.refresh_endpoint("svc1", "default")
+    assert [c.request.method for c in responses.calls] == ["GET"]
+
+
+@responses.activate
+def test_delete_endpoint_is_idempotent(client):
+    responses.delete(f"{SVC}/endpoints/gone", status=404, json={"error": {"code": "NotFound"}})
+    client.delete_endpoint("svc1", "gone")
+
+
+@responses.activate
+def test_delete_endpoint_surfaces_conflicts(client):
+    responses.delete(f"{SVC}/endpoints/default", status=409, json={"error": {"code": "Conflict"}})
+    with pytest.raises(ConflictError):
+        client.delete_endpoint("svc1", "default")
+
+
+# -- update_trained_model ----------------------------------------------------------------------
+
+
+def _methods() -> list[str]:
+    return [c.request.method for c in responses.calls]
+
+
+@responses.activate
+def test_update_trained_model_patches_then_verifies(client):
+    responses.get(SVC, json=SERVICE)
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
+    responses.head(NEW_MODEL.url, status=200)
+    responses.patch(
+        f"{SVC}/endpoints/retrained",
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "Resources": [
+                        {
+                            "Name": RESOURCE,
+                            "Location": {
+                                "BaseLocation": STORAGE,
+                                "RelativeLocation": "models/new.ilearner",
+                                "SasBlobToken": NEW_MODEL.sas_token,
+                            },
+                        }
+                    ]
+                }
+            )
+        ],
+    )
+    # first read after the PATCH still shows the old model, the second the new one
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint(relative="models/new.ilearner"))
+    ep = client.update_trained_model("svc1", "retrained", RESOURCE, NEW_MODEL)
+    loc = ep.resource(RESOURCE).location
+    assert loc is not None
+    assert loc.relative_location == "models/new.ilearner"
+    assert _methods() == ["GET", "GET", "HEAD", "PATCH", "GET", "GET"]
+    head = responses.calls[2].request
+    assert "Authorization" not in head.headers
+    assert "sig=SIGNATURE" in head.url
+
+
+@responses.activate
+def test_update_trained_model_refuses_the_default_endpoint_before_the_patch(client):
+    responses.get(SVC, json=SERVICE)
+    with pytest.raises(ConfigurationError, match="default endpoint"):
+        client.update_trained_model("svc1", "DEFAULT", RESOURCE, NEW_MODEL)
+    assert "PATCH" not in _methods()
+
+
+@responses.activate
+def test_update_trained_model_refuses_an_unknown_resource_name(client):
+    responses.get(SVC, json=SERVICE)
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
+    with pytest.raises(ConfigurationError, match="case-sensitive"):
+        client.update_trained_model("svc1", "retrained", RESOURCE.lower(), NEW_MODEL)
+    assert "PATCH" not in _methods()
+
+
+@responses.activate
+def test_update_trained_model_refuses_an_endpoint_without_resources(client):
+    responses.get(SVC, json=SERVICE)
+    responses.get(f"{SVC}/endpoints/retrained", json={**_endpoint(), "Resources": []})
+    with pytest.raises(ConfigurationError, match="training web service"):
+        client.update_trained_model("svc1", "retrained", RESOURCE, NEW_MODEL)
+
+
+@responses.activate
+def test_update_trained_model_refuses_an_expired_sas_before_any_request(client):
+    expired = NEW_MODEL.with_sas("?sv=2020&se=2001-01-01T00:00:00Z&sig=OLD")
+    with pytest.raises(ConfigurationError, match="expired"):
+        client.update_trained_model("svc1", "retrained", RESOURCE, expired)
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_update_trained_model_refuses_a_blob_that_does_not_exist(client):
+    responses.get(SVC, json=SERVICE)
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
+    responses.head(NEW_MODEL.url, status=404)
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        client.update_trained_model("svc1", "retrained", RESOURCE, NEW_MODEL)
+    assert "PATCH" not in _methods()
+
+
+@responses.activate
+def test_update_trained_model_uses_the_given_blob_check(client):
+    responses.get(SVC, json=SERVICE)
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        client.update_trained_model(
+            "svc1", "retrained", RESOURCE, NEW_MODEL, blob_check=lambda ref: False
+        )
+    assert "HEAD" not in _methods()
+
+
+@responses.activate
+def test_update_trained_model_refuses_a_blob_that_is_not_an_ilearner(client):
+    csv = BlobRef(base_location=STORAGE, relative_location="out/scores.csv", sas_token=_sas(1))
+    with pytest.raises(ConfigurationError, match="ilearner"):
+        client.update_trained_model("svc1", "retrained", RESOURCE, csv)
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_update_that_never_shows_the_new_location_fails_verification(client):
+    responses.get(SVC, json=SERVICE)
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
+    responses.head(NEW_MODEL.url, status=200)
+    responses.patch(f"{SVC}/endpoints/retrained")
+    with pytest.raises(VerificationFailed) as info:
+        client.update_trained_model(
+            "svc1", "retrained", RESOURCE, NEW_MODEL, verify_timeout=0, blob_check=None
+        )
+    assert info.value.expected == NEW_MODEL.url
+    assert "SIGNATURE" not in str(info.value)
+
+
+@responses.activate
+def test_patch_errors_are_mapped_with_the_request_id(client):
+    responses.get(SVC, json=SERVICE)
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
+    responses.head(NEW_MODEL.url, status=200)
+    responses.patch(
+        f"{SVC}/endpoints/retrained",
+        status=500,
+        headers={"x-ms-request-id": "patch-rid"},
+        body=json.dumps({"error": {"code": "InternalError", "message": "boom"}}),
+    )
+    with pytest.raises(Exception) as info:
+        client.update_trained_model("svc1", "retrained", RESOURCE, NEW_MODEL)
+    assert getattr(info.value, "request_id", None) == "patch-rid"

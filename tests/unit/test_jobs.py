@@ -1,0 +1,353 @@
+"""BatchClient and TrainingJob: submit bodies, status parsing, waiting, outputs, evaluation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+from hypothesis import given
+from hypothesis import strategies as st
+from responses import matchers
+
+import amlretrain.jobs as jobs_module
+from amlretrain.blobs import BlobRef
+from amlretrain.errors import (
+    ConfigurationError,
+    OperationTimeout,
+    ServiceError,
+    TrainingJobFailed,
+)
+from amlretrain.jobs import BatchClient, JobStatus, PollPolicy, TrainingJob
+
+API = "https://ussouthcentral.services.azureml.net/workspaces/ws/services/svc"
+JOBS = f"{API}/jobs"
+STORAGE = "https://acct.blob.core.windows.net/"
+CONN = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=QUNDT1VOVEtFWQ==;"
+
+
+def _sas(hours: float) -> str:
+    expiry = (datetime.now(timezone.utc) + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"?sv=2020-08-04&sr=b&sp=r&se={expiry}&sig=RESULTSIG"
+
+
+def _status(code: Any, results: dict | None = None, details: str | None = None) -> dict:
+    return {"StatusCode": code, "Results": results, "Details": details}
+
+
+def _result(rel: str, hours: float = 1) -> dict:
+    return {
+        "ConnectionString": None,
+        "RelativeLocation": rel,
+        "BaseLocation": STORAGE,
+        "SasBlobToken": _sas(hours),
+    }
+
+
+FINISHED = _status(
+    "Finished",
+    {"output1": _result("out/evaluation.csv"), "output2": _result("out/model.ilearner")},
+)
+
+
+class FakeStore:
+    """Just enough of BlobStore for submit()."""
+
+    account_url = "https://acct.blob.core.windows.net"
+    connection_string = CONN
+
+    def __init__(self) -> None:
+        self.uploaded: list[Path] = []
+
+    def upload(self, path: Path, *, container: str) -> BlobRef:
+        self.uploaded.append(path)
+        return self.ref(container, f"u/{path.name}")
+
+    def ref(self, container: str, blob: str) -> BlobRef:
+        return BlobRef(base_location=STORAGE, relative_location=f"{container}/{blob}")
+
+    def owns(self, blob: BlobRef) -> bool:
+        return blob.base_location == STORAGE
+
+
+@pytest.fixture
+def bes() -> BatchClient:
+    return BatchClient(API + "/jobs?api-version=2.0", "APIKEYVALUE", poll=PollPolicy(jitter=0))
+
+
+@pytest.fixture
+def no_sleep(monkeypatch) -> list[float]:
+    slept: list[float] = []
+    monkeypatch.setattr(jobs_module.time, "sleep", slept.append)
+    return slept
+
+
+# -- status ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        ("NotStarted", JobStatus.NOT_STARTED),
+        ("Not Started", JobStatus.NOT_STARTED),
+        ("running", JobStatus.RUNNING),
+        ("FAILED", JobStatus.FAILED),
+        ("Cancelled", JobStatus.CANCELLED),
+        ("Canceled", JobStatus.CANCELLED),
+        ("Finished", JobStatus.FINISHED),
+        (0, JobStatus.NOT_STARTED),
+        (3, JobStatus.CANCELLED),
+        ("4", JobStatus.FINISHED),
+        (7, JobStatus.UNKNOWN),
+        ("Exploded", JobStatus.UNKNOWN),
+        (None, JobStatus.UNKNOWN),
+    ],
+)
+def test_status_is_parsed_tolerantly(raw, status):
+    assert JobStatus.parse(raw) is status
+
+
+@given(st.sampled_from(["notstarted", "running", "failed", "cancelled", "finished"]), st.data())
+def test_status_names_parse_in_any_case(name, data):
+    mixed = "".join(c.upper() if data.draw(st.booleans()) else c for c in name)
+    assert JobStatus.parse(mixed) is JobStatus.parse(name)
+    assert JobStatus.parse(mixed) is not JobStatus.UNKNOWN
+
+
+def test_poll_policy_grows_and_caps():
+    delays = PollPolicy(initial=0.5, factor=1.5, maximum=10, jitter=0).delays()
+    got = [next(delays) for _ in range(12)]
+    assert got[:3] == [0.5, 0.75, 1.125]
+    assert max(got) == 10
+
+
+# -- submit -------------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_submit_sends_the_documented_body_and_reads_the_quoted_job_id(bes, tmp_path):
+    train = tmp_path / "train.csv"
+    train.write_text("a,b\n1,2\n")
+    input_sas = BlobRef(base_location=STORAGE, relative_location="data/more.csv", sas_token=_sas(1))
+    responses.post(
+        JOBS,
+        json="abc123",
+        match=[
+            matchers.query_param_matcher({"api-version": "2.0"}),
+            matchers.header_matcher({"Authorization": "Bearer APIKEYVALUE"}),
+            matchers.json_params_matcher(
+                {
+                    "Inputs": {
+                        "input1": {"ConnectionString": CONN, "RelativeLocation": "in/u/train.csv"},
+                        "input2": input_sas.to_bes(),
+                    },
+                    "Outputs": {
+                        "output1": {
+                            "ConnectionString": CONN,
+                            "RelativeLocation": "models/next.ilearner",
+                        }
+                    },
+                    "GlobalParameters": {"epochs": "3", "flag": "True"},
+                }
+            ),
+        ],
+    )
+    store = FakeStore()
+    job = bes.submit(
+        {"input1": train, "input2": input_sas},
+        outputs={"output1": "models/next.ilearner"},
+        global_parameters={"epochs": 3, "flag": True},
+        store=store,
+        upload_container="in",
+    )
+    assert job.job_id == "abc123"
+    assert job.status is JobStatus.NOT_STARTED
+    assert store.uploaded == [train]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "outputs"),
+    [
+        ({"input1": "data/train.txt"}, {}),
+        ({"input1": "data/train.csv"}, {"output1": "models/model.bin"}),
+        ({}, {}),
+    ],
+)
+@responses.activate
+def test_bad_extensions_are_refused_before_any_request(bes, inputs, outputs):
+    with pytest.raises(ConfigurationError):
+        bes.submit(inputs, outputs=outputs, store=FakeStore())
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_local_files_need_a_store(bes, tmp_path):
+    f = tmp_path / "x.csv"
+    f.write_text("a\n1\n")
+    with pytest.raises(ConfigurationError, match="store"):
+        bes.submit({"input1": f})
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_failed_submit_is_not_retried(bes):
+    responses.post(JOBS, status=500, json={"error": {"code": "InternalError", "message": "x"}})
+    with pytest.raises(ServiceError):
+        bes.submit({"input1": "data/train.csv"}, store=FakeStore())
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_start_posts_to_the_start_url(bes):
+    responses.post(f"{JOBS}/j1/start", match=[matchers.query_param_matcher({"api-version": "2.0"})])
+    job = TrainingJob(bes, "j1").start()
+    assert job.status is JobStatus.RUNNING
+
+
+# -- wait ----------------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_wait_polls_with_backoff_until_finished(bes, no_sleep):
+    for code in ("NotStarted", "Running", 1):
+        responses.get(f"{JOBS}/j1", json=_status(code))
+    responses.get(f"{JOBS}/j1", json=FINISHED)
+    job = TrainingJob(bes, "j1").wait(timeout=60)
+    assert job.status is JobStatus.FINISHED
+    assert no_sleep == [0.5, 0.75, 1.125]
+
+
+@responses.activate
+def test_wait_honours_retry_after(bes, no_sleep):
+    responses.get(f"{JOBS}/j1", json=_status("Running"), headers={"Retry-After": "7"})
+    responses.get(f"{JOBS}/j1", json=FINISHED)
+    TrainingJob(bes, "j1").wait(timeout=60)
+    assert no_sleep == [7.0]
+
+
+@responses.activate
+def test_a_failed_job_raises_with_its_details(bes, no_sleep):
+    responses.get(f"{JOBS}/j1", json=_status(2, details="Module error: bad rows ?sig=XYZ"))
+    with pytest.raises(TrainingJobFailed) as info:
+        TrainingJob(bes, "j1").wait(timeout=60)
+    assert info.value.status == "Failed"
+    assert "bad rows" in (info.value.details or "")
+    assert "XYZ" not in str(info.value)
+
+
+@responses.activate
+def test_a_cancelled_job_raises(bes, no_sleep):
+    responses.get(f"{JOBS}/j1", json=_status("Canceled"))
+    with pytest.raises(TrainingJobFailed) as info:
+        TrainingJob(bes, "j1").wait()
+    assert info.value.status == "Cancelled"
+
+
+@responses.activate
+def test_the_deadline_cancels_the_job_then_raises(bes, no_sleep):
+    responses.get(f"{JOBS}/j1", json=_status("Running"))
+    responses.delete(f"{JOBS}/j1", status=200)
+    with pytest.raises(OperationTimeout):
+        TrainingJob(bes, "j1").wait(timeout=0)
+    assert [c.request.method for c in responses.calls] == ["GET", "DELETE"]
+
+
+@responses.activate
+def test_ctrl_c_cancels_the_job_and_reraises(bes, monkeypatch):
+    def interrupt(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jobs_module.time, "sleep", interrupt)
+    responses.get(f"{JOBS}/j1", json=_status("Running"))
+    responses.delete(f"{JOBS}/j1", status=204)
+    with pytest.raises(KeyboardInterrupt):
+        TrainingJob(bes, "j1").wait(timeout=60)
+    assert responses.calls[-1].request.method == "DELETE"
+
+
+@responses.activate
+def test_cancel_of_a_vanished_job_is_not_an_error(bes):
+    responses.delete(f"{JOBS}/j1", status=404, json={"error": {"code": "NotFound"}})
+    TrainingJob(bes, "j1").cancel()
+
+
+# -- outputs -------------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_trained_model_is_found_by_extension_not_by_port_name(bes):
+    responses.get(f"{JOBS}/j1", json=FINISHED)
+    job = bes.get_job("j1")
+    assert job.trained_model.relative_location == "out/model.ilearner"
+    assert set(job.results) == {"output1", "output2"}
+
+
+@responses.activate
+def test_two_ilearner_outputs_are_ambiguous(bes):
+    responses.get(
+        f"{JOBS}/j1",
+        json=_status("Finished", {"a": _result("x/a.ilearner"), "b": _result("x/b.ilearner")}),
+    )
+    with pytest.raises(ConfigurationError, match="several"):
+        _ = bes.get_job("j1").trained_model
+
+
+@responses.activate
+def test_no_ilearner_output_points_at_the_wrong_service(bes):
+    responses.get(f"{JOBS}/j1", json=_status("Finished", {"output1": _result("x/s.csv")}))
+    with pytest.raises(ConfigurationError, match="training web service"):
+        _ = bes.get_job("j1").trained_model
+
+
+@responses.activate
+def test_an_expired_result_sas_is_renewed_by_reading_the_job_again(bes):
+    responses.get(
+        f"{JOBS}/j1", json=_status("Finished", {"output1": _result("x/m.ilearner", hours=-1)})
+    )
+    responses.get(f"{JOBS}/j1", json=_status("Finished", {"output1": _result("x/m.ilearner")}))
+    job = bes.get_job("j1")
+    assert not job.trained_model.is_expired()
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_results_before_the_end_are_refused(bes):
+    responses.get(f"{JOBS}/j1", json=_status("Running"))
+    with pytest.raises(ConfigurationError, match="Running"):
+        _ = bes.get_job("j1").results
+
+
+@responses.activate
+def test_results_in_connection_string_form_are_understood(bes):
+    entry = {"ConnectionString": CONN, "RelativeLocation": "models/m.ilearner"}
+    responses.get(f"{JOBS}/j1", json=_status("Finished", {"output1": entry}))
+    ref = bes.get_job("j1").trained_model
+    assert ref.url == "https://acct.blob.core.windows.net/models/m.ilearner"
+
+
+@responses.activate
+def test_evaluation_downloads_the_csv_with_its_sas_and_no_api_key(bes):
+    responses.get(f"{JOBS}/j1", json=FINISHED)
+    responses.get(
+        f"{STORAGE}out/evaluation.csv",
+        body="True Positive,False Negative,Accuracy,Precision,Recall,F-Score,AUC\n"
+        "10,2,0.84,0.8,0.7,0.75,0.9\n",
+    )
+    metrics = bes.get_job("j1").evaluation()
+    assert metrics.accuracy == 0.84
+    assert metrics["F-Score"] == 0.75
+    download = responses.calls[-1].request
+    assert "Authorization" not in download.headers
+    assert "sig=RESULTSIG" in download.url
+
+
+@responses.activate
+def test_repr_and_html_hold_no_secret(bes):
+    responses.get(f"{JOBS}/j1", json=FINISHED)
+    job = bes.get_job("j1")
+    text = repr(job) + job._repr_html_() + repr(bes) + str(job.document)
+    assert "RESULTSIG" not in text
+    assert "APIKEYVALUE" not in text
+    assert "model.ilearner" in job._repr_html_()
