@@ -1,0 +1,371 @@
+"""Deployment targets: what the retrain loop points at a new model, and how.
+
+A target is one predictive service whose trained model is swapped:
+
+* :class:`ArmTarget`: a New (ARM) web service. The swap is a definition rewrite sent as
+  a minimal PATCH, awaited and verified by a fresh GET (:class:`WebServicesClient`).
+* :class:`ClassicTarget`: a non-default endpoint of a classic predictive web service.
+  The swap is a PATCH of its trained-model resource, verified by GET
+  (:class:`ClassicClient`).
+
+Both refuse a wrong target before any change (:meth:`Target.check`), report the model
+they serve now, describe the exact request a swap would send (for dry runs), swap and
+verify, and score sample rows through the service's request-response API.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from amlretrain._redact import redact_data
+from amlretrain.blobs import BlobRef
+from amlretrain.errors import ConfigurationError, VerificationFailed
+from amlretrain.ledger import strip_sas
+
+if TYPE_CHECKING:
+    from amlretrain.arm import WebServicesClient
+    from amlretrain.classic import ClassicClient
+    from amlretrain.definition import WebServiceDefinition
+    from amlretrain.scoring import ScoreResult, ScoringClient
+
+__all__ = ["ArmTarget", "ClassicTarget", "Sample", "Target"]
+
+log = logging.getLogger(__name__)
+
+
+def _columns(value: Sequence[str]) -> tuple[str, ...]:
+    return tuple(str(c) for c in value)
+
+
+def _rows(value: Sequence[Sequence[Any]]) -> tuple[tuple[Any, ...], ...]:
+    return tuple(tuple(r) for r in value)
+
+
+@attrs.frozen(kw_only=True)
+class Sample:
+    """Rows to score when verifying a deployment.
+
+    Attributes:
+        columns: the input column names.
+        rows: rows of values (as many as columns).
+        input_name: the service's input port.
+    """
+
+    columns: tuple[str, ...] = attrs.field(converter=_columns)
+    rows: tuple[tuple[Any, ...], ...] = attrs.field(converter=_rows)
+    input_name: str = "input1"
+
+    @classmethod
+    def from_example_request(cls, definition: WebServiceDefinition) -> Sample | None:
+        """The definition's ``exampleRequest`` (first row: column names), if it has one."""
+        props = definition.properties
+        example = props.example_request if props else None
+        if example is None or not example.inputs:
+            return None
+        for name, table in example.inputs.items():
+            if isinstance(table, list) and len(table) >= 2 and isinstance(table[0], list):
+                return cls(columns=table[0], rows=table[1:], input_name=name)
+        return None
+
+
+class Target(Protocol):
+    """What the retrain loop needs of a deployment target."""
+
+    @property
+    def key(self) -> str:
+        """The ledger key: stable and unique (``arm:<id>``, ``classic:<ws>/<svc>/<ep>``)."""
+        ...
+
+    @property
+    def label(self) -> str:
+        """A short name for people."""
+        ...
+
+    def check(self) -> None:
+        """Refuse a wrong target before anything changes (reads only)."""
+        ...
+
+    def current_model(self) -> str | None:
+        """The model URL the target serves now (may carry a SAS: a secret)."""
+        ...
+
+    def plan(self, model: BlobRef) -> dict[str, Any]:
+        """The exact request a swap to ``model`` would send (secrets included)."""
+        ...
+
+    def deploy(self, model: BlobRef) -> str:
+        """Swap to ``model`` and verify with a fresh read; returns the served URL."""
+        ...
+
+    def sample(self) -> Sample | None:
+        """Default rows for the scoring check, if the service documents some."""
+        ...
+
+    def score(self, sample: Sample) -> ScoreResult:
+        """Score ``sample`` through the service's request-response API."""
+        ...
+
+
+def _same_model(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and strip_sas(a) == strip_sas(b)
+
+
+class ArmTarget:
+    """A New (ARM) predictive web service.
+
+    Args:
+        client: the :class:`~amlretrain.arm.WebServicesClient`.
+        resource_group, name: the web service.
+        asset: the trained-model asset id or name (default: the only one).
+        scoring_url: the request-response base URL; default: derived from the service's
+            ``swaggerLocation`` (``.../services/{id}/swagger.json`` -> ``.../services/{id}``).
+        include_sas: put the model's SAS into ``locationInfo.uri`` (default True). Whether
+            the real service needs one for a private blob is not documented; the
+            emulator does.
+    """
+
+    def __init__(
+        self,
+        client: WebServicesClient,
+        resource_group: str,
+        name: str,
+        *,
+        asset: str | None = None,
+        scoring_url: str | None = None,
+        include_sas: bool = True,
+    ) -> None:
+        self.client = client
+        self.resource_group = resource_group
+        self.name = name
+        self.asset = asset
+        self.include_sas = include_sas
+        self._scoring_url = scoring_url
+        self._definition: WebServiceDefinition | None = None
+
+    def __repr__(self) -> str:
+        return f"ArmTarget({self.resource_group!r}, {self.name!r})"
+
+    @property
+    def key(self) -> str:
+        return f"arm:{self.client.resource_id(self.resource_group, self.name)}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.resource_group}/{self.name}"
+
+    def _fetch(self) -> WebServiceDefinition:
+        self._definition = self.client.get(self.resource_group, self.name)
+        return self._definition
+
+    def check(self) -> None:
+        definition = self._fetch()
+        if definition.is_read_only:
+            raise ConfigurationError(
+                f"web service {self.label} is read-only: it can only be deleted, not updated"
+            )
+        self._model_of(definition)  # no or an ambiguous trained model: refuse now
+
+    def _model_of(self, definition: WebServiceDefinition) -> str | None:
+        models = definition.trained_models
+        if self.asset is None:
+            if len(models) != 1:
+                names = ", ".join(m.asset_id for m in models) or "none"
+                raise ConfigurationError(
+                    f"web service {self.label} has {len(models)} trained models ({names}); "
+                    "name one with asset="
+                )
+            return models[0].uri
+        for model in models:
+            if self.asset in (model.asset_id, model.name):
+                return model.uri
+        raise ConfigurationError(f"web service {self.label} has no trained model {self.asset!r}")
+
+    def current_model(self) -> str | None:
+        return self._model_of(self._fetch())
+
+    def _uri(self, model: BlobRef) -> str:
+        return model.sas_url if self.include_sas else model.url
+
+    def plan(self, model: BlobRef) -> dict[str, Any]:
+        from amlretrain.ilearner import patch_body
+
+        current = self._definition or self._fetch()
+        new = current.with_trained_model(self._uri(model), asset=self.asset)
+        return {
+            "method": "PATCH",
+            "url": self.client.resource_url(self.resource_group, self.name),
+            "jsonPatch": list(current.diff(new)),
+            "body": patch_body(current, new),
+        }
+
+    def deploy(self, model: BlobRef) -> str:
+        current = self._fetch()
+        new = current.with_trained_model(self._uri(model), asset=self.asset)
+        after = self.client.update(self.resource_group, self.name, new, expected=current)
+        self._definition = after
+        served = self._model_of(after)
+        if not _same_model(served, model.url):
+            raise VerificationFailed(
+                f"web service {self.label} serves another model after the update",
+                expected=model.url,
+                actual=strip_sas(served),
+            )
+        return served or model.url
+
+    def sample(self) -> Sample | None:
+        definition = self._definition or self._fetch()
+        return Sample.from_example_request(definition)
+
+    def _scoring(self) -> ScoringClient:
+        from amlretrain.scoring import ScoringClient
+
+        url = self._scoring_url
+        if url is None:
+            definition = self._definition or self._fetch()
+            swagger = definition.properties.swagger_location if definition.properties else None
+            if not swagger:
+                raise ConfigurationError(
+                    f"web service {self.label} has no swaggerLocation: give scoring_url="
+                )
+            parts = urllib.parse.urlsplit(swagger)
+            path = parts.path.rsplit("/", 1)[0] if parts.path.endswith(".json") else parts.path
+            url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+        keys = self.client.list_keys(self.resource_group, self.name)
+        key = keys.primary or keys.secondary
+        if not key:
+            raise ConfigurationError(f"web service {self.label} has no API key")
+        return ScoringClient(url, key)
+
+    def score(self, sample: Sample) -> ScoreResult:
+        with self._scoring() as scoring:
+            return scoring.score(sample.columns, sample.rows, input_name=sample.input_name)
+
+
+class ClassicTarget:
+    """A non-default endpoint of a classic predictive web service.
+
+    Args:
+        client: the :class:`~amlretrain.classic.ClassicClient` of the workspace.
+        web_service_id: the predictive web service.
+        endpoint: the endpoint name (never the default one).
+        resource_name: the trained-model resource (``"... [trained model]"``); default:
+            the endpoint's only resource.
+        verify_timeout: seconds to wait for the endpoint to show the new model.
+    """
+
+    def __init__(
+        self,
+        client: ClassicClient,
+        web_service_id: str,
+        endpoint: str,
+        *,
+        resource_name: str | None = None,
+        verify_timeout: float = 120.0,
+    ) -> None:
+        self.client = client
+        self.web_service_id = web_service_id
+        self.endpoint = endpoint
+        self.resource_name = resource_name
+        self.verify_timeout = verify_timeout
+
+    def __repr__(self) -> str:
+        return f"ClassicTarget({self.web_service_id!r}, {self.endpoint!r})"
+
+    @property
+    def key(self) -> str:
+        return f"classic:{self.client.workspace_id}/{self.web_service_id}/{self.endpoint}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.web_service_id}/{self.endpoint}"
+
+    def _resource(self) -> str:
+        endpoint = self.client.get_endpoint(self.web_service_id, self.endpoint)
+        if self.resource_name is not None:
+            return endpoint.resource(self.resource_name).name
+        names = [r.name for r in endpoint.resources if r.name]
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            endpoint.resource("")  # raises the documented "no updatable resources" error
+        raise ConfigurationError(
+            f"endpoint {self.label} has {len(names)} resources; name one with resource_name=: "
+            + ", ".join(repr(n) for n in names)
+        )
+
+    def check(self) -> None:
+        service = self.client.get_web_service(self.web_service_id)
+        default = service.default_endpoint_name
+        if default is not None and default.lower() == self.endpoint.lower():
+            raise ConfigurationError(
+                f"{self.endpoint!r} is the default endpoint of {self.web_service_id!r}; it "
+                "cannot be patched: add an endpoint and target that"
+            )
+        self.resource_name = self._resource()
+
+    def current_model(self) -> str | None:
+        endpoint = self.client.get_endpoint(self.web_service_id, self.endpoint)
+        location = endpoint.resource(self.resource_name or self._resource()).location
+        return location.sas_url if location else None
+
+    def plan(self, model: BlobRef) -> dict[str, Any]:
+        return {
+            "method": "PATCH",
+            "url": "/".join(
+                (self.client.base_url, "workspaces", self.client.workspace_id, "webservices")
+                + tuple(
+                    urllib.parse.quote(p, safe="")
+                    for p in (self.web_service_id, "endpoints", self.endpoint)
+                )
+            ),
+            "body": {
+                "Resources": [
+                    {"Name": self.resource_name or self._resource(), "Location": model.to_bes()}
+                ]
+            },
+        }
+
+    def deploy(self, model: BlobRef) -> str:
+        endpoint = self.client.update_trained_model(
+            self.web_service_id,
+            self.endpoint,
+            self.resource_name or self._resource(),
+            model,
+            verify_timeout=self.verify_timeout,
+        )
+        location = endpoint.resource(self.resource_name or self._resource()).location
+        return location.sas_url if location else model.url
+
+    def sample(self) -> Sample | None:
+        return None
+
+    def score(self, sample: Sample) -> ScoreResult:
+        from amlretrain.scoring import ScoringClient
+
+        endpoint = self.client.get_endpoint(self.web_service_id, self.endpoint)
+        key = endpoint.primary_key or endpoint.secondary_key
+        if not endpoint.api_location or not key:
+            raise ConfigurationError(f"endpoint {self.label} reports no ApiLocation or key")
+        with ScoringClient(endpoint.api_location, key) as scoring:
+            return scoring.score(sample.columns, sample.rows, input_name=sample.input_name)
+
+
+def redacted_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    """A plan safe to print (SAS signatures and keys replaced)."""
+    clean: dict[str, Any] = redact_data(plan)
+    return clean
+
+
+def scores_of(result: ScoreResult) -> list[dict[str, Any]]:
+    """The first output table of a scoring result as records."""
+    return result.first.records()
+
+
+def as_rows(records: Sequence[dict[str, Any]], column: str) -> list[Any]:
+    """One column of score records."""
+    return [r.get(column) for r in records]

@@ -1,0 +1,495 @@
+"""``retrain()``: new data -> training job -> evaluation -> gate -> swap -> verify -> record.
+
+The whole loop in one call, for one or many targets, with a dry-run mode, an
+append-only ledger and failure safety: a failure before a target changed leaves it
+untouched; a failure after it changed puts the previous model back (verified), and
+the ledger says which model each target serves.
+
+Example:
+    >>> result = retrain(training, [ArmTarget(arm, "rg", "census")],          # doctest: +SKIP
+    ...                  gate=Gate(thresholds={"AUC": 0.8}), ledger=Ledger())
+    >>> print(result.summary())                                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from amlretrain._redact import redact
+from amlretrain.blobs import BlobRef
+from amlretrain.errors import AmlRetrainError, ConfigurationError
+from amlretrain.gate import Gate, GateDecision
+from amlretrain.ledger import Ledger, LedgerEntry, strip_sas
+from amlretrain.result import RetrainResult, StepResult, TargetOutcome
+from amlretrain.targets import Sample, Target, redacted_plan
+
+if TYPE_CHECKING:
+    from amlretrain.jobs import BatchClient, TrainingJob
+    from amlretrain.storage import BlobStore
+
+__all__ = ["Training", "deploy", "retrain", "rollback"]
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class Training:
+    """How to train the new model: the training service's batch endpoint and the data.
+
+    Attributes:
+        batch: the training web service's :class:`~amlretrain.jobs.BatchClient`.
+        data: the new training data: a local file (uploaded), a ``BlobRef`` or a
+            ``"container/blob"`` path in ``store``.
+        store: the storage account for uploads and outputs (and SAS minting).
+        input_name: the training service's input port.
+        model_output: the output port of the trained model (its override ends in
+            ``.ilearner``); None lets the service name the outputs.
+        evaluation_output: the output port of the evaluation CSV, or None.
+        output_container: where the overrides write.
+        global_parameters: the job's global parameters.
+        timeout: seconds to wait for the job (it is cancelled after that).
+        model_sas_lifetime: the lifetime of the read SAS minted for the services that
+            must read the new model (at most 7 days).
+    """
+
+    batch: BatchClient
+    data: Path | BlobRef | str
+    store: BlobStore
+    input_name: str = "input1"
+    model_output: str | None = "output1"
+    evaluation_output: str | None = "output2"
+    output_container: str = "amlretrain-models"
+    global_parameters: Mapping[str, str] = attrs.field(factory=dict)
+    timeout: float = 3600.0
+    model_sas_lifetime: timedelta = timedelta(days=7)
+
+
+class _Steps:
+    """Collects the timed steps of a run."""
+
+    def __init__(self, progress: Callable[[str], None] | None) -> None:
+        self.steps: list[StepResult] = []
+        self._progress = progress
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[dict[str, Any]]:
+        detail: dict[str, Any] = {}
+        started = time.monotonic()
+        if self._progress:
+            self._progress(name)
+        try:
+            yield detail
+        except BaseException as err:
+            self.steps.append(
+                StepResult(
+                    name=name,
+                    status="failed",
+                    seconds=time.monotonic() - started,
+                    detail=redact(str(err)),
+                )
+            )
+            raise
+        self.steps.append(
+            StepResult(
+                name=name,
+                status=detail.pop("_status", "ok"),
+                seconds=time.monotonic() - started,
+                detail=redact(str(detail.pop("_text", ""))),
+                data=detail,
+            )
+        )
+
+
+def _train(
+    training: Training, steps: _Steps, progress: bool
+) -> tuple[TrainingJob, BlobRef, dict[str, float]]:
+    store = training.store
+    with steps.step("upload") as info:
+        data = training.data
+        if isinstance(data, Path):
+            ref = store.upload(data, container="amlretrain-inputs", progress=progress)
+            info["_text"] = f"uploaded {data.name} to {ref.url}"
+            data = ref
+        else:
+            info["_text"] = "training data already in storage"
+            info["_status"] = "skipped"
+    run = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{time.monotonic_ns() % 100000:05d}"
+    outputs: dict[str, BlobRef | str] = {}
+    if training.model_output:
+        outputs[training.model_output] = f"{training.output_container}/{run}/model.ilearner"
+    if training.evaluation_output:
+        outputs[training.evaluation_output] = f"{training.output_container}/{run}/evaluation.csv"
+    with steps.step("train") as info:
+        job = training.batch.submit(
+            {training.input_name: data},
+            outputs=outputs,
+            global_parameters=training.global_parameters,
+            store=store,
+        )
+        info["job_id"] = job.job_id
+        job.start()
+        job.wait(timeout=training.timeout, progress=progress)
+        info["_text"] = f"job {job.job_id} finished"
+    with steps.step("evaluate") as info:
+        model = job.trained_model
+        metrics = job.evaluation(training.evaluation_output).as_dict()
+        info["metrics"] = metrics
+        info["_text"] = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+    if store.owns(model):
+        model = store.sas(model, expires_in=training.model_sas_lifetime)
+    return job, model, metrics
+
+
+def _verify_scoring(target: Target, sample: Sample | None) -> list[dict[str, Any]] | None:
+    sample = sample or target.sample()
+    if sample is None:
+        return None
+    return target.score(sample).first.records()
+
+
+def _deploy_one(
+    target: Target,
+    model: BlobRef,
+    *,
+    previous: str | None,
+    metrics: Mapping[str, float],
+    gate: Gate | None,
+    ledger: Ledger | None,
+    dry_run: bool,
+    sample: Sample | None,
+    job_id: str | None,
+    store: BlobStore | None = None,
+    action: str = "deploy",
+    rollback_of: str | None = None,
+) -> TargetOutcome:
+    """Gate, swap, verify and record one target; never raises for target failures."""
+    started = time.monotonic()
+    base = TargetOutcome(
+        target=target.label,
+        key=target.key,
+        status="failed",
+        previous_model=strip_sas(previous),
+        new_model=model.url,
+        serving_model=strip_sas(previous),
+    )
+
+    def record(outcome: TargetOutcome, entry_action: str, entry_outcome: str) -> TargetOutcome:
+        if ledger is not None:
+            ledger.append(
+                LedgerEntry.new(
+                    target=target.key,
+                    action=entry_action,
+                    outcome=entry_outcome,
+                    previous_model=previous,
+                    new_model=model.url,
+                    serving_model=outcome.serving_model,
+                    metrics=metrics,
+                    job_id=job_id,
+                    rollback_of=rollback_of,
+                    message=outcome.error or outcome.gate_text,
+                )
+            )
+        return attrs.evolve(outcome, seconds=time.monotonic() - started)
+
+    decision: GateDecision | None = None
+    if gate is not None and not gate.is_empty:
+        incumbent = ledger.metrics_of(target.key, previous) if ledger else None
+        decision = gate.decide(metrics, incumbent=incumbent)
+        base = attrs.evolve(base, gate_passed=decision.passed, gate_checks=decision.checks)
+        if not decision.passed:
+            outcome = attrs.evolve(
+                base, status="rejected", error="gate: " + "; ".join(decision.reasons)
+            )
+            return record(outcome, "gate", "rejected")
+    if _same_previous(previous, model):
+        outcome = attrs.evolve(base, status="skipped", error="the target already serves this model")
+        return attrs.evolve(outcome, seconds=time.monotonic() - started)
+    try:
+        plan = target.plan(model)
+    except AmlRetrainError as err:
+        return record(attrs.evolve(base, error=redact(str(err))), action, "failed")
+    if dry_run:
+        outcome = attrs.evolve(base, status="dry-run", plan=redacted_plan(plan))
+        return attrs.evolve(outcome, seconds=time.monotonic() - started)
+    try:
+        served = target.deploy(model)
+        scores = _verify_scoring(target, sample)
+    except AmlRetrainError as err:
+        log.warning("%s: %s; restoring the previous model", target.label, err)
+        restored = _restore(target, base, previous, err, store)
+        return record(restored, action, _restored_outcome(restored))
+    outcome = attrs.evolve(
+        base, status="succeeded", serving_model=strip_sas(served), scores=scores, plan=None
+    )
+    return record(outcome, action, "succeeded")
+
+
+def _restored_outcome(outcome: TargetOutcome) -> str:
+    return "restored" if outcome.status == "restored" else "failed"
+
+
+def _same_previous(previous: str | None, model: BlobRef) -> bool:
+    return previous is not None and strip_sas(previous) == model.url
+
+
+def _restore(
+    target: Target,
+    base: TargetOutcome,
+    previous: str | None,
+    err: AmlRetrainError,
+    store: BlobStore | None,
+) -> TargetOutcome:
+    """After a failed swap: make sure the target serves a verified model, and say which."""
+    message = redact(str(err))
+    try:
+        now = target.current_model()
+    except AmlRetrainError as read_err:
+        return attrs.evolve(
+            base,
+            serving_model=None,
+            error=f"{message}; the target could not be read afterwards: {redact(str(read_err))}",
+        )
+    if previous is None or strip_sas(now) == strip_sas(previous):
+        return attrs.evolve(
+            base,
+            serving_model=strip_sas(now),
+            error=f"{message}; the target still serves its previous model",
+        )
+    try:
+        old = BlobRef.from_url(previous)
+        if store is not None and store.owns(old):
+            old = store.sas(old)  # the old SAS may have expired meanwhile
+        target.deploy(old)
+    except AmlRetrainError as restore_err:
+        return attrs.evolve(
+            base,
+            serving_model=strip_sas(now),
+            error=f"{message}; restoring the previous model failed too: {redact(str(restore_err))}",
+        )
+    return attrs.evolve(
+        base,
+        status="restored",
+        serving_model=strip_sas(previous),
+        error=f"{message}; the previous model was put back and verified",
+    )
+
+
+def _run_targets(
+    targets: Sequence[Target],
+    work: Callable[[Target], TargetOutcome],
+    concurrency: int,
+) -> list[TargetOutcome]:
+    if concurrency < 1:
+        raise ConfigurationError("concurrency must be at least 1")
+    if len(targets) <= 1 or concurrency == 1:
+        return [work(t) for t in targets]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(targets))) as pool:
+        return list(pool.map(work, targets))
+
+
+def _check_targets(targets: Sequence[Target], steps: _Steps) -> dict[str, str | None]:
+    if not targets:
+        raise ConfigurationError("retrain needs at least one target")
+    keys = [t.key for t in targets]
+    if len(set(keys)) != len(keys):
+        raise ConfigurationError("the same target is listed twice")
+    current: dict[str, str | None] = {}
+    with steps.step("check targets") as info:
+        for target in targets:
+            target.check()
+            current[target.key] = target.current_model()
+        info["_text"] = f"{len(targets)} target(s) checked"
+    return current
+
+
+def retrain(
+    training: Training,
+    targets: Sequence[Target],
+    *,
+    gate: Gate | None = None,
+    ledger: Ledger | None = None,
+    dry_run: bool = False,
+    sample: Sample | None = None,
+    concurrency: int = 4,
+    progress: bool = False,
+    on_step: Callable[[str], None] | None = None,
+) -> RetrainResult:
+    """Retrain on new data and deploy the new model to ``targets``, gated and verified.
+
+    Steps: check the targets (wrong targets fail here, before anything is trained or
+    changed), upload the data, run the training job, read its evaluation, then per
+    target (``concurrency`` at a time): gate, swap, verify (a fresh read shows the new
+    model and scoring ``sample`` succeeds), record in ``ledger``.
+
+    Args:
+        training: the training service, data and storage.
+        targets: where to deploy.
+        gate: rules the new model must pass (per target: "beat the incumbent" compares
+            with the metrics recorded for the model that target serves).
+        ledger: where every outcome is recorded.
+        dry_run: train and evaluate, then only plan: print the exact requests, change
+            nothing.
+        sample: rows for the scoring check (default: each target's exampleRequest).
+        concurrency: targets deployed at a time.
+        progress: show progress bars (tqdm.auto) for the upload and the job.
+        on_step: called with each step's name as it starts.
+
+    Returns:
+        The :class:`RetrainResult` (call ``raise_for_status()`` to turn failures into
+        exceptions).
+
+    Raises:
+        ConfigurationError: a wrong target or input (nothing changed).
+        TrainingJobFailed, OperationTimeout: the job failed or timed out (nothing changed).
+    """
+    steps = _Steps(on_step)
+    current = _check_targets(targets, steps)
+    job, model, metrics = _train(training, steps, progress)
+
+    def work(target: Target) -> TargetOutcome:
+        return _deploy_one(
+            target,
+            model,
+            previous=current[target.key],
+            metrics=metrics,
+            gate=gate,
+            ledger=ledger,
+            dry_run=dry_run,
+            sample=sample,
+            job_id=job.job_id,
+            store=training.store,
+        )
+
+    with steps.step("deploy") as info:
+        outcomes = _run_targets(targets, work, concurrency)
+        info["_text"] = ", ".join(f"{o.target}: {o.status}" for o in outcomes)
+    return RetrainResult(
+        steps=tuple(steps.steps),
+        targets=tuple(outcomes),
+        metrics=metrics,
+        job_id=job.job_id,
+        model=model.url,
+        dry_run=dry_run,
+    )
+
+
+def deploy(
+    model: BlobRef,
+    targets: Sequence[Target],
+    *,
+    metrics: Mapping[str, float] | None = None,
+    gate: Gate | None = None,
+    ledger: Ledger | None = None,
+    dry_run: bool = False,
+    sample: Sample | None = None,
+    concurrency: int = 8,
+    store: BlobStore | None = None,
+) -> RetrainResult:
+    """Deploy an already trained model to many targets (bounded, continue-on-error).
+
+    Same per-target steps as :func:`retrain` (gate, swap, verify, record).
+
+    Raises:
+        ConfigurationError: a wrong target (nothing changed).
+    """
+    steps = _Steps(None)
+    current = _check_targets(targets, steps)
+
+    def work(target: Target) -> TargetOutcome:
+        return _deploy_one(
+            target,
+            model,
+            previous=current[target.key],
+            metrics=metrics or {},
+            gate=gate,
+            ledger=ledger,
+            dry_run=dry_run,
+            sample=sample,
+            job_id=None,
+            store=store,
+        )
+
+    with steps.step("deploy") as info:
+        outcomes = _run_targets(targets, work, concurrency)
+        info["_text"] = ", ".join(f"{o.target}: {o.status}" for o in outcomes)
+    return RetrainResult(
+        steps=tuple(steps.steps),
+        targets=tuple(outcomes),
+        metrics=dict(metrics or {}),
+        job_id=None,
+        model=model.url,
+        dry_run=dry_run,
+    )
+
+
+def rollback(
+    target: Target,
+    *,
+    ledger: Ledger,
+    store: BlobStore | None = None,
+    to: str | None = None,
+    sample: Sample | None = None,
+    dry_run: bool = False,
+    sas_lifetime: timedelta = timedelta(days=7),
+) -> TargetOutcome:
+    """Put a previous model back on ``target``, verified, and record it.
+
+    Args:
+        target: the target.
+        ledger: its history.
+        store: the storage account of the models (to check the blob and mint a read SAS:
+            the ledger keeps no SAS).
+        to: a ledger entry id (or unique prefix): restore the model that entry
+            deployed. Default: the model the target served before its latest deployment.
+
+    Raises:
+        ConfigurationError: nothing to roll back to, or the model blob is gone or
+            unreadable (checked before anything changes).
+    """
+    target.check()
+    current = target.current_model()
+    if to is not None:
+        entry = ledger.get(to)
+        if entry.target != target.key:
+            raise ConfigurationError(
+                f"ledger entry {entry.id} is for {entry.target}, not {target.key}"
+            )
+        wanted = entry.new_model
+    else:
+        deployments = ledger.deployments(target.key)
+        if not deployments:
+            raise ConfigurationError(f"the ledger has no deployment of {target.label} to roll back")
+        entry = deployments[-1]
+        wanted = entry.previous_model
+    if not wanted:
+        raise ConfigurationError(f"ledger entry {entry.id} names no model to restore")
+    model = BlobRef.from_url(wanted)
+    if store is not None and store.owns(model):
+        if not store.exists(model):
+            raise ConfigurationError(
+                f"the model {model.url} no longer exists: cannot roll back to it"
+            )
+        model = store.sas(model, expires_in=sas_lifetime)
+    return _deploy_one(
+        target,
+        model,
+        previous=current,
+        metrics=ledger.metrics_of(target.key, wanted) or {},
+        gate=None,
+        ledger=ledger,
+        dry_run=dry_run,
+        sample=sample,
+        job_id=entry.job_id,
+        store=store,
+        action="rollback",
+        rollback_of=entry.id,
+    )
