@@ -41,5 +41,9 @@ unit: $(STAMP)
 bench: $(STAMP) $(AZURITE)
 	$(BIN)/python -m bench
 
+# The documentation site (mkdocs.yml), strict: a broken link or docstring fails it.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
 clean:
 	rm -rf $(VENV) .tools build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis site
