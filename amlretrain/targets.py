@@ -198,13 +198,15 @@ class ArmTarget:
         new = current.with_trained_model(self._uri(model), asset=self.asset)
         return {
             "method": "PATCH",
-            "url": self.client.resource_url(self.resource_group, self.name),
+            "url": self.client.base_url + self.client.resource_id(self.resource_group, self.name),
             "jsonPatch": list(current.diff(new)),
             "body": patch_body(current, new),
         }
 
     def deploy(self, model: BlobRef) -> str:
-        current = self._fetch()
+        # The definition read by check()/current_model() is the expected one: the client
+        # re-reads the service and refuses (ConflictError) if its model changed since.
+        current = self._definition or self._fetch()
         new = current.with_trained_model(self._uri(model), asset=self.asset)
         after = self.client.update(self.resource_group, self.name, new, expected=current)
         self._definition = after
@@ -313,16 +315,17 @@ class ClassicTarget:
         location = endpoint.resource(self.resource_name or self._resource()).location
         return location.sas_url if location else None
 
+    def _endpoint_url(self) -> str:
+        quoted = [urllib.parse.quote(p, safe="") for p in (self.web_service_id, self.endpoint)]
+        return (
+            f"{self.client.base_url}/workspaces/{self.client.workspace_id}/webservices/"
+            f"{quoted[0]}/endpoints/{quoted[1]}"
+        )
+
     def plan(self, model: BlobRef) -> dict[str, Any]:
         return {
             "method": "PATCH",
-            "url": "/".join(
-                (self.client.base_url, "workspaces", self.client.workspace_id, "webservices")
-                + tuple(
-                    urllib.parse.quote(p, safe="")
-                    for p in (self.web_service_id, "endpoints", self.endpoint)
-                )
-            ),
+            "url": self._endpoint_url(),
             "body": {
                 "Resources": [
                     {"Name": self.resource_name or self._resource(), "Location": model.to_bes()}

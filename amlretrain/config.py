@@ -1,0 +1,433 @@
+"""The retrain configuration file (``retrain.toml``): parse it, check it, build the run.
+
+A full example, with every key, is in ``docs/config.md``. Secrets are never written in
+the file: each is named by the environment variable that holds it (``*_env`` keys).
+
+Errors name the file and the key: ``retrain.toml: targets[2].endpoint: required``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from amlretrain.errors import ConfigurationError
+from amlretrain.gate import Gate
+from amlretrain.targets import Sample
+
+if TYPE_CHECKING:
+    from amlretrain.jobs import BatchClient
+    from amlretrain.storage import BlobStore
+    from amlretrain.targets import Target
+
+__all__ = ["ArmTargetConfig", "ClassicTargetConfig", "RetrainConfig", "load_config"]
+
+_TARGET_KINDS = ("arm", "classic")
+
+
+class _Reader:
+    """Typed access to a TOML table, with errors that name the file and key."""
+
+    def __init__(self, source: str, table: Mapping[str, Any], where: str) -> None:
+        self.source = source
+        self.table = table
+        self.where = where
+        self.used: set[str] = set()
+
+    def fail(self, key: str, message: str) -> ConfigurationError:
+        name = f"{self.where}.{key}" if self.where else key
+        return ConfigurationError(f"{self.source}: {name}: {message}")
+
+    def get(
+        self,
+        key: str,
+        kind: type | tuple[type, ...],
+        default: Any = None,
+        *,
+        required: bool = False,
+    ) -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            if required:
+                raise self.fail(key, "required")
+            return default
+        value = self.table[key]
+        if (
+            isinstance(value, bool)
+            and kind is not bool
+            and not (isinstance(kind, tuple) and bool in kind)
+        ):
+            raise self.fail(key, f"must be {_kind_name(kind)}, not a boolean")
+        if not isinstance(value, kind):
+            raise self.fail(key, f"must be {_kind_name(kind)}, not {type(value).__name__}")
+        return value
+
+    def secret(self, key: str, environ: Mapping[str, str], *, required: bool = True) -> str | None:
+        """A secret named by ``<key>_env`` (an environment variable)."""
+        if key in self.table:
+            raise self.fail(
+                key,
+                "secrets are not written in the file: name the environment variable "
+                f"with {key}_env",
+            )
+        env = self.get(f"{key}_env", str)
+        if env is None:
+            if required:
+                raise self.fail(f"{key}_env", "required (the environment variable holding it)")
+            return None
+        value = environ.get(env)
+        if not value:
+            raise self.fail(f"{key}_env", f"the environment variable {env} is not set")
+        return value
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise self.fail(unknown[0], "unknown key (a typo?)")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "an array",
+        dict: "a table",
+    }
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+@attrs.frozen(kw_only=True)
+class ArmTargetConfig:
+    """A New (ARM) web service target."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    asset: str | None = None
+    arm_base_url: str = "https://management.azure.com"
+    scoring_url: str | None = None
+    api_version: str = "2017-01-01"
+    arm_token: str | None = attrs.field(default=None, repr=False)
+    data: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ClassicTargetConfig:
+    """A classic endpoint target."""
+
+    workspace_id: str
+    web_service_id: str
+    endpoint: str
+    token: str = attrs.field(repr=False)
+    resource_name: str | None = None
+    region: str = "South Central US"
+    management_url: str | None = None
+    data: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RetrainConfig:
+    """A parsed ``retrain.toml``; build the run with :meth:`batch`, :meth:`store`, :meth:`targets`."""
+
+    source: str
+    training_api_location: str
+    training_api_key: str = attrs.field(repr=False)
+    data: str
+    input_name: str = "input1"
+    model_output: str | None = "output1"
+    evaluation_output: str | None = "output2"
+    output_container: str = "amlretrain-models"
+    global_parameters: Mapping[str, str] = attrs.field(factory=dict)
+    timeout: float = 3600.0
+    model_sas_days: float = 7.0
+    storage_connection_string: str | None = attrs.field(default=None, repr=False)
+    storage_account_url: str | None = None
+    gate: Gate = attrs.field(factory=Gate)
+    ledger_path: str = ".amlretrain/ledger.jsonl"
+    concurrency: int = 4
+    sample: Sample | None = None
+    target_configs: tuple[ArmTargetConfig | ClassicTargetConfig, ...] = ()
+
+    @property
+    def model_sas_lifetime(self) -> timedelta:
+        """The lifetime of the read SAS minted for the new model."""
+        return timedelta(days=self.model_sas_days)
+
+    def resolve(self, path: str) -> Path:
+        """A path of the file, relative to the config file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path(self.source).resolve().parent / p
+
+    def batch(self) -> BatchClient:
+        """The training service's batch client."""
+        from amlretrain.jobs import BatchClient
+
+        return BatchClient(self.training_api_location, self.training_api_key)
+
+    def store(self) -> BlobStore:
+        """The storage account."""
+        from amlretrain.storage import BlobStore
+
+        if self.storage_connection_string:
+            return BlobStore.from_connection_string(self.storage_connection_string)
+        assert self.storage_account_url is not None  # checked when parsed
+        from azure.identity import DefaultAzureCredential
+
+        return BlobStore(self.storage_account_url, DefaultAzureCredential())
+
+    def targets(self) -> list[tuple[Target, str | None]]:
+        """The targets, each with its own data file (None: the shared one)."""
+        from amlretrain.targets import ArmTarget, ClassicTarget
+
+        out: list[tuple[Target, str | None]] = []
+        arm_clients: dict[tuple[str, str, str, str | None], Any] = {}
+        classic_clients: dict[tuple[str, str, str | None], Any] = {}
+        for config in self.target_configs:
+            if isinstance(config, ArmTargetConfig):
+                key = (
+                    config.subscription_id,
+                    config.arm_base_url,
+                    config.api_version,
+                    config.arm_token,
+                )
+                if key not in arm_clients:
+                    arm_clients[key] = _arm_client(config)
+                out.append(
+                    (
+                        ArmTarget(
+                            arm_clients[key],
+                            config.resource_group,
+                            config.name,
+                            asset=config.asset,
+                            scoring_url=config.scoring_url,
+                        ),
+                        config.data,
+                    )
+                )
+            else:
+                ckey = (config.workspace_id, config.token, config.management_url)
+                if ckey not in classic_clients:
+                    from amlretrain.classic import ClassicClient
+
+                    classic_clients[ckey] = ClassicClient(
+                        config.workspace_id,
+                        config.token,
+                        region=config.region,
+                        base_url=config.management_url,
+                    )
+                out.append(
+                    (
+                        ClassicTarget(
+                            classic_clients[ckey],
+                            config.web_service_id,
+                            config.endpoint,
+                            resource_name=config.resource_name,
+                        ),
+                        config.data,
+                    )
+                )
+        return out
+
+
+def _arm_client(config: ArmTargetConfig) -> Any:
+    from amlretrain.arm import WebServicesClient
+
+    credential: Any
+    if config.arm_token:
+        from amlretrain.credentials import StaticTokenCredential
+
+        credential = StaticTokenCredential(config.arm_token)
+    else:
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+    return WebServicesClient(
+        credential,
+        config.subscription_id,
+        base_url=config.arm_base_url,
+        api_version=config.api_version,
+    )
+
+
+def _parse_target(
+    source: str, index: int, table: Any, environ: Mapping[str, str]
+) -> ArmTargetConfig | ClassicTargetConfig:
+    where = f"targets[{index}]"
+    if not isinstance(table, Mapping):
+        raise ConfigurationError(f"{source}: {where}: must be a table ([[targets]])")
+    r = _Reader(source, table, where)
+    kind = r.get("kind", str, required=True)
+    if kind not in _TARGET_KINDS:
+        raise r.fail("kind", f"must be one of {', '.join(_TARGET_KINDS)}, not {kind!r}")
+    target: ArmTargetConfig | ClassicTargetConfig
+    if kind == "arm":
+        target = ArmTargetConfig(
+            subscription_id=r.get("subscription_id", str, required=True),
+            resource_group=r.get("resource_group", str, required=True),
+            name=r.get("name", str, required=True),
+            asset=r.get("asset", str),
+            arm_base_url=r.get("arm_base_url", str, "https://management.azure.com"),
+            scoring_url=r.get("scoring_url", str),
+            api_version=r.get("api_version", str, "2017-01-01"),
+            arm_token=r.secret("arm_token", environ, required=False),
+            data=r.get("data", str),
+        )
+    else:
+        target = ClassicTargetConfig(
+            workspace_id=r.get("workspace_id", str, required=True),
+            web_service_id=r.get("web_service_id", str, required=True),
+            endpoint=r.get("endpoint", str, required=True),
+            token=r.secret("token", environ) or "",
+            resource_name=r.get("resource_name", str),
+            region=r.get("region", str, "South Central US"),
+            management_url=r.get("management_url", str),
+            data=r.get("data", str),
+        )
+    r.finish()
+    return target
+
+
+def _parse_gate(source: str, table: Any) -> Gate:
+    if table is None:
+        return Gate()
+    if not isinstance(table, Mapping):
+        raise ConfigurationError(f"{source}: gate: must be a table")
+    r = _Reader(source, table, "gate")
+    thresholds = r.get("thresholds", dict, {})
+    beat = r.get("beat_incumbent", (str, list), [])
+    if isinstance(beat, list) and not all(isinstance(b, str) for b in beat):
+        raise r.fail("beat_incumbent", "must be a metric name or an array of names")
+    margin = r.get("margin", (int, float), 0.0)
+    require = r.get("require_incumbent", bool, False)
+    r.finish()
+    try:
+        return Gate(
+            thresholds=dict(thresholds),
+            beat_incumbent=beat,
+            margin=float(margin),
+            require_incumbent=require,
+        )
+    except ConfigurationError as err:
+        raise ConfigurationError(f"{source}: gate.thresholds: {err}") from err
+
+
+def _parse_sample(source: str, table: Any) -> Sample | None:
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        raise ConfigurationError(f"{source}: sample: must be a table")
+    r = _Reader(source, table, "sample")
+    columns = r.get("columns", list, required=True)
+    rows = r.get("rows", list, required=True)
+    input_name = r.get("input", str, "input1")
+    r.finish()
+    if not rows or not all(isinstance(row, list) and len(row) == len(columns) for row in rows):
+        raise r.fail("rows", f"must be arrays of {len(columns)} values (one per column)")
+    return Sample(columns=columns, rows=rows, input_name=input_name)
+
+
+def parse_config(
+    data: Mapping[str, Any], *, source: str, environ: Mapping[str, str] | None = None
+) -> RetrainConfig:
+    """Build a :class:`RetrainConfig` from a parsed TOML document.
+
+    Raises:
+        ConfigurationError: naming the file and the key.
+    """
+    environ = os.environ if environ is None else environ
+    top = _Reader(source, data, "")
+    training = top.get("training", dict, required=True)
+    storage = top.get("storage", dict, required=True)
+    targets = top.get("targets", list, required=True)
+    gate = _parse_gate(source, top.get("gate", dict))
+    ledger = top.get("ledger", dict, {})
+    sample = _parse_sample(source, top.get("sample", dict))
+    concurrency = top.get("concurrency", int, 4)
+    top.finish()
+    if concurrency < 1:
+        raise top.fail("concurrency", "must be at least 1")
+
+    t = _Reader(source, training, "training")
+    s = _Reader(source, storage, "storage")
+    connection_string = s.secret("connection_string", environ, required=False)
+    account_url = s.get("account_url", str)
+    s.finish()
+    if not connection_string and not account_url:
+        raise s.fail("connection_string_env", "give connection_string_env or account_url")
+    lg = _Reader(source, ledger, "ledger")
+    ledger_path = lg.get("path", str, ".amlretrain/ledger.jsonl")
+    lg.finish()
+    if not targets:
+        raise top.fail("targets", "at least one [[targets]] table is required")
+    params = t.get("global_parameters", dict, {})
+    config = RetrainConfig(
+        source=source,
+        training_api_location=t.get("api_location", str, required=True),
+        training_api_key=t.secret("api_key", environ) or "",
+        data=t.get("data", str, required=True),
+        input_name=t.get("input", str, "input1"),
+        model_output=t.get("model_output", str, "output1") or None,
+        evaluation_output=t.get("evaluation_output", str, "output2") or None,
+        output_container=t.get("output_container", str, "amlretrain-models"),
+        global_parameters={str(k): str(v) for k, v in params.items()},
+        timeout=float(t.get("timeout", (int, float), 3600)),
+        model_sas_days=float(t.get("model_sas_days", (int, float), 7)),
+        storage_connection_string=connection_string,
+        storage_account_url=account_url,
+        gate=gate,
+        ledger_path=ledger_path,
+        concurrency=concurrency,
+        sample=sample,
+        target_configs=tuple(
+            _parse_target(source, i, table, environ) for i, table in enumerate(targets)
+        ),
+    )
+    t.finish()
+    if not 0 < config.model_sas_days <= 7:
+        raise t.fail("model_sas_days", "must be more than 0 and at most 7")
+    return config
+
+
+def load_config(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> RetrainConfig:
+    """Read and check a ``retrain.toml``.
+
+    Raises:
+        ConfigurationError: the file cannot be read, is not TOML (line and column), or a
+            key is missing, unknown or of the wrong type (named).
+    """
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+    source = os.fspath(path)
+    try:
+        raw = Path(source).read_bytes()
+    except OSError as err:
+        raise ConfigurationError(f"cannot read {source}: {err.strerror}") from err
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigurationError(f"{source}: not valid TOML: {err}") from err
+    return parse_config(data, source=source, environ=environ)
+
+
+def group_by_data(
+    config: RetrainConfig, targets: Sequence[tuple[Target, str | None]]
+) -> dict[str, list[Target]]:
+    """Targets grouped by the training data each needs (one training job per group)."""
+    groups: dict[str, list[Target]] = {}
+    for target, data in targets:
+        groups.setdefault(data or config.data, []).append(target)
+    return groups
