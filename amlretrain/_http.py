@@ -428,7 +428,11 @@ def error_from_azure(
         operation's error code; a read timeout an :class:`OperationTimeout`; no response
         a :class:`ServiceError` with ``status=None``.
     """
-    from azure.core.exceptions import HttpResponseError, ServiceResponseTimeoutError
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceResponseTimeoutError,
+    )
 
     prefix = f"{context}: " if context else ""
     first_line = (str(getattr(exc, "message", None) or exc).strip().splitlines() or [""])[0]
@@ -450,6 +454,8 @@ def error_from_azure(
             code=getattr(exc, "error_code", None),
             message=prefix + first_line,
         )
+    if isinstance(exc, ClientAuthenticationError):  # no response: the credential failed
+        return AuthenticationError(f"{prefix}could not get a token: {redact(first_line)}")
     if isinstance(exc, ServiceResponseTimeoutError):
         return OperationTimeout(f"{prefix}no response within the read timeout")
     return ServiceError(
