@@ -136,7 +136,7 @@ class ClassicTargetConfig:
 
 @attrs.frozen(kw_only=True)
 class RetrainConfig:
-    """A parsed ``retrain.toml``; build the run with :meth:`batch`, :meth:`store`, :meth:`targets`."""
+    """A parsed ``retrain.toml``: build the run with its methods."""
 
     source: str
     training_api_location: str
