@@ -69,10 +69,10 @@ def run(
     """
     faults = Faults.load(faults_file) if faults_file else Faults()
     stop = stop_event or threading.Event()
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda _s, _f: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda _s, _f: stop.set())
     try:
         with Emulator(
             seed=seed,
