@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 _SECRET = {"secret": True}
 
 
-def _secret() -> Any:
-    return attrs.field(repr=False, metadata=_SECRET)
+def _secret(**kwargs: Any) -> Any:
+    return attrs.field(repr=False, metadata=_SECRET, **kwargs)
 
 
 @attrs.frozen(kw_only=True)
@@ -60,17 +60,17 @@ class EmulatorInfo:
     training_service: str | None = None
     training_endpoint: str | None = None
     training_endpoint_api_location: str | None = None
-    training_api_key: str | None = _secret()
+    training_api_key: str | None = _secret(default=None)
     predictive_service: str | None = None
     predictive_default_endpoint: str | None = None
     predictive_endpoint: str | None = None
     predictive_endpoint_api_location: str | None = None
-    predictive_api_key: str | None = _secret()
+    predictive_api_key: str | None = _secret(default=None)
     predictive_resource_name: str | None = None
     arm_service_name: str | None = None
     arm_service_id: str | None = None
     arm_api_location: str | None = None
-    arm_api_key: str | None = _secret()
+    arm_api_key: str | None = _secret(default=None)
     training_data: str | None = None
     new_training_data: str | None = None
     initial_model: str | None = None
