@@ -117,6 +117,7 @@ class ArmTargetConfig:
     scoring_url: str | None = None
     api_version: str = "2017-01-01"
     arm_token: str | None = attrs.field(default=None, repr=False)
+    polling_interval: float = 5.0
     data: str | None = None
 
 
@@ -189,7 +190,7 @@ class RetrainConfig:
         from amlretrain.targets import ArmTarget, ClassicTarget
 
         out: list[tuple[Target, str | None]] = []
-        arm_clients: dict[tuple[str, str, str, str | None], Any] = {}
+        arm_clients: dict[tuple[str, str, str, str | None, float], Any] = {}
         classic_clients: dict[tuple[str, str, str | None], Any] = {}
         for config in self.target_configs:
             if isinstance(config, ArmTargetConfig):
@@ -198,6 +199,7 @@ class RetrainConfig:
                     config.arm_base_url,
                     config.api_version,
                     config.arm_token,
+                    config.polling_interval,
                 )
                 if key not in arm_clients:
                     arm_clients[key] = _arm_client(config)
@@ -255,6 +257,7 @@ def _arm_client(config: ArmTargetConfig) -> Any:
         config.subscription_id,
         base_url=config.arm_base_url,
         api_version=config.api_version,
+        polling_interval=config.polling_interval,
     )
 
 
@@ -279,6 +282,7 @@ def _parse_target(
             scoring_url=r.get("scoring_url", str),
             api_version=r.get("api_version", str, "2017-01-01"),
             arm_token=r.secret("arm_token", environ, required=False),
+            polling_interval=float(r.get("polling_interval", (int, float), 5.0)),
             data=r.get("data", str),
         )
     else:

@@ -48,7 +48,7 @@ class TargetOutcome:
             could not be read).
         gate_passed, gate_checks: the gate's verdict for this target.
         scores: the scoring check's records (after the swap).
-        plan: for a dry run, the exact request (redacted).
+        plan: the exact request sent, or for a dry run planned (redacted).
         error: why it did not succeed (redacted).
         seconds: time spent on this target.
     """

@@ -228,7 +228,11 @@ def _deploy_one(
         restored = _restore(target, base, previous, err, store)
         return record(restored, action, _restored_outcome(restored))
     outcome = attrs.evolve(
-        base, status="succeeded", serving_model=strip_sas(served), scores=scores, plan=None
+        base,
+        status="succeeded",
+        serving_model=strip_sas(served),
+        scores=scores,
+        plan=redacted_plan(plan),
     )
     return record(outcome, action, "succeeded")
 
