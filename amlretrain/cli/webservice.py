@@ -1,0 +1,222 @@
+"""``amlretrain webservice get|list|export|import|update|delete|keys``: New (ARM) web services."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from amlretrain.cli._common import add_output_flag, emit
+from amlretrain.cli._settings import Settings, add_arm_flags, resolve
+from amlretrain.definition import WebServiceDefinition
+from amlretrain.errors import ConfigurationError, NotFoundError
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``webservice`` command group."""
+    group = subparsers.add_parser(
+        "webservice",
+        help="New (ARM) web services: get, list, export, import, update, delete, keys",
+        description="Microsoft.MachineLearning/webServices through ARM. Settings: see "
+        "'amlretrain webservice get --help' and the profile file.",
+    )
+    commands = group.add_subparsers(dest="webservice_command", metavar="COMMAND")
+    group.set_defaults(handler=lambda args: _usage(group))
+
+    def target(name: str, help_text: str, *, output: bool = True) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
+        p.add_argument("name", help="web service name")
+        p.add_argument("-g", "--resource-group", help="(AMLRETRAIN_RESOURCE_GROUP)")
+        add_arm_flags(p)
+        if output:
+            add_output_flag(p)
+        return p
+
+    get = target("get", "show a web service (Get-AzMlWebService)")
+    get.add_argument("--region", help="read the definition valid for this region")
+    get.set_defaults(handler=_get)
+
+    lst = commands.add_parser("list", help="list web services (of a resource group)")
+    lst.add_argument("-g", "--resource-group", help="(AMLRETRAIN_RESOURCE_GROUP)")
+    lst.add_argument("--all", action="store_true", help="the whole subscription")
+    add_arm_flags(lst)
+    add_output_flag(lst)
+    lst.set_defaults(handler=_list)
+
+    export = target("export", "save the definition to a file (Export-AzMlWebService)")
+    export.add_argument("-o", "--out", required=True, help="file to write")
+    export.add_argument("--force", action="store_true", help="overwrite an existing file")
+    export.set_defaults(handler=_export)
+
+    imp = target("import", "create or OVERWRITE a service from a file (New-AzMlWebService)")
+    imp.add_argument("file", help="definition file")
+    imp.add_argument("--location", help="Azure region (default: the file's)")
+    imp.add_argument("--force", action="store_true", help="overwrite an existing service")
+    imp.add_argument(
+        "--overwrite-fetched",
+        action="store_true",
+        help="allow a document read by GET (it lacks keys, storage key, commitment plan)",
+    )
+    imp.set_defaults(handler=_import)
+
+    update = target("update", "PATCH only what changed, then verify (Update-AzMlWebService)")
+    source = update.add_mutually_exclusive_group(required=True)
+    source.add_argument("--definition", help="the new definition file")
+    source.add_argument("--model-uri", help="point the trained-model asset at this .ilearner")
+    update.add_argument("--asset", help="asset id or name (with --model-uri)")
+    update.add_argument("--dry-run", action="store_true", help="print the PATCH body only")
+    update.add_argument("--timeout", type=float, help="seconds to wait for the operation")
+    update.set_defaults(handler=_update)
+
+    delete = target("delete", "delete a web service (Remove-AzMlWebService)")
+    delete.add_argument("--yes", action="store_true", help="do not ask (required)")
+    delete.set_defaults(handler=_delete)
+
+    keys = target("keys", "key fingerprints; --to-file writes the keys (Get-AzMlWebServiceKey)")
+    keys.add_argument("--to-file", help="write {primary, secondary} JSON here (mode 0600)")
+    keys.set_defaults(handler=_keys)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _summary(d: WebServiceDefinition) -> str:
+    props = d.properties
+    lines = [
+        f"name:            {d.name}",
+        f"location:        {d.location}",
+        f"title:           {props.title if props else None}",
+        f"state:           {props.provisioning_state if props else None}",
+        f"read only:       {d.is_read_only}",
+    ]
+    for model in d.trained_models:
+        lines.append(f"trained model:   {model.asset_id} {model.name!r} -> {model.uri_redacted}")
+    return "\n".join(lines)
+
+
+def _rg(settings: Settings) -> str:
+    return settings.need("resource_group")
+
+
+def _get(args: argparse.Namespace) -> int:
+    settings = resolve(args)
+    with settings.arm_client() as arm:
+        d = arm.get(_rg(settings), args.name, region=args.region)
+    emit(args, d.to_dict(), _summary(d))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    settings = resolve(args)
+    with settings.arm_client() as arm:
+        items = arm.list(None if args.all else _rg(settings))
+    emit(
+        args,
+        [d.to_dict() for d in items],
+        "\n".join(f"{d.name}\t{d.location}\t{d.id}" for d in items) or "(none)",
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise ConfigurationError(f"{out} exists: pass --force to overwrite it")
+    settings = resolve(args)
+    with settings.arm_client() as arm:
+        d = arm.get(_rg(settings), args.name)
+    d.save(out)
+    emit(args, {"name": d.name, "file": str(out)}, f"saved {d.name} to {out}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    d = WebServiceDefinition.load(args.file)
+    d = attrs.evolve(d, location=args.location or d.location)
+    settings = resolve(args)
+    rg = _rg(settings)
+    with settings.arm_client() as arm:
+        if not args.force:
+            try:
+                arm.get(rg, args.name)
+            except NotFoundError:
+                pass
+            else:
+                raise ConfigurationError(
+                    f"web service {args.name} exists and a PUT overwrites it without recovery: "
+                    "pass --force, or use 'webservice update' for a minimal PATCH"
+                )
+        result = arm.create_or_update(rg, args.name, d, overwrite_fetched=args.overwrite_fetched)
+    emit(args, result.to_dict(), "created or replaced\n" + _summary(result))
+    return 0
+
+
+def _update(args: argparse.Namespace) -> int:
+    from amlretrain.ilearner import patch_body
+
+    settings = resolve(args)
+    rg = _rg(settings)
+    with settings.arm_client() as arm:
+        current = arm.get(rg, args.name)
+        if args.definition:
+            new = WebServiceDefinition.load(args.definition)
+        else:
+            new = current.with_trained_model(args.model_uri, asset=args.asset)
+        if args.dry_run:
+            body = patch_body(current, new)
+            emit(args, body, "PATCH body (not sent):\n" + _json(body))
+            return 0
+        result = arm.update(rg, args.name, new, expected=current, timeout=args.timeout)
+    emit(args, result.to_dict(), "updated and verified\n" + _summary(result))
+    return 0
+
+
+def _json(data: Any) -> str:
+    import json
+
+    from amlretrain._redact import redact_data
+
+    return json.dumps(redact_data(data), indent=2)
+
+
+def _delete(args: argparse.Namespace) -> int:
+    if not args.yes:
+        raise ConfigurationError("deleting a web service cannot be undone: pass --yes")
+    settings = resolve(args)
+    with settings.arm_client() as arm:
+        arm.delete(_rg(settings), args.name)
+    emit(args, {"deleted": args.name}, f"deleted {args.name}")
+    return 0
+
+
+def _fingerprint(value: str | None) -> str | None:
+    if not value:
+        return None
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
+
+
+def _keys(args: argparse.Namespace) -> int:
+    settings = resolve(args)
+    with settings.arm_client() as arm:
+        keys = arm.list_keys(_rg(settings), args.name)
+    if args.to_file:
+        import json
+
+        path = Path(args.to_file)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({"primary": keys.primary, "secondary": keys.secondary}, handle)
+    prints = {"primary": _fingerprint(keys.primary), "secondary": _fingerprint(keys.secondary)}
+    text = f"primary:   {prints['primary']}\nsecondary: {prints['secondary']}"
+    if args.to_file:
+        text += f"\nkeys written to {args.to_file} (mode 0600)"
+    emit(args, {"fingerprints": prints, "file": args.to_file}, text)
+    return 0
