@@ -1,0 +1,95 @@
+"""The retrain commands end to end: config file, dry run, gate exit code, history, rollback, demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from amlretrain.cli import main
+from amlretrain.cli._emulator_config import emulator_config, emulator_environment
+from amlretrain.emulator import Emulator
+
+pytestmark = pytest.mark.integration
+
+DATA = Path(__file__).resolve().parents[2] / "amlretrain" / "emulator" / "data"
+
+
+@pytest.fixture
+def config(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name, value in emulator_environment(emulator.info).items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "retrain.toml"
+    path.write_text(
+        emulator_config(
+            emulator.info, data=DATA / "census_new.csv", ledger=tmp_path / "ledger.jsonl"
+        )
+    )
+    return path
+
+
+def _secrets(emulator: Emulator) -> list[str]:
+    return [v for v in emulator_environment(emulator.info).values() if v]
+
+
+def test_dry_run_prints_the_plan_without_secrets(
+    config: Path, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["retrain", "--config", str(config), "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "planned request" in captured.out
+    assert '"op": "replace"' in captured.out
+    assert "sig=REDACTED" in captured.out
+    for secret in _secrets(emulator):
+        assert secret not in captured.out + captured.err
+
+
+def test_retrain_history_rollback(
+    config: Path, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["retrain", "--config", str(config), "--data", str(DATA / "census_train.csv")])
+    out = capsys.readouterr().out
+    assert code in (0, 11), out  # 11 when a previous test left the same model's AUC recorded
+    assert main(["retrain", "--config", str(config), "--output", "json"]) in (0, 11)
+    result = json.loads(capsys.readouterr().out)
+    assert {t["status"] for t in result["targets"]} <= {"succeeded", "skipped", "rejected"}
+
+    assert main(["history", "--config", str(config), "--output", "json"]) == 0
+    history = json.loads(capsys.readouterr().out)
+    assert history, "the ledger recorded the deployments"
+    assert all("sig=" not in json.dumps(e) for e in history)
+
+    deployed = [e for e in history if e["outcome"] == "succeeded"]
+    if deployed:
+        target = deployed[-1]["target"]
+        assert main(["rollback", target, "--config", str(config)]) == 0
+        assert "succeeded" in capsys.readouterr().out
+        assert main(["history", target, "--config", str(config)]) == 0
+        assert "rollback" in capsys.readouterr().out
+
+
+def test_gate_rejection_exits_11(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = config.read_text().replace("AUC = 0.7", "AUC = 0.9999")
+    config.write_text(text)
+    assert main(["retrain", "--config", str(config)]) == 11
+    err = capsys.readouterr().err
+    assert "GateRejected" in err and "AUC" in err
+    errors = [line for line in err.splitlines() if line.startswith("amlretrain: error:")]
+    assert len(errors) == 1
+    assert "Traceback" not in err
+
+
+def test_unknown_rollback_target(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rollback", "nonesuch", "--config", str(config)]) == 4
+    assert "no target 'nonesuch'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_loop_and_leaves_nothing_running(tmp_path: Path) -> None:
+    from amlretrain.cli.demo import run_demo
+
+    summary = run_demo(tmp_path, quiet=True)
+    assert summary["scoresChanged"]
+    assert summary["scoresRestored"]
+    assert [e["action"] for e in summary["ledger"]].count("rollback") == 2
