@@ -199,7 +199,8 @@ class BlobStore:
 
     def _blob_client(self, blob: BlobRef | str) -> BlobClient:
         ref = self._as_ref(blob)
-        if self.owns(ref):
+        has_credential = self._credential is not None or self._connection_string is not None
+        if self.owns(ref) and (has_credential or not ref.sas_token):
             return self.service.get_blob_client(ref.container, ref.blob_name)
         if ref.sas_token:
             from azure.storage.blob import BlobClient

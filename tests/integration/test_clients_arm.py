@@ -1,0 +1,189 @@
+"""WebServicesClient against the live emulator: every operation, and the refusals."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import attrs
+import pytest
+
+from amlretrain.arm import WebServicesClient
+from amlretrain.definition import WebServiceDefinition
+from amlretrain.emulator import Emulator, Faults
+from amlretrain.errors import (
+    ConfigurationError,
+    ConflictError,
+    NotFoundError,
+    ServiceError,
+    VerificationFailed,
+)
+from amlretrain.storage import BlobStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def arm(emulator: Emulator) -> Iterator[WebServicesClient]:
+    client = WebServicesClient(
+        emulator.credential(),
+        emulator.info.subscription_id,
+        base_url=emulator.info.arm_base_url,
+        polling_interval=0.05,
+    )
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def rg(emulator: Emulator) -> str:
+    return emulator.info.resource_group
+
+
+@pytest.fixture
+def service(arm: WebServicesClient, rg: str, emulator: Emulator) -> Iterator[str]:
+    """A private copy of the seeded predictive service (deleted afterwards)."""
+    seeded = arm.get(rg, str(emulator.info.arm_service_name))
+    name = "it-" + uuid.uuid4().hex[:10]
+    arm.create_or_update(rg, name, seeded, overwrite_fetched=True)
+    yield name
+    arm.delete(rg, name)
+
+
+def _model_ref(emulator: Emulator, name: str) -> str:
+    store = BlobStore.from_connection_string(emulator.info.storage_connection_string)
+    initial = store.download_bytes(str(emulator.info.initial_model))
+    ref = store.upload(initial, container="models", blob_name=f"{name}.ilearner")
+    return store.sas(ref, expires_in=timedelta(hours=3)).sas_url
+
+
+def _writes(emu: Emulator) -> list[str]:
+    return [r.method for r in emu.requests if r.method in ("PUT", "PATCH", "POST", "DELETE")]
+
+
+def test_get_and_list_every_page(arm: WebServicesClient, rg: str, service: str):
+    d = arm.get(rg, service)
+    assert d.name == service
+    assert d.trained_models
+    names = [x.name for x in arm.list(rg)]
+    assert service in names
+    assert service in [x.name for x in arm.list()]
+
+
+def test_get_of_a_missing_service_is_not_found(arm: WebServicesClient, rg: str):
+    with pytest.raises(NotFoundError) as info:
+        arm.get(rg, "does-not-exist")
+    assert info.value.request_id
+
+
+def test_list_keys_hides_them(arm: WebServicesClient, rg: str, service: str):
+    keys = arm.list_keys(rg, service)
+    assert keys.primary
+    assert keys.primary not in repr(keys)
+
+
+def test_update_patches_only_the_model_and_verifies(
+    arm: WebServicesClient, rg: str, service: str, emulator: Emulator
+):
+    current = arm.get(rg, service)
+    uri = _model_ref(emulator, uuid.uuid4().hex)
+    poller = arm.begin_update(rg, service, current.with_trained_model(uri), expected=current)
+    assert poller.request_id
+    result = poller.result()
+    assert result is not None
+    assert result.trained_models[0].uri is not None
+    assert result.trained_models[0].uri.split("?")[0] == uri.split("?")[0]
+
+
+def test_an_empty_update_is_refused_before_any_request(
+    arm: WebServicesClient, rg: str, service: str, emulator: Emulator
+):
+    current = arm.get(rg, service)
+    emulator.clear_requests()
+    with pytest.raises(ConfigurationError, match="changes nothing"):
+        arm.update(rg, service, current, expected=current)
+    assert emulator.requests == []
+    with pytest.raises(ConfigurationError, match="changes nothing"):
+        arm.update(rg, service, current)
+    assert _writes(emulator) == []
+
+
+def test_a_read_only_service_is_refused_before_the_patch(
+    arm: WebServicesClient, rg: str, emulator: Emulator
+):
+    seeded = arm.get(rg, str(emulator.info.arm_service_name))
+    assert seeded.properties is not None
+    locked = attrs.evolve(seeded, properties=attrs.evolve(seeded.properties, read_only=True))
+    name = "ro-" + uuid.uuid4().hex[:8]
+    arm.create_or_update(rg, name, locked, overwrite_fetched=True)
+    try:
+        current = arm.get(rg, name)
+        emulator.clear_requests()
+        with pytest.raises(ConfigurationError, match="read-only"):
+            arm.update(rg, name, current.with_trained_model(_model_ref(emulator, name)))
+        assert "PATCH" not in _writes(emulator)
+    finally:
+        arm.delete(rg, name)
+
+
+def test_a_fetched_document_is_not_put_without_consent(
+    arm: WebServicesClient, rg: str, service: str, emulator: Emulator
+):
+    fetched = arm.get(rg, service)
+    emulator.clear_requests()
+    with pytest.raises(ConfigurationError, match="overwrite_fetched"):
+        arm.begin_create_or_update(rg, service, fetched)
+    assert emulator.requests == []
+
+
+def test_a_changed_service_is_a_conflict(
+    arm: WebServicesClient, rg: str, service: str, emulator: Emulator
+):
+    before = arm.get(rg, service)
+    arm.update(rg, service, before.with_trained_model(_model_ref(emulator, "a" + service)))
+    stale_change = before.with_trained_model(_model_ref(emulator, "b" + service))
+    with pytest.raises(ConflictError):
+        arm.update(rg, service, stale_change, expected=before)
+
+
+def test_a_failed_operation_keeps_the_initial_request_id(
+    arm: WebServicesClient, rg: str, service: str, emulator: Emulator, faults: Faults
+):
+    current = arm.get(rg, service)
+    faults.add(route="arm.patch", kind="lro_fail", message="backend exploded")
+    poller = arm.begin_update(
+        rg, service, current.with_trained_model(_model_ref(emulator, "f" + service))
+    )
+    initial = poller.request_id
+    with pytest.raises(ServiceError) as info:
+        poller.result()
+    assert initial and info.value.request_id == initial
+    assert not isinstance(info.value, VerificationFailed)
+    assert arm.get(rg, service).trained_models == current.trained_models
+
+
+def test_throttled_writes_are_retried_by_azure_core(
+    arm: WebServicesClient, rg: str, service: str, emulator: Emulator, faults: Faults
+):
+    current = arm.get(rg, service)
+    faults.add(route="arm.patch", kind="status", status=429, retry_after=0, count=1)
+    arm.update(rg, service, current.with_trained_model(_model_ref(emulator, "t" + service)))
+
+
+def test_regional_properties_then_regional_get(arm: WebServicesClient, rg: str, service: str):
+    with pytest.raises(NotFoundError):
+        arm.get(rg, service, region="West Europe")
+    arm.create_regional_properties(rg, service, "West Europe")
+    assert arm.get(rg, service, region="West Europe").name == service
+
+
+def test_delete_is_idempotent(arm: WebServicesClient, rg: str, emulator: Emulator):
+    seeded = arm.get(rg, str(emulator.info.arm_service_name))
+    name = "del-" + uuid.uuid4().hex[:8]
+    created = arm.create_or_update(rg, name, seeded, overwrite_fetched=True)
+    assert isinstance(created, WebServiceDefinition)
+    arm.delete(rg, name)
+    arm.delete(rg, name)
+    with pytest.raises(NotFoundError):
+        arm.get(rg, name)
