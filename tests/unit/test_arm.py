@@ -1,0 +1,194 @@
+"""WebServicesClient logic with the azure-mgmt-resource adapter replaced by a fake.
+
+The real adapter (azure-core pipeline, LRO polling, loopback http) is exercised against
+the emulator in tests/integration/test_clients_arm.py and in the recorded tests.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+import amlretrain.arm as arm_module
+from amlretrain.arm import WebServicesClient
+from amlretrain.definition import WebServiceDefinition
+from amlretrain.errors import ConfigurationError, ConflictError, VerificationFailed
+
+OLD = "https://acct.blob.core.windows.net/models/old.ilearner"
+NEW = "https://acct.blob.core.windows.net/models/new.ilearner"
+RID = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearning/webServices/svc"
+
+
+def _doc(uri: str = OLD, *, read_only: bool = False, fetched: bool = True) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "location": "South Central US",
+        "properties": {
+            "title": "t",
+            "readOnly": read_only,
+            "packageType": "Graph",
+            "assets": {
+                "asset1": {
+                    "name": "Census Model [trained model]",
+                    "type": "Resource",
+                    "locationInfo": {"uri": uri},
+                }
+            },
+        },
+    }
+    if fetched:
+        doc["id"] = RID
+        doc["name"] = "svc"
+        doc["properties"]["provisioningState"] = "Succeeded"
+    return doc
+
+
+class _Poller:
+    def __init__(self, on_result: Any = None) -> None:
+        self.on_result = on_result
+
+    def wait(self, timeout: float | None = None) -> None:
+        pass
+
+    def done(self) -> bool:
+        return True
+
+    def status(self) -> str:
+        return "Succeeded"
+
+    def result(self) -> None:
+        if self.on_result:
+            self.on_result()
+
+
+class FakeAdapter:
+    def __init__(self, *args: Any) -> None:
+        self.doc = _doc()
+        self.calls: list[tuple[str, Any]] = []
+        self.apply_patch = True
+
+    def get(self, resource_id: str, api_version: str, params: dict[str, str]) -> Any:
+        self.calls.append(("GET", resource_id))
+        return copy.deepcopy(self.doc)
+
+    def begin_patch(self, resource_id: str, body: Any, api_version: str, ids: Any) -> Any:
+        self.calls.append(("PATCH", body))
+        ids.initial = "patch-request-id"
+
+        def apply() -> None:
+            if self.apply_patch:
+                assets = body["properties"].get("assets", {})
+                self.doc["properties"]["assets"].update(copy.deepcopy(assets))
+
+        return _Poller(apply)
+
+    def begin_put(self, resource_id: str, body: Any, api_version: str, ids: Any) -> Any:
+        self.calls.append(("PUT", body))
+        self.doc = {**_doc(), **copy.deepcopy(body)}
+        return _Poller()
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeAdapter:
+    adapter = FakeAdapter()
+    monkeypatch.setattr(arm_module, "_ResourcesAdapter", lambda *a: adapter)
+    return adapter
+
+
+@pytest.fixture
+def client(fake: FakeAdapter) -> WebServicesClient:
+    return WebServicesClient(object(), "sub")  # type: ignore[arg-type]
+
+
+def _methods(fake: FakeAdapter) -> list[str]:
+    return [m for m, _ in fake.calls]
+
+
+def test_update_sends_the_minimal_patch_with_package_type_and_verifies(client, fake):
+    current = client.get("rg", "svc")
+    result = client.update("rg", "svc", current.with_trained_model(NEW))
+    patch = next(body for m, body in fake.calls if m == "PATCH")
+    assert set(patch) == {"properties"}
+    assert patch["properties"]["packageType"] == "Graph"
+    assert patch["properties"]["assets"]["asset1"]["locationInfo"]["uri"] == NEW
+    assert "provisioningState" not in patch["properties"]
+    assert result.trained_models[0].uri == NEW
+    assert _methods(fake) == ["GET", "GET", "PATCH", "GET"]
+
+
+def test_an_empty_update_with_expected_sends_nothing(client, fake):
+    current = WebServiceDefinition.from_dict(_doc())
+    with pytest.raises(ConfigurationError, match="changes nothing"):
+        client.update("rg", "svc", current, expected=current)
+    assert fake.calls == []
+
+
+def test_an_empty_update_without_expected_stops_before_the_patch(client, fake):
+    with pytest.raises(ConfigurationError):
+        client.update("rg", "svc", WebServiceDefinition.from_dict(_doc()))
+    assert "PATCH" not in _methods(fake)
+
+
+def test_a_read_only_service_is_refused(client, fake):
+    fake.doc = _doc(read_only=True)
+    new = WebServiceDefinition.from_dict(_doc(NEW, read_only=True))
+    with pytest.raises(ConfigurationError, match="read-only"):
+        client.update("rg", "svc", new)
+    assert "PATCH" not in _methods(fake)
+
+
+def test_success_that_still_shows_the_old_model_fails_verification(client, fake):
+    fake.apply_patch = False
+    current = client.get("rg", "svc")
+    with pytest.raises(VerificationFailed) as info:
+        client.update("rg", "svc", current.with_trained_model(NEW))
+    assert info.value.expected == NEW
+    assert info.value.actual == OLD
+    assert "patch-request-id" in str(info.value)
+
+
+def test_a_sas_on_the_uri_is_not_required_to_be_echoed(client, fake):
+    current = client.get("rg", "svc")
+    new = current.with_trained_model(NEW + "?sv=1&se=2099-01-01T00:00:00Z&sig=abc")
+    fake.doc["properties"]["assets"]["asset1"]["locationInfo"]["uri"] = OLD
+    fake.apply_patch = True
+    result = client.update("rg", "svc", new)
+    assert result.trained_models[0].uri is not None
+
+
+def test_expected_that_no_longer_matches_is_a_conflict(client, fake):
+    expected = WebServiceDefinition.from_dict(_doc())
+    fake.doc = _doc("https://acct.blob.core.windows.net/models/someone-else.ilearner")
+    with pytest.raises(ConflictError):
+        client.update("rg", "svc", expected.with_trained_model(NEW), expected=expected)
+    assert "PATCH" not in _methods(fake)
+
+
+def test_put_refuses_a_fetched_document_unless_told(client, fake):
+    fetched = WebServiceDefinition.from_dict(_doc())
+    with pytest.raises(ConfigurationError, match="overwrite_fetched"):
+        client.begin_create_or_update("rg", "svc", fetched)
+    assert fake.calls == []
+    client.create_or_update("rg", "svc", fetched, overwrite_fetched=True)
+    put = next(body for m, body in fake.calls if m == "PUT")
+    assert "id" not in put and "provisioningState" not in put["properties"]
+
+
+def test_put_of_an_exported_document_needs_no_consent(client, fake):
+    exported = WebServiceDefinition.from_dict(_doc(fetched=False))
+    client.create_or_update("rg", "svc", exported)
+    assert "PUT" in _methods(fake)
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "x?y"])
+def test_names_that_would_break_the_url_are_refused(client, bad):
+    with pytest.raises(ConfigurationError):
+        client.resource_id("rg", bad)
+
+
+def test_repr_shows_no_credential(client):
+    assert "object" not in repr(client)
