@@ -394,7 +394,11 @@ class WebServiceDefinition(WireModel):
     makes a new object (``attrs.evolve`` or :meth:`with_trained_model`).
 
     Attributes:
-        id, name, location, type, tags: the ARM resource members.
+        id: the ARM resource id (set by the service).
+        name: the web service name (set by the service in 2017-01-01).
+        location: the Azure region (``"South Central US"``).
+        type: ``Microsoft.MachineLearning/webServices``.
+        tags: the resource tags.
         properties: the :class:`WebServiceProperties`.
 
     Example:

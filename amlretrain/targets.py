@@ -120,7 +120,8 @@ class ArmTarget:
 
     Args:
         client: the :class:`~amlretrain.arm.WebServicesClient`.
-        resource_group, name: the web service.
+        resource_group: the web service's resource group.
+        name: the web service's name.
         asset: the trained-model asset id or name (default: the only one).
         scoring_url: the request-response base URL; default: derived from the service's
             ``swaggerLocation`` (``.../services/{id}/swagger.json`` -> ``.../services/{id}``).
