@@ -1,4 +1,7 @@
-"""Every ```python block of README.md and the offline docs runs (in order, per file)."""
+"""Every ```python block of README.md and the offline docs runs (in order, per file).
+
+README's retrain example starts its own emulator (Azurite is installed by ``make``).
+"""
 
 from __future__ import annotations
 
@@ -27,7 +30,12 @@ def test_examples_run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     sample = tmp_path / "export.json"
     shutil.copy(SAMPLE, sample)
     monkeypatch.chdir(tmp_path)
-    namespace = {"sample_path": str(sample), "out_path": str(tmp_path / "new.json")}
+    namespace = {
+        "sample_path": str(sample),
+        "out_path": str(tmp_path / "new.json"),
+        "data_dir": str(SAMPLE.parent),
+        "ledger_path": str(tmp_path / "ledger.jsonl"),
+    }
     for index, block in enumerate(blocks):
         try:
             exec(compile(block, f"{name}[{index}]", "exec"), namespace)
