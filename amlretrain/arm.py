@@ -70,8 +70,14 @@ class _ResourcesAdapter:
     ) -> None:
         from azure.mgmt.resource.resources import ResourceManagementClient
 
+        from amlretrain._version import __version__
+
         self.client = ResourceManagementClient(
-            credential, subscription_id, base_url=base_url, polling_interval=interval
+            credential,
+            subscription_id,
+            base_url=base_url,
+            polling_interval=interval,
+            user_agent=f"amlretrain/{__version__}",
         )
         host = urllib.parse.urlsplit(base_url).hostname
         # Plain http is allowed for a loopback emulator only; it carries to LRO polls.

@@ -171,10 +171,16 @@ class BlobStore:
         if self._client is None:
             from azure.storage.blob import BlobServiceClient
 
+            from amlretrain._version import __version__
+
             size = self.chunk_size
+            agent = f"amlretrain/{__version__}"
             if self._connection_string is not None:
                 self._client = BlobServiceClient.from_connection_string(
-                    self._connection_string, max_block_size=size, max_single_put_size=size
+                    self._connection_string,
+                    max_block_size=size,
+                    max_single_put_size=size,
+                    user_agent=agent,
                 )
             else:
                 self._client = BlobServiceClient(
@@ -182,6 +188,7 @@ class BlobStore:
                     credential=self._credential,
                     max_block_size=size,
                     max_single_put_size=size,
+                    user_agent=agent,
                 )
         return self._client
 
@@ -205,7 +212,9 @@ class BlobStore:
         if ref.sas_token:
             from azure.storage.blob import BlobClient
 
-            return BlobClient.from_blob_url(ref.sas_url)
+            from amlretrain._version import __version__
+
+            return BlobClient.from_blob_url(ref.sas_url, user_agent=f"amlretrain/{__version__}")
         raise ConfigurationError(
             f"{ref.url} is not in {self.account_url} and carries no SAS: cannot reach it"
         )
