@@ -122,12 +122,7 @@ def _train(
         else:
             info["_text"] = "training data already in storage"
             info["_status"] = "skipped"
-    run = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{time.monotonic_ns() % 100000:05d}"
-    outputs: dict[str, BlobRef | str] = {}
-    if training.model_output:
-        outputs[training.model_output] = f"{training.output_container}/{run}/model.ilearner"
-    if training.evaluation_output:
-        outputs[training.evaluation_output] = f"{training.output_container}/{run}/evaluation.csv"
+    outputs = _outputs(training, _run_id())
     with steps.step("train") as info:
         job = training.batch.submit(
             {training.input_name: data},
@@ -147,6 +142,44 @@ def _train(
     if store.owns(model):
         model = store.sas(model, expires_in=training.model_sas_lifetime)
     return job, model, metrics
+
+
+def _run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{time.monotonic_ns() % 100000:05d}"
+
+
+def _outputs(training: Training, run: str) -> dict[str, BlobRef | str]:
+    """The output overrides of a run: ``<container>/<run>/model.ilearner`` and the CSV."""
+    outputs: dict[str, BlobRef | str] = {}
+    if training.model_output:
+        outputs[training.model_output] = f"{training.output_container}/{run}/model.ilearner"
+    if training.evaluation_output:
+        outputs[training.evaluation_output] = f"{training.output_container}/{run}/evaluation.csv"
+    return outputs
+
+
+def _plan_training(training: Training, steps: _Steps) -> BlobRef:
+    """A dry run trains nothing: say what would run, and where the model would land."""
+    run = _run_id()
+    outputs = _outputs(training, run)
+    data = training.data
+    with steps.step("upload") as info:
+        info["_status"] = "skipped"
+        info["_text"] = (
+            f"dry run: would upload {data.name}" if isinstance(data, Path) else "dry run"
+        )
+    with steps.step("train") as info:
+        info["_status"] = "skipped"
+        info["_text"] = (
+            f"dry run: would submit a job to {training.batch.api_location} with "
+            f"{training.input_name}={data.name if isinstance(data, Path) else data}, outputs "
+            + ", ".join(f"{k}={v}" for k, v in outputs.items())
+        )
+    with steps.step("evaluate") as info:
+        info["_status"] = "skipped"
+        info["_text"] = "dry run: nothing to evaluate"
+    # The SAS is minted after training; the plan shows where the model will be.
+    return training.store.ref(training.output_container, f"{run}/model.ilearner")
 
 
 def _verify_scoring(target: Target, sample: Sample | None) -> list[dict[str, Any]] | None:
@@ -201,7 +234,9 @@ def _deploy_one(
         return attrs.evolve(outcome, seconds=time.monotonic() - started)
 
     decision: GateDecision | None = None
-    if gate is not None and not gate.is_empty:
+    if dry_run and not metrics and gate is not None and not gate.is_empty:
+        base = attrs.evolve(base, gate_checks=("skip the gate: a dry run trains nothing",))
+    elif gate is not None and not gate.is_empty:
         incumbent = ledger.metrics_of(target.key, previous) if ledger else None
         decision = gate.decide(metrics, incumbent=incumbent)
         base = attrs.evolve(base, gate_passed=decision.passed, gate_checks=decision.checks)
@@ -340,8 +375,10 @@ def retrain(
         gate: rules the new model must pass (per target: "beat the incumbent" compares
             with the metrics recorded for the model that target serves).
         ledger: where every outcome is recorded.
-        dry_run: train and evaluate, then only plan: print the exact requests, change
-            nothing.
+        dry_run: change nothing: no upload, no training job, no update; the result
+            holds each target's exact request for the model the job would write
+            (``<output_container>/<run>/model.ilearner``; its SAS is minted after
+            training, so the plan shows the URL without one).
         sample: rows for the scoring check (default: each target's exampleRequest).
         concurrency: targets deployed at a time.
         progress: show progress bars (tqdm.auto) for the upload and the job.
@@ -357,7 +394,13 @@ def retrain(
     """
     steps = _Steps(on_step)
     current = _check_targets(targets, steps)
-    job, model, metrics = _train(training, steps, progress)
+    job_id: str | None = None
+    metrics: dict[str, float] = {}
+    if dry_run:
+        model = _plan_training(training, steps)
+    else:
+        job, model, metrics = _train(training, steps, progress)
+        job_id = job.job_id
 
     def work(target: Target) -> TargetOutcome:
         return _deploy_one(
@@ -369,7 +412,7 @@ def retrain(
             ledger=ledger,
             dry_run=dry_run,
             sample=sample,
-            job_id=job.job_id,
+            job_id=job_id,
             store=training.store,
         )
 
@@ -380,7 +423,7 @@ def retrain(
         steps=tuple(steps.steps),
         targets=tuple(outcomes),
         metrics=metrics,
-        job_id=job.job_id,
+        job_id=job_id,
         model=model.url,
         dry_run=dry_run,
     )

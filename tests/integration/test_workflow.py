@@ -139,8 +139,15 @@ def test_dry_run_plans_without_changing_anything(
         t.check()
     before = [t.current_model() for t in targets]
     patches_before = sum(1 for r in emulator.requests if r.method == "PATCH")
-    result = retrain(_training(clients), targets, dry_run=True, ledger=Ledger(tmp_path / "l"))
+    submits = _submits(emulator)
+    gate = Gate(thresholds={"AUC": 0.99})
+    result = retrain(
+        _training(clients), targets, dry_run=True, gate=gate, ledger=Ledger(tmp_path / "l")
+    )
     assert [o.status for o in result.targets] == ["dry-run", "dry-run"]
+    assert _submits(emulator) == submits  # no training job, no upload
+    assert [s.status for s in result.steps[1:4]] == ["skipped"] * 3
+    assert result.targets[0].gate_checks == ("skip the gate: a dry run trains nothing",)
     assert [t.current_model() for t in targets] == before
     assert sum(1 for r in emulator.requests if r.method == "PATCH") == patches_before
     text = json.dumps(result.to_dict())
