@@ -372,6 +372,13 @@ class ClassicClient:
         data = self._json("GET", self._url("webservices", web_service_id))
         return ClassicWebService.from_dict(_as_dict(data))
 
+    def delete_web_service(self, web_service_id: str) -> None:
+        """Delete a web service and its endpoints; one that does not exist is not an error."""
+        try:
+            self._http.request("DELETE", self._url("webservices", web_service_id))
+        except NotFoundError:
+            log.debug("web service %s was already absent", web_service_id)
+
     # -- endpoints ---------------------------------------------------------------------------
 
     def list_endpoints(self, web_service_id: str) -> list[Endpoint]:

@@ -383,3 +383,10 @@ def test_patch_errors_are_mapped_with_the_request_id(client):
     with pytest.raises(Exception) as info:
         client.update_trained_model("svc1", "retrained", RESOURCE, NEW_MODEL)
     assert getattr(info.value, "request_id", None) == "patch-rid"
+
+
+@responses.activate
+def test_delete_web_service_is_idempotent(client):
+    responses.delete(SVC, status=404, json={"error": {"code": "WebServiceNotFound"}})
+    client.delete_web_service("svc1")
+    assert responses.calls[0].request.method == "DELETE"
