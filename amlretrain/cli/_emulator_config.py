@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 __all__ = ["emulator_config", "emulator_environment"]
 
 
+def _fields(info: Any) -> Mapping[str, Any]:
+    """An ``EmulatorInfo`` or the mapping of its fields (the emulator's info file)."""
+    if isinstance(info, Mapping):
+        return info
+    fields: Mapping[str, Any] = info.to_dict(include_secrets=True)
+    return fields
+
+
 def emulator_environment(info: Any) -> dict[str, str]:
     """The secrets a config for this emulator names, by environment variable."""
-    secrets = info.to_dict(include_secrets=True)
+    secrets = _fields(info)
     return {
         "AMLRETRAIN_TRAINING_API_KEY": secrets["training_api_key"],
         "AMLRETRAIN_STORAGE_CONNECTION_STRING": secrets["storage_connection_string"],
@@ -28,7 +37,9 @@ def emulator_config(info: Any, *, data: str | Path, ledger: str | Path) -> str:
     """A ``retrain.toml`` that retrains the emulator's seeded services on ``data``.
 
     Targets: the New (ARM) predictive web service and the classic predictive endpoint.
+    ``info`` is an ``EmulatorInfo`` or the mapping of its fields.
     """
+    info = _Info(_fields(info))
     sample = json.loads(
         (Path(__file__).resolve().parents[1] / "emulator" / "data" / "score_rows.json").read_text()
     )
@@ -80,3 +91,14 @@ def emulator_config(info: Any, *, data: str | Path, ledger: str | Path) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+class _Info:
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        self._fields = fields
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._fields[name]
+        except KeyError:
+            raise AttributeError(name) from None

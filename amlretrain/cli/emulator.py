@@ -1,0 +1,138 @@
+"""``amlretrain emulator start|config``: run the local emulator; write a config for it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from amlretrain.cli._common import add_output_flag, emit
+from amlretrain.errors import ConfigurationError
+
+__all__ = ["register"]
+
+DEFAULT_INFO_FILE = Path(".amlretrain") / "emulator.json"
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``emulator`` command group."""
+    group = subparsers.add_parser(
+        "emulator",
+        help="the local emulator of the services (ARM, classic, batch, scoring) with Azurite",
+    )
+    commands = group.add_subparsers(dest="emulator_command", metavar="COMMAND")
+    group.set_defaults(handler=lambda args: (group.print_help(), 2)[1])
+
+    start = commands.add_parser(
+        "start",
+        help="run the emulator in the foreground until Ctrl-C",
+        description="Start the emulator and Azurite on loopback and print what a client "
+        "needs. Secrets (tokens, keys, the storage connection string) are written to the "
+        "info file (mode 0600), not printed, unless --show-secrets.",
+    )
+    start.add_argument(
+        "--no-seed",
+        dest="seed",
+        action="store_false",
+        help="start empty (default: seed a training service, a New predictive "
+        "web service and a classic predictive endpoint)",
+    )
+    start.add_argument("--seed", dest="seed", action="store_true", help=argparse.SUPPRESS)
+    start.add_argument("--host", default="127.0.0.1", help="loopback address to serve on")
+    start.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    start.add_argument(
+        "--info-file",
+        default=str(DEFAULT_INFO_FILE),
+        help=f"where to write the details with secrets (default {DEFAULT_INFO_FILE})",
+    )
+    start.add_argument("--show-secrets", action="store_true", help="print secrets too")
+    start.add_argument("--faults", help="a JSON or TOML file of fault rules")
+    start.add_argument(
+        "--lro-delay", type=float, default=0.2, help="seconds an ARM operation stays Provisioning"
+    )
+    start.add_argument(
+        "--job-duration", type=float, default=0.5, help="seconds a batch job runs at least"
+    )
+    add_output_flag(start)
+    start.set_defaults(handler=_start, seed=True)
+
+    config = commands.add_parser(
+        "config",
+        help="write a retrain.toml (and an env file with its secrets) for a running emulator",
+    )
+    config.add_argument("--info-file", default=str(DEFAULT_INFO_FILE))
+    config.add_argument("-o", "--out", default="retrain.toml", help="the config to write")
+    config.add_argument(
+        "--env-file",
+        default=str(Path(".amlretrain") / "emulator.env"),
+        help="shell file exporting the secrets the config names (mode 0600)",
+    )
+    config.add_argument("--data", help="training data (default: the bundled census_new.csv)")
+    config.add_argument("--ledger", default=str(Path(".amlretrain") / "ledger.jsonl"))
+    add_output_flag(config)
+    config.set_defaults(handler=_config)
+
+
+def _start(args: argparse.Namespace) -> int:
+    from amlretrain.emulator._run import run
+
+    info_file = Path(args.info_file)
+    info_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.write(f"starting the emulator; details with secrets go to {info_file}\n")
+    return run(
+        stream=sys.stdout,
+        seed=args.seed,
+        host=args.host,
+        port=args.port,
+        output=args.output,
+        include_secrets=args.show_secrets,
+        info_file=info_file,
+        faults_file=args.faults,
+        lro_delay=args.lro_delay,
+        job_duration=args.job_duration,
+    )
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _config(args: argparse.Namespace) -> int:
+    from amlretrain.cli._emulator_config import emulator_config, emulator_environment
+
+    info_path = Path(args.info_file)
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigurationError(
+            f"cannot read {info_path} ({err.strerror}): start the emulator first "
+            "(amlretrain emulator start)"
+        ) from err
+    except ValueError as err:
+        raise ConfigurationError(f"{info_path} is not the emulator's info file") from err
+    if not isinstance(info, dict) or not info.get("training_service"):
+        raise ConfigurationError(f"{info_path}: the emulator was started without --seed")
+    data = (
+        Path(args.data)
+        if args.data
+        else (Path(__file__).resolve().parents[1] / "emulator" / "data" / "census_new.csv")
+    )
+    out = Path(args.out)
+    out.write_text(emulator_config(info, data=data.resolve(), ledger=Path(args.ledger).resolve()))
+    env = emulator_environment(info)
+    _write_private(
+        Path(args.env_file),
+        "".join(f"export {name}={json.dumps(value)}\n" for name, value in env.items()),
+    )
+    text = (
+        f"wrote {out} and {args.env_file} (the secrets it names)\n"
+        f"next:  . {args.env_file} && amlretrain retrain --config {out}"
+    )
+    emit(args, {"config": str(out), "envFile": args.env_file, "variables": sorted(env)}, text)
+    return 0

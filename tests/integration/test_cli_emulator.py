@@ -1,0 +1,81 @@
+"""``amlretrain emulator start`` in a subprocess, ``emulator config``, and a clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_start_config_retrain_and_stop(tmp_path: Path) -> None:
+    info_file = tmp_path / "emulator.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "amlretrain", "emulator", "start", "--output", "json",
+         "--info-file", str(info_file)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        printed = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not printed.rstrip().endswith("}"):
+            printed += proc.stdout.readline()
+        shown = json.loads(printed)
+        assert shown["training_service"]
+        assert shown.get("workspace_token") in (None, "", "REDACTED") or "token" not in shown
+        secrets = json.loads(info_file.read_text())
+        assert (info_file.stat().st_mode & 0o777) == 0o600
+        assert secrets["workspace_token"] and secrets["workspace_token"] not in printed
+
+        env_file = tmp_path / "emulator.env"
+        out = subprocess.run(
+            [sys.executable, "-m", "amlretrain", "emulator", "config", "--info-file",
+             str(info_file), "-o", str(tmp_path / "retrain.toml"), "--env-file", str(env_file),
+             "--ledger", str(tmp_path / "ledger.jsonl")],
+            cwd=tmp_path, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert secrets["workspace_token"] not in out.stdout
+        env = dict(os.environ)
+        for line in env_file.read_text().splitlines():
+            name, _, value = line.removeprefix("export ").partition("=")
+            env[name] = json.loads(value)
+        run = subprocess.run(
+            [sys.executable, "-m", "amlretrain", "retrain", "--config",
+             str(tmp_path / "retrain.toml"), "--output", "json"],
+            cwd=tmp_path, capture_output=True, text=True, env=env, timeout=180,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        result = json.loads(run.stdout)
+        assert [t["status"] for t in result["targets"]] == ["succeeded", "succeeded"]
+        for secret in (
+            secrets["workspace_token"],
+            secrets["arm_token"],
+            secrets["training_api_key"],
+        ):
+            assert secret not in run.stdout + run.stderr
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert children, "Azurite runs as a child of the emulator"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+    time.sleep(0.5)
+    assert not [pid for pid in children if _alive(int(pid))]
