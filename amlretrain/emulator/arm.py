@@ -14,6 +14,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+from amlretrain.emulator._armviews import ci_pop, list_view, merge, service_view
 from amlretrain.emulator._server import Reply, Request, Response, Router, arm_error, json_response
 from amlretrain.emulator.faults import Faults
 from amlretrain.emulator.state import (
@@ -36,21 +37,6 @@ API_VERSIONS = ("2017-01-01", "2016-05-01-preview")
 RESOURCE_TYPE = "Microsoft.MachineLearning/webServices"
 _PROVIDER = "/providers/Microsoft.MachineLearning"
 _WS = "/subscriptions/{sub}/resourceGroups/{rg}" + _PROVIDER + "/webServices/{name}"
-_LIST_FIELDS = (
-    "title",
-    "description",
-    "readOnly",
-    "exposeSampleData",
-    "storageAccount",
-    "createdOn",
-    "modifiedOn",
-    "provisioningState",
-    "swaggerLocation",
-    "realtimeConfiguration",
-    "diagnostics",
-    "payloadsInBlobStorage",
-    "packageType",
-)
 _OPERATIONS = [
     ("webServices/read", "Read any Machine Learning web service"),
     ("webServices/write", "Create or update any Machine Learning web service"),
@@ -58,63 +44,6 @@ _OPERATIONS = [
     ("webServices/listkeys/read", "List the keys of any Machine Learning web service"),
     ("webServices/CreateRegionalBlob/action", "Create regional properties of a web service"),
 ]
-
-
-def _ci_key(data: Mapping[str, Any], key: str) -> str | None:
-    lowered = key.lower()
-    for k in data:
-        if isinstance(k, str) and k.lower() == lowered:
-            return k
-    return None
-
-
-def _ci_pop(data: dict[str, Any], key: str) -> Any:
-    found = _ci_key(data, key)
-    return data.pop(found) if found is not None else None
-
-
-def merge(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``patch`` into ``target`` in place, recursively (JSON merge patch, RFC 7396).
-
-    Objects merge member by member (names matched case-insensitively, the stored casing
-    kept); anything else replaces; ``null`` removes the member.
-    """
-    for key, value in patch.items():
-        existing = _ci_key(target, key)
-        name = existing if existing is not None else key
-        if value is None:
-            target.pop(name, None)
-        elif isinstance(value, Mapping) and isinstance(target.get(name), dict):
-            merge(target[name], value)
-        else:
-            target[name] = copy.deepcopy(value)
-    return target
-
-
-def service_view(resource: Mapping[str, Any]) -> dict[str, Any]:
-    """What GET returns: no ``keys``, ``storageAccount`` with its name only, no commitmentPlan."""
-    res = copy.deepcopy(dict(resource))
-    props = res.get("properties")
-    if isinstance(props, dict):
-        _ci_pop(props, "keys")
-        _ci_pop(props, "commitmentPlan")
-        sa_key = _ci_key(props, "storageAccount")
-        if sa_key is not None and isinstance(props[sa_key], Mapping):
-            name = ci_get(props[sa_key], "name")
-            props[sa_key] = {"name": name} if name is not None else {}
-    return res
-
-
-def list_view(resource: Mapping[str, Any]) -> dict[str, Any]:
-    """A list item: top-level members and simple properties only ("sparsely populated")."""
-    full = service_view(resource)
-    props = full.get("properties") or {}
-    sparse = {k: v for k, v in props.items() if k in _LIST_FIELDS}
-    out: dict[str, Any] = {
-        k: full[k] for k in ("id", "name", "type", "location", "tags") if k in full
-    }
-    out["properties"] = sparse
-    return out
 
 
 class ArmApi:
@@ -379,7 +308,7 @@ class ArmApi:
         resource["properties"] = props
         now = now_iso()
         for ro in ("createdOn", "modifiedOn", "provisioningState", "swaggerLocation"):
-            _ci_pop(props, ro)
+            ci_pop(props, ro)
         props["createdOn"] = (
             existing.properties.get("createdOn", now) if existing is not None else now
         )
@@ -392,7 +321,7 @@ class ArmApi:
         )
         if not isinstance(ci_get(props, "keys"), Mapping) or not ci_get(props["keys"], "primary"):
             old = existing.keys if existing is not None else {}
-            _ci_pop(props, "keys")
+            ci_pop(props, "keys")
             props["keys"] = {
                 "primary": old.get("primary") or new_key(),
                 "secondary": old.get("secondary") or new_key(),
@@ -457,7 +386,7 @@ class ArmApi:
             patch = {k: v for k, v in body.items() if k.lower() not in {"id", "name", "type"}}
             props_patch = copy.deepcopy(ci_get(patch, "properties"))
             for ro in ("createdOn", "modifiedOn", "provisioningState", "swaggerLocation"):
-                _ci_pop(props_patch, ro)
+                ci_pop(props_patch, ro)
             patch = {**{k: v for k, v in patch.items() if k.lower() != "properties"}}
             patch["properties"] = props_patch
             merge(merged, patch)
