@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from amlretrain.jobs import BatchClient
     from amlretrain.storage import BlobStore
     from amlretrain.targets import Target
+    from amlretrain.workflow import Training
 
 __all__ = ["ArmTargetConfig", "ClassicTargetConfig", "RetrainConfig", "load_config"]
 
@@ -167,6 +168,29 @@ class RetrainConfig:
         """A path of the file, relative to the config file's folder."""
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(self.source).resolve().parent / p
+
+    def training(self, data: str | None = None) -> Training:
+        """The :class:`~amlretrain.workflow.Training` of this config (``data`` overrides).
+
+        A relative data path is resolved against the config file's folder; a path that
+        does not exist locally is taken as a ``container/blob`` in the storage account.
+        """
+        from amlretrain.workflow import Training
+
+        name = data or self.data
+        path = self.resolve(name)
+        return Training(
+            batch=self.batch(),
+            data=path if path.exists() else name,
+            store=self.store(),
+            input_name=self.input_name,
+            model_output=self.model_output,
+            evaluation_output=self.evaluation_output,
+            output_container=self.output_container,
+            global_parameters=self.global_parameters,
+            timeout=self.timeout,
+            model_sas_lifetime=self.model_sas_lifetime,
+        )
 
     def batch(self) -> BatchClient:
         """The training service's batch client."""

@@ -335,6 +335,54 @@ def _run_targets(
         return list(pool.map(work, targets))
 
 
+@attrs.frozen(kw_only=True)
+class _Deployment:
+    """What every target of one run shares."""
+
+    metrics: dict[str, float]
+    gate: Gate | None
+    ledger: Ledger | None
+    dry_run: bool
+    sample: Sample | None
+    job_id: str | None
+    store: BlobStore | None
+
+
+def _deploy_all(
+    steps: _Steps,
+    targets: Sequence[Target],
+    model: BlobRef,
+    current: Mapping[str, str | None],
+    run: _Deployment,
+    concurrency: int,
+) -> RetrainResult:
+    def work(target: Target) -> TargetOutcome:
+        return _deploy_one(
+            target,
+            model,
+            previous=current[target.key],
+            metrics=run.metrics,
+            gate=run.gate,
+            ledger=run.ledger,
+            dry_run=run.dry_run,
+            sample=run.sample,
+            job_id=run.job_id,
+            store=run.store,
+        )
+
+    with steps.step("deploy") as info:
+        outcomes = _run_targets(targets, work, concurrency)
+        info["_text"] = ", ".join(f"{o.target}: {o.status}" for o in outcomes)
+    return RetrainResult(
+        steps=tuple(steps.steps),
+        targets=tuple(outcomes),
+        metrics=run.metrics,
+        job_id=run.job_id,
+        model=model.url,
+        dry_run=run.dry_run,
+    )
+
+
 def _check_targets(targets: Sequence[Target], steps: _Steps) -> dict[str, str | None]:
     if not targets:
         raise ConfigurationError("retrain needs at least one target")
@@ -402,11 +450,12 @@ def retrain(
         job, model, metrics = _train(training, steps, progress)
         job_id = job.job_id
 
-    def work(target: Target) -> TargetOutcome:
-        return _deploy_one(
-            target,
-            model,
-            previous=current[target.key],
+    return _deploy_all(
+        steps,
+        targets,
+        model,
+        current,
+        _Deployment(
             metrics=metrics,
             gate=gate,
             ledger=ledger,
@@ -414,18 +463,8 @@ def retrain(
             sample=sample,
             job_id=job_id,
             store=training.store,
-        )
-
-    with steps.step("deploy") as info:
-        outcomes = _run_targets(targets, work, concurrency)
-        info["_text"] = ", ".join(f"{o.target}: {o.status}" for o in outcomes)
-    return RetrainResult(
-        steps=tuple(steps.steps),
-        targets=tuple(outcomes),
-        metrics=metrics,
-        job_id=job_id,
-        model=model.url,
-        dry_run=dry_run,
+        ),
+        concurrency,
     )
 
 
@@ -450,32 +489,16 @@ def deploy(
     """
     steps = _Steps(None)
     current = _check_targets(targets, steps)
-
-    def work(target: Target) -> TargetOutcome:
-        return _deploy_one(
-            target,
-            model,
-            previous=current[target.key],
-            metrics=metrics or {},
-            gate=gate,
-            ledger=ledger,
-            dry_run=dry_run,
-            sample=sample,
-            job_id=None,
-            store=store,
-        )
-
-    with steps.step("deploy") as info:
-        outcomes = _run_targets(targets, work, concurrency)
-        info["_text"] = ", ".join(f"{o.target}: {o.status}" for o in outcomes)
-    return RetrainResult(
-        steps=tuple(steps.steps),
-        targets=tuple(outcomes),
+    settings = _Deployment(
         metrics=dict(metrics or {}),
-        job_id=None,
-        model=model.url,
+        gate=gate,
+        ledger=ledger,
         dry_run=dry_run,
+        sample=sample,
+        job_id=None,
+        store=store,
     )
+    return _deploy_all(steps, targets, model, current, settings, concurrency)
 
 
 def rollback(

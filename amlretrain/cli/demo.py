@@ -63,7 +63,7 @@ def run_demo(workdir: Path, *, quiet: bool = False) -> dict[str, Any]:
     from amlretrain.config import load_config
     from amlretrain.emulator import Emulator
     from amlretrain.ledger import Ledger
-    from amlretrain.workflow import Training, retrain, rollback
+    from amlretrain.workflow import retrain, rollback
 
     say = _Narrator(quiet)
     data_dir = Path(__file__).resolve().parents[1] / "emulator" / "data"
@@ -92,12 +92,7 @@ def run_demo(workdir: Path, *, quiet: bool = False) -> dict[str, Any]:
             say.say(f"{label}: {probs}")
 
         say.section(f"Retrain on new data ({new_data.name}), gate, deploy to both, verify")
-        training = Training(
-            batch=config.batch(),
-            data=new_data,
-            store=config.store(),
-            timeout=config.timeout,
-        )
+        training = config.training()
         ledger = Ledger(ledger_path)
         result = retrain(
             training,

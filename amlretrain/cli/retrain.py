@@ -14,7 +14,7 @@ from amlretrain.errors import ConfigurationError
 from amlretrain.ledger import Ledger
 from amlretrain.result import RetrainResult
 from amlretrain.targets import Target
-from amlretrain.workflow import Training, deploy, retrain, rollback
+from amlretrain.workflow import deploy, retrain, rollback
 
 __all__ = ["register"]
 
@@ -88,26 +88,13 @@ def _finish(args: argparse.Namespace, results: list[RetrainResult]) -> int:
 
 def _retrain(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    store = config.store()
     groups = group_by_data(config, config.targets())
     if args.data:
         groups = {args.data: [t for targets in groups.values() for t in targets]}
     ledger = Ledger(config.resolve(config.ledger_path))
     results = []
     for data, targets in groups.items():
-        path = config.resolve(data)
-        training = Training(
-            batch=config.batch(),
-            data=path if path.exists() else data,
-            store=store,
-            input_name=config.input_name,
-            model_output=config.model_output,
-            evaluation_output=config.evaluation_output,
-            output_container=config.output_container,
-            global_parameters=config.global_parameters,
-            timeout=config.timeout,
-            model_sas_lifetime=config.model_sas_lifetime,
-        )
+        training = config.training(data)
         results.append(
             retrain(
                 training,
