@@ -33,7 +33,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict amlretrain
 
 test: $(STAMP) $(AZURITE) lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest --record-mode=none
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
