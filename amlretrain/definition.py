@@ -25,7 +25,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -556,28 +556,29 @@ class WebServiceDefinition(WireModel):
         return doc
 
     def without_secrets(self) -> WebServiceDefinition:
-        """A copy without the API keys, the storage key and asset credentials."""
+        """A copy safe to share: no API keys, storage key, asset credentials or SAS.
+
+        Drops ``properties.keys``, ``storageAccount.key`` and every asset's
+        ``locationInfo.credentials``, and removes the query string (the SAS) of asset
+        URIs that carry a signature (``sig=``): the documented form of a trained-model
+        reference is the blob URL alone.
+        """
         props = self.properties
         if props is None:
             return self
         changes: dict[str, Any] = {}
-        if props.keys is not None:
-            changes["keys"] = None
-        if props.storage_account is not None and props.storage_account.key is not None:
-            changes["storage_account"] = attrs.evolve(props.storage_account, key=None)
+        if props.storage_account is not None:
+            changes["storage_account"] = _forget(props.storage_account, "key")
         if props.assets:
             changes["assets"] = {
                 asset_id: (
-                    attrs.evolve(
-                        asset, location_info=attrs.evolve(asset.location_info, credentials=None)
-                    )
+                    attrs.evolve(asset, location_info=_shareable(asset.location_info))
                     if asset.location_info is not None
-                    and asset.location_info.credentials is not None
                     else asset
                 )
                 for asset_id, asset in props.assets.items()
             }
-        stripped = _drop_members(attrs.evolve(props, **changes), ("keys",))
+        stripped = _forget(attrs.evolve(props, **changes), "keys")
         return attrs.evolve(self, properties=stripped)
 
     # -- views -------------------------------------------------------------------------
@@ -663,9 +664,23 @@ class WebServiceDefinition(WireModel):
         return definition_html(self)
 
 
-def _drop_members(model: WebServiceProperties, names: tuple[str, ...]) -> WebServiceProperties:
-    """Forget that members were read, so a None field is omitted instead of written null."""
+M = TypeVar("M", bound=WireModel)
+
+
+def _forget(model: M, *names: str) -> M:
+    """``model`` without the members ``names`` (fields None, and not written back)."""
     lowered = {n.lower() for n in names}
+    wire_names = {
+        f.name: f.metadata["wire"] for f in attrs.fields(type(model)) if "wire" in f.metadata
+    }
+    cleared = {attr: None for attr, wire in wire_names.items() if wire.lower() in lowered}
     keys = tuple(k for k in model.wire_keys if k.lower() not in lowered)
     extra = {k: v for k, v in model.extra.items() if k.lower() not in lowered}
-    return attrs.evolve(model, wire_keys=keys, extra=extra)
+    return attrs.evolve(model, wire_keys=keys, extra=extra, **cleared)
+
+
+def _shareable(location: BlobLocation) -> BlobLocation:
+    uri = location.uri
+    if isinstance(uri, str) and "sig=" in uri.lower():
+        uri = uri.split("?", 1)[0]
+    return _forget(attrs.evolve(location, uri=uri), "credentials")

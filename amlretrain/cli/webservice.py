@@ -52,6 +52,11 @@ def register(subparsers: Any) -> None:
     export = target("export", "save the definition to a file (Export-AzMlWebService)")
     export.add_argument("-o", "--out", required=True, help="file to write")
     export.add_argument("--force", action="store_true", help="overwrite an existing file")
+    export.add_argument(
+        "--include-secrets",
+        action="store_true",
+        help="keep asset credentials and SAS signatures in the file (default: removed)",
+    )
     export.set_defaults(handler=_export)
 
     imp = target("import", "create or OVERWRITE a service from a file (New-AzMlWebService)")
@@ -133,7 +138,7 @@ def _export(args: argparse.Namespace) -> int:
     settings = resolve(args)
     with settings.arm_client() as arm:
         d = arm.get(_rg(settings), args.name)
-    d.save(out)
+    (d if args.include_secrets else d.without_secrets()).save(out)
     emit(args, {"name": d.name, "file": str(out)}, f"saved {d.name} to {out}")
     return 0
 

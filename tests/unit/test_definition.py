@@ -91,10 +91,16 @@ def test_without_secrets_drops_keys_storage_key_and_credentials() -> None:
     doc["properties"]["keys"] = {"primary": "pk-secret", "secondary": "sk-secret"}
     doc["properties"]["storageAccount"]["key"] = "storage-secret"
     doc["properties"]["assets"]["asset2"]["locationInfo"]["credentials"] = "cred-secret"
-    text = WebServiceDefinition.from_dict(doc).without_secrets().to_json()
-    for secret in ("pk-secret", "sk-secret", "storage-secret", "cred-secret"):
+    doc["properties"]["assets"]["asset1"]["locationInfo"]["uri"] = (
+        MODEL_URI + "?se=2099&sig=SIGSECRET"
+    )
+    shared = WebServiceDefinition.from_dict(doc).without_secrets()
+    text = shared.to_json()
+    for secret in ("pk-secret", "sk-secret", "storage-secret", "cred-secret", "SIGSECRET"):
         assert secret not in text
-    assert '"keys"' not in text
+    assert '"keys"' not in text and '"key"' not in text and "null" not in text
+    assert shared.trained_models[0].uri == MODEL_URI
+    assert shared.to_dict()["properties"]["storageAccount"] == {"name": "acct"}
 
 
 def test_repr_shows_no_keys_or_sas_signature() -> None:
