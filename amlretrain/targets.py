@@ -24,7 +24,7 @@ import attrs
 
 from amlretrain._redact import redact_data
 from amlretrain.blobs import BlobRef
-from amlretrain.errors import ConfigurationError, VerificationFailed
+from amlretrain.errors import ConfigurationError, ConflictError, VerificationFailed
 from amlretrain.ledger import strip_sas
 
 if TYPE_CHECKING:
@@ -275,6 +275,9 @@ class ClassicTarget:
         self.endpoint = endpoint
         self.resource_name = resource_name
         self.verify_timeout = verify_timeout
+        #: The model (without SAS) of the last read: :meth:`deploy` pins it.
+        self._expected: str | None = None
+        self._read = False
 
     def __repr__(self) -> str:
         return f"ClassicTarget({self.web_service_id!r}, {self.endpoint!r})"
@@ -312,6 +315,11 @@ class ClassicTarget:
         self.resource_name = self._resource()
 
     def current_model(self) -> str | None:
+        served = self._read_model()
+        self._expected, self._read = strip_sas(served), True
+        return served
+
+    def _read_model(self) -> str | None:
         endpoint = self.client.get_endpoint(self.web_service_id, self.endpoint)
         location = endpoint.resource(self.resource_name or self._resource()).location
         return location.sas_url if location else None
@@ -335,6 +343,19 @@ class ClassicTarget:
         }
 
     def deploy(self, model: BlobRef) -> str:
+        # The management API has no conditional PATCH: pin the model read by
+        # current_model() with a fresh read right before the write. What remains is the
+        # window between this read and the PATCH (one round trip plus the client's own
+        # pre-PATCH reads): a concurrent write landing there is not detected here, but
+        # the verification read after the PATCH then shows another model.
+        if self._read:
+            now = strip_sas(self._read_model())
+            if now != self._expected:
+                raise ConflictError(
+                    f"endpoint {self.label} changed since it was read: it serves {now}, "
+                    f"not {self._expected}; read it again and redo the change",
+                    code="ModelChanged",
+                )
         endpoint = self.client.update_trained_model(
             self.web_service_id,
             self.endpoint,
@@ -343,7 +364,9 @@ class ClassicTarget:
             verify_timeout=self.verify_timeout,
         )
         location = endpoint.resource(self.resource_name or self._resource()).location
-        return location.sas_url if location else model.url
+        served = location.sas_url if location else model.url
+        self._expected, self._read = strip_sas(served), True
+        return served
 
     def sample(self) -> Sample | None:
         return None

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 __all__ = ["Training", "deploy", "retrain", "rollback"]
 
 log = logging.getLogger(__name__)
+
+#: Lifetime of the read SAS minted for a model put back after a failed swap.
+RESTORE_SAS_LIFETIME = timedelta(days=7)
 
 
 @attrs.frozen(kw_only=True)
@@ -255,13 +259,17 @@ def _deploy_one(
     if dry_run:
         outcome = attrs.evolve(base, status="dry-run", plan=redacted_plan(plan))
         return attrs.evolve(outcome, seconds=time.monotonic() - started)
-    try:
-        served = target.deploy(model)
-        scores = _verify_scoring(target, sample)
-    except AmlRetrainError as err:
-        log.warning("%s: %s; restoring the previous model", target.label, err)
-        restored = _restore(target, base, previous, err, store)
-        return record(restored, action, _restored_outcome(restored))
+    with _target_lock(target.key):
+        try:
+            served = target.deploy(model)
+            scores = _verify_scoring(target, sample)
+        except AmlRetrainError as err:
+            log.warning("%s: %s; restoring the previous model", target.label, err)
+            restored = _restore(target, base, previous, err, store)
+            return record(restored, action, _restored_outcome(restored))
+        except KeyboardInterrupt:
+            record(_interrupted(target, base), action, "failed")
+            raise
     outcome = attrs.evolve(
         base,
         status="succeeded",
@@ -270,6 +278,37 @@ def _deploy_one(
         plan=redacted_plan(plan),
     )
     return record(outcome, action, "succeeded")
+
+
+_target_locks: dict[str, threading.Lock] = {}
+_target_locks_guard = threading.Lock()
+
+
+def _target_lock(key: str) -> threading.Lock:
+    """One lock per target in this process: swaps of one target never overlap here.
+
+    The targets pin the model they read (a fresh read right before the write), but two
+    swaps that both pass their pin before either write lands would both "succeed". In
+    one process they are serialised, so the second one's pin sees the first one's
+    model and fails with ConflictError; across processes the pin's window remains.
+    """
+    with _target_locks_guard:
+        return _target_locks.setdefault(key, threading.Lock())
+
+
+def _interrupted(target: Target, base: TargetOutcome) -> TargetOutcome:
+    """After an interrupt in the swap: read what the target serves, say it, record it."""
+    try:
+        now = strip_sas(target.current_model())
+        where = f"it serves {now}"
+    except (AmlRetrainError, KeyboardInterrupt):
+        now, where = None, "it could not be read"
+    message = (
+        f"interrupted during the swap; {where} (an operation the service already accepted "
+        "may still complete: read the target again)"
+    )
+    log.warning("%s: %s", target.label, message)
+    return attrs.evolve(base, serving_model=now, error=message)
 
 
 def _restored_outcome(outcome: TargetOutcome) -> str:
@@ -303,10 +342,24 @@ def _restore(
             serving_model=strip_sas(now),
             error=f"{message}; the target still serves its previous model",
         )
+    if strip_sas(now) != base.new_model:
+        # Neither the previous model nor ours: someone else deployed meanwhile (a
+        # concurrent retrain). Putting "our" previous model back would undo their work.
+        return attrs.evolve(
+            base,
+            serving_model=strip_sas(now),
+            error=(
+                f"{message}; the target was changed concurrently and now serves another "
+                "model: left as it is"
+            ),
+        )
     try:
         old = BlobRef.from_url(previous)
         if store is not None and store.owns(old):
-            old = store.sas(old)  # the old SAS may have expired meanwhile
+            # The old SAS may have expired meanwhile. The restored model must stay readable
+            # as long as a deployed one: the store's 1-hour default would break the service
+            # (and the definition warns about it) an hour later.
+            old = store.sas(old, expires_in=RESTORE_SAS_LIFETIME)
         target.deploy(old)
     except AmlRetrainError as restore_err:
         return attrs.evolve(

@@ -1,0 +1,33 @@
+"""Fixtures of the reliability suite: the session's one emulator, shared with the integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from amlretrain.emulator import Emulator, Faults
+from tests.integration.conftest import shared_emulator
+from tests.reliability.matrix import Rig
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    """The one seeded emulator of this test session (the integration tests' instance)."""
+    with shared_emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def faults(emulator: Emulator) -> Iterator[Faults]:
+    """The emulator's fault rules, cleared before and after the test."""
+    emulator.faults.clear()
+    yield emulator.faults
+    emulator.faults.clear()
+
+
+@pytest.fixture(scope="module")
+def rig(emulator: Emulator) -> Iterator[Rig]:
+    """Clients with short timeouts and fast polling, for fault cases."""
+    with Rig(emulator) as r:
+        yield r
