@@ -102,6 +102,11 @@ class Target(Protocol):
         """Swap to ``model`` and verify with a fresh read; returns the served URL."""
         ...
 
+    @property
+    def request_ids(self) -> tuple[str, ...]:
+        """The ``x-ms-request-id`` of the last swap's changing request, when known."""
+        ...
+
     def sample(self) -> Sample | None:
         """Default rows for the scoring check, if the service documents some."""
         ...
@@ -147,6 +152,7 @@ class ArmTarget:
         self.include_sas = include_sas
         self._scoring_url = scoring_url
         self._definition: WebServiceDefinition | None = None
+        self._request_ids: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"ArmTarget({self.resource_group!r}, {self.name!r})"
@@ -158,6 +164,10 @@ class ArmTarget:
     @property
     def label(self) -> str:
         return f"{self.resource_group}/{self.name}"
+
+    @property
+    def request_ids(self) -> tuple[str, ...]:
+        return self._request_ids
 
     def _fetch(self) -> WebServiceDefinition:
         self._definition = self.client.get(self.resource_group, self.name)
@@ -209,7 +219,12 @@ class ArmTarget:
         # re-reads the service and refuses (ConflictError) if its model changed since.
         current = self._definition or self._fetch()
         new = current.with_trained_model(self._uri(model), asset=self.asset)
-        after = self.client.update(self.resource_group, self.name, new, expected=current)
+        self._request_ids = ()
+        poller = self.client.begin_update(self.resource_group, self.name, new, expected=current)
+        self._request_ids = (poller.request_id,) if poller.request_id else ()
+        after = poller.result()
+        if after is None:  # pragma: no cover - an update always returns the service
+            after = self._fetch()
         self._definition = after
         served = self._model_of(after)
         if not _same_model(served, model.url):
@@ -289,6 +304,11 @@ class ClassicTarget:
     @property
     def label(self) -> str:
         return f"{self.web_service_id}/{self.endpoint}"
+
+    @property
+    def request_ids(self) -> tuple[str, ...]:
+        # The management API's PATCH response is not surfaced by ClassicClient.
+        return ()
 
     def _resource(self) -> str:
         endpoint = self.client.get_endpoint(self.web_service_id, self.endpoint)

@@ -135,8 +135,15 @@ def _train(
             store=store,
         )
         info["job_id"] = job.job_id
-        job.start()
-        job.wait(timeout=training.timeout, progress=progress)
+        try:
+            job.start()
+            job.wait(timeout=training.timeout, progress=progress)
+        except (AmlRetrainError, KeyboardInterrupt):
+            # wait() cancels on its deadline and on an interrupt; a start that timed out
+            # or lost its connection may still have started the job: cancel it too.
+            if not job.status.is_terminal:
+                _cancel_quietly(job)
+            raise
         info["_text"] = f"job {job.job_id} finished"
     with steps.step("evaluate") as info:
         model = job.trained_model
@@ -186,6 +193,13 @@ def _plan_training(training: Training, steps: _Steps) -> BlobRef:
     return training.store.ref(training.output_container, f"{run}/model.ilearner")
 
 
+def _cancel_quietly(job: TrainingJob) -> None:
+    try:
+        job.cancel()
+    except AmlRetrainError as err:
+        log.warning("could not cancel job %s: %s", job.job_id, redact(str(err)))
+
+
 def _verify_scoring(target: Target, sample: Sample | None) -> list[dict[str, Any]] | None:
     sample = sample or target.sample()
     if sample is None:
@@ -220,7 +234,7 @@ def _deploy_one(
     )
 
     def record(outcome: TargetOutcome, entry_action: str, entry_outcome: str) -> TargetOutcome:
-        if ledger is not None:
+        if ledger is not None and not dry_run:  # a dry run changes nothing, the ledger too
             ledger.append(
                 LedgerEntry.new(
                     target=target.key,
@@ -231,6 +245,7 @@ def _deploy_one(
                     serving_model=outcome.serving_model,
                     metrics=metrics,
                     job_id=job_id,
+                    request_ids=target.request_ids,
                     rollback_of=rollback_of,
                     message=outcome.error or outcome.gate_text,
                 )
@@ -259,6 +274,10 @@ def _deploy_one(
     if dry_run:
         outcome = attrs.evolve(base, status="dry-run", plan=redacted_plan(plan))
         return attrs.evolve(outcome, seconds=time.monotonic() - started)
+    try:
+        _check_model(model, store)
+    except AmlRetrainError as err:
+        return record(attrs.evolve(base, error=redact(str(err))), action, "failed")
     with _target_lock(target.key):
         try:
             served = target.deploy(model)
@@ -309,6 +328,20 @@ def _interrupted(target: Target, base: TargetOutcome) -> TargetOutcome:
     )
     log.warning("%s: %s", target.label, message)
     return attrs.evolve(base, serving_model=now, error=message)
+
+
+def _check_model(model: BlobRef, store: BlobStore | None) -> None:
+    """Refuse a model the service could not read, before the target changes.
+
+    An expired SAS always; a missing blob when ``store`` holds it (a classic endpoint
+    also checks with an HTTP HEAD of the SAS URL before its PATCH).
+    """
+    if model.is_expired():
+        raise ConfigurationError(
+            f"the SAS of {model.url} expired at {model.expires_on}: mint a new one"
+        )
+    if store is not None and store.owns(model) and not store.exists(model):
+        raise ConfigurationError(f"the model {model.url} does not exist")
 
 
 def _restored_outcome(outcome: TargetOutcome) -> str:

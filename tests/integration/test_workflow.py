@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -281,3 +282,36 @@ def test_one_model_to_many_endpoints(clients: dict[str, Any], tmp_path: Path) ->
     finally:
         for name in names:
             classic.delete_endpoint(info.predictive_service, name)
+
+
+def test_a_missing_model_is_refused_before_the_target_changes(
+    clients: dict[str, Any], emulator: Emulator, tmp_path: Path
+) -> None:
+    store = clients["store"]
+    ghost = store.sas(
+        store.ref("amlretrain-models", "ghost/never-written.ilearner"), expires_in=timedelta(days=1)
+    )
+    targets = _targets(clients)
+    patches = sum(1 for r in emulator.requests if r.method == "PATCH")
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    result = deploy(ghost, targets, ledger=ledger, store=store)
+    assert [o.status for o in result.targets] == ["failed", "failed"]
+    assert all("does not exist" in (o.error or "") for o in result.targets)
+    assert sum(1 for r in emulator.requests if r.method == "PATCH") == patches
+    assert all(e.serving_model == e.previous_model for e in ledger.entries())
+
+
+def test_arm_deployments_record_the_request_id(clients: dict[str, Any], tmp_path: Path) -> None:
+    target = _targets(clients)[0]
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    result = retrain(_training(clients), [target], ledger=ledger)
+    assert result.targets[0].status == "succeeded"
+    (entry,) = ledger.entries()
+    assert len(entry.request_ids) == 1
+    assert len(entry.request_ids[0]) >= 32
+
+
+def test_a_dry_run_writes_nothing_to_the_ledger(clients: dict[str, Any], tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    retrain(_training(clients), _targets(clients), dry_run=True, ledger=ledger)
+    assert ledger.entries() == []
