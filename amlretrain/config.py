@@ -23,6 +23,7 @@ from amlretrain.targets import Sample
 
 if TYPE_CHECKING:
     from amlretrain.jobs import BatchClient
+    from amlretrain.ledger import Ledger
     from amlretrain.storage import BlobStore
     from amlretrain.targets import Target
     from amlretrain.workflow import Training
@@ -119,6 +120,7 @@ class ArmTargetConfig:
     api_version: str = "2017-01-01"
     arm_token: str | None = attrs.field(default=None, repr=False)
     polling_interval: float = 5.0
+    include_sas: bool = True
     data: str | None = None
 
 
@@ -133,6 +135,7 @@ class ClassicTargetConfig:
     resource_name: str | None = None
     region: str = "South Central US"
     management_url: str | None = None
+    verify_timeout: float = 120.0
     data: str | None = None
 
 
@@ -155,6 +158,7 @@ class RetrainConfig:
     storage_account_url: str | None = None
     gate: Gate = attrs.field(factory=Gate)
     ledger_path: str = ".amlretrain/ledger.jsonl"
+    ledger_blob: str | None = None
     concurrency: int = 4
     sample: Sample | None = None
     target_configs: tuple[ArmTargetConfig | ClassicTargetConfig, ...] = ()
@@ -191,6 +195,19 @@ class RetrainConfig:
             timeout=self.timeout,
             model_sas_lifetime=self.model_sas_lifetime,
         )
+
+    def ledger(self) -> Ledger:
+        """The ledger: an append blob in the storage account (``[ledger] blob``), or the
+        local file (``[ledger] path``, relative to the config file)."""
+        from amlretrain.ledger import BlobLedgerBackend, Ledger
+
+        if self.ledger_blob:
+            container, _, name = self.ledger_blob.partition("/")
+            client = self.store().service.get_container_client(container)
+            if not client.exists():
+                client.create_container()
+            return Ledger(backend=BlobLedgerBackend(client.get_blob_client(name)))
+        return Ledger(self.resolve(self.ledger_path))
 
     def batch(self) -> BatchClient:
         """The training service's batch client."""
@@ -235,6 +252,7 @@ class RetrainConfig:
                             config.name,
                             asset=config.asset,
                             scoring_url=config.scoring_url,
+                            include_sas=config.include_sas,
                         ),
                         config.data,
                     )
@@ -257,6 +275,7 @@ class RetrainConfig:
                             config.web_service_id,
                             config.endpoint,
                             resource_name=config.resource_name,
+                            verify_timeout=config.verify_timeout,
                         ),
                         config.data,
                     )
@@ -307,6 +326,7 @@ def _parse_target(
             api_version=r.get("api_version", str, "2017-01-01"),
             arm_token=r.secret("arm_token", environ, required=False),
             polling_interval=float(r.get("polling_interval", (int, float), 5.0)),
+            include_sas=r.get("include_sas", bool, True),
             data=r.get("data", str),
         )
     else:
@@ -318,6 +338,7 @@ def _parse_target(
             resource_name=r.get("resource_name", str),
             region=r.get("region", str, "South Central US"),
             management_url=r.get("management_url", str),
+            verify_timeout=float(r.get("verify_timeout", (int, float), 120.0)),
             data=r.get("data", str),
         )
     r.finish()
@@ -393,6 +414,9 @@ def parse_config(
         raise s.fail("connection_string_env", "give connection_string_env or account_url")
     lg = _Reader(source, ledger, "ledger")
     ledger_path = lg.get("path", str, ".amlretrain/ledger.jsonl")
+    ledger_blob = lg.get("blob", str)
+    if ledger_blob is not None and (ledger_blob.count("/") < 1 or ledger_blob.startswith("/")):
+        raise lg.fail("blob", "must be 'container/path/to/ledger.jsonl'")
     lg.finish()
     if not targets:
         raise top.fail("targets", "at least one [[targets]] table is required")
@@ -413,6 +437,7 @@ def parse_config(
         storage_account_url=account_url,
         gate=gate,
         ledger_path=ledger_path,
+        ledger_blob=ledger_blob,
         concurrency=concurrency,
         sample=sample,
         target_configs=tuple(

@@ -91,7 +91,7 @@ def _retrain(args: argparse.Namespace) -> int:
     groups = group_by_data(config, config.targets())
     if args.data:
         groups = {args.data: [t for targets in groups.values() for t in targets]}
-    ledger = Ledger(config.resolve(config.ledger_path))
+    ledger = config.ledger()
     results = []
     for data, targets in groups.items():
         training = config.training(data)
@@ -118,7 +118,7 @@ def _deploy(args: argparse.Namespace) -> int:
         BlobRef.from_url(args.model),
         targets,
         gate=None,
-        ledger=Ledger(config.resolve(config.ledger_path)),
+        ledger=config.ledger(),
         dry_run=args.dry_run,
         sample=config.sample,
         concurrency=config.concurrency,
@@ -147,7 +147,7 @@ def _rollback(args: argparse.Namespace) -> int:
     target = find_target(config, args.target)
     outcome = rollback(
         target,
-        ledger=Ledger(config.resolve(config.ledger_path)),
+        ledger=config.ledger(),
         store=config.store(),
         to=args.to,
         sample=config.sample,
@@ -165,7 +165,7 @@ def _rollback(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     if args.config:
         config = load_config(args.config)
-        ledger = Ledger(config.resolve(config.ledger_path))
+        ledger = config.ledger()
     else:
         ledger = Ledger(Path(args.ledger) if args.ledger else None)
     entries = [e for e in ledger.entries() if args.target is None or args.target in e.target]

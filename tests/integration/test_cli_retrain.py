@@ -93,3 +93,20 @@ def test_demo_runs_the_whole_loop_and_leaves_nothing_running(tmp_path: Path) -> 
     assert summary["scoresChanged"]
     assert summary["scoresRestored"]
     assert [e["action"] for e in summary["ledger"]].count("rollback") == 2
+
+
+def test_the_ledger_can_live_in_a_blob(
+    config: Path, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = config.read_text()
+    start = text.index("[ledger]")
+    end = text.index("\n\n", start)
+    config.write_text(
+        text[:start] + '[ledger]\nblob = "amlretrain-ledger/test/ledger.jsonl"' + text[end:]
+    )
+    assert main(["retrain", "--config", str(config), "--output", "json"]) == 0
+    capsys.readouterr()
+    assert main(["history", "--config", str(config), "--output", "json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert len(entries) >= 2
+    assert not (config.parent / "ledger.jsonl").exists()

@@ -54,6 +54,7 @@ token_env = "WS_TOKEN"
 web_service_id = "svc"
 endpoint = "retrain"
 region = "West Europe"
+verify_timeout = 45
 data = "europe.csv"
 """
 
@@ -75,6 +76,9 @@ def test_full_example_parses(tmp_path: Path) -> None:
     arm, classic = config.target_configs
     assert isinstance(arm, ArmTargetConfig) and arm.asset == "Census Model [trained model]"
     assert isinstance(classic, ClassicTargetConfig) and classic.data == "europe.csv"
+    assert classic.verify_timeout == 45
+    assert arm.include_sas is True
+    assert config.ledger_blob is None
     assert config.resolve(config.ledger_path) == tmp_path.resolve() / "history" / "ledger.jsonl"
     assert "train-secret" not in repr(config) and "tok" not in repr(classic)
 
