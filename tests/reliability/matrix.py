@@ -139,6 +139,14 @@ def full_cases() -> list[tuple[str, str]]:
     return cases
 
 
+#: Cases that fail a check because of a known, unfixed bug (the reason is shown).
+KNOWN_BUGS = {
+    ("classic.patch_endpoint", "read timeout"): (
+        "a PATCH that timed out on the client lands later: the workflow records 'failed, "
+        "still serves its previous model' while the target ends on the new model"
+    ),
+}
+
 #: The cases `make test` runs (tests/reliability/test_fault_matrix.py).
 SUBSET: list[tuple[str, str]] = [
     ("upload", "store unreachable"),
@@ -255,8 +263,12 @@ class Rig:
         )
 
     def submits(self) -> int:
-        """``POST .../jobs`` requests served so far."""
-        return sum(1 for r in self.emu.requests if r.method == "POST" and r.path.endswith("/jobs"))
+        """``POST .../jobs`` requests that created a job (a refused 429/503 created none)."""
+        return sum(
+            1
+            for r in self.emu.requests
+            if r.method == "POST" and r.path.endswith("/jobs") and 200 <= r.status < 300
+        )
 
     def scores_confirm(self, target: ArmTarget | ClassicTarget, model: str) -> bool:
         """Scoring through the service gives exactly what ``model`` predicts locally."""
@@ -388,6 +400,10 @@ def run_case(rig: Rig, step_name: str, fault_name: str, workdir: Path) -> Row:
         if watcher is not None:
             watcher.join()
         emu.faults.clear()
+    if fault.name == "read timeout":
+        # A request the client gave up on still runs on the service when its latency is
+        # over: wait for it, so that a late write shows up in this case's checks.
+        time.sleep(LATENCY)
 
     fresh = rig.target(step.target)
     serving = strip_sas(fresh.current_model())
@@ -430,8 +446,14 @@ def run_case(rig: Rig, step_name: str, fault_name: str, workdir: Path) -> Row:
     blobs_kept = all(rig.store.exists(BlobRef.from_url(b)) for b in blobs)
     job_submitted = rig.submits() - submits
     cancelled: bool | None = None
-    if outcome == "raised" and detail == "OperationTimeout" and job_submitted:
-        cancelled = _deletes(rig, log_start) > 0
+    started_job = any(
+        r.method == "POST" and r.path.endswith("/start") and 200 <= r.status < 300
+        for r in emu.requests[log_start:]
+    )
+    if outcome == "raised" and started_job and detail != "TrainingJobFailed":
+        cancelled = _deletes(rig, log_start) > 0  # a job left running must be cancelled
+        if not cancelled:
+            notes.append("the started job was left running")
     untimed = step.route and (step.route.startswith("arm.") or step.route == "rrs.execute")
     if untimed and fault.name == "read timeout":
         notes.append("latency only: this client's read timeout is not configurable")

@@ -17,7 +17,7 @@ from amlretrain.emulator import Faults
 from amlretrain.errors import OperationTimeout
 from amlretrain.ledger import Ledger, strip_sas
 from amlretrain.workflow import deploy, retrain
-from tests.reliability.matrix import Rig
+from tests.reliability.matrix import READ_TIMEOUT, Rig
 
 pytestmark = pytest.mark.integration
 
@@ -194,3 +194,16 @@ def test_a_restored_model_gets_a_sas_that_outlives_the_hour(
     expiry = parse_qs(urlsplit(now).query)["se"][0]
     expires = datetime.fromisoformat(expiry.replace("Z", "+00:00"))
     assert expires - datetime.now(timezone.utc) > timedelta(days=1)
+
+
+def test_a_start_that_timed_out_does_not_leave_the_job_running(rig: Rig, faults: Faults) -> None:
+    target = rig.target("classic")
+    target.check()
+    before = target.current_model()
+    start = len(rig.emu.requests)
+    faults.add(route="bes.start", kind="latency", seconds=READ_TIMEOUT + 0.5)
+    with pytest.raises(OperationTimeout):
+        retrain(rig.training(), [target])
+    time.sleep(0.6)  # the start runs on the service once its latency is over
+    assert any(r.method == "DELETE" and "/jobs/" in r.path for r in rig.emu.requests[start:])
+    assert rig.target("classic").current_model() == before
