@@ -47,3 +47,8 @@ docs: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .tools build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis site
+
+# The full fault matrix (every retrain step x every fault) against the emulator; rewrites
+# the table in docs/reliability.md. `make test` runs a subset (tests/reliability/).
+reliability: $(STAMP) $(AZURITE)
+	$(BIN)/python -m tests.reliability.matrix --full --out docs/reliability.md
