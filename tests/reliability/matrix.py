@@ -537,13 +537,10 @@ MARKER = "<!-- generated below: do not edit by hand -->"
 
 def write(out: Path, generated: str) -> None:
     """Replace the generated part of ``out`` (keeping the hand-written intro above MARKER)."""
-    intro = ""
+    intro = "# Reliability\n\n"
     if out.exists():
         text = out.read_text(encoding="utf-8")
-        if MARKER in text:
-            intro = text.split(MARKER, 1)[0]
-    if not intro:
-        intro = "# Reliability\n\n"
+        intro = text.split(MARKER, 1)[0] if MARKER in text else text.rstrip("\n") + "\n\n"
     out.write_text(intro + MARKER + "\n\n" + generated, encoding="utf-8")
 
 
