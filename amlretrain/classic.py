@@ -530,6 +530,8 @@ class ClassicClient:
         *,
         verify_timeout: float = 120.0,
         blob_check: Callable[[BlobRef], bool] | None = None,
+        endpoint: Endpoint | None = None,
+        check_default: bool = True,
     ) -> Endpoint:
         """Point an endpoint's trained-model resource at a new ``.ilearner``, and verify it.
 
@@ -545,6 +547,10 @@ class ClassicClient:
             blob: the new model (BES ``Results`` entry), with a read SAS.
             verify_timeout: seconds to wait for the endpoint to show the new location.
             blob_check: returns whether the blob exists (e.g. ``BlobStore.exists``).
+            endpoint: the endpoint as just read by the caller (saves a read); its
+                resources are checked instead of a fresh read's.
+            check_default: refuse the default endpoint (reads the web service); pass
+                False only when the caller has already checked it.
 
         Returns:
             The endpoint as read after the swap.
@@ -565,8 +571,10 @@ class ClassicClient:
                 f"the SAS of {blob.url} expired at {blob.expires_on}: get the job again "
                 "(TrainingJob.refresh) or mint a new one (BlobStore.sas)"
             )
-        self._refuse_default(web_service_id, endpoint_name, "updated")
-        endpoint = self.get_endpoint(web_service_id, endpoint_name)
+        if check_default:
+            self._refuse_default(web_service_id, endpoint_name, "updated")
+        if endpoint is None or endpoint.name.lower() != endpoint_name.lower():
+            endpoint = self.get_endpoint(web_service_id, endpoint_name)
         endpoint.resource(resource_name)
         self._check_blob(blob, blob_check)
 

@@ -29,7 +29,7 @@ from amlretrain.ledger import strip_sas
 
 if TYPE_CHECKING:
     from amlretrain.arm import WebServicesClient
-    from amlretrain.classic import ClassicClient
+    from amlretrain.classic import ClassicClient, Endpoint
     from amlretrain.definition import WebServiceDefinition
     from amlretrain.scoring import ScoreResult, ScoringClient
 
@@ -86,8 +86,12 @@ class Target(Protocol):
         """A short name for people."""
         ...
 
-    def check(self) -> None:
-        """Refuse a wrong target before anything changes (reads only)."""
+    def check(self) -> str | None:
+        """Refuse a wrong target before anything changes (reads only).
+
+        Returns:
+            The model URL the target serves now, as :meth:`current_model` would.
+        """
         ...
 
     def current_model(self) -> str | None:
@@ -173,13 +177,13 @@ class ArmTarget:
         self._definition = self.client.get(self.resource_group, self.name)
         return self._definition
 
-    def check(self) -> None:
+    def check(self) -> str | None:
         definition = self._fetch()
         if definition.is_read_only:
             raise ConfigurationError(
                 f"web service {self.label} is read-only: it can only be deleted, not updated"
             )
-        self._model_of(definition)  # no or an ambiguous trained model: refuse now
+        return self._model_of(definition)  # no or an ambiguous trained model: refused here
 
     def _model_of(self, definition: WebServiceDefinition) -> str | None:
         models = definition.trained_models
@@ -293,6 +297,10 @@ class ClassicTarget:
         #: The model (without SAS) of the last read: :meth:`deploy` pins it.
         self._expected: str | None = None
         self._read = False
+        #: The endpoint as last read (check, pin or verification).
+        self._endpoint: Endpoint | None = None
+        #: check() refused the default endpoint already: deploy need not read the service.
+        self._checked = False
 
     def __repr__(self) -> str:
         return f"ClassicTarget({self.web_service_id!r}, {self.endpoint!r})"
@@ -310,8 +318,11 @@ class ClassicTarget:
         # The management API's PATCH response is not surfaced by ClassicClient.
         return ()
 
-    def _resource(self) -> str:
-        endpoint = self.client.get_endpoint(self.web_service_id, self.endpoint)
+    def _read_endpoint(self) -> Endpoint:
+        self._endpoint = self.client.get_endpoint(self.web_service_id, self.endpoint)
+        return self._endpoint
+
+    def _resource_of(self, endpoint: Endpoint) -> str:
         if self.resource_name is not None:
             return endpoint.resource(self.resource_name).name
         names = [r.name for r in endpoint.resources if r.name]
@@ -324,7 +335,13 @@ class ClassicTarget:
             + ", ".join(repr(n) for n in names)
         )
 
-    def check(self) -> None:
+    def _model_in(self, endpoint: Endpoint) -> str | None:
+        location = endpoint.resource(self._resource_of(endpoint)).location
+        served = location.sas_url if location else None
+        self._expected, self._read = strip_sas(served), True
+        return served
+
+    def check(self) -> str | None:
         service = self.client.get_web_service(self.web_service_id)
         default = service.default_endpoint_name
         if default is not None and default.lower() == self.endpoint.lower():
@@ -332,17 +349,13 @@ class ClassicTarget:
                 f"{self.endpoint!r} is the default endpoint of {self.web_service_id!r}; it "
                 "cannot be patched: add an endpoint and target that"
             )
-        self.resource_name = self._resource()
+        endpoint = self._read_endpoint()
+        self.resource_name = self._resource_of(endpoint)
+        self._checked = True
+        return self._model_in(endpoint)
 
     def current_model(self) -> str | None:
-        served = self._read_model()
-        self._expected, self._read = strip_sas(served), True
-        return served
-
-    def _read_model(self) -> str | None:
-        endpoint = self.client.get_endpoint(self.web_service_id, self.endpoint)
-        location = endpoint.resource(self.resource_name or self._resource()).location
-        return location.sas_url if location else None
+        return self._model_in(self._read_endpoint())
 
     def _endpoint_url(self) -> str:
         quoted = [urllib.parse.quote(p, safe="") for p in (self.web_service_id, self.endpoint)]
@@ -357,7 +370,10 @@ class ClassicTarget:
             "url": self._endpoint_url(),
             "body": {
                 "Resources": [
-                    {"Name": self.resource_name or self._resource(), "Location": model.to_bes()}
+                    {
+                        "Name": self._resource_of(self._endpoint or self._read_endpoint()),
+                        "Location": model.to_bes(),
+                    }
                 ]
             },
         }
@@ -368,25 +384,26 @@ class ClassicTarget:
         # window between this read and the PATCH (one round trip plus the client's own
         # pre-PATCH reads): a concurrent write landing there is not detected here, but
         # the verification read after the PATCH then shows another model.
-        if self._read:
-            now = strip_sas(self._read_model())
-            if now != self._expected:
+        expected, pinned = self._expected, self._read
+        endpoint = self._read_endpoint()
+        if pinned:
+            now = strip_sas(self._model_in(endpoint))
+            if now != expected:
                 raise ConflictError(
                     f"endpoint {self.label} changed since it was read: it serves {now}, "
-                    f"not {self._expected}; read it again and redo the change",
+                    f"not {expected}; read it again and redo the change",
                     code="ModelChanged",
                 )
-        endpoint = self.client.update_trained_model(
+        self._endpoint = self.client.update_trained_model(
             self.web_service_id,
             self.endpoint,
-            self.resource_name or self._resource(),
+            self._resource_of(endpoint),
             model,
             verify_timeout=self.verify_timeout,
+            endpoint=endpoint,
+            check_default=not self._checked,
         )
-        location = endpoint.resource(self.resource_name or self._resource()).location
-        served = location.sas_url if location else model.url
-        self._expected, self._read = strip_sas(served), True
-        return served
+        return self._model_in(self._endpoint) or model.url
 
     def sample(self) -> Sample | None:
         return None
@@ -394,7 +411,9 @@ class ClassicTarget:
     def score(self, sample: Sample) -> ScoreResult:
         from amlretrain.scoring import ScoringClient
 
-        endpoint = self.client.get_endpoint(self.web_service_id, self.endpoint)
+        # The endpoint read by the last swap's verification (or check) has the address
+        # and keys: no need to read it again.
+        endpoint = self._endpoint or self._read_endpoint()
         key = endpoint.primary_key or endpoint.secondary_key
         if not endpoint.api_location or not key:
             raise ConfigurationError(f"endpoint {self.label} reports no ApiLocation or key")

@@ -469,19 +469,23 @@ def _deploy_all(
     )
 
 
-def _check_targets(targets: Sequence[Target], steps: _Steps) -> dict[str, str | None]:
+def _check_targets(
+    targets: Sequence[Target], steps: _Steps, concurrency: int
+) -> dict[str, str | None]:
+    """Check every target (``concurrency`` at a time); the first refusal is raised."""
     if not targets:
         raise ConfigurationError("retrain needs at least one target")
     keys = [t.key for t in targets]
     if len(set(keys)) != len(keys):
         raise ConfigurationError("the same target is listed twice")
-    current: dict[str, str | None] = {}
     with steps.step("check targets") as info:
-        for target in targets:
-            target.check()
-            current[target.key] = target.current_model()
+        if concurrency <= 1 or len(targets) == 1:
+            served = [t.check() for t in targets]
+        else:
+            with ThreadPoolExecutor(max_workers=min(concurrency, len(targets))) as pool:
+                served = list(pool.map(lambda t: t.check(), targets))
         info["_text"] = f"{len(targets)} target(s) checked"
-    return current
+    return dict(zip(keys, served, strict=True))
 
 
 def retrain(
@@ -527,7 +531,7 @@ def retrain(
         TrainingJobFailed, OperationTimeout: the job failed or timed out (nothing changed).
     """
     steps = _Steps(on_step)
-    current = _check_targets(targets, steps)
+    current = _check_targets(targets, steps, concurrency)
     job_id: str | None = None
     metrics: dict[str, float] = {}
     if dry_run:
@@ -574,7 +578,7 @@ def deploy(
         ConfigurationError: a wrong target (nothing changed).
     """
     steps = _Steps(None)
-    current = _check_targets(targets, steps)
+    current = _check_targets(targets, steps, concurrency)
     settings = _Deployment(
         metrics=dict(metrics or {}),
         gate=gate,
@@ -611,8 +615,7 @@ def rollback(
         ConfigurationError: nothing to roll back to, or the model blob is gone or
             unreadable (checked before anything changes).
     """
-    target.check()
-    current = target.current_model()
+    current = target.check()
     if to is not None:
         entry = ledger.get(to)
         if entry.target != target.key:

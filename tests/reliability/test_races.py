@@ -86,7 +86,7 @@ def test_two_deployments_at_once_one_wins_and_the_ledger_records_both(
     # refused by its pin (in one process the swaps are serialised, so it always is).
     barrier = threading.Barrier(2)
     for t in targets:
-        read = t.current_model
+        read = t.check  # check() reads the model the swap then pins
 
         def read_then_wait(read: Any = read, first: list[bool] = []) -> str | None:  # noqa: B006
             value = read()
@@ -95,7 +95,7 @@ def test_two_deployments_at_once_one_wins_and_the_ledger_records_both(
                 barrier.wait(timeout=20)
             return value
 
-        t.current_model = read_then_wait  # type: ignore[method-assign]
+        t.check = read_then_wait  # type: ignore[method-assign]
     results = {}
 
     def run(i: int) -> None:
