@@ -215,7 +215,9 @@ class Endpoint:
     def from_dict(cls, data: Mapping[str, Any]) -> Endpoint:
         """Read the endpoint's JSON (any key casing; unknown members kept in ``extra``)."""
         low = _lower(data)
-        raw_resources = low.get("resources") or []
+        raw_resources = low.get("resources")
+        if not isinstance(raw_resources, list):  # tolerant: a malformed member is no list
+            raw_resources = []
         resources = tuple(
             EndpointResource.from_dict(r) for r in raw_resources if isinstance(r, Mapping)
         )

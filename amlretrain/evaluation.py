@@ -79,7 +79,7 @@ class EvaluationMetrics:
         """Parse Studio's evaluation CSV (header + values, or ``Metric,Value`` pairs).
 
         Raises:
-            ConfigurationError: the text holds no metric at all.
+            ConfigurationError: the text is not CSV, or holds no metric at all.
         """
         if isinstance(data, bytes):
             data = data.decode("utf-8-sig", "replace")
@@ -88,11 +88,14 @@ class EvaluationMetrics:
             dialect: Any = csv.Sniffer().sniff(data[:4096], delimiters=",;\t")
         except csv.Error:
             dialect = csv.excel
-        table = [
-            [cell.strip() for cell in row]
-            for row in csv.reader(io.StringIO(data), dialect)
-            if any(cell.strip() for cell in row)
-        ]
+        try:
+            table = [
+                [cell.strip() for cell in row]
+                for row in csv.reader(io.StringIO(data), dialect)
+                if any(cell.strip() for cell in row)
+            ]
+        except csv.Error as err:
+            raise ConfigurationError(f"the evaluation output is not CSV: {err}") from err
         if not table:
             raise ConfigurationError("the evaluation output is empty")
         header, body = table[0], table[1:]

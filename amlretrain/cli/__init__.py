@@ -73,12 +73,15 @@ class _RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def _configure_logging(debug: bool, verbose: bool) -> None:
+def _configure_logging(debug: bool, verbose: bool) -> tuple[logging.Handler, int]:
+    """Log to stderr (redacted) for this run; returns what :func:`main` undoes after it."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
+    previous = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
+    return handler, previous
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    _configure_logging(args.debug, args.verbose)
+    log_handler, log_level = _configure_logging(args.debug, args.verbose)
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -103,3 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         kind = type(err).__name__
         sys.stderr.write(f"amlretrain: error: {redact(str(err))} ({kind})\n")
         return exit_code_for(err)
+    finally:
+        # Embedded callers (tests, notebooks, other tools) call main() many times: leave
+        # the root logger as it was.
+        logging.getLogger().removeHandler(log_handler)
+        logging.getLogger().setLevel(log_level)

@@ -92,23 +92,13 @@ def test_arm_response_with_random_properties(props: dict[str, Any]) -> None:
     _only_ours(WebServiceDefinition.from_dict, doc)
 
 
-def _resources_iterable(value: dict[str, Any]) -> bool:
-    # Known bug (see the xfail below): a non-list "Resources" escapes as TypeError.
-    return not isinstance(value.get("Resources"), int | float | bool)
-
-
 @FAST
-@given(st.dictionaries(_KEYS, shaped, max_size=6).filter(_resources_iterable))
+@given(st.dictionaries(_KEYS, shaped, max_size=6))
 def test_classic_endpoint_from_random_json(value: Any) -> None:
     # Only objects: the client refuses a body that is not one before from_dict.
     _only_ours(Endpoint.from_dict, value)
 
 
-@pytest.mark.xfail(
-    reason="classic.Endpoint.from_dict iterates a non-list Resources (TypeError)",
-    raises=TypeError,
-    strict=True,
-)
 def test_classic_endpoint_with_a_number_for_resources_is_read_or_refused() -> None:
     _only_ours(Endpoint.from_dict, {"Name": "e", "Resources": 1})
 
@@ -119,23 +109,12 @@ def test_job_status_from_anything(value: Any) -> None:
     _only_ours(JobStatus.parse, value)
 
 
-def _no_bare_cr(data: bytes | str) -> bool:
-    # Known bug (see the xfail below): a bare CR escapes as _csv.Error. Filtered here so
-    # that the fuzzer keeps looking for other failures.
-    return ("\r" if isinstance(data, str) else b"\r") not in data
-
-
 @FAST
-@given((st.binary(max_size=300) | st.text(max_size=300)).filter(_no_bare_cr))
+@given(st.binary(max_size=300) | st.text(max_size=300))
 def test_evaluation_csv_from_random_input(data: bytes | str) -> None:
     _only_ours(EvaluationMetrics.from_csv, data)
 
 
-@pytest.mark.xfail(
-    reason="evaluation.EvaluationMetrics.from_csv lets csv.Error out on a CR inside a field",
-    raises=Exception,
-    strict=True,
-)
 def test_evaluation_csv_with_a_carriage_return_in_a_field_is_a_typed_error() -> None:
     try:
         EvaluationMetrics.from_csv(b"\r\x00")

@@ -138,3 +138,14 @@ def test_version_and_help_run_as_a_program() -> None:
         [sys.executable, "-m", "amlretrain", "--help"], capture_output=True, text=True, check=True
     )
     assert "exit codes:" in helped.stdout
+
+
+def test_main_leaves_the_root_logger_as_it_was(definition_file: Path) -> None:
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    for _ in range(3):
+        main(["--verbose", "definition", "validate", str(definition_file)])
+    assert root.handlers == handlers
+    assert root.level == level
