@@ -27,7 +27,7 @@ import attrs
 
 from amlretrain._redact import redact
 from amlretrain.blobs import BlobRef
-from amlretrain.errors import AmlRetrainError, ConfigurationError
+from amlretrain.errors import AmlRetrainError, ConfigurationError, OperationTimeout, ServiceError
 from amlretrain.gate import Gate, GateDecision
 from amlretrain.ledger import Ledger, LedgerEntry, strip_sas
 from amlretrain.result import RetrainResult, StepResult, TargetOutcome
@@ -280,7 +280,7 @@ def _deploy_one(
         return record(attrs.evolve(base, error=redact(str(err))), action, "failed")
     with _target_lock(target.key):
         try:
-            served = target.deploy(model)
+            served = _swap(target, model)
             scores = _verify_scoring(target, sample)
         except AmlRetrainError as err:
             log.warning("%s: %s; restoring the previous model", target.label, err)
@@ -328,6 +328,23 @@ def _interrupted(target: Target, base: TargetOutcome) -> TargetOutcome:
     )
     log.warning("%s: %s", target.label, message)
     return attrs.evolve(base, serving_model=now, error=message)
+
+
+def _swap(target: Target, model: BlobRef) -> str:
+    """``target.deploy(model)``; when no answer came back, once more.
+
+    A request that timed out or lost its connection may still land later. A swap sets
+    an absolute value and the targets accept "already serves this model" as their pin,
+    so sending it again converges: either this attempt or the late one wins, and both
+    point at the same model, which the verification then reads.
+    """
+    try:
+        return target.deploy(model)
+    except (OperationTimeout, ServiceError) as err:
+        if isinstance(err, ServiceError) and err.status is not None:
+            raise  # the service answered: the outcome is known
+        log.warning("%s: no answer to the swap (%s); sending it again", target.label, err)
+        return target.deploy(model)
 
 
 def _check_model(model: BlobRef, store: BlobStore | None) -> None:

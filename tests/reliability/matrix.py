@@ -140,12 +140,7 @@ def full_cases() -> list[tuple[str, str]]:
 
 
 #: Cases that fail a check because of a known, unfixed bug (the reason is shown).
-KNOWN_BUGS = {
-    ("classic.patch_endpoint", "read timeout"): (
-        "a PATCH that timed out on the client lands later: the workflow records 'failed, "
-        "still serves its previous model' while the target ends on the new model"
-    ),
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 #: The cases `make test` runs (tests/reliability/test_fault_matrix.py).
 SUBSET: list[tuple[str, str]] = [
