@@ -341,10 +341,17 @@ def _swap(target: Target, model: BlobRef) -> str:
     try:
         return target.deploy(model)
     except (OperationTimeout, ServiceError) as err:
-        if isinstance(err, ServiceError) and err.status is not None:
-            raise  # the service answered: the outcome is known
+        if not _unanswered(err):
+            raise  # the service answered (an error, a failed operation, a conflict)
         log.warning("%s: no answer to the swap (%s); sending it again", target.label, err)
         return target.deploy(model)
+
+
+def _unanswered(err: AmlRetrainError) -> bool:
+    """True for a timeout or a lost connection: nothing says whether the request landed."""
+    if isinstance(err, OperationTimeout):
+        return True
+    return type(err) is ServiceError and err.status is None and err.code is None
 
 
 def _check_model(model: BlobRef, store: BlobStore | None) -> None:
