@@ -338,8 +338,8 @@ class TrainingJob:
             OperationTimeout: the deadline passed (the job was cancelled).
         """
         policy = poll or self.client.poll
-        delays = policy.delays()
         started = time.monotonic()
+        delays = policy.delays(lambda: time.monotonic() - started)
         deadline = None if timeout is None else started + timeout
         bar = _status_bar(progress, self.job_id)
         try:

@@ -210,13 +210,14 @@ def test_start_posts_to_the_start_url(bes):
 
 
 @responses.activate
-def test_wait_polls_with_backoff_until_finished(bes, no_sleep):
+def test_wait_polls_until_finished_and_a_young_job_is_read_often(bes, no_sleep):
     for code in ("NotStarted", "Running", 1):
         responses.get(f"{JOBS}/j1", json=_status(code))
     responses.get(f"{JOBS}/j1", json=FINISHED)
     job = TrainingJob(bes, "j1").wait(timeout=60)
     assert job.status is JobStatus.FINISHED
-    assert no_sleep == [0.5, 0.75, 1.125]
+    # no time passes under no_sleep: the delays stay at the initial one (10% of ~0 s)
+    assert no_sleep == [0.25, 0.25, 0.25]
 
 
 @responses.activate
@@ -351,3 +352,16 @@ def test_repr_and_html_hold_no_secret(bes):
     assert "RESULTSIG" not in text
     assert "APIKEYVALUE" not in text
     assert "model.ilearner" in job._repr_html_()
+
+
+def test_delays_never_exceed_a_tenth_of_the_time_waited() -> None:
+    waited = [0.0]
+    policy = PollPolicy(initial=0.25, factor=1.5, maximum=10, fraction=0.1, jitter=0.2)
+    delays = policy.delays(lambda: waited[0])
+    reads = 0
+    while waited[0] < 60:
+        pause = next(delays)
+        assert pause <= max(0.25, 0.1 * waited[0]) + 1e-9
+        waited[0] += pause
+        reads += 1
+    assert reads < 61  # fewer reads than a fixed one-second loop over the same minute
