@@ -118,12 +118,7 @@ def run(
     def _run(*argv: str) -> Run:
         before = sorted(p.name for p in workdir.iterdir())
         capsys.readouterr()
-        root = logging.getLogger()
-        handlers, level = root.handlers[:], root.level
-        try:
-            code = main(list(argv))
-        finally:  # main() configures logging for a process that runs one command
-            root.handlers[:], root.level = handlers, level
+        code = main(list(argv))
         captured = capsys.readouterr()
         result = Run(code, captured.out, captured.err)
         shown = result.out + result.err
@@ -297,7 +292,8 @@ def test_webservice_export_writes_the_definition_without_secrets_unless_asked(
     assert "key" not in props["storageAccount"]
     assert all("credentials" not in a["locationInfo"] for a in props["assets"].values())
     assert "sig=" not in text
-    assert uri_of(json.loads(text)).endswith("/models/initial.ilearner")
+    assert "?" not in uri_of(json.loads(text))
+    assert uri_of(json.loads(text)).endswith(".ilearner")
 
     again = run("webservice", "export", name, "-o", str(out))
     assert again.code == 4, "an existing file is not overwritten without --force"
@@ -517,6 +513,26 @@ def test_a_profile_file_gives_every_setting(
     assert "wrong-group" in wrong.err
 
 
+def test_main_called_twice_in_one_process_logs_each_warning_once(
+    env: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    profile = tmp_path / "profiles.toml"
+    profile.write_text(f"[default]\nresource_group = {json.dumps(env.info.resource_group)}\n")
+    profile.chmod(0o644)  # readable by others: resolve() warns
+    monkeypatch.setenv("AMLRETRAIN_PROFILES", str(profile))
+    handlers = logging.getLogger().handlers[:]
+    warnings = []
+    for _ in range(2):
+        capsys.readouterr()
+        assert main(["webservice", "list"]) == 0
+        warnings.append(capsys.readouterr().err.count("readable by other users"))
+    assert warnings == [1, 1]
+    assert logging.getLogger().handlers == handlers
+
+
 def test_flags_give_the_settings_that_are_not_secrets(
     emulator: Emulator, run: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -574,7 +590,7 @@ def test_endpoint_list_and_get(env: Emulator, run: Callable[..., Run]) -> None:
         e["name"] for e in listed.json()
     }
     assert all("primary_key" not in e for e in listed.json())
-    assert info.predictive_endpoint in run("endpoint", "list", service).out
+    assert str(info.predictive_endpoint) in run("endpoint", "list", service).out
 
     got = run("endpoint", "get", service, str(info.predictive_endpoint), "--output", "json")
     assert got.code == 0
