@@ -92,6 +92,10 @@ MAX_BODY_IN_MESSAGE = 500
 _MAX_BODY_PARSED = 1 << 20
 
 
+#: Connections kept per host by a session (at least the deployment concurrency you use).
+POOL_SIZE = 32
+
+
 def user_agent() -> str:
     """The ``User-Agent`` header value: ``amlretrain/<version> python-requests/<version>``."""
     import requests
@@ -225,7 +229,13 @@ def new_session(
 
     _guard_third_party_logs()
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=_make_retry(retries, backoff_factor, max_retry_after))
+    # One pool per host, large enough for the workflow's concurrent deployments (the
+    # default of 10 would make the 11th concurrent request wait for a connection).
+    adapter = HTTPAdapter(
+        max_retries=_make_retry(retries, backoff_factor, max_retry_after),
+        pool_connections=8,
+        pool_maxsize=POOL_SIZE,
+    )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = user_agent()

@@ -48,6 +48,8 @@ MAX_SAS_LIFETIME = timedelta(days=7)
 #: Clock skew allowed for: a SAS starts this long before now.
 _SAS_SKEW = timedelta(minutes=5)
 _CHUNK = 4 * 1024 * 1024
+#: Files up to this size go up in one request (azure-storage-blob's own default).
+_SINGLE_PUT = 64 * 1024 * 1024
 
 
 def parse_connection_string(connection_string: str) -> dict[str, str]:
@@ -123,6 +125,7 @@ class BlobStore:
         self._credential = credential
         self._connection_string: str | None = None
         self._client: BlobServiceClient | None = None
+        self._containers: set[str] = set()
         self.chunk_size = chunk_size
 
     @classmethod
@@ -179,7 +182,7 @@ class BlobStore:
                 self._client = BlobServiceClient.from_connection_string(
                     self._connection_string,
                     max_block_size=size,
-                    max_single_put_size=size,
+                    max_single_put_size=_SINGLE_PUT,
                     user_agent=agent,
                 )
             else:
@@ -187,7 +190,7 @@ class BlobStore:
                     self.account_url,
                     credential=self._credential,
                     max_block_size=size,
-                    max_single_put_size=size,
+                    max_single_put_size=_SINGLE_PUT,
                     user_agent=agent,
                 )
         return self._client
@@ -289,10 +292,14 @@ class BlobStore:
         return ref
 
     def _ensure_container(self, container: str) -> None:
+        # Once per container and store: later uploads to it make no create request.
+        if container in self._containers:
+            return
         from azure.core.exceptions import ResourceExistsError
 
         with suppress(ResourceExistsError):
             self.service.create_container(container)
+        self._containers.add(container)
 
     def download_bytes(self, blob: BlobRef | str, *, max_concurrency: int = 4) -> bytes:
         """The content of a blob.

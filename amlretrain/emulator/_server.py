@@ -240,6 +240,9 @@ class _HTTPServer(ThreadingHTTPServer):
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "amlretrain-emulator"
+    # Headers and body go out in two writes: with Nagle's algorithm on, the second one
+    # waits for the client's delayed ACK (about 40 ms per response on Linux).
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def setup(self) -> None:
@@ -289,9 +292,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if response.status not in (204, 304):
             self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if self.command != "HEAD" and response.status not in (204, 304):
-            self.wfile.write(response.body)
+        try:
+            self.end_headers()
+            if self.command != "HEAD" and response.status not in (204, 304):
+                self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up (its read timeout): nothing left to tell it.
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 
