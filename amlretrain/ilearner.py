@@ -239,39 +239,67 @@ def diff(old: WebServiceDefinition, new: WebServiceDefinition) -> jsonpatch.Json
     return jsonpatch.JsonPatch(pinned)
 
 
-def _merge_diff(old: Any, new: Any, where: str) -> Any:
-    """The members of ``new`` that differ from ``old`` (recursively for objects)."""
+def _merge_diff(old: Any, new: Any) -> Any:
+    """The members of ``new`` that differ from ``old`` (recursively for objects).
+
+    Members of ``old`` missing from ``new`` are not in the result: a PATCH merges, so an
+    absent member means "unchanged" (definitions exported without secrets lack keys and
+    credentials that the service still holds).
+    """
     if not (isinstance(old, Mapping) and isinstance(new, Mapping)):
         return copy.deepcopy(new)
-    removed = [k for k in old if k not in new]
-    if removed:
-        raise ConfigurationError(
-            f"the update removes {', '.join(where + '/' + k for k in removed)}; a PATCH "
-            "merges and cannot remove members: use a PUT (create_or_update) for that"
-        )
     out: dict[str, Any] = {}
     for key, value in new.items():
         if key not in old:
             out[key] = copy.deepcopy(value)
         elif old[key] != value:
-            out[key] = _merge_diff(old[key], value, f"{where}/{key}")
+            changed = _merge_diff(old[key], value)
+            # {} from two objects: they differed only in members ``new`` lacks
+            if changed != {} or not isinstance(old[key], Mapping):
+                out[key] = changed
     return out
+
+
+def _keep_withheld_sas(old: Mapping[str, Any], new: dict[str, Any]) -> None:
+    """An asset URI that only lost its SAS (an export without secrets) is unchanged."""
+    old_assets = (old.get("properties") or {}).get("assets") or {}
+    for asset_id, asset in ((new.get("properties") or {}).get("assets") or {}).items():
+        before = old_assets.get(asset_id)
+        if not (isinstance(asset, dict) and isinstance(before, Mapping)):
+            continue
+        loc, old_loc = asset.get("locationInfo"), before.get("locationInfo")
+        if not (isinstance(loc, dict) and isinstance(old_loc, Mapping)):
+            continue
+        uri, old_uri = loc.get("uri"), old_loc.get("uri")
+        withheld = (
+            isinstance(uri, str)
+            and isinstance(old_uri, str)
+            and "?" not in uri
+            and old_uri.split("?", 1)[0] == uri
+        )
+        if withheld:
+            loc["uri"] = old_uri
 
 
 def patch_body(old: WebServiceDefinition, new: WebServiceDefinition) -> dict[str, Any]:
     """The minimal ARM PATCH body from ``old`` to ``new``.
 
     Only the members that changed, nested as in the resource, written in the service's
-    camelCase, plus the required discriminator ``properties.packageType``. An asset that
-    changed is sent whole (``name``, ``type``, ``locationInfo``, ...): the swagger marks
-    those members required, and whether the service merges a partial asset is not
-    documented, so the body never relies on it.
+    camelCase, plus the required discriminator ``properties.packageType``. Read-only
+    members (``id``, ``name``, ``createdOn``, ``modifiedOn``, ``provisioningState``,
+    ``swaggerLocation`` ...) are never sent; members ``new`` lacks are left as they are
+    (a PATCH merges); an asset URI that only lost its SAS (a definition exported without
+    secrets) is not a change. An asset that changed is sent whole (``name``, ``type``,
+    ``locationInfo``, ...): the swagger marks those members required, and whether the
+    service merges a partial asset is not documented, so the body never relies on it.
 
     Raises:
         ConfigurationError: nothing changed (an empty update would "succeed" and keep
-            the old model), or the change removes members (a PATCH cannot).
+            the old model).
     """
-    body: dict[str, Any] = _merge_diff(old.to_dict(canonical=True), new.to_dict(canonical=True), "")
+    before, after = old.for_put(), new.for_put()
+    _keep_withheld_sas(before, after)
+    body: dict[str, Any] = _merge_diff(before, after)
     if not body:
         raise ConfigurationError(
             "the update changes nothing: the new definition equals the current one "
@@ -282,7 +310,7 @@ def patch_body(old: WebServiceDefinition, new: WebServiceDefinition) -> dict[str
         raise ConfigurationError("'properties' must be an object in a PATCH body")
     changed_assets = props.get("assets")
     if isinstance(changed_assets, dict):
-        full: dict[str, Any] = new.to_dict(canonical=True)["properties"]["assets"]
-        props["assets"] = {asset_id: copy.deepcopy(full[asset_id]) for asset_id in changed_assets}
+        full: dict[str, Any] = after["properties"]["assets"]
+        props["assets"] = {asset_id: full[asset_id] for asset_id in changed_assets}
     props.setdefault("packageType", new.package_type or old.package_type or "Graph")
     return body

@@ -219,8 +219,12 @@ def _keys(args: argparse.Namespace) -> int:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump({"primary": keys.primary, "secondary": keys.secondary}, handle)
-    prints = {"primary": _fingerprint(keys.primary), "secondary": _fingerprint(keys.secondary)}
-    text = f"primary:   {prints['primary']}\nsecondary: {prints['secondary']}"
+    # Named *Fingerprint: members called "primary"/"secondary" are redacted as keys.
+    prints = {
+        "primaryFingerprint": _fingerprint(keys.primary),
+        "secondaryFingerprint": _fingerprint(keys.secondary),
+    }
+    text = f"primary:   {prints['primaryFingerprint']}\nsecondary: {prints['secondaryFingerprint']}"
     if args.to_file:
         text += f"\nkeys written to {args.to_file} (mode 0600)"
     emit(args, {"fingerprints": prints, "file": args.to_file}, text)

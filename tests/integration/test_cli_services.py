@@ -263,19 +263,13 @@ def test_webservice_keys_prints_fingerprints_and_writes_the_keys_only_to_a_priva
     assert keys["primary"] not in written.out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="webservice keys --output json prints the fingerprints as REDACTED: print_json "
-    "redacts every member named primary/secondary, and _keys nests the fingerprints under "
-    "those names (text output shows them)",
-)
 def test_webservice_keys_json_shows_the_fingerprints(
     env: Emulator, run: Callable[..., Run]
 ) -> None:
     shown = run("webservice", "keys", str(env.info.arm_service_name), "--output", "json")
     assert shown.code == 0
     assert shown.json()["file"] is None
-    assert shown.json()["fingerprints"]["primary"].startswith("sha256:")
+    assert shown.json()["fingerprints"]["primaryFingerprint"].startswith("sha256:")
 
 
 def test_webservice_export_writes_the_definition_without_secrets_unless_asked(
@@ -389,12 +383,6 @@ def service_copy(
     return copy_name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="webservice update --definition of a default (secrets-stripped) export refuses "
-    "with 'the update removes /properties/assets/asset2/locationInfo/credentials': "
-    "ilearner.patch_body treats what without_secrets() dropped as a removal",
-)
 def test_webservice_update_accepts_an_export_without_secrets(
     env: Emulator,
     run: Callable[..., Run],
@@ -412,12 +400,6 @@ def test_webservice_update_accepts_an_export_without_secrets(
     assert without_query(uri_of(served.json())) == without_query(uri)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="webservice update --definition of an older export sends the read-only members "
-    "that changed since (properties.modifiedOn ...) in the PATCH: ilearner.patch_body does "
-    "not leave out id, name, type, createdOn, modifiedOn, provisioningState, swaggerLocation",
-)
 def test_webservice_update_of_an_older_export_patches_only_the_model(
     env: Emulator,
     run: Callable[..., Run],

@@ -228,12 +228,38 @@ def test_patch_body_of_no_change_is_an_error() -> None:
         patch_body(_definition(), _definition())
 
 
-def test_patch_body_refuses_removals() -> None:
+def test_patch_body_leaves_members_the_new_definition_lacks() -> None:
     old = _definition()
     doc = sample_definition()
     del doc["properties"]["description"]
-    with pytest.raises(ConfigurationError, match="cannot remove"):
-        patch_body(old, WebServiceDefinition.from_dict(doc))
+    doc["properties"]["title"] = "changed"
+    body = patch_body(old, WebServiceDefinition.from_dict(doc))
+    assert body == {"properties": {"title": "changed", "packageType": "Graph"}}
+
+
+def test_patch_body_never_sends_read_only_members() -> None:
+    doc = sample_definition()
+    doc["properties"]["modifiedOn"] = "2030-01-01T00:00:00Z"
+    doc["properties"]["provisioningState"] = "Provisioning"
+    doc["id"] = "/subscriptions/other/.../webServices/other"
+    with pytest.raises(ConfigurationError, match="changes nothing"):
+        patch_body(_definition(), WebServiceDefinition.from_dict(doc))
+
+
+def test_an_export_without_secrets_changes_only_what_was_edited() -> None:
+    doc = sample_definition()
+    sas = "?sv=2020&se=2099-01-01T00:00:00Z&sig=SECRET"
+    doc["properties"]["assets"]["asset1"]["locationInfo"]["uri"] = MODEL_URI + sas
+    doc["properties"]["assets"]["asset2"]["locationInfo"]["credentials"] = "cred"
+    live = WebServiceDefinition.from_dict(doc)
+    exported = live.without_secrets()
+    assert patch_body.__name__ and "SECRET" not in exported.to_json()
+    with pytest.raises(ConfigurationError, match="changes nothing"):
+        patch_body(live, exported)
+    edited = exported.with_trained_model(NEW_URI)
+    body = patch_body(live, edited)
+    assert list(body["properties"]["assets"]) == ["asset1"]
+    assert body["properties"]["assets"]["asset1"]["locationInfo"] == {"uri": NEW_URI}
 
 
 def test_patch_body_of_a_title_change() -> None:
