@@ -78,3 +78,54 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def restore_seeded_models(emu: Emulator) -> None:
+    """Point the seeded New service and classic endpoint back at the initial model.
+
+    Tests retrain the seeded services; the emulator's own tests expect the seed. Run
+    after every test module (below), so modules do not depend on their order.
+    """
+    from datetime import timedelta
+
+    from amlretrain.arm import WebServicesClient
+    from amlretrain.classic import ClassicClient
+    from amlretrain.ledger import strip_sas
+    from amlretrain.storage import BlobStore
+
+    info = emu.info
+    if not (info.initial_model and info.arm_service_name and info.predictive_service):
+        return
+    store = BlobStore.from_connection_string(info.storage_connection_string)
+    initial = store.sas(info.initial_model, expires_in=timedelta(days=7))
+    with WebServicesClient(
+        emu.credential(), info.subscription_id, base_url=info.arm_base_url, polling_interval=0.05
+    ) as arm:
+        current = arm.get(info.resource_group, info.arm_service_name)
+        if strip_sas(current.trained_models[0].uri) != initial.url:
+            arm.update(
+                info.resource_group,
+                info.arm_service_name,
+                current.with_trained_model(initial.sas_url),
+                expected=current,
+            )
+    with ClassicClient(
+        info.workspace_id, info.workspace_token, base_url=info.management_url
+    ) as classic:
+        endpoint = classic.get_endpoint(info.predictive_service, str(info.predictive_endpoint))
+        resource = endpoint.resource(str(info.predictive_resource_name))
+        if resource.location is None or resource.location.url != initial.url:
+            classic.update_trained_model(
+                info.predictive_service,
+                str(info.predictive_endpoint),
+                resource.name,
+                initial,
+                endpoint=endpoint,
+            )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _seed_restored_after_each_module() -> Iterator[None]:
+    yield
+    if _instance is not None:
+        restore_seeded_models(_instance)
