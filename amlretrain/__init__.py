@@ -1,37 +1,43 @@
 """amlretrain: retrain, gate, swap and verify Azure ML Studio (classic) models.
 
-Every name here imports without loading requests, urllib3 or the Azure SDK: those are
-imported when a client first needs them, so ``import amlretrain`` and the CLI stay fast.
+Every public name is imported on first use (``amlretrain.retrain`` loads the workflow
+then), and no module loads requests, urllib3 or the Azure SDK before a client needs
+them: ``import amlretrain`` and the CLI stay fast.
 """
 
+import importlib as _importlib
+import typing as _typing
+
 from amlretrain._version import __version__
-from amlretrain.arm import WebServicesClient
-from amlretrain.blobs import BlobRef
-from amlretrain.classic import ClassicClient, Endpoint
-from amlretrain.credentials import StaticTokenCredential
-from amlretrain.definition import WebServiceDefinition
-from amlretrain.errors import (
-    AmlRetrainError,
-    AuthenticationError,
-    ConfigurationError,
-    ConflictError,
-    DefinitionError,
-    GateRejected,
-    NotFoundError,
-    OperationTimeout,
-    ServiceError,
-    ThrottledError,
-    TrainingJobFailed,
-    VerificationFailed,
-)
-from amlretrain.gate import Gate
-from amlretrain.jobs import BatchClient, TrainingJob
-from amlretrain.ledger import Ledger
-from amlretrain.result import RetrainResult
-from amlretrain.scoring import ScoringClient
-from amlretrain.storage import BlobStore
-from amlretrain.targets import ArmTarget, ClassicTarget, Sample
-from amlretrain.workflow import Training, deploy, retrain, rollback
+
+if _typing.TYPE_CHECKING:
+    from amlretrain.arm import WebServicesClient
+    from amlretrain.blobs import BlobRef
+    from amlretrain.classic import ClassicClient, Endpoint
+    from amlretrain.credentials import StaticTokenCredential
+    from amlretrain.definition import WebServiceDefinition
+    from amlretrain.errors import (
+        AmlRetrainError,
+        AuthenticationError,
+        ConfigurationError,
+        ConflictError,
+        DefinitionError,
+        GateRejected,
+        NotFoundError,
+        OperationTimeout,
+        ServiceError,
+        ThrottledError,
+        TrainingJobFailed,
+        VerificationFailed,
+    )
+    from amlretrain.gate import Gate
+    from amlretrain.jobs import BatchClient, TrainingJob
+    from amlretrain.ledger import Ledger
+    from amlretrain.result import RetrainResult
+    from amlretrain.scoring import ScoringClient
+    from amlretrain.storage import BlobStore
+    from amlretrain.targets import ArmTarget, ClassicTarget, Sample
+    from amlretrain.workflow import Training, deploy, retrain, rollback
 
 __all__ = [
     "AmlRetrainError",
@@ -68,3 +74,53 @@ __all__ = [
     "retrain",
     "rollback",
 ]
+
+#: Where each public name lives; imported on first use, so ``import amlretrain``
+#: (and the CLI) load only what they need.
+_LAZY = {
+    "AmlRetrainError": "amlretrain.errors",
+    "ArmTarget": "amlretrain.targets",
+    "AuthenticationError": "amlretrain.errors",
+    "BatchClient": "amlretrain.jobs",
+    "BlobRef": "amlretrain.blobs",
+    "BlobStore": "amlretrain.storage",
+    "ClassicClient": "amlretrain.classic",
+    "ClassicTarget": "amlretrain.targets",
+    "ConfigurationError": "amlretrain.errors",
+    "ConflictError": "amlretrain.errors",
+    "DefinitionError": "amlretrain.errors",
+    "Endpoint": "amlretrain.classic",
+    "Gate": "amlretrain.gate",
+    "GateRejected": "amlretrain.errors",
+    "Ledger": "amlretrain.ledger",
+    "NotFoundError": "amlretrain.errors",
+    "OperationTimeout": "amlretrain.errors",
+    "RetrainResult": "amlretrain.result",
+    "Sample": "amlretrain.targets",
+    "ScoringClient": "amlretrain.scoring",
+    "ServiceError": "amlretrain.errors",
+    "StaticTokenCredential": "amlretrain.credentials",
+    "ThrottledError": "amlretrain.errors",
+    "Training": "amlretrain.workflow",
+    "TrainingJob": "amlretrain.jobs",
+    "TrainingJobFailed": "amlretrain.errors",
+    "VerificationFailed": "amlretrain.errors",
+    "WebServiceDefinition": "amlretrain.definition",
+    "WebServicesClient": "amlretrain.arm",
+    "deploy": "amlretrain.workflow",
+    "retrain": "amlretrain.workflow",
+    "rollback": "amlretrain.workflow",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'amlretrain' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlretrain._redact import redact
 from amlretrain.cli._common import add_output_flag, emit
-from amlretrain.definition import WebServiceDefinition
+
+if TYPE_CHECKING:
+    from amlretrain.definition import WebServiceDefinition
+
 
 __all__ = ["register"]
 
@@ -92,6 +95,8 @@ def summary(definition: WebServiceDefinition) -> dict[str, Any]:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from amlretrain.definition import WebServiceDefinition
+
     definition = WebServiceDefinition.load(args.file)
     data = summary(definition)
     lines = [
@@ -113,6 +118,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from amlretrain.definition import WebServiceDefinition
+
     definition = WebServiceDefinition.load(args.file)
     data = {"file": args.file, "valid": True, "trainedModels": len(definition.trained_models)}
     emit(args, data, f"{args.file}: valid ({len(definition.trained_models)} trained model(s))")
@@ -128,6 +135,8 @@ def _patch_lines(ops: list[dict[str, Any]]) -> str:
 
 
 def _rewrite(args: argparse.Namespace) -> int:
+    from amlretrain.definition import WebServiceDefinition
+
     definition = WebServiceDefinition.load(args.file)
     new = definition.with_trained_model(args.uri, asset=args.asset, credentials=args.credentials)
     ops = list(definition.diff(new))
@@ -147,6 +156,8 @@ def _rewrite(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
+    from amlretrain.definition import WebServiceDefinition
+
     old = WebServiceDefinition.load(args.old, validate=False)
     new = WebServiceDefinition.load(args.new, validate=False)
     ops = list(old.diff(new))

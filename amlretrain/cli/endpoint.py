@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from amlretrain.blobs import BlobRef
-from amlretrain.classic import Endpoint
 from amlretrain.cli._common import add_output_flag, emit
-from amlretrain.cli._settings import add_classic_flags, resolve
 from amlretrain.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from amlretrain.blobs import BlobRef
+    from amlretrain.classic import Endpoint
+
 
 __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
     """Add the ``endpoint`` command group."""
+    from amlretrain.cli._settings import add_classic_flags
+
     group = subparsers.add_parser(
         "endpoint",
         help="classic web-service endpoints: list, get, add, patch, refresh, delete",
@@ -28,6 +30,7 @@ def register(subparsers: Any) -> None:
     group.set_defaults(handler=lambda args: _usage(group))
 
     def command(name: str, help_text: str, *, endpoint: bool = True) -> argparse.ArgumentParser:
+
         p: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
         p.add_argument("web_service", help="web service id")
         if endpoint:
@@ -87,6 +90,8 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _data(ep: Endpoint) -> dict[str, Any]:
+    import attrs
+
     data = attrs.asdict(ep, recurse=False)
     for secret in ("primary_key", "secondary_key"):
         data.pop(secret, None)
@@ -110,6 +115,8 @@ def _text(ep: Endpoint) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+
     with resolve(args).classic_client() as client:
         endpoints = client.list_endpoints(args.web_service)
     emit(args, [_data(e) for e in endpoints], "\n".join(e.name for e in endpoints) or "(none)")
@@ -117,6 +124,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _get(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+
     with resolve(args).classic_client() as client:
         ep = client.get_endpoint(args.web_service, args.endpoint)
     emit(args, _data(ep), _text(ep))
@@ -124,6 +133,8 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+
     with resolve(args).classic_client() as client:
         ep = client.add_endpoint(
             args.web_service,
@@ -138,6 +149,8 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _blob(args: argparse.Namespace) -> BlobRef:
+    from amlretrain.blobs import BlobRef
+
     if args.blob_url:
         if args.base_location or args.relative_location or args.sas_token:
             raise ConfigurationError("give --blob-url or the three location flags, not both")
@@ -155,6 +168,8 @@ def _blob(args: argparse.Namespace) -> BlobRef:
 
 
 def _patch(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+
     settings_given = any(
         v is not None
         for v in (
@@ -192,6 +207,8 @@ def _patch(args: argparse.Namespace) -> int:
 
 
 def _refresh(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+
     with resolve(args).classic_client() as client:
         changed = client.refresh_endpoint(
             args.web_service, args.endpoint, overwrite_resources=args.overwrite_resources
@@ -201,6 +218,8 @@ def _refresh(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+
     with resolve(args).classic_client() as client:
         client.delete_endpoint(args.web_service, args.endpoint)
     emit(args, {"deleted": args.endpoint}, f"deleted {args.endpoint}")

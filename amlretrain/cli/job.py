@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from amlretrain.blobs import BlobRef
 from amlretrain.cli._common import add_output_flag, emit
-from amlretrain.cli._settings import add_bes_flags, resolve
 from amlretrain.errors import ConfigurationError
-from amlretrain.jobs import TrainingJob
+
+if TYPE_CHECKING:
+    from amlretrain.blobs import BlobRef
+    from amlretrain.jobs import TrainingJob
+
 
 __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
     """Add the ``job`` command group."""
+    from amlretrain.cli._settings import add_bes_flags
+
     group = subparsers.add_parser(
         "job",
         help="batch (BES) training jobs: submit, status, wait, cancel, results",
@@ -85,6 +89,8 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
 
 
 def _input(value: str) -> str | Path | BlobRef:
+    from amlretrain.blobs import BlobRef
+
     if value.startswith(("http://", "https://")):
         return BlobRef.from_url(value)
     path = Path(value)
@@ -101,6 +107,8 @@ def _job_text(job: TrainingJob) -> str:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+
     settings = resolve(args)
     inputs = {k: _input(v) for k, v in _pairs(args.input, "--input").items()}
     with settings.batch_client() as bes:
@@ -118,6 +126,8 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+
     with resolve(args).batch_client() as bes:
         job = bes.get_job(args.job_id)
     emit(args, {**_job_data(job), "document": job.document}, _job_text(job))
@@ -125,6 +135,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _wait(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+    from amlretrain.jobs import TrainingJob
+
     with resolve(args).batch_client() as bes:
         job = TrainingJob(bes, args.job_id).wait(timeout=args.timeout, progress=args.progress)
     emit(args, _job_data(job), _job_text(job))
@@ -132,6 +145,9 @@ def _wait(args: argparse.Namespace) -> int:
 
 
 def _cancel(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+    from amlretrain.jobs import TrainingJob
+
     with resolve(args).batch_client() as bes:
         TrainingJob(bes, args.job_id).cancel()
     emit(args, {"job_id": args.job_id, "cancelled": True}, f"cancelled {args.job_id}")
@@ -139,6 +155,8 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+
     with resolve(args).batch_client() as bes:
         job = bes.get_job(args.job_id)
         results = job.results

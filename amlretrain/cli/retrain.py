@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from amlretrain.blobs import BlobRef
 from amlretrain.cli._common import add_output_flag, emit, wants_json
-from amlretrain.config import RetrainConfig, group_by_data, load_config
 from amlretrain.errors import ConfigurationError
-from amlretrain.ledger import Ledger
-from amlretrain.result import RetrainResult
-from amlretrain.targets import Target
-from amlretrain.workflow import deploy, retrain, rollback
+
+if TYPE_CHECKING:
+    from amlretrain.config import RetrainConfig
+    from amlretrain.result import RetrainResult
+    from amlretrain.targets import Target
+
 
 __all__ = ["register"]
 
@@ -87,6 +87,9 @@ def _finish(args: argparse.Namespace, results: list[RetrainResult]) -> int:
 
 
 def _retrain(args: argparse.Namespace) -> int:
+    from amlretrain.config import group_by_data, load_config
+    from amlretrain.workflow import retrain
+
     config = load_config(args.config)
     groups = group_by_data(config, config.targets())
     if args.data:
@@ -112,6 +115,10 @@ def _retrain(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
+    from amlretrain.blobs import BlobRef
+    from amlretrain.config import load_config
+    from amlretrain.workflow import deploy
+
     config = load_config(args.config)
     targets = [t for t, _ in config.targets()]
     result = deploy(
@@ -143,6 +150,9 @@ def find_target(config: RetrainConfig, name: str) -> Target:
 
 
 def _rollback(args: argparse.Namespace) -> int:
+    from amlretrain.config import load_config
+    from amlretrain.workflow import rollback
+
     config = load_config(args.config)
     target = find_target(config, args.target)
     outcome = rollback(
@@ -163,6 +173,9 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
+    from amlretrain.config import load_config
+    from amlretrain.ledger import Ledger
+
     if args.config:
         config = load_config(args.config)
         ledger = config.ledger()

@@ -6,20 +6,23 @@ import argparse
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
-
-import attrs
+from typing import TYPE_CHECKING, Any
 
 from amlretrain.cli._common import add_output_flag, emit
-from amlretrain.cli._settings import Settings, add_arm_flags, resolve
-from amlretrain.definition import WebServiceDefinition
 from amlretrain.errors import ConfigurationError, NotFoundError
+
+if TYPE_CHECKING:
+    from amlretrain.cli._settings import Settings
+    from amlretrain.definition import WebServiceDefinition
+
 
 __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
     """Add the ``webservice`` command group."""
+    from amlretrain.cli._settings import add_arm_flags
+
     group = subparsers.add_parser(
         "webservice",
         help="New (ARM) web services: get, list, export, import, update, delete, keys",
@@ -30,6 +33,8 @@ def register(subparsers: Any) -> None:
     group.set_defaults(handler=lambda args: _usage(group))
 
     def target(name: str, help_text: str, *, output: bool = True) -> argparse.ArgumentParser:
+        from amlretrain.cli._settings import add_arm_flags
+
         p: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
         p.add_argument("name", help="web service name")
         p.add_argument("-g", "--resource-group", help="(AMLRETRAIN_RESOURCE_GROUP)")
@@ -112,6 +117,8 @@ def _rg(settings: Settings) -> str:
 
 
 def _get(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+
     settings = resolve(args)
     with settings.arm_client() as arm:
         d = arm.get(_rg(settings), args.name, region=args.region)
@@ -120,6 +127,8 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+
     settings = resolve(args)
     with settings.arm_client() as arm:
         items = arm.list(None if args.all else _rg(settings))
@@ -132,6 +141,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+
     out = Path(args.out)
     if out.exists() and not args.force:
         raise ConfigurationError(f"{out} exists: pass --force to overwrite it")
@@ -144,6 +155,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    import attrs
+
+    from amlretrain.cli._settings import resolve
+    from amlretrain.definition import WebServiceDefinition
+
     d = WebServiceDefinition.load(args.file)
     d = attrs.evolve(d, location=args.location or d.location)
     settings = resolve(args)
@@ -165,6 +181,8 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _update(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+    from amlretrain.definition import WebServiceDefinition
     from amlretrain.ilearner import patch_body
 
     settings = resolve(args)
@@ -193,6 +211,8 @@ def _json(data: Any) -> str:
 
 
 def _delete(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+
     if not args.yes:
         raise ConfigurationError("deleting a web service cannot be undone: pass --yes")
     settings = resolve(args)
@@ -209,6 +229,8 @@ def _fingerprint(value: str | None) -> str | None:
 
 
 def _keys(args: argparse.Namespace) -> int:
+    from amlretrain.cli._settings import resolve
+
     settings = resolve(args)
     with settings.arm_client() as arm:
         keys = arm.list_keys(_rg(settings), args.name)
