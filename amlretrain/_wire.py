@@ -16,8 +16,8 @@ The one converter between JSON-like dicts and the typed models of
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
+from copy import deepcopy as _deepcopy
 from typing import Any, TypeVar
 
 import attrs
@@ -53,13 +53,13 @@ class Kind:
         """True when ``value`` has the shape this kind can structure losslessly."""
         return True
 
-    def parse(self, value: Any) -> Any:
+    def parse(self, value: Any, copy: bool) -> Any:
         """Wire value -> Python value (only called when :meth:`accepts`)."""
-        return copy.deepcopy(value)
+        return _copied(value, copy)
 
-    def dump(self, value: Any, canonical: bool) -> Any:
+    def dump(self, value: Any, canonical: bool, copy: bool) -> Any:
         """Python value -> wire value."""
-        return copy.deepcopy(value)
+        return _copied(value, copy)
 
 
 SCALAR = Kind()
@@ -74,11 +74,11 @@ class Nested(Kind):
     def accepts(self, value: Any) -> bool:
         return isinstance(value, Mapping)
 
-    def parse(self, value: Any) -> Any:
-        return structure(_resolve(self.cls), value)
+    def parse(self, value: Any, copy: bool) -> Any:
+        return structure(_resolve(self.cls), value, copy=copy)
 
-    def dump(self, value: Any, canonical: bool) -> Any:
-        return unstructure(value, canonical=canonical)
+    def dump(self, value: Any, canonical: bool, copy: bool) -> Any:
+        return unstructure(value, canonical=canonical, copy=copy)
 
 
 @attrs.frozen
@@ -90,11 +90,12 @@ class MapOf(Kind):
     def accepts(self, value: Any) -> bool:
         return isinstance(value, Mapping) and all(isinstance(v, Mapping) for v in value.values())
 
-    def parse(self, value: Any) -> Any:
-        return {str(k): structure(_resolve(self.cls), v) for k, v in value.items()}
+    def parse(self, value: Any, copy: bool) -> Any:
+        cls = _resolve(self.cls)
+        return {str(k): structure(cls, v, copy=copy) for k, v in value.items()}
 
-    def dump(self, value: Any, canonical: bool) -> Any:
-        return {k: unstructure(v, canonical=canonical) for k, v in value.items()}
+    def dump(self, value: Any, canonical: bool, copy: bool) -> Any:
+        return {k: unstructure(v, canonical=canonical, copy=copy) for k, v in value.items()}
 
 
 @attrs.frozen
@@ -106,11 +107,12 @@ class ListOf(Kind):
     def accepts(self, value: Any) -> bool:
         return isinstance(value, list) and all(isinstance(v, Mapping) for v in value)
 
-    def parse(self, value: Any) -> Any:
-        return tuple(structure(_resolve(self.cls), v) for v in value)
+    def parse(self, value: Any, copy: bool) -> Any:
+        cls = _resolve(self.cls)
+        return tuple(structure(cls, v, copy=copy) for v in value)
 
-    def dump(self, value: Any, canonical: bool) -> Any:
-        return [unstructure(v, canonical=canonical) for v in value]
+    def dump(self, value: Any, canonical: bool, copy: bool) -> Any:
+        return [unstructure(v, canonical=canonical, copy=copy) for v in value]
 
 
 @attrs.frozen
@@ -122,15 +124,20 @@ class MapOfParameters(Kind):
     def accepts(self, value: Any) -> bool:
         return isinstance(value, Mapping)
 
-    def parse(self, value: Any) -> Any:
+    def parse(self, value: Any, copy: bool) -> Any:
+        cls = _resolve(self.cls)
         return {
-            str(k): structure(_resolve(self.cls), v) if isinstance(v, Mapping) else copy.deepcopy(v)
+            str(k): structure(cls, v, copy=copy) if isinstance(v, Mapping) else _copied(v, copy)
             for k, v in value.items()
         }
 
-    def dump(self, value: Any, canonical: bool) -> Any:
+    def dump(self, value: Any, canonical: bool, copy: bool) -> Any:
         return {
-            k: unstructure(v, canonical=canonical) if isinstance(v, WireModel) else copy.deepcopy(v)
+            k: (
+                unstructure(v, canonical=canonical, copy=copy)
+                if isinstance(v, WireModel)
+                else _copied(v, copy)
+            )
             for k, v in value.items()
         }
 
@@ -161,45 +168,67 @@ class WireModel:
     wire_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
 
 
-def _specs(cls: type[WireModel]) -> list[tuple[str, str, Kind]]:
-    cached: list[tuple[str, str, Kind]] | None = cls.__dict__.get("_wire_specs")
+def _copied(value: Any, copy: bool) -> Any:
+    # Only containers need copying: strings, numbers, booleans and None are immutable.
+    if copy and isinstance(value, dict | list):
+        return _deepcopy(value)
+    return value
+
+
+Spec = tuple[str, str, Kind]
+
+
+def _specs(cls: type[WireModel]) -> tuple[list[Spec], dict[str, Spec]]:
+    """The wire fields of ``cls`` and the same by lower-case wire name (cached)."""
+    cached: tuple[list[Spec], dict[str, Spec]] | None = cls.__dict__.get("_wire_specs")
     if cached is None:
-        cached = [
+        specs = [
             (f.name, f.metadata["wire"], f.metadata["kind"])
             for f in attrs.fields(cls)
             if "wire" in f.metadata
         ]
+        cached = (specs, {wire_name.lower(): spec for spec in specs for wire_name in [spec[1]]})
         cls._wire_specs = cached  # type: ignore[attr-defined]
     return cached
 
 
-def structure(cls: type[T], data: Mapping[str, Any]) -> T:
-    """Build a ``cls`` from a wire mapping, losslessly (see module docstring)."""
-    by_lower = {wire_name.lower(): (attr, kind) for attr, wire_name, kind in _specs(cls)}
+def structure(cls: type[T], data: Mapping[str, Any], *, copy: bool = True) -> T:
+    """Build a ``cls`` from a wire mapping, losslessly (see module docstring).
+
+    Args:
+        copy: copy the containers of ``data`` (False only for a mapping nobody else
+            holds, such as fresh ``json.loads`` output).
+    """
+    by_lower = _specs(cls)[1]
     values: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for key, value in data.items():
         key = str(key)
         match = by_lower.get(key.lower())
         if match is None or match[0] in values:
-            extra[key] = copy.deepcopy(value)
+            extra[key] = _copied(value, copy)
             continue
-        attr, kind = match
+        attr, _, kind = match
         if value is None:
             values[attr] = None
         elif kind.accepts(value):
-            values[attr] = kind.parse(value)
+            values[attr] = kind.parse(value, copy)
         else:
             # Wrong shape: keep the raw value so nothing is lost; the field stays None.
-            extra[key] = copy.deepcopy(value)
+            extra[key] = _copied(value, copy)
             values[attr] = None
     return cls(extra=extra, wire_keys=tuple(str(k) for k in data), **values)
 
 
-def unstructure(model: WireModel, *, canonical: bool = False) -> dict[str, Any]:
-    """Write a model back to its wire mapping (see module docstring)."""
-    specs = _specs(type(model))
-    by_lower = {wire_name.lower(): (attr, wire_name, kind) for attr, wire_name, kind in specs}
+def unstructure(model: WireModel, *, canonical: bool = False, copy: bool = True) -> dict[str, Any]:
+    """Write a model back to its wire mapping (see module docstring).
+
+    Args:
+        canonical: write known members under their camelCase names.
+        copy: copy the containers the model holds (False only for output that is read
+            and dropped, such as the text of a file being saved).
+    """
+    specs, by_lower = _specs(type(model))
     out: dict[str, Any] = {}
     written: set[str] = set()
     for key in model.wire_keys:
@@ -208,7 +237,7 @@ def unstructure(model: WireModel, *, canonical: bool = False) -> dict[str, Any]:
             # In canonical form a duplicate of a known member (``Name`` beside ``name``)
             # cannot be written under its own name; the typed value wins.
             if not (canonical and match is not None and getattr(model, match[0]) is not None):
-                out[key] = copy.deepcopy(model.extra[key])
+                out[key] = _copied(model.extra[key], copy)
             continue
         if match is None:
             continue  # dropped from extra by the caller: a deliberate removal
@@ -216,19 +245,19 @@ def unstructure(model: WireModel, *, canonical: bool = False) -> dict[str, Any]:
         written.add(attr)
         value = getattr(model, attr)
         out[wire_name if canonical else key] = (
-            None if value is None else kind.dump(value, canonical)
+            None if value is None else kind.dump(value, canonical, copy)
         )
     for attr, wire_name, kind in specs:
         value = getattr(model, attr)
         if attr in written or value is None:
             continue
-        out[wire_name] = kind.dump(value, canonical)
+        out[wire_name] = kind.dump(value, canonical, copy)
     for key, value in model.extra.items():
         match = by_lower.get(key.lower())
         if key not in out and not (
             canonical and match is not None and getattr(model, match[0]) is not None
         ):
-            out[key] = copy.deepcopy(value)
+            out[key] = _copied(value, copy)
     return out
 
 

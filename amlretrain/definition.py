@@ -420,6 +420,10 @@ class WebServiceDefinition(WireModel):
     properties: WebServiceProperties | None = attrs.field(
         default=None, metadata=wire("properties", Nested(WebServiceProperties))
     )
+    # The document as written, computed once per object (it is immutable); read-only.
+    _documents: dict[bool, dict[str, Any]] = attrs.field(
+        init=False, factory=dict, eq=False, repr=False
+    )
 
     # -- reading -----------------------------------------------------------------------
 
@@ -445,6 +449,19 @@ class WebServiceDefinition(WireModel):
         return structure(cls, data)
 
     @classmethod
+    def _from_parsed(cls, data: Any, *, validate: bool, source: str | None) -> WebServiceDefinition:
+        # ``data`` is fresh json.loads output that nobody else holds: no need to copy it.
+        if validate:
+            validate_document(data, source=source)
+        elif not isinstance(data, Mapping):
+            raise DefinitionError("a web-service definition is a JSON object", source=source)
+        definition = structure(cls, data, copy=False)
+        if isinstance(data, dict):
+            # Lossless: the document read is exactly what unstructure() would write back.
+            definition.share_document(data)
+        return definition
+
+    @classmethod
     def from_json(
         cls, text: str | bytes, *, validate: bool = True, source: str | None = None
     ) -> WebServiceDefinition:
@@ -464,7 +481,7 @@ class WebServiceDefinition(WireModel):
             ) from err
         except RecursionError as err:
             raise DefinitionError("JSON nested too deeply to read", source=source) from err
-        return cls.from_dict(data, validate=validate, source=source)
+        return cls._from_parsed(data, validate=validate, source=source)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, validate: bool = True) -> WebServiceDefinition:
@@ -490,7 +507,7 @@ class WebServiceDefinition(WireModel):
         Raises:
             DefinitionError: naming the JSON path of the first problem.
         """
-        validate_document(self.to_dict(), source=source)
+        validate_document(self.document(), source=source)
         return self
 
     # -- writing -----------------------------------------------------------------------
@@ -503,9 +520,29 @@ class WebServiceDefinition(WireModel):
         """
         return unstructure(self, canonical=canonical)
 
+    def document(self, *, canonical: bool = False) -> Mapping[str, Any]:
+        """The document like :meth:`to_dict`, computed once and shared: do not modify it.
+
+        For reading (serializing, comparing); :meth:`to_dict` gives a copy to change.
+        """
+        doc = self._documents.get(canonical)
+        if doc is None:
+            doc = unstructure(self, canonical=canonical, copy=False)
+            self._documents[canonical] = doc
+        return doc
+
+    def share_document(self, document: dict[str, Any]) -> None:
+        """Set the (non-canonical) :meth:`document` this object would compute.
+
+        For code that derives a definition from another and can build its document by
+        sharing the unchanged parts (see :func:`amlretrain.ilearner.with_trained_model`);
+        ``document`` must equal ``unstructure(self)`` and is never modified afterwards.
+        """
+        self._documents[False] = document
+
     def to_json(self, *, indent: int | None = 2) -> str:
         """JSON text, indented like ``Export-AzMlWebService`` writes it."""
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+        return json.dumps(self.document(), indent=indent, ensure_ascii=False)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the definition to ``path`` atomically (temporary file + rename).

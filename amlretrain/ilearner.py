@@ -21,6 +21,7 @@ import attrs
 import jsonpatch
 
 from amlretrain._redact import redact
+from amlretrain._wire import find_key, unstructure
 from amlretrain.blobs import is_loopback_host, sas_expiry
 from amlretrain.definition import AssetItem, BlobLocation, WebServiceDefinition
 from amlretrain.errors import ConfigurationError
@@ -215,28 +216,91 @@ def with_trained_model(
         location = attrs.evolve(location, credentials=credentials)
     assets = dict(props.assets)
     assets[asset_id] = attrs.evolve(item, location_info=location)
-    return attrs.evolve(definition, properties=attrs.evolve(props, assets=assets))
+    new = attrs.evolve(definition, properties=attrs.evolve(props, assets=assets))
+    _share_document(definition, new, asset_id, location)
+    return new
+
+
+def _share_document(
+    old: WebServiceDefinition, new: WebServiceDefinition, asset_id: str, location: BlobLocation
+) -> None:
+    """Give ``new`` the document of ``old`` with only the asset's locationInfo replaced.
+
+    The document shares every other member with ``old``'s (both are read-only), so a big
+    definition is not written out again, and :func:`diff` compares by identity first.
+    When a member on the way is missing or oddly shaped, ``new`` computes its own.
+    """
+    doc = old.document()
+    props_key = find_key(doc, "properties")
+    props = doc.get(props_key) if props_key else None
+    assets_key = find_key(props, "assets") if isinstance(props, Mapping) else None
+    assets = props.get(assets_key) if assets_key and isinstance(props, Mapping) else None
+    asset = assets.get(asset_id) if isinstance(assets, Mapping) else None
+    loc_key = find_key(asset, "locationInfo") if isinstance(asset, Mapping) else None
+    if not (props_key and assets_key and loc_key and isinstance(asset, Mapping)):
+        return
+    assert isinstance(props, Mapping) and isinstance(assets, Mapping)
+    new_asset = {**asset, loc_key: unstructure(location)}
+    new_doc = {**doc, props_key: {**props, assets_key: {**assets, asset_id: new_asset}}}
+    new.share_document(new_doc)
 
 
 def diff(old: WebServiceDefinition, new: WebServiceDefinition) -> jsonpatch.JsonPatch:
     """The minimal RFC 6902 JSON Patch that turns ``old`` into ``new``.
 
+    Objects are compared member by member; a changed value (or array) is replaced whole.
     Every ``replace`` and ``remove`` is preceded by a ``test`` op pinning the value it
     expects, so applying the patch to a document that changed meanwhile fails instead of
     overwriting someone else's change. A trained-model rewrite gives exactly
     ``[test, replace]`` on ``/properties/assets/<id>/locationInfo/uri``.
     """
-    source = old.to_dict()
-    ops = jsonpatch.make_patch(source, new.to_dict()).patch
-    pinned: list[dict[str, Any]] = []
-    doc: Any = copy.deepcopy(source)
-    for op in ops:
-        if op["op"] in ("replace", "remove"):
-            current = jsonpatch.JsonPointer(op["path"]).resolve(doc)
-            pinned.append({"op": "test", "path": op["path"], "value": copy.deepcopy(current)})
-        pinned.append(op)
-        doc = jsonpatch.apply_patch(doc, [op])
-    return jsonpatch.JsonPatch(pinned)
+    ops: list[dict[str, Any]] = []
+    _diff_into(ops, old.document(), new.document(), "")
+    return jsonpatch.JsonPatch(ops)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # JSON equality: true is not 1, 1 is not 1.0 as a type (Python's == says they are).
+    if type(a) is not type(b):
+        return False
+    return bool(a == b)
+
+
+def _diff_into(ops: list[dict[str, Any]], src: Any, dst: Any, path: str) -> None:
+    if src is dst:
+        return  # shared (see _share_document): equal by construction
+    if isinstance(src, Mapping) and isinstance(dst, Mapping):
+        for key, value in src.items():
+            if key not in dst:
+                where = f"{path}/{_escape(key)}"
+                ops.append({"op": "test", "path": where, "value": copy.deepcopy(value)})
+                ops.append({"op": "remove", "path": where})
+        for key, value in dst.items():
+            where = f"{path}/{_escape(key)}"
+            if key not in src:
+                ops.append({"op": "add", "path": where, "value": copy.deepcopy(value)})
+            elif src[key] is value:
+                continue
+            elif not _same(src[key], value) or _mixed_types(src[key], value):
+                _diff_into(ops, src[key], value, where)
+        return
+    if _same(src, dst) and not _mixed_types(src, dst):
+        return
+    ops.append({"op": "test", "path": path, "value": copy.deepcopy(src)})
+    ops.append({"op": "replace", "path": path, "value": copy.deepcopy(dst)})
+
+
+def _mixed_types(a: Any, b: Any) -> bool:
+    """True when equal containers hold scalars that differ only in JSON type (1 vs true)."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return any(_mixed_types(a[k], b[k]) for k in a if k in b)
+    if isinstance(a, list) and isinstance(b, list):
+        return any(_mixed_types(x, y) for x, y in zip(a, b, strict=False))
+    return type(a) is not type(b)
+
+
+def _escape(key: str) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
 
 
 def _merge_diff(old: Any, new: Any) -> Any:

@@ -234,3 +234,28 @@ def test_invalid_document_error_names_the_path() -> None:
     with pytest.raises(DefinitionError) as info:
         WebServiceDefinition.from_dict(doc)
     assert info.value.path == "/properties/assets/asset1/locationInfo/uri"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    extra=st.dictionaries(st.text(min_size=1), _json, max_size=4),
+    pascal=st.booleans(),
+    preview=st.booleans(),
+    credentials=st.none() | st.text(max_size=5),
+)
+def test_shared_documents_equal_what_the_model_writes(
+    extra: dict[str, Any], pascal: bool, preview: bool, credentials: str | None
+) -> None:
+    # document() is shared (read from the file, or derived by the rewriter) rather than
+    # recomputed: it must be exactly what unstructure() writes, order included.
+    from amlretrain._wire import unstructure
+
+    doc = sample_definition(pascal=pascal, preview=preview)
+    for key, value in extra.items():
+        doc["properties"]["assets"]["asset1"]["locationInfo"].setdefault(key, value)
+        doc.setdefault(key, value)
+    loaded = WebServiceDefinition.from_json(json.dumps(doc))
+    assert json.dumps(loaded.document()) == json.dumps(unstructure(loaded))
+    new = loaded.with_trained_model(MODEL_URI.replace("v1", "v9"), credentials=credentials)
+    assert json.dumps(new.document()) == json.dumps(unstructure(new))
+    assert json.dumps(loaded.document()) == json.dumps(doc)  # the original is untouched
