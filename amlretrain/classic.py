@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -318,6 +319,8 @@ class ClassicClient:
         self._http = HttpClient(session=session, auth=f"Bearer {token}", timeout=timeout)
         #: Seconds between verification reads in :meth:`update_trained_model`.
         self.verify_interval = 2.0
+        self._services: dict[str, tuple[float, ClassicWebService]] = {}
+        self._services_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ClassicClient(workspace_id={self.workspace_id!r}, base_url={self.base_url!r})"
@@ -365,12 +368,28 @@ class ClassicClient:
         data = self._json("GET", self._url("webservices"))
         return [ClassicWebService.from_dict(d) for d in _as_list(data)]
 
-    def get_web_service(self, web_service_id: str) -> ClassicWebService:
+    def get_web_service(self, web_service_id: str, *, max_age: float = 0.0) -> ClassicWebService:
         """One web service.
+
+        Args:
+            web_service_id: the web service.
+            max_age: accept an answer this client read at most this many seconds ago
+                (one read serves many endpoints of one service); 0 always reads.
 
         Raises:
             NotFoundError: no such web service in the workspace.
         """
+        if max_age <= 0:
+            return self._read_web_service(web_service_id)
+        with self._services_lock:  # one read, however many threads ask at once
+            cached = self._services.get(web_service_id)
+            if cached is not None and time.monotonic() - cached[0] <= max_age:
+                return cached[1]
+            service = self._read_web_service(web_service_id)
+            self._services[web_service_id] = (time.monotonic(), service)
+            return service
+
+    def _read_web_service(self, web_service_id: str) -> ClassicWebService:
         data = self._json("GET", self._url("webservices", web_service_id))
         return ClassicWebService.from_dict(_as_dict(data))
 

@@ -98,7 +98,7 @@ class PollPolicy:
         jitter: each delay is shortened by up to this fraction, at random.
     """
 
-    initial: float = 0.25
+    initial: float = 0.1
     factor: float = 1.5
     maximum: float = 10.0
     fraction: float = 0.1

@@ -350,7 +350,9 @@ class ClassicTarget:
         return served
 
     def check(self) -> str | None:
-        service = self.client.get_web_service(self.web_service_id)
+        # Many endpoints of one service are checked together: one read of the service
+        # (its default endpoint name does not change under a deployment) serves them all.
+        service = self.client.get_web_service(self.web_service_id, max_age=60.0)
         default = service.default_endpoint_name
         if default is not None and default.lower() == self.endpoint.lower():
             raise ConfigurationError(

@@ -390,3 +390,13 @@ def test_delete_web_service_is_idempotent(client):
     responses.delete(SVC, status=404, json={"error": {"code": "WebServiceNotFound"}})
     client.delete_web_service("svc1")
     assert responses.calls[0].request.method == "DELETE"
+
+
+@responses.activate
+def test_a_recent_read_of_a_web_service_serves_many_endpoints(client):
+    responses.get(f"{WS}/webservices/svc", json={"Id": "svc", "DefaultEndpointName": "default"})
+    for _ in range(3):
+        assert client.get_web_service("svc", max_age=60).default_endpoint_name == "default"
+    assert len(responses.calls) == 1
+    client.get_web_service("svc")
+    assert len(responses.calls) == 2  # max_age 0 (the default) always reads

@@ -217,7 +217,7 @@ def test_wait_polls_until_finished_and_a_young_job_is_read_often(bes, no_sleep):
     job = TrainingJob(bes, "j1").wait(timeout=60)
     assert job.status is JobStatus.FINISHED
     # no time passes under no_sleep: the delays stay at the initial one (10% of ~0 s)
-    assert no_sleep == [0.25, 0.25, 0.25]
+    assert no_sleep == [0.1, 0.1, 0.1]
 
 
 @responses.activate
