@@ -196,7 +196,7 @@ class WebServicePoller:
         poller: LROPoller[Any] | _DonePoller,
         ids: _RequestIds,
         context: str,
-        finish: Callable[[], WebServiceDefinition | None],
+        finish: Callable[[Any], WebServiceDefinition | None],
     ) -> None:
         self._poller = poller
         self._ids = ids
@@ -236,8 +236,8 @@ class WebServicePoller:
                     f"(request id {self._ids.initial})",
                     waited=timeout,
                 )
-            self._poller.result()
-        self._result = self._finish()
+            final = self._poller.result()
+        self._result = self._finish(final)
         self._finished = True
         return self._result
 
@@ -400,7 +400,7 @@ class WebServicesClient:
             poller,
             ids,
             f"PUT web service {name}",
-            lambda: self._verify(resource_group, name, definition, ids.initial),
+            lambda final: self._verify(resource_group, name, definition, ids.initial, final),
         )
 
     def create_or_update(
@@ -466,7 +466,7 @@ class WebServicesClient:
             poller,
             ids,
             f"PATCH web service {name}",
-            lambda: self._verify(resource_group, name, new_definition, ids.initial),
+            lambda final: self._verify(resource_group, name, new_definition, ids.initial, final),
         )
 
     def update(
@@ -496,8 +496,8 @@ class WebServicesClient:
                 poller = self._adapter.begin_delete(rid, self.api_version, ids)
         except NotFoundError:
             log.debug("web service %s was already absent", name)
-            return WebServicePoller(_DonePoller(), ids, "DELETE", lambda: None)
-        return WebServicePoller(poller, ids, f"DELETE web service {name}", lambda: None)
+            return WebServicePoller(_DonePoller(), ids, "DELETE", lambda _: None)
+        return WebServicePoller(poller, ids, f"DELETE web service {name}", lambda _: None)
 
     def delete(self, resource_group: str, name: str, *, timeout: float | None = None) -> None:
         """:meth:`begin_delete` and wait for it."""
@@ -517,7 +517,7 @@ class WebServicesClient:
         params = {"region": region, "api-version": self.api_version}
         with _translated(f"CreateRegionalBlob of {name}", lambda: ids.initial):
             poller = self._adapter.begin_post(f"{rid}/CreateRegionalBlob", params, ids)
-        return WebServicePoller(poller, ids, f"CreateRegionalBlob of {name}", lambda: None)
+        return WebServicePoller(poller, ids, f"CreateRegionalBlob of {name}", lambda _: None)
 
     def create_regional_properties(
         self, resource_group: str, name: str, region: str, *, timeout: float | None = None
@@ -533,8 +533,15 @@ class WebServicesClient:
         name: str,
         wanted: WebServiceDefinition,
         request_id: str | None,
+        final: Any = None,
     ) -> WebServiceDefinition:
-        fresh = self.get(resource_group, name)
+        # azure-core ends a long-running write with a GET of the resource once the
+        # operation has succeeded: that answer is the fresh read to verify against. Only
+        # when it did not come back as a whole resource is the service read again.
+        if isinstance(final, dict) and isinstance(final.get("properties"), dict):
+            fresh = WebServiceDefinition.from_dict(final, validate=False)
+        else:
+            fresh = self.get(resource_group, name)
         have = {k: _base(v) for k, v in _model_uris(fresh).items()}
         for asset_id, uri in _model_uris(wanted).items():
             if have.get(asset_id) != _base(uri):
