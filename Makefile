@@ -43,7 +43,7 @@ bench: $(STAMP) $(AZURITE)
 
 # The documentation site (mkdocs.yml), strict: a broken link or docstring fails it.
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(VENV) .tools build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis site
