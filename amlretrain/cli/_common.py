@@ -28,7 +28,15 @@ from amlretrain.errors import (
     VerificationFailed,
 )
 
-__all__ = ["EXIT_CODES", "add_output_flag", "emit", "exit_code_for", "print_json", "wants_json"]
+__all__ = [
+    "EXIT_CODES",
+    "add_group",
+    "add_output_flag",
+    "emit",
+    "exit_code_for",
+    "print_json",
+    "wants_json",
+]
 
 #: Exit codes per error family, most specific first (documented in the README).
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
@@ -53,6 +61,24 @@ def exit_code_for(error: BaseException) -> int:
         if isinstance(error, cls):
             return code
     return 1
+
+
+def add_group(subparsers: Any, name: str, *, help: str, description: str | None = None) -> Any:
+    """Add a command group (``amlretrain NAME COMMAND``); returns its subparsers.
+
+    The group alone (no COMMAND) prints its help and exits 2.
+    """
+    group: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=help, description=description or help
+    )
+    commands = group.add_subparsers(dest=f"{name}_command", metavar="COMMAND")
+
+    def usage(_args: argparse.Namespace) -> int:
+        group.print_help()
+        return 2
+
+    group.set_defaults(handler=usage)
+    return commands
 
 
 def add_output_flag(parser: argparse.ArgumentParser) -> None:

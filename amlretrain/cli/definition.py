@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from amlretrain._redact import redact
-from amlretrain.cli._common import add_output_flag, emit
+from amlretrain.cli._common import add_group, add_output_flag, emit
 
 if TYPE_CHECKING:
     from amlretrain.definition import WebServiceDefinition
@@ -18,14 +18,13 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add the ``definition`` command group."""
-    group = subparsers.add_parser(
+    commands = add_group(
+        subparsers,
         "definition",
         help="inspect, validate, rewrite and diff web-service definition files (offline)",
         description="Work on definition files as Export-AzMlWebService writes them. "
         "Input files are never modified unless -o names them.",
     )
-    commands = group.add_subparsers(dest="definition_command", metavar="COMMAND")
-    group.set_defaults(handler=lambda args: _usage(group))
 
     show = commands.add_parser("show", help="title, package type, assets, trained models")
     show.add_argument("file", help="definition file (JSON)")
@@ -54,11 +53,6 @@ def register(subparsers: Any) -> None:
     diff.add_argument("new")
     add_output_flag(diff)
     diff.set_defaults(handler=_diff)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def summary(definition: WebServiceDefinition) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from amlretrain.cli._common import add_output_flag, emit
+from amlretrain.cli._common import add_group, add_output_flag, emit
 from amlretrain.errors import ConfigurationError
 
 __all__ = ["register"]
@@ -19,12 +19,11 @@ DEFAULT_INFO_FILE = Path(".amlretrain") / "emulator.json"
 
 def register(subparsers: Any) -> None:
     """Add the ``emulator`` command group."""
-    group = subparsers.add_parser(
+    commands = add_group(
+        subparsers,
         "emulator",
         help="the local emulator of the services (ARM, classic, batch, scoring) with Azurite",
     )
-    commands = group.add_subparsers(dest="emulator_command", metavar="COMMAND")
-    group.set_defaults(handler=lambda args: (group.print_help(), 2)[1])
 
     start = commands.add_parser(
         "start",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from amlretrain.cli._common import add_output_flag, emit
+from amlretrain.cli._common import add_group, add_output_flag, emit
 from amlretrain.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -20,14 +20,13 @@ def register(subparsers: Any) -> None:
     """Add the ``endpoint`` command group."""
     from amlretrain.cli._settings import add_classic_flags
 
-    group = subparsers.add_parser(
+    commands = add_group(
+        subparsers,
         "endpoint",
         help="classic web-service endpoints: list, get, add, patch, refresh, delete",
         description="The classic management API (management.azureml.net). The workspace "
         "token comes from AMLRETRAIN_WORKSPACE_TOKEN or the profile.",
     )
-    commands = group.add_subparsers(dest="endpoint_command", metavar="COMMAND")
-    group.set_defaults(handler=lambda args: _usage(group))
 
     def command(name: str, help_text: str, *, endpoint: bool = True) -> argparse.ArgumentParser:
 
@@ -82,11 +81,6 @@ def register(subparsers: Any) -> None:
     command("delete", "delete an endpoint (Remove-AmlWebServiceEndpoint)").set_defaults(
         handler=_delete
     )
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def _data(ep: Endpoint) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlretrain.cli._common import add_output_flag, emit
+from amlretrain.cli._common import add_group, add_output_flag, emit
 from amlretrain.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -21,15 +21,14 @@ def register(subparsers: Any) -> None:
     """Add the ``job`` command group."""
     from amlretrain.cli._settings import add_bes_flags
 
-    group = subparsers.add_parser(
+    commands = add_group(
+        subparsers,
         "job",
         help="batch (BES) training jobs: submit, status, wait, cancel, results",
         description="Jobs on one endpoint: its ApiLocation (--api-location or "
         "AMLRETRAIN_API_LOCATION) and API key (AMLRETRAIN_API_KEY). Local input files are "
         "uploaded to AMLRETRAIN_STORAGE_CONNECTION_STRING's account.",
     )
-    commands = group.add_subparsers(dest="job_command", metavar="COMMAND")
-    group.set_defaults(handler=lambda args: _usage(group))
 
     submit = commands.add_parser("submit", help="submit a job (Invoke-AmlWebServiceBESEndpoint)")
     submit.add_argument(
@@ -71,11 +70,6 @@ def register(subparsers: Any) -> None:
         if name == "results":
             p.add_argument("--evaluation", action="store_true", help="download the metrics")
         p.set_defaults(handler=handler)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:

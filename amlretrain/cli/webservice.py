@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlretrain.cli._common import add_output_flag, emit
+from amlretrain.cli._common import add_group, add_output_flag, emit
 from amlretrain.errors import ConfigurationError, NotFoundError
 
 if TYPE_CHECKING:
@@ -23,14 +23,13 @@ def register(subparsers: Any) -> None:
     """Add the ``webservice`` command group."""
     from amlretrain.cli._settings import add_arm_flags
 
-    group = subparsers.add_parser(
+    commands = add_group(
+        subparsers,
         "webservice",
         help="New (ARM) web services: get, list, export, import, update, delete, keys",
         description="Microsoft.MachineLearning/webServices through ARM. Settings: see "
         "'amlretrain webservice get --help' and the profile file.",
     )
-    commands = group.add_subparsers(dest="webservice_command", metavar="COMMAND")
-    group.set_defaults(handler=lambda args: _usage(group))
 
     def target(name: str, help_text: str, *, output: bool = True) -> argparse.ArgumentParser:
         from amlretrain.cli._settings import add_arm_flags
@@ -91,11 +90,6 @@ def register(subparsers: Any) -> None:
     keys = target("keys", "key fingerprints; --to-file writes the keys (Get-AzMlWebServiceKey)")
     keys.add_argument("--to-file", help="write {primary, secondary} JSON here (mode 0600)")
     keys.set_defaults(handler=_keys)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def _summary(d: WebServiceDefinition) -> str:
