@@ -37,7 +37,8 @@ if _typing.TYPE_CHECKING:
     from amlretrain.scoring import ScoringClient
     from amlretrain.storage import BlobStore
     from amlretrain.targets import ArmTarget, ClassicTarget, Sample
-    from amlretrain.workflow import Training, deploy, retrain, rollback
+    from amlretrain.training import Training
+    from amlretrain.workflow import deploy, retrain, rollback
 
 __all__ = [
     "AmlRetrainError",
@@ -101,7 +102,7 @@ _LAZY = {
     "ServiceError": "amlretrain.errors",
     "StaticTokenCredential": "amlretrain.credentials",
     "ThrottledError": "amlretrain.errors",
-    "Training": "amlretrain.workflow",
+    "Training": "amlretrain.training",
     "TrainingJob": "amlretrain.jobs",
     "TrainingJobFailed": "amlretrain.errors",
     "VerificationFailed": "amlretrain.errors",

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from amlretrain.ledger import Ledger
     from amlretrain.storage import BlobStore
     from amlretrain.targets import Target
-    from amlretrain.workflow import Training
+    from amlretrain.training import Training
 
 __all__ = ["ArmTargetConfig", "ClassicTargetConfig", "RetrainConfig", "load_config"]
 
@@ -174,12 +174,12 @@ class RetrainConfig:
         return p if p.is_absolute() else Path(self.source).resolve().parent / p
 
     def training(self, data: str | None = None) -> Training:
-        """The :class:`~amlretrain.workflow.Training` of this config (``data`` overrides).
+        """The :class:`~amlretrain.training.Training` of this config (``data`` overrides).
 
         A relative data path is resolved against the config file's folder; a path that
         does not exist locally is taken as a ``container/blob`` in the storage account.
         """
-        from amlretrain.workflow import Training
+        from amlretrain.training import Training
 
         name = data or self.data
         path = self.resolve(name)

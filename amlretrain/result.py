@@ -6,7 +6,9 @@ summary for terminals, and an HTML table for notebooks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -15,7 +17,7 @@ from amlretrain._html import table_html
 from amlretrain._redact import redact, redact_data
 from amlretrain.errors import AmlRetrainError, GateRejected
 
-__all__ = ["RetrainResult", "StepResult", "TargetOutcome"]
+__all__ = ["RetrainResult", "StepRecorder", "StepResult", "TargetOutcome"]
 
 #: Target statuses: ``succeeded``, ``rejected`` (by the gate), ``failed`` (target left on
 #: its previous model or unknown, see ``serving_model``), ``restored`` (the swap failed
@@ -173,3 +175,43 @@ class RetrainResult:
             caption="targets",
         )
         return steps + targets
+
+
+class StepRecorder:
+    """Collects the timed :class:`StepResult` of a run (``with recorder.step(name):``).
+
+    The block may set ``"_status"`` (default ``ok``) and ``"_text"`` in the dict it gets;
+    other members become the step's ``data``. An exception marks the step ``failed``.
+    """
+
+    def __init__(self, progress: Callable[[str], None] | None) -> None:
+        self.steps: list[StepResult] = []
+        self._progress = progress
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[dict[str, Any]]:
+        detail: dict[str, Any] = {}
+        started = time.monotonic()
+        if self._progress:
+            self._progress(name)
+        try:
+            yield detail
+        except BaseException as err:
+            self.steps.append(
+                StepResult(
+                    name=name,
+                    status="failed",
+                    seconds=time.monotonic() - started,
+                    detail=redact(str(err)),
+                )
+            )
+            raise
+        self.steps.append(
+            StepResult(
+                name=name,
+                status=detail.pop("_status", "ok"),
+                seconds=time.monotonic() - started,
+                detail=redact(str(detail.pop("_text", ""))),
+                data=detail,
+            )
+        )

@@ -152,9 +152,10 @@ def emulator(**kwargs: Any) -> Iterator[tuple[Any, ServerProbe]]:
 
     from amlretrain.emulator import Emulator
 
-    logging.getLogger("amlretrain").setLevel(logging.ERROR)
-    logging.getLogger("urllib3").setLevel(logging.ERROR)
-    logging.getLogger("azure").setLevel(logging.ERROR)
+    quiet = ("amlretrain", "urllib3", "azure")
+    levels = {name: logging.getLogger(name).level for name in quiet}
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.ERROR)
     probe = ServerProbe()
     probe.install()
     try:
@@ -162,6 +163,8 @@ def emulator(**kwargs: Any) -> Iterator[tuple[Any, ServerProbe]]:
             yield emu, probe
     finally:
         probe.uninstall()
+        for name, level in levels.items():  # leave the process as it was (tests run this)
+            logging.getLogger(name).setLevel(level)
 
 
 def intervals_union(intervals: list[tuple[float, float]]) -> float:

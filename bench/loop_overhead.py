@@ -118,7 +118,8 @@ def run(quick: bool) -> Report:
     from amlretrain.jobs import BatchClient
     from amlretrain.storage import BlobStore
     from amlretrain.targets import ArmTarget, ClassicTarget, Sample, Target
-    from amlretrain.workflow import Training, retrain
+    from amlretrain.training import Training
+    from amlretrain.workflow import retrain
 
     reps = 1 if quick else 5
     report = Report(name=NAME, title=TITLE)

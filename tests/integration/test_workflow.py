@@ -20,7 +20,8 @@ from amlretrain.jobs import BatchClient
 from amlretrain.ledger import Ledger, strip_sas
 from amlretrain.storage import BlobStore
 from amlretrain.targets import ArmTarget, ClassicTarget, Sample
-from amlretrain.workflow import Training, deploy, retrain, rollback
+from amlretrain.training import Training
+from amlretrain.workflow import deploy, retrain, rollback
 
 pytestmark = pytest.mark.integration
 

@@ -45,7 +45,8 @@ from amlretrain.ledger import Ledger, strip_sas
 from amlretrain.result import STATUSES, RetrainResult
 from amlretrain.storage import BlobStore
 from amlretrain.targets import ArmTarget, ClassicTarget, Sample
-from amlretrain.workflow import Training, retrain
+from amlretrain.training import Training
+from amlretrain.workflow import retrain
 
 DATA = Path(__file__).resolve().parents[2] / "amlretrain" / "emulator" / "data"
 

@@ -1,0 +1,161 @@
+"""The training half of a retrain: upload the new data, run the job, read its evaluation.
+
+:class:`Training` says which training service, data and storage; :func:`run_training`
+runs the batch job (cancelling it when the wait fails) and returns the trained model
+with a read SAS the predictive services can use; :func:`plan_training` says what a dry
+run would do, without doing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+
+from amlretrain._redact import redact
+from amlretrain.blobs import BlobRef
+from amlretrain.errors import AmlRetrainError
+from amlretrain.result import StepRecorder
+
+if TYPE_CHECKING:
+    from amlretrain.jobs import BatchClient, TrainingJob
+    from amlretrain.storage import BlobStore
+
+__all__ = ["Training", "plan_training", "run_training"]
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class Training:
+    """How to train the new model: the training service's batch endpoint and the data.
+
+    Attributes:
+        batch: the training web service's :class:`~amlretrain.jobs.BatchClient`.
+        data: the new training data: a local file (uploaded), a ``BlobRef`` or a
+            ``"container/blob"`` path in ``store``.
+        store: the storage account for uploads and outputs (and SAS minting).
+        input_name: the training service's input port.
+        model_output: the output port of the trained model (its override ends in
+            ``.ilearner``); None lets the service name the outputs.
+        evaluation_output: the output port of the evaluation CSV, or None.
+        output_container: where the overrides write.
+        global_parameters: the job's global parameters.
+        timeout: seconds to wait for the job (it is cancelled after that).
+        model_sas_lifetime: the lifetime of the read SAS minted for the services that
+            must read the new model (at most 7 days).
+    """
+
+    batch: BatchClient
+    data: Path | BlobRef | str
+    store: BlobStore
+    input_name: str = "input1"
+    model_output: str | None = "output1"
+    evaluation_output: str | None = "output2"
+    output_container: str = "amlretrain-models"
+    global_parameters: Mapping[str, str] = attrs.field(factory=dict)
+    timeout: float = 3600.0
+    model_sas_lifetime: timedelta = timedelta(days=7)
+
+
+def run_training(
+    training: Training, steps: StepRecorder, progress: bool
+) -> tuple[TrainingJob, BlobRef, dict[str, float]]:
+    """Upload the data, run the job, read its evaluation (steps ``upload``, ``train``,
+    ``evaluate`` in ``steps``).
+
+    Returns:
+        The finished job, the trained model (with a read SAS of
+        ``training.model_sas_lifetime`` when the store holds it) and its metrics.
+
+    Raises:
+        TrainingJobFailed, OperationTimeout: the job failed, or outlived
+            ``training.timeout`` (it is cancelled then, and when the wait fails).
+    """
+    store = training.store
+    with steps.step("upload") as info:
+        data = training.data
+        if isinstance(data, Path):
+            ref = store.upload(data, container="amlretrain-inputs", progress=progress)
+            info["_text"] = f"uploaded {data.name} to {ref.url}"
+            data = ref
+        else:
+            info["_text"] = "training data already in storage"
+            info["_status"] = "skipped"
+    outputs = _outputs(training, _run_id())
+    with steps.step("train") as info:
+        job = training.batch.submit(
+            {training.input_name: data},
+            outputs=outputs,
+            global_parameters=training.global_parameters,
+            store=store,
+        )
+        info["job_id"] = job.job_id
+        try:
+            job.start()
+            job.wait(timeout=training.timeout, progress=progress)
+        except (AmlRetrainError, KeyboardInterrupt):
+            # wait() cancels on its deadline and on an interrupt; a start that timed out
+            # or lost its connection may still have started the job: cancel it too.
+            if not job.status.is_terminal:
+                _cancel_quietly(job)
+            raise
+        info["_text"] = f"job {job.job_id} finished"
+    with steps.step("evaluate") as info:
+        model = job.trained_model
+        metrics = job.evaluation(training.evaluation_output).as_dict()
+        info["metrics"] = metrics
+        info["_text"] = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+    if store.owns(model):
+        model = store.sas(model, expires_in=training.model_sas_lifetime)
+    return job, model, metrics
+
+
+def _run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{time.monotonic_ns() % 100000:05d}"
+
+
+def _outputs(training: Training, run: str) -> dict[str, BlobRef | str]:
+    """The output overrides of a run: ``<container>/<run>/model.ilearner`` and the CSV."""
+    outputs: dict[str, BlobRef | str] = {}
+    if training.model_output:
+        outputs[training.model_output] = f"{training.output_container}/{run}/model.ilearner"
+    if training.evaluation_output:
+        outputs[training.evaluation_output] = f"{training.output_container}/{run}/evaluation.csv"
+    return outputs
+
+
+def plan_training(training: Training, steps: StepRecorder) -> BlobRef:
+    """A dry run trains nothing: say what would run, and where the model would land."""
+    run = _run_id()
+    outputs = _outputs(training, run)
+    data = training.data
+    with steps.step("upload") as info:
+        info["_status"] = "skipped"
+        info["_text"] = (
+            f"dry run: would upload {data.name}" if isinstance(data, Path) else "dry run"
+        )
+    with steps.step("train") as info:
+        info["_status"] = "skipped"
+        info["_text"] = (
+            f"dry run: would submit a job to {training.batch.api_location} with "
+            f"{training.input_name}={data.name if isinstance(data, Path) else data}, outputs "
+            + ", ".join(f"{k}={v}" for k, v in outputs.items())
+        )
+    with steps.step("evaluate") as info:
+        info["_status"] = "skipped"
+        info["_text"] = "dry run: nothing to evaluate"
+    # The SAS is minted after training; the plan shows where the model will be.
+    return training.store.ref(training.output_container, f"{run}/model.ilearner")
+
+
+def _cancel_quietly(job: TrainingJob) -> None:
+    try:
+        job.cancel()
+    except AmlRetrainError as err:
+        log.warning("could not cancel job %s: %s", job.job_id, redact(str(err)))
