@@ -66,7 +66,12 @@ class _ResourcesAdapter:
     """The only code that calls azure-mgmt-resource (api_version keyword-only, v23+)."""
 
     def __init__(
-        self, credential: TokenCredential, subscription_id: str, base_url: str, interval: float
+        self,
+        credential: TokenCredential,
+        subscription_id: str,
+        base_url: str,
+        interval: float,
+        timeout: tuple[float, float],
     ) -> None:
         from azure.mgmt.resource.resources import ResourceManagementClient
 
@@ -82,6 +87,8 @@ class _ResourcesAdapter:
         host = urllib.parse.urlsplit(base_url).hostname
         # Plain http is allowed for a loopback emulator only; it carries to LRO polls.
         self.options: dict[str, Any] = {"enforce_https": False} if is_loopback_host(host) else {}
+        # Per request, polls included: azure-core's transport reads these keywords.
+        self.options["connection_timeout"], self.options["read_timeout"] = timeout
         self.interval = interval
 
     def get(self, resource_id: str, api_version: str, params: dict[str, str]) -> Any:
@@ -255,6 +262,7 @@ class WebServicesClient:
         base_url: the ARM endpoint (a loopback emulator may be plain http).
         api_version: the provider's api-version.
         polling_interval: seconds between long-running-operation polls.
+        timeout: ``(connect, read)`` seconds for every request, polls included.
 
     Retries: azure-core's ``RetryPolicy`` (3 retries, exponential, on connection errors,
     408, 429, 5xx, honouring Retry-After) for every call; see the module docstring.
@@ -274,13 +282,14 @@ class WebServicesClient:
         base_url: str = "https://management.azure.com",
         api_version: str = "2017-01-01",
         polling_interval: float = 5,
+        timeout: tuple[float, float] = (10.0, 60.0),
     ) -> None:
         _check_segment("subscription_id", subscription_id)
         self.subscription_id = subscription_id
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
         self._adapter = _ResourcesAdapter(
-            credential, subscription_id, self.base_url, polling_interval
+            credential, subscription_id, self.base_url, polling_interval, timeout
         )
 
     def __repr__(self) -> str:

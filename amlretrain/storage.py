@@ -111,12 +111,21 @@ class BlobStore:
             or a ``{"account_name", "account_key"}`` mapping (SAS by account key), or None
             for a public / SAS-only account.
         chunk_size: upload block size in bytes (bigger files go up in blocks, in parallel).
+        timeout: ``(connect, read)`` seconds for every request.
+        retries: how many times azure-storage-blob retries a request.
 
-    Retries: azure-storage-blob's own (3, exponential, on connection errors, 408, 429, 5xx).
+    Retries: azure-storage-blob's own (``retries`` times, exponential, on connection
+    errors, 408, 429, 5xx).
     """
 
     def __init__(
-        self, account_url: str, credential: Any = None, *, chunk_size: int = _CHUNK
+        self,
+        account_url: str,
+        credential: Any = None,
+        *,
+        chunk_size: int = _CHUNK,
+        timeout: tuple[float, float] = (10.0, 120.0),
+        retries: int = 3,
     ) -> None:
         parts = urllib.parse.urlsplit(account_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -127,10 +136,17 @@ class BlobStore:
         self._client: BlobServiceClient | None = None
         self._containers: set[str] = set()
         self.chunk_size = chunk_size
+        self.timeout = timeout
+        self.retries = retries
 
     @classmethod
     def from_connection_string(
-        cls, connection_string: str, *, chunk_size: int = _CHUNK
+        cls,
+        connection_string: str,
+        *,
+        chunk_size: int = _CHUNK,
+        timeout: tuple[float, float] = (10.0, 120.0),
+        retries: int = 3,
     ) -> BlobStore:
         """A store from a storage connection string (holds the account key: never shown).
 
@@ -145,7 +161,7 @@ class BlobStore:
                 "account_name": parts.get("accountname", ""),
                 "account_key": parts["accountkey"],
             }
-        store = cls(url, credential, chunk_size=chunk_size)
+        store = cls(url, credential, chunk_size=chunk_size, timeout=timeout, retries=retries)
         store._connection_string = connection_string
         return store
 
@@ -184,6 +200,7 @@ class BlobStore:
                     max_block_size=size,
                     max_single_put_size=_SINGLE_PUT,
                     user_agent=agent,
+                    **self._transport_options(),
                 )
             else:
                 self._client = BlobServiceClient(
@@ -192,8 +209,13 @@ class BlobStore:
                     max_block_size=size,
                     max_single_put_size=_SINGLE_PUT,
                     user_agent=agent,
+                    **self._transport_options(),
                 )
         return self._client
+
+    def _transport_options(self) -> dict[str, Any]:
+        connect, read = self.timeout
+        return {"connection_timeout": connect, "read_timeout": read, "retry_total": self.retries}
 
     # -- references -----------------------------------------------------------------------
 

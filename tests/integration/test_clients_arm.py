@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -13,6 +14,7 @@ from amlretrain.arm import WebServicesClient
 from amlretrain.definition import WebServiceDefinition
 from amlretrain.emulator import Emulator, Faults
 from amlretrain.errors import (
+    AmlRetrainError,
     ConfigurationError,
     ConflictError,
     NotFoundError,
@@ -187,3 +189,22 @@ def test_delete_is_idempotent(arm: WebServicesClient, rg: str, emulator: Emulato
     arm.delete(rg, name)
     with pytest.raises(NotFoundError):
         arm.get(rg, name)
+
+
+def test_a_read_that_outlives_the_read_timeout_is_a_typed_error(
+    emulator: Emulator, faults: Faults
+) -> None:
+    info = emulator.info
+    slow = WebServicesClient(
+        emulator.credential(),
+        info.subscription_id,
+        base_url=info.arm_base_url,
+        timeout=(5.0, 0.5),
+    )
+    faults.add(route="arm.get", kind="latency", seconds=1.5, count=None)
+    started = time.monotonic()
+    with pytest.raises(AmlRetrainError):
+        slow.get(info.resource_group, str(info.arm_service_name))
+    faults.clear()
+    assert time.monotonic() - started < 30  # timed out, retried a few times, gave up
+    slow.close()
