@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -224,6 +225,7 @@ class Azurite:
             stdout=self._output,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so stop() reaches every child
+            preexec_fn=_die_with_parent,
         )
 
     def _wait_ready(self, deadline: float) -> None:
@@ -287,3 +289,19 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 def _stop_all() -> None:
     for azurite in list(_RUNNING):
         azurite.stop()
+
+
+def _die_with_parent() -> None:
+    """In the child: be killed when the process that started Azurite dies.
+
+    atexit stops Azurite on a normal exit; this covers the others (SIGKILL, a crashed
+    notebook kernel), on Linux. Elsewhere it does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
