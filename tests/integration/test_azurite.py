@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -223,3 +224,26 @@ def test_find_azurite_uses_the_repository_tools_folder(monkeypatch: pytest.Monke
     found = Path(find_azurite())
     assert found.name == "azurite-blob"
     assert found.parent == Path(__file__).resolve().parents[2] / ".tools/node_modules/.bin"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_parent_takes_azurite_with_it() -> None:
+    code = (
+        "import os\n"
+        "from amlretrain.emulator.azurite import Azurite\n"
+        "print(Azurite().start().pid, flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"  # no atexit, no stop(): only the death signal is left
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return  # gone and reaped
+        if "\nState:\tZ" in state:
+            return  # dead, waiting for init to reap it
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    pytest.fail(f"Azurite {pid} outlived the process that started it")
