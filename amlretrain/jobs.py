@@ -353,8 +353,7 @@ class TrainingJob:
                     pause = max(next(delays), err.retry_after or 0.0)
                     log.info("job %s: status read throttled; waiting %.1f s", self.job_id, pause)
                 if bar is not None:
-                    bar.set_postfix_str(self._status.label)
-                    bar.update(0)
+                    bar.set_description_str(f"job {self.job_id[:12]}: {self._status.label}")
                 if self._status.is_terminal:
                     break
                 if deadline is not None:
@@ -520,4 +519,4 @@ def _status_bar(enabled: bool, job_id: str) -> Any:
         raise ConfigurationError(
             "progress display needs tqdm: pip install 'amlretrain[progress]'"
         ) from err
-    return tqdm(total=None, desc=f"job {job_id[:12]}", bar_format="{desc}: {postfix} {elapsed}")
+    return tqdm(total=None, desc=f"job {job_id[:12]}", bar_format="{desc} ({elapsed})")
