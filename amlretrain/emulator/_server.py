@@ -392,7 +392,10 @@ class Server:
                 route_name = route.name
                 response = self._run(route, method, path, query, headers, body, params, request_id)
         except Exception:  # a bug in a handler must not kill the connection silently
-            log.exception("emulator handler failed on %s %s", method, redact(path))
+            if self._httpd is None:  # stopped while this request waited (a latency fault)
+                log.debug("request %s %s outlived the server", method, redact(path))
+            else:
+                log.exception("emulator handler failed on %s %s", method, redact(path))
             response = runtime_error(
                 500, "InternalError", "The emulator failed on this request.", "InternalError"
             )

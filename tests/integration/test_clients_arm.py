@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -14,10 +13,10 @@ from amlretrain.arm import WebServicesClient
 from amlretrain.definition import WebServiceDefinition
 from amlretrain.emulator import Emulator, Faults
 from amlretrain.errors import (
-    AmlRetrainError,
     ConfigurationError,
     ConflictError,
     NotFoundError,
+    OperationTimeout,
     ServiceError,
     VerificationFailed,
 )
@@ -202,9 +201,7 @@ def test_a_read_that_outlives_the_read_timeout_is_a_typed_error(
         timeout=(5.0, 0.5),
     )
     faults.add(route="arm.get", kind="latency", seconds=1.5, count=None)
-    started = time.monotonic()
-    with pytest.raises(AmlRetrainError):
+    with pytest.raises(OperationTimeout, match="read timeout"):
         slow.get(info.resource_group, str(info.arm_service_name))
     faults.clear()
-    assert time.monotonic() - started < 30  # timed out, retried a few times, gave up
     slow.close()

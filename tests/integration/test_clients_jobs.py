@@ -161,16 +161,13 @@ def _path(bes: BatchClient) -> str:
 
 def test_an_unreachable_storage_account_fails_fast_with_few_retries() -> None:
     import socket
-    import time
 
-    from amlretrain.errors import AmlRetrainError
+    from amlretrain.errors import ServiceError
     from amlretrain.storage import BlobStore
 
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     store = BlobStore(f"http://127.0.0.1:{port}/devstoreaccount1", timeout=(0.5, 0.5), retries=0)
-    started = time.monotonic()
-    with pytest.raises(AmlRetrainError):
+    with pytest.raises(ServiceError, match="could not reach"):
         store.upload(b"x", container="nowhere", blob_name="x.csv")
-    assert time.monotonic() - started < 10
