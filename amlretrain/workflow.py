@@ -76,7 +76,9 @@ def _deploy_one(
         serving_model=strip_sas(previous),
     )
 
-    def record(outcome: TargetOutcome, entry_action: str, entry_outcome: str) -> TargetOutcome:
+    def record(
+        outcome: TargetOutcome, entry_action: str, entry_outcome: str, *, swapped: bool = False
+    ) -> TargetOutcome:
         if ledger is not None and not dry_run:  # a dry run changes nothing, the ledger too
             ledger.append(
                 LedgerEntry.new(
@@ -88,7 +90,7 @@ def _deploy_one(
                     serving_model=outcome.serving_model,
                     metrics=metrics,
                     job_id=job_id,
-                    request_ids=target.request_ids,
+                    request_ids=target.request_ids if swapped else (),
                     rollback_of=rollback_of,
                     message=outcome.error or outcome.gate_text,
                 )
@@ -128,9 +130,9 @@ def _deploy_one(
         except AmlRetrainError as err:
             log.warning("%s: %s; restoring the previous model", target.label, err)
             restored = _restore(target, base, previous, err, store)
-            return record(restored, action, _restored_outcome(restored))
+            return record(restored, action, _restored_outcome(restored), swapped=True)
         except KeyboardInterrupt:
-            record(_interrupted(target, base), action, "failed")
+            record(_interrupted(target, base), action, "failed", swapped=True)
             raise
     outcome = attrs.evolve(
         base,
@@ -139,7 +141,7 @@ def _deploy_one(
         scores=scores,
         plan=redacted_plan(plan),
     )
-    return record(outcome, action, "succeeded")
+    return record(outcome, action, "succeeded", swapped=True)
 
 
 _target_locks: dict[str, threading.Lock] = {}
