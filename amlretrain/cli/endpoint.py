@@ -78,9 +78,9 @@ def register(subparsers: Any) -> None:
     )
     refresh.set_defaults(handler=_refresh)
 
-    command("delete", "delete an endpoint (Remove-AmlWebServiceEndpoint)").set_defaults(
-        handler=_delete
-    )
+    delete = command("delete", "delete an endpoint (Remove-AmlWebServiceEndpoint)")
+    delete.add_argument("--yes", action="store_true", help="do not ask (required)")
+    delete.set_defaults(handler=_delete)
 
 
 def _data(ep: Endpoint) -> dict[str, Any]:
@@ -214,6 +214,10 @@ def _refresh(args: argparse.Namespace) -> int:
 def _delete(args: argparse.Namespace) -> int:
     from amlretrain.cli._settings import resolve
 
+    if not args.yes:
+        raise ConfigurationError(
+            "deleting an endpoint cannot be undone (its keys and model go with it): pass --yes"
+        )
     with resolve(args).classic_client() as client:
         client.delete_endpoint(args.web_service, args.endpoint)
     emit(args, {"deleted": args.endpoint}, f"deleted {args.endpoint}")

@@ -647,11 +647,13 @@ def test_endpoint_add_patch_refresh_delete(
     got = run("endpoint", "get", service, endpoint_name, "--output", "json")
     assert without_query(got.json()["resources"][0]["location"]) != without_query(model)
 
-    deleted = run("endpoint", "delete", service, endpoint_name, "--output", "json")
+    refused = run("endpoint", "delete", service, endpoint_name)
+    assert refused.code == 4, "a delete needs --yes"
+    deleted = run("endpoint", "delete", service, endpoint_name, "--yes", "--output", "json")
     assert deleted.code == 0
     assert deleted.json() == {"deleted": endpoint_name}
     assert run("endpoint", "get", service, endpoint_name).code == 7
-    again = run("endpoint", "delete", service, endpoint_name)
+    again = run("endpoint", "delete", service, endpoint_name, "--yes")
     assert again.code == 0, "deleting a missing endpoint is not an error"
 
 
