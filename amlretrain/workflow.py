@@ -26,7 +26,7 @@ import attrs
 from amlretrain._redact import redact
 from amlretrain.blobs import BlobRef
 from amlretrain.errors import AmlRetrainError, ConfigurationError, OperationTimeout, ServiceError
-from amlretrain.gate import Gate, GateDecision
+from amlretrain.gate import Gate
 from amlretrain.ledger import Ledger, LedgerEntry, strip_sas
 from amlretrain.result import RetrainResult, StepRecorder, TargetOutcome
 from amlretrain.targets import Sample, Target, redacted_plan
@@ -50,20 +50,23 @@ def _verify_scoring(target: Target, sample: Sample | None) -> list[dict[str, Any
     return target.score(sample).first.records()
 
 
+@attrs.frozen(kw_only=True)
+class _Deployment:
+    """What every target of one run shares (metrics, gate, ledger, ...)."""
+
+    metrics: dict[str, float]
+    gate: Gate | None
+    ledger: Ledger | None
+    dry_run: bool
+    sample: Sample | None
+    job_id: str | None
+    store: BlobStore | None
+    action: str = "deploy"
+    rollback_of: str | None = None
+
+
 def _deploy_one(
-    target: Target,
-    model: BlobRef,
-    *,
-    previous: str | None,
-    metrics: Mapping[str, float],
-    gate: Gate | None,
-    ledger: Ledger | None,
-    dry_run: bool,
-    sample: Sample | None,
-    job_id: str | None,
-    store: BlobStore | None = None,
-    action: str = "deploy",
-    rollback_of: str | None = None,
+    target: Target, model: BlobRef, previous: str | None, run: _Deployment
 ) -> TargetOutcome:
     """Gate, swap, verify and record one target; never raises for target failures."""
     started = time.monotonic()
@@ -79,8 +82,8 @@ def _deploy_one(
     def record(
         outcome: TargetOutcome, entry_action: str, entry_outcome: str, *, swapped: bool = False
     ) -> TargetOutcome:
-        if ledger is not None and not dry_run:  # a dry run changes nothing, the ledger too
-            ledger.append(
+        if run.ledger is not None and not run.dry_run:  # a dry run changes nothing, the ledger too
+            run.ledger.append(
                 LedgerEntry.new(
                     target=target.key,
                     action=entry_action,
@@ -88,21 +91,20 @@ def _deploy_one(
                     previous_model=previous,
                     new_model=model.url,
                     serving_model=outcome.serving_model,
-                    metrics=metrics,
-                    job_id=job_id,
+                    metrics=run.metrics,
+                    job_id=run.job_id,
                     request_ids=target.request_ids if swapped else (),
-                    rollback_of=rollback_of,
+                    rollback_of=run.rollback_of,
                     message=outcome.error or outcome.gate_text,
                 )
             )
         return attrs.evolve(outcome, seconds=time.monotonic() - started)
 
-    decision: GateDecision | None = None
-    if dry_run and not metrics and gate is not None and not gate.is_empty:
+    if run.dry_run and not run.metrics and run.gate is not None and not run.gate.is_empty:
         base = attrs.evolve(base, gate_checks=("skip the gate: a dry run trains nothing",))
-    elif gate is not None and not gate.is_empty:
-        incumbent = ledger.metrics_of(target.key, previous) if ledger else None
-        decision = gate.decide(metrics, incumbent=incumbent)
+    elif run.gate is not None and not run.gate.is_empty:
+        incumbent = run.ledger.metrics_of(target.key, previous) if run.ledger else None
+        decision = run.gate.decide(run.metrics, incumbent=incumbent)
         base = attrs.evolve(base, gate_passed=decision.passed, gate_checks=decision.checks)
         if not decision.passed:
             outcome = attrs.evolve(
@@ -115,24 +117,24 @@ def _deploy_one(
     try:
         plan = target.plan(model)
     except AmlRetrainError as err:
-        return record(attrs.evolve(base, error=redact(str(err))), action, "failed")
-    if dry_run:
+        return record(attrs.evolve(base, error=redact(str(err))), run.action, "failed")
+    if run.dry_run:
         outcome = attrs.evolve(base, status="dry-run", plan=redacted_plan(plan))
         return attrs.evolve(outcome, seconds=time.monotonic() - started)
     try:
-        _check_model(model, store)
+        _check_model(model, run.store)
     except AmlRetrainError as err:
-        return record(attrs.evolve(base, error=redact(str(err))), action, "failed")
+        return record(attrs.evolve(base, error=redact(str(err))), run.action, "failed")
     with _target_lock(target.key):
         try:
             served = _swap(target, model)
-            scores = _verify_scoring(target, sample)
+            scores = _verify_scoring(target, run.sample)
         except AmlRetrainError as err:
             log.warning("%s: %s; restoring the previous model", target.label, err)
-            restored = _restore(target, base, previous, err, store)
-            return record(restored, action, _restored_outcome(restored), swapped=True)
+            restored = _restore(target, base, previous, err, run.store)
+            return record(restored, run.action, _restored_outcome(restored), swapped=True)
         except KeyboardInterrupt:
-            record(_interrupted(target, base), action, "failed", swapped=True)
+            record(_interrupted(target, base), run.action, "failed", swapped=True)
             raise
     outcome = attrs.evolve(
         base,
@@ -141,7 +143,7 @@ def _deploy_one(
         scores=scores,
         plan=redacted_plan(plan),
     )
-    return record(outcome, action, "succeeded", swapped=True)
+    return record(outcome, run.action, "succeeded", swapped=True)
 
 
 _target_locks: dict[str, threading.Lock] = {}
@@ -290,19 +292,6 @@ def _run_targets(
         return list(pool.map(work, targets))
 
 
-@attrs.frozen(kw_only=True)
-class _Deployment:
-    """What every target of one run shares."""
-
-    metrics: dict[str, float]
-    gate: Gate | None
-    ledger: Ledger | None
-    dry_run: bool
-    sample: Sample | None
-    job_id: str | None
-    store: BlobStore | None
-
-
 def _deploy_all(
     steps: StepRecorder,
     targets: Sequence[Target],
@@ -312,18 +301,7 @@ def _deploy_all(
     concurrency: int,
 ) -> RetrainResult:
     def work(target: Target) -> TargetOutcome:
-        return _deploy_one(
-            target,
-            model,
-            previous=current[target.key],
-            metrics=run.metrics,
-            gate=run.gate,
-            ledger=run.ledger,
-            dry_run=run.dry_run,
-            sample=run.sample,
-            job_id=run.job_id,
-            store=run.store,
-        )
+        return _deploy_one(target, model, current[target.key], run)
 
     with steps.step("deploy") as info:
         outcomes = _run_targets(targets, work, concurrency)
@@ -507,11 +485,8 @@ def rollback(
                 f"the model {model.url} no longer exists: cannot roll back to it"
             )
         model = store.sas(model, expires_in=sas_lifetime)
-    return _deploy_one(
-        target,
-        model,
-        previous=current,
-        metrics=ledger.metrics_of(target.key, wanted) or {},
+    run = _Deployment(
+        metrics=dict(ledger.metrics_of(target.key, wanted) or {}),
         gate=None,
         ledger=ledger,
         dry_run=dry_run,
@@ -521,3 +496,4 @@ def rollback(
         action="rollback",
         rollback_of=entry.id,
     )
+    return _deploy_one(target, model, current, run)
