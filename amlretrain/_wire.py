@@ -31,7 +31,6 @@ __all__ = [
     "Nested",
     "WireModel",
     "find_key",
-    "get_path",
     "structure",
     "unstructure",
     "wire",
@@ -259,19 +258,6 @@ def unstructure(model: WireModel, *, canonical: bool = False, copy: bool = True)
         ):
             out[key] = _copied(value, copy)
     return out
-
-
-def get_path(data: Any, path: tuple[str, ...], default: Any = None) -> Any:
-    """Follow ``path`` through nested mappings, matching names case-insensitively."""
-    node = data
-    for name in path:
-        if not isinstance(node, Mapping):
-            return default
-        found = _find_key(node, name)
-        if found is None:
-            return default
-        node = node[found]
-    return node
 
 
 def _find_key(node: Mapping[str, Any], name: str) -> str | None:

@@ -436,13 +436,3 @@ def redacted_plan(plan: dict[str, Any]) -> dict[str, Any]:
     """A plan safe to print (SAS signatures and keys replaced)."""
     clean: dict[str, Any] = redact_data(plan)
     return clean
-
-
-def scores_of(result: ScoreResult) -> list[dict[str, Any]]:
-    """The first output table of a scoring result as records."""
-    return result.first.records()
-
-
-def as_rows(records: Sequence[dict[str, Any]], column: str) -> list[Any]:
-    """One column of score records."""
-    return [r.get(column) for r in records]
