@@ -122,9 +122,8 @@ def run(quick: bool) -> Report:
         f"medians of {reps} job(s) per duration and method, all running concurrently; "
         "the finish moment is when the emulator's job thread set the terminal status"
     )
-    report.notes.append(
-        "amlretrain polls with PollPolicy(initial=0.5, factor=1.5, maximum=10, jitter=0.2) "
-        "(amlretrain/jobstatus.py)"
-    )
+    from amlretrain.jobstatus import PollPolicy
+
+    report.notes.append(f"amlretrain polls with the default {PollPolicy()!r}")
     report.data = {"plan": plan, "returned": returned, "ended": ended}
     return report
