@@ -39,7 +39,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from amlretrain._redact import redact, redact_data
 from amlretrain._version import __version__
@@ -62,6 +62,7 @@ __all__ = [
     "IDEMPOTENT_METHODS",
     "MAX_BODY_IN_MESSAGE",
     "MAX_RETRY_AFTER",
+    "EndpointClient",
     "HttpClient",
     "api_base_url",
     "error_from_azure",
@@ -577,3 +578,40 @@ class HttpClient:
 def redacted_json(data: Any) -> str:
     """JSON text of ``data`` with secrets redacted (for debug logs)."""
     return _truncate(json.dumps(redact_data(data), default=str), 2000)
+
+
+_E = TypeVar("_E", bound="EndpointClient")
+
+
+class EndpointClient:
+    """Base of the clients of one endpoint's runtime API (batch jobs, scoring).
+
+    Holds the endpoint's base URL (``ApiLocation``) and an :class:`HttpClient` that sends
+    its API key as a bearer token; closes the session it made, also as a context manager.
+    """
+
+    def __init__(
+        self,
+        api_location: str,
+        api_key: str,
+        *,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        if not api_key:
+            raise ConfigurationError("an API key is required")
+        self.api_location = api_base_url(api_location)
+        self._http = HttpClient(session=session, auth=f"Bearer {api_key}", timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.api_location!r})"
+
+    def close(self) -> None:
+        """Close the HTTP session this client created."""
+        self._http.close()
+
+    def __enter__(self: _E) -> _E:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlretrain._http import DEFAULT_TIMEOUT, HttpClient, api_base_url, parse_retry_after
+from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient, parse_retry_after
 from amlretrain._redact import redact
 from amlretrain.blobs import BlobRef
 from amlretrain.errors import (
@@ -59,7 +59,7 @@ def _check_extension(name: str, location: str, allowed: tuple[str, ...], what: s
         )
 
 
-class BatchClient:
+class BatchClient(EndpointClient):
     """Client of one endpoint's Batch Execution Service.
 
     Args:
@@ -85,24 +85,8 @@ class BatchClient:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         poll: PollPolicy | None = None,
     ) -> None:
-        if not api_key:
-            raise ConfigurationError("an API key is required")
-        self.api_location = api_base_url(api_location)
-        self._http = HttpClient(session=session, auth=f"Bearer {api_key}", timeout=timeout)
+        super().__init__(api_location, api_key, session=session, timeout=timeout)
         self.poll = poll or PollPolicy()
-
-    def __repr__(self) -> str:
-        return f"BatchClient({self.api_location!r})"
-
-    def close(self) -> None:
-        """Close the HTTP session this client created."""
-        self._http.close()
-
-    def __enter__(self) -> BatchClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _jobs_url(self, *segments: str) -> str:
         tail = "".join("/" + urllib.parse.quote(s, safe="") for s in segments)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from amlretrain._http import DEFAULT_TIMEOUT, HttpClient, api_base_url
+from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient
 from amlretrain.errors import ConfigurationError, ServiceError
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ def _table(raw: Any) -> ScoreTable:
     raise ServiceError("a scoring output is neither a table nor a list of records")
 
 
-class ScoringClient:
+class ScoringClient(EndpointClient):
     """Client of one endpoint's request-response service.
 
     Args:
@@ -153,23 +153,7 @@ class ScoringClient:
         session: requests.Session | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
-        if not api_key:
-            raise ConfigurationError("an API key is required")
-        self.api_location = api_base_url(api_location)
-        self._http = HttpClient(session=session, auth=f"Bearer {api_key}", timeout=timeout)
-
-    def __repr__(self) -> str:
-        return f"ScoringClient({self.api_location!r})"
-
-    def close(self) -> None:
-        """Close the HTTP session this client created."""
-        self._http.close()
-
-    def __enter__(self) -> ScoringClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(api_location, api_key, session=session, timeout=timeout)
 
     def score(
         self,
