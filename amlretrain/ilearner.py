@@ -23,7 +23,13 @@ import jsonpatch
 from amlretrain._redact import redact
 from amlretrain._wire import find_key, unstructure
 from amlretrain.blobs import is_loopback_host, sas_expiry
-from amlretrain.definition import AssetItem, BlobLocation, WebServiceDefinition
+from amlretrain.definition import (
+    READ_ONLY_PROPERTIES,
+    READ_ONLY_RESOURCE_FIELDS,
+    AssetItem,
+    BlobLocation,
+    WebServiceDefinition,
+)
 from amlretrain.errors import ConfigurationError
 
 __all__ = [
@@ -324,15 +330,41 @@ def _merge_diff(old: Any, new: Any) -> Any:
     return out
 
 
+def _writable_view(definition: WebServiceDefinition) -> dict[str, Any]:
+    """The canonical document without read-only members, sharing everything else.
+
+    A view over :meth:`WebServiceDefinition.document` (no deep copy of a big
+    definition): only the top level and ``properties`` are new dicts; never mutate
+    deeper than that.
+    """
+    doc = {
+        k: v
+        for k, v in definition.document(canonical=True).items()
+        if k not in READ_ONLY_RESOURCE_FIELDS
+    }
+    props = doc.get("properties")
+    if isinstance(props, Mapping):
+        doc["properties"] = {k: v for k, v in props.items() if k not in READ_ONLY_PROPERTIES}
+    return doc
+
+
 def _keep_withheld_sas(old: Mapping[str, Any], new: dict[str, Any]) -> None:
-    """An asset URI that only lost its SAS (an export without secrets) is unchanged."""
+    """An asset URI that only lost its SAS (an export without secrets) is unchanged.
+
+    Changes ``new`` copy-on-write: the assets it touches are replaced, not modified.
+    """
     old_assets = (old.get("properties") or {}).get("assets") or {}
-    for asset_id, asset in ((new.get("properties") or {}).get("assets") or {}).items():
+    props = new.get("properties")
+    assets = props.get("assets") if isinstance(props, dict) else None
+    if not isinstance(assets, Mapping):
+        return
+    kept = dict(assets)
+    for asset_id, asset in assets.items():
         before = old_assets.get(asset_id)
-        if not (isinstance(asset, dict) and isinstance(before, Mapping)):
+        if not (isinstance(asset, Mapping) and isinstance(before, Mapping)):
             continue
         loc, old_loc = asset.get("locationInfo"), before.get("locationInfo")
-        if not (isinstance(loc, dict) and isinstance(old_loc, Mapping)):
+        if not (isinstance(loc, Mapping) and isinstance(old_loc, Mapping)):
             continue
         uri, old_uri = loc.get("uri"), old_loc.get("uri")
         withheld = (
@@ -342,7 +374,9 @@ def _keep_withheld_sas(old: Mapping[str, Any], new: dict[str, Any]) -> None:
             and old_uri.split("?", 1)[0] == uri
         )
         if withheld:
-            loc["uri"] = old_uri
+            kept[asset_id] = {**asset, "locationInfo": {**loc, "uri": old_uri}}
+    assert isinstance(props, dict)
+    props["assets"] = kept
 
 
 def patch_body(old: WebServiceDefinition, new: WebServiceDefinition) -> dict[str, Any]:
@@ -361,7 +395,7 @@ def patch_body(old: WebServiceDefinition, new: WebServiceDefinition) -> dict[str
         ConfigurationError: nothing changed (an empty update would "succeed" and keep
             the old model).
     """
-    before, after = old.for_put(), new.for_put()
+    before, after = _writable_view(old), _writable_view(new)
     _keep_withheld_sas(before, after)
     body: dict[str, Any] = _merge_diff(before, after)
     if not body:
@@ -375,6 +409,6 @@ def patch_body(old: WebServiceDefinition, new: WebServiceDefinition) -> dict[str
     changed_assets = props.get("assets")
     if isinstance(changed_assets, dict):
         full: dict[str, Any] = after["properties"]["assets"]
-        props["assets"] = {asset_id: full[asset_id] for asset_id in changed_assets}
+        props["assets"] = {asset_id: copy.deepcopy(full[asset_id]) for asset_id in changed_assets}
     props.setdefault("packageType", new.package_type or old.package_type or "Graph")
     return body

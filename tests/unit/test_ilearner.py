@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -257,7 +258,11 @@ def test_an_export_without_secrets_changes_only_what_was_edited() -> None:
     with pytest.raises(ConfigurationError, match="changes nothing"):
         patch_body(live, exported)
     edited = exported.with_trained_model(NEW_URI)
+    shared = [json.dumps(d.document(canonical=True)) for d in (live, edited)]
     body = patch_body(live, edited)
+    # patch_body works on views of the shared documents: it must leave them as they were
+    assert [json.dumps(d.document(canonical=True)) for d in (live, edited)] == shared
+    assert "SECRET" not in json.dumps(edited.document())
     assert list(body["properties"]["assets"]) == ["asset1"]
     assert body["properties"]["assets"]["asset1"]["locationInfo"] == {"uri": NEW_URI}
 
