@@ -169,7 +169,11 @@ def test_throttled_writes_are_retried_by_azure_core(
 ):
     current = arm.get(rg, service)
     faults.add(route="arm.patch", kind="status", status=429, retry_after=0, count=1)
-    arm.update(rg, service, current.with_trained_model(_model_ref(emulator, "t" + service)))
+    new = current.with_trained_model(_model_ref(emulator, "t" + service))
+    after = arm.update(rg, service, new)
+    assert after.trained_models[0].uri == new.trained_models[0].uri
+    patches = [r.status for r in emulator.requests if r.method == "PATCH" and service in r.path]
+    assert patches[-2:] == [429, 200]  # refused once, then sent again by azure-core
 
 
 def test_regional_properties_then_regional_get(arm: WebServicesClient, rg: str, service: str):
