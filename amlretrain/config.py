@@ -4,11 +4,18 @@ A full example, with every key, is in ``docs/config.md``. Secrets are never writ
 the file: each is named by the environment variable that holds it (``*_env`` keys).
 
 Errors name the file and the key: ``retrain.toml: targets[2].endpoint: required``.
+Every value is checked when the file is read, numbers included (finite, within their
+documented range: :mod:`amlretrain._numbers`), so a bad setting is refused before
+anything runs.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -17,6 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from amlretrain._numbers import (
+    CONCURRENCY,
+    DURATION,
+    POLLING_INTERVAL,
+    SAS_DAYS_ACCOUNT_KEY,
+    SAS_DAYS_USER_DELEGATION,
+    checked,
+    checked_int,
+)
 from amlretrain.errors import ConfigurationError
 from amlretrain.gate import Gate
 from amlretrain.targets import Sample
@@ -30,7 +46,18 @@ if TYPE_CHECKING:
 
 __all__ = ["ArmTargetConfig", "ClassicTargetConfig", "RetrainConfig", "load_config"]
 
+log = logging.getLogger(__name__)
+
 _TARGET_KINDS = ("arm", "classic")
+#: Below this many days, the lifetime of the model's read SAS is warned about.
+_SAS_DAYS_WARNING = 30
+#: An Azure blob container name: 3-63 characters, lowercase letters, digits and single
+#: hyphens, starting and ending with a letter or a digit.
+_CONTAINER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
+_CONTAINER_RULE = (
+    "a container name is 3 to 63 characters: lowercase letters, digits and single "
+    "hyphens, starting and ending with a letter or a digit"
+)
 
 
 class _Reader:
@@ -42,9 +69,48 @@ class _Reader:
         self.where = where
         self.used: set[str] = set()
 
+    def name(self, key: str) -> str:
+        """The key's full name (``targets[1].polling_interval``)."""
+        return f"{self.where}.{key}" if self.where else key
+
     def fail(self, key: str, message: str) -> ConfigurationError:
-        name = f"{self.where}.{key}" if self.where else key
-        return ConfigurationError(f"{self.source}: {name}: {message}")
+        return ConfigurationError(f"{self.source}: {self.name(key)}: {message}")
+
+    def number(
+        self,
+        key: str,
+        default: float,
+        bounds: tuple[float, float],
+        *,
+        unit: str = "s",
+        hint: str = "",
+    ) -> float:
+        """A finite number within ``bounds`` (inclusive); ``default`` when absent."""
+        self.used.add(key)
+        if key not in self.table:
+            return default
+        low, high = bounds
+        try:
+            return checked(self.table[key], name=self.name(key), low=low, high=high, unit=unit)
+        except ConfigurationError as err:
+            raise ConfigurationError(f"{self.source}: {err.message}{hint}") from None
+
+    def integer(self, key: str, default: int, bounds: tuple[int, int]) -> int:
+        """An integer within ``bounds`` (inclusive); ``default`` when absent."""
+        self.used.add(key)
+        if key not in self.table:
+            return default
+        low, high = bounds
+        try:
+            return checked_int(self.table[key], name=self.name(key), low=low, high=high)
+        except ConfigurationError as err:
+            raise ConfigurationError(f"{self.source}: {err.message}") from None
+
+    def container(self, key: str, name: str) -> str:
+        """``name``, when it is a valid blob container name."""
+        if not _CONTAINER_NAME.fullmatch(name):
+            raise self.fail(key, f"{name!r} is not a valid container name: {_CONTAINER_RULE}")
+        return name
 
     def get(
         self,
@@ -120,6 +186,8 @@ class ArmTargetConfig:
     api_version: str = "2017-01-01"
     arm_token: str | None = attrs.field(default=None, repr=False)
     polling_interval: float = 5.0
+    operation_timeout: float = 900.0
+    verify_timeout: float = 120.0
     include_sas: bool = True
     data: str | None = None
 
@@ -153,6 +221,7 @@ class RetrainConfig:
     output_container: str = "amlretrain-models"
     global_parameters: Mapping[str, str] = attrs.field(factory=dict)
     timeout: float = 3600.0
+    interrupt_grace: float = 30.0
     model_sas_days: float = 7.0
     storage_connection_string: str | None = attrs.field(default=None, repr=False)
     storage_account_url: str | None = None
@@ -253,6 +322,8 @@ class RetrainConfig:
                             asset=config.asset,
                             scoring_url=config.scoring_url,
                             include_sas=config.include_sas,
+                            operation_timeout=config.operation_timeout,
+                            verify_timeout=config.verify_timeout,
                         ),
                         config.data,
                     )
@@ -325,7 +396,9 @@ def _parse_target(
             scoring_url=r.get("scoring_url", str),
             api_version=r.get("api_version", str, "2017-01-01"),
             arm_token=r.secret("arm_token", environ, required=False),
-            polling_interval=float(r.get("polling_interval", (int, float), 5.0)),
+            polling_interval=r.number("polling_interval", 5.0, POLLING_INTERVAL),
+            operation_timeout=r.number("operation_timeout", 900.0, DURATION),
+            verify_timeout=r.number("verify_timeout", 120.0, DURATION),
             include_sas=r.get("include_sas", bool, True),
             data=r.get("data", str),
         )
@@ -338,7 +411,7 @@ def _parse_target(
             resource_name=r.get("resource_name", str),
             region=r.get("region", str, "South Central US"),
             management_url=r.get("management_url", str),
-            verify_timeout=float(r.get("verify_timeout", (int, float), 120.0)),
+            verify_timeout=r.number("verify_timeout", 120.0, DURATION),
             data=r.get("data", str),
         )
     r.finish()
@@ -352,21 +425,41 @@ def _parse_gate(source: str, table: Any) -> Gate:
         raise ConfigurationError(f"{source}: gate: must be a table")
     r = _Reader(source, table, "gate")
     thresholds = r.get("thresholds", dict, {})
+    _check_thresholds(source, thresholds)
     beat = r.get("beat_incumbent", (str, list), [])
     if isinstance(beat, list) and not all(isinstance(b, str) for b in beat):
         raise r.fail("beat_incumbent", "must be a metric name or an array of names")
-    margin = r.get("margin", (int, float), 0.0)
+    margin = r.number("margin", 0.0, (0.0, math.inf), unit="")
     require = r.get("require_incumbent", bool, False)
     r.finish()
     try:
         return Gate(
             thresholds=dict(thresholds),
             beat_incumbent=beat,
-            margin=float(margin),
+            margin=margin,
             require_incumbent=require,
         )
     except ConfigurationError as err:
         raise ConfigurationError(f"{source}: gate.thresholds: {err}") from err
+
+
+def _check_thresholds(source: str, thresholds: Mapping[str, Any]) -> None:
+    """Every numeric bound of ``gate.thresholds`` is finite (the shapes are Gate's check)."""
+    for metric, rule in thresholds.items():
+        name, bound = f"gate.thresholds.{_toml_key(str(metric))}", rule
+        if isinstance(rule, Mapping) and len(rule) == 1:
+            ((kind, bound),) = rule.items()
+            name = f"{name}.{kind}"
+        if isinstance(bound, int | float) and not isinstance(bound, bool):
+            try:
+                checked(bound, name=name, low=-math.inf, high=math.inf, unit="")
+            except ConfigurationError as err:
+                raise ConfigurationError(f"{source}: {err.message}") from None
+
+
+def _toml_key(key: str) -> str:
+    """``key`` as written in TOML: bare when it can be, else quoted."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
 
 
 def _parse_sample(source: str, table: Any) -> Sample | None:
@@ -400,10 +493,9 @@ def parse_config(
     gate = _parse_gate(source, top.get("gate", dict))
     ledger = top.get("ledger", dict, {})
     sample = _parse_sample(source, top.get("sample", dict))
-    concurrency = top.get("concurrency", int, 4)
+    concurrency = top.integer("concurrency", 4, CONCURRENCY)
+    interrupt_grace = top.number("interrupt_grace", 30.0, DURATION)
     top.finish()
-    if concurrency < 1:
-        raise top.fail("concurrency", "must be at least 1")
 
     t = _Reader(source, training, "training")
     s = _Reader(source, storage, "storage")
@@ -415,12 +507,26 @@ def parse_config(
     lg = _Reader(source, ledger, "ledger")
     ledger_path = lg.get("path", str, ".amlretrain/ledger.jsonl")
     ledger_blob = lg.get("blob", str)
-    if ledger_blob is not None and (ledger_blob.count("/") < 1 or ledger_blob.startswith("/")):
-        raise lg.fail("blob", "must be 'container/path/to/ledger.jsonl'")
+    if ledger_blob is not None:
+        container, _, name = ledger_blob.partition("/")
+        if not container or not name:
+            raise lg.fail("blob", "must be 'container/path/to/ledger.jsonl'")
+        lg.container("blob", container)
     lg.finish()
     if not targets:
         raise top.fail("targets", "at least one [[targets]] table is required")
     params = t.get("global_parameters", dict, {})
+    if connection_string:
+        sas_days, sas_hint = SAS_DAYS_ACCOUNT_KEY, ""
+        sas_advice = f" (with an account key it may live up to {SAS_DAYS_ACCOUNT_KEY[1]:g} days)"
+    else:
+        sas_days = SAS_DAYS_USER_DELEGATION
+        sas_hint = (
+            " (with storage.account_url the SAS is signed by user delegation, whose key "
+            "lives 7 days at most; an account key, storage.connection_string_env, allows "
+            f"up to {SAS_DAYS_ACCOUNT_KEY[1]:g} days)"
+        )
+        sas_advice = sas_hint
     config = RetrainConfig(
         source=source,
         training_api_location=t.get("api_location", str, required=True),
@@ -429,10 +535,13 @@ def parse_config(
         input_name=t.get("input", str, "input1"),
         model_output=t.get("model_output", str, "output1") or None,
         evaluation_output=t.get("evaluation_output", str, "output2") or None,
-        output_container=t.get("output_container", str, "amlretrain-models"),
+        output_container=t.container(
+            "output_container", t.get("output_container", str, "amlretrain-models")
+        ),
         global_parameters={str(k): str(v) for k, v in params.items()},
-        timeout=float(t.get("timeout", (int, float), 3600)),
-        model_sas_days=float(t.get("model_sas_days", (int, float), 7)),
+        timeout=t.number("timeout", 3600.0, DURATION),
+        interrupt_grace=interrupt_grace,
+        model_sas_days=t.number("model_sas_days", 7.0, sas_days, unit="days", hint=sas_hint),
         storage_connection_string=connection_string,
         storage_account_url=account_url,
         gate=gate,
@@ -445,9 +554,23 @@ def parse_config(
         ),
     )
     t.finish()
-    if not 0 < config.model_sas_days <= 7:
-        raise t.fail("model_sas_days", "must be more than 0 and at most 7")
+    if config.model_sas_days < _SAS_DAYS_WARNING and _holds_sas(config):
+        log.warning(
+            "%s: training.model_sas_days: the read SAS the services hold expires after %g "
+            "days: a service then stops scoring unless a newer model is deployed before that%s",
+            source,
+            config.model_sas_days,
+            sas_advice,
+        )
     return config
+
+
+def _holds_sas(config: RetrainConfig) -> bool:
+    """True when some target is handed the model's read SAS (classic, or ARM with it)."""
+    return any(
+        not isinstance(target, ArmTargetConfig) or target.include_sas
+        for target in config.target_configs
+    )
 
 
 def load_config(

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_SAS_LIFETIME",
     "MAX_SAS_LIFETIME",
+    "MAX_USER_DELEGATION_SAS_LIFETIME",
     "BlobStore",
     "account_url_from_connection_string",
     "parse_connection_string",
@@ -43,8 +44,10 @@ log = logging.getLogger(__name__)
 
 #: How long a SAS minted by :meth:`BlobStore.sas` lives unless told otherwise.
 DEFAULT_SAS_LIFETIME = timedelta(hours=1)
-#: The longest SAS :meth:`BlobStore.sas` mints (a user-delegation key lives 7 days at most).
-MAX_SAS_LIFETIME = timedelta(days=7)
+#: The longest SAS :meth:`BlobStore.sas` mints: one signed with an account key.
+MAX_SAS_LIFETIME = timedelta(days=365)
+#: The longest SAS signed by user delegation (a user-delegation key lives 7 days at most).
+MAX_USER_DELEGATION_SAS_LIFETIME = timedelta(days=7)
 #: Clock skew allowed for: a SAS starts this long before now.
 _SAS_SKEW = timedelta(minutes=5)
 _CHUNK = 4 * 1024 * 1024
@@ -378,7 +381,9 @@ class BlobStore:
 
         Account-key SAS when the store has a key; user-delegation SAS when it has a
         ``TokenCredential``. The SAS starts 5 minutes back (clock skew) and lives
-        ``expires_in`` (at most 7 days).
+        ``expires_in``: at most 365 days (:data:`MAX_SAS_LIFETIME`) with an account key,
+        at most 7 days (:data:`MAX_USER_DELEGATION_SAS_LIFETIME`) by user delegation,
+        whose key lives 7 days at most.
 
         Returns:
             A copy of the reference carrying the new SAS.
@@ -390,7 +395,11 @@ class BlobStore:
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
         if expires_in <= timedelta(0) or expires_in > MAX_SAS_LIFETIME:
-            raise ConfigurationError("a SAS lifetime must be between 0 and 7 days")
+            raise ConfigurationError(
+                f"a SAS lifetime must be more than 0 and at most {MAX_SAS_LIFETIME.days} days "
+                f"(signed with an account key; {MAX_USER_DELEGATION_SAS_LIFETIME.days} days "
+                f"by user delegation), not {expires_in}"
+            )
         ref = self._as_ref(blob)
         if not self.owns(ref):
             raise ConfigurationError(f"{ref.url} is not in {self.account_url}")
@@ -410,6 +419,13 @@ class BlobStore:
                     start=start,
                 )
             elif hasattr(self._credential, "get_token"):
+                if expires_in > MAX_USER_DELEGATION_SAS_LIFETIME:
+                    raise ConfigurationError(
+                        "a SAS signed by user delegation lives at most "
+                        f"{MAX_USER_DELEGATION_SAS_LIFETIME.days} days (its key does), not "
+                        f"{expires_in}: sign with an account key for up to "
+                        f"{MAX_SAS_LIFETIME.days} days"
+                    )
                 delegation = self.service.get_user_delegation_key(start, expiry)
                 token = generate_blob_sas(
                     self.service.account_name or account_name,

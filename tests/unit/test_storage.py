@@ -12,6 +12,8 @@ import pytest
 
 from amlretrain.errors import ConfigurationError
 from amlretrain.storage import (
+    MAX_SAS_LIFETIME,
+    MAX_USER_DELEGATION_SAS_LIFETIME,
     BlobStore,
     account_url_from_connection_string,
     parse_connection_string,
@@ -69,10 +71,42 @@ def test_sas_lifetime_is_configurable_and_bounded():
     ref = store.sas("models/m.ilearner", expires_in=timedelta(minutes=10))
     assert ref.expires_on is not None
     assert ref.expires_on - datetime.now(timezone.utc) <= timedelta(minutes=10)
-    with pytest.raises(ConfigurationError):
-        store.sas("models/m.ilearner", expires_in=timedelta(days=8))
+    with pytest.raises(ConfigurationError, match="at most 365 days"):
+        store.sas("models/m.ilearner", expires_in=timedelta(days=366))
     with pytest.raises(ConfigurationError):
         store.sas("models/m.ilearner", expires_in=timedelta(0))
+    with pytest.raises(ConfigurationError):
+        store.sas("models/m.ilearner", expires_in=timedelta(seconds=-1))
+
+
+def test_an_account_key_sas_may_live_a_year():
+    assert MAX_SAS_LIFETIME.days == 365
+    store = BlobStore.from_connection_string(CONN)
+    ref = store.sas("models/m.ilearner", expires_in=MAX_SAS_LIFETIME)
+    assert ref.expires_on is not None
+    lifetime = ref.expires_on - datetime.now(timezone.utc)
+    assert timedelta(days=364) < lifetime <= timedelta(days=365)
+    # a key given as a mapping signs the same way
+    keyed = BlobStore(
+        "https://acct.blob.core.windows.net", {"account_name": "acct", "account_key": KEY}
+    )
+    assert keyed.sas("models/m.ilearner", expires_in=timedelta(days=30)).expires_on is not None
+
+
+class _Token:
+    """A TokenCredential that must never be asked: the lifetime is refused first."""
+
+    def get_token(self, *scopes, **kwargs):
+        raise AssertionError("no token may be requested")
+
+
+def test_a_user_delegation_sas_lives_at_most_7_days():
+    assert MAX_USER_DELEGATION_SAS_LIFETIME.days == 7
+    store = BlobStore("https://acct.blob.core.windows.net", _Token())
+    with pytest.raises(ConfigurationError, match="user delegation lives at most 7 days"):
+        store.sas("models/m.ilearner", expires_in=timedelta(days=7, seconds=1))
+    with pytest.raises(ConfigurationError, match="user delegation lives at most 7 days"):
+        store.sas("models/m.ilearner", expires_in=timedelta(days=30))
 
 
 def test_sas_for_a_blob_of_another_account_is_refused():
