@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "amlretrain.cli.endpoint",
     "amlretrain.cli.job",
     "amlretrain.cli.retrain",
+    "amlretrain.cli.locks",
     "amlretrain.cli.emulator",
     "amlretrain.cli.demo",
 )
