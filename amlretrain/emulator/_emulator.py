@@ -229,7 +229,7 @@ class Emulator:
         server = Server(host=self._host, port=self._port, faults=self.faults)
         arm = ArmApi(state=state, faults=self.faults, arm_token=self._arm_token)
         arm.register(server.router)
-        ClassicApi(state=state, storage=storage).register(server.router)
+        ClassicApi(state=state, storage=storage, faults=self.faults).register(server.router)
         self._batch = BatchApi(
             state=state, storage=storage, faults=self.faults, job_duration=self.job_duration
         )

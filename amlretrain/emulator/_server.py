@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import attrs
 
 from amlretrain._redact import redact
-from amlretrain.emulator.faults import REQUEST_KINDS, Faults
+from amlretrain.emulator.faults import REQUEST_KINDS, Fault, Faults, kill_client
 
 __all__ = [
     "LoggedRequest",
@@ -48,6 +48,9 @@ class Response:
     body: bytes = b""
     headers: dict[str, str] = attrs.field(factory=dict)
     drop: bool = False
+
+
+_DROPPED = Response(status=0, drop=True)
 
 
 class Reply(Exception):
@@ -223,6 +226,22 @@ def _fault_response(
     return runtime_error(
         status, code, message or f"Injected fault: HTTP {status}.", detail, headers=headers
     )
+
+
+def _inject(fault: Fault, route: str) -> Response | None:
+    """What a request-level fault answers instead of the handler, or None to carry on.
+
+    The server calls it before the handler, or after it for the faults whose
+    :attr:`~.faults.Fault.after_handler` is true (the handler's effect then stands).
+    """
+    if fault.kind == "kill":
+        return _DROPPED if kill_client(fault) else None
+    if fault.kind in ("drop", "apply_drop"):
+        return _DROPPED
+    if fault.kind in ("status", "apply_status"):
+        assert fault.status is not None
+        return _fault_response(route, fault.status, fault.retry_after, fault.message)
+    return None
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -418,14 +437,15 @@ class Server:
         params: dict[str, str],
         request_id: str,
     ) -> Response:
-        for fault in self.faults.take(route.name, REQUEST_KINDS):
+        fired = self.faults.take(route.name, REQUEST_KINDS)
+        for fault in fired:
             if fault.kind == "latency":
                 time.sleep(fault.seconds)
-            elif fault.kind == "drop":
-                return Response(status=0, drop=True)
-            elif fault.kind == "status":
-                assert fault.status is not None
-                return _fault_response(route.name, fault.status, fault.retry_after, fault.message)
+        decisive = next((f for f in fired if f.kind != "latency"), None)
+        if decisive is not None and not decisive.after_handler:
+            early = _inject(decisive, route.name)
+            if early is not None:
+                return early
         request = Request(
             method=method,
             path=path,
@@ -438,6 +458,9 @@ class Server:
             request_id=request_id,
         )
         try:
-            return route.handler(request)
+            response = route.handler(request)
         except Reply as reply:
-            return reply.response
+            response = reply.response
+        if decisive is not None and decisive.after_handler:
+            return _inject(decisive, route.name) or response
+        return response

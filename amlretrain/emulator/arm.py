@@ -51,7 +51,7 @@ class ArmApi:
 
     Args:
         state: the shared state.
-        faults: the fault rules (``lro_fail`` is consumed here).
+        faults: the fault rules (``lro_fail``, ``lro_hang`` and ``stale`` are consumed here).
         arm_token: the only bearer token accepted.
     """
 
@@ -132,9 +132,12 @@ class ArmApi:
             f"'{req.params['rg']}' was not found.",
         )
 
+    @staticmethod
+    def _key(req: Request) -> tuple[str, str, str]:
+        return (req.params["sub"].lower(), req.params["rg"].lower(), req.params["name"].lower())
+
     def _find(self, req: Request) -> ArmService | None:
-        key = (req.params["sub"].lower(), req.params["rg"].lower(), req.params["name"].lower())
-        return self.state.arm.get(key)
+        return self.state.arm.get(self._key(req))
 
     def _lro_headers(
         self, req: Request, op: Operation, *, location: bool = False
@@ -149,11 +152,31 @@ class ArmApi:
             headers["Location"] = f"{base}/operationresults/{op.id}{query}"
         return headers
 
-    def _fail_message(self, req: Request) -> str | None:
+    def _lro_fault(self, req: Request) -> tuple[str | None, bool]:
+        """``(fail message, hang)`` for the operation this request starts (faults taken)."""
+        if self.faults.take_one([req.route], "lro_hang") is not None:
+            return None, True
         fault = self.faults.take_one([req.route], "lro_fail")
         if fault is None:
-            return None
-        return fault.message or "The long-running operation failed (injected fault)."
+            return None, False
+        return fault.message or "The long-running operation failed (injected fault).", False
+
+    def _hold_stale(
+        self, req: Request, key: tuple[str, str, str], before: dict[str, Any] | None
+    ) -> None:
+        """Reads of ``key`` answer ``before`` for a while, if a ``stale`` fault says so."""
+        fault = self.faults.take_one([req.route], "stale")
+        if fault is not None:
+            self.state.hold_stale(("arm", *key), copy.deepcopy(before), fault.seconds)
+
+    def _readable(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
+        """The resource as reads answer it: a stale view's, else the stored one (or None)."""
+        view = self.state.stale(("arm", *key))
+        if view is not None:
+            before: dict[str, Any] | None = view.before
+            return before
+        svc = self.state.arm.get(key)
+        return svc.resource if svc is not None else None
 
     @staticmethod
     def _read_only(svc: ArmService) -> bool:
@@ -216,10 +239,12 @@ class ArmApi:
         self._check(req)
         with self.state.locked():
             svc = self._find(req)
-            if svc is None:
+            resource = self._readable(self._key(req))
+            if resource is None:
                 return self._not_found(req)
             region = req.arg("region")
-            if region and normalize_region(region) not in {svc.region, *svc.regions}:
+            regions = {svc.region, *svc.regions} if svc is not None else set()
+            if region and normalize_region(region) not in regions:
                 return arm_error(
                     404,
                     "NotFound",
@@ -235,7 +260,7 @@ class ArmApi:
                         }
                     ],
                 )
-            return json_response(200, service_view(svc.resource))
+            return json_response(200, service_view(resource))
 
     def put(self, req: Request) -> Response:
         """``WebServices_CreateOrUpdate``: 201 create / 200 update, long-running."""
@@ -253,13 +278,17 @@ class ArmApi:
                 return arm_error(
                     400, "LocationRequired", "The location property is required for this resource."
                 )
-            fail = self._fail_message(req)
+            fail, hang = self._lro_fault(req)
             resource, service_id = self._new_resource(
                 req.base_url, (sub, rg, name), body, existing, str(location)
             )
             if existing is None:
-                return self._create(req, version, resource, service_id, (sub, rg, name), fail)
+                self._hold_stale(req, self._key(req), None)
+                return self._create(
+                    req, version, resource, service_id, (sub, rg, name), (fail, hang)
+                )
             self.state.finish_pending(existing)
+            self._hold_stale(req, existing.key, existing.resource)
             prev_state = existing.properties.get("provisioningState", "Succeeded")
             existing.properties["provisioningState"] = "Provisioning"
             target = existing
@@ -280,6 +309,7 @@ class ArmApi:
                 on_failure=restore,
                 fail_message=fail,
                 resource_key=existing.key,
+                hang=hang,
             )
             view = service_view(resource)
             view["properties"]["provisioningState"] = "Provisioning"
@@ -336,9 +366,10 @@ class ArmApi:
         resource: dict[str, Any],
         service_id: str,
         where: tuple[str, str, str],
-        fail: str | None,
+        lro: tuple[str | None, bool],
     ) -> Response:
         sub, rg, name = where
+        fail, hang = lro
         svc = ArmService(
             subscription_id=sub,
             resource_group=rg,
@@ -365,6 +396,7 @@ class ArmApi:
             on_failure=remove,
             fail_message=fail,
             resource_key=svc.key,
+            hang=hang,
         )
         view = service_view(resource)
         view["properties"]["provisioningState"] = "Provisioning"
@@ -381,7 +413,8 @@ class ArmApi:
                 return self._not_found(req)
             self._refuse_read_only(svc)
             self.state.finish_pending(svc)
-            fail = self._fail_message(req)
+            fail, hang = self._lro_fault(req)
+            self._hold_stale(req, svc.key, svc.resource)
             merged = copy.deepcopy(svc.resource)
             patch = {k: v for k, v in body.items() if k.lower() not in {"id", "name", "type"}}
             props_patch = copy.deepcopy(ci_get(patch, "properties"))
@@ -409,6 +442,7 @@ class ArmApi:
                 on_failure=restore,
                 fail_message=fail,
                 resource_key=svc.key,
+                hang=hang,
             )
             view = service_view(merged)
             view["properties"]["provisioningState"] = "Provisioning"
@@ -419,7 +453,7 @@ class ArmApi:
         version = self._check(req)
         with self.state.locked():
             svc = self._find(req)
-            fail = self._fail_message(req)
+            fail, hang = self._lro_fault(req)
             region = "southcentralus"
             on_success = None
             key = None
@@ -440,6 +474,7 @@ class ArmApi:
                 on_success=on_success,
                 fail_message=fail,
                 resource_key=key,
+                hang=hang,
             )
             return Response(status=202, headers=self._lro_headers(req, op, location=True))
 
@@ -466,7 +501,7 @@ class ArmApi:
             svc = self._find(req)
             if svc is None:
                 return self._not_found(req)
-            fail = self._fail_message(req)
+            fail, hang = self._lro_fault(req)
             target = svc
 
             def apply() -> None:
@@ -478,6 +513,7 @@ class ArmApi:
                 api_version=version,
                 on_success=apply,
                 fail_message=fail,
+                hang=hang,
             )
             body = {
                 "id": svc.name,
@@ -497,7 +533,8 @@ class ArmApi:
             return self._bad_request(f"The $skiptoken '{token}' is not valid.")
         size = max(1, self.state.page_size)
         page = services[start : start + size]
-        body: dict[str, Any] = {"value": [list_view(s.resource) for s in page]}
+        views = [self._readable(s.key) for s in page]
+        body: dict[str, Any] = {"value": [list_view(v) for v in views if v is not None]}
         if start + size < len(services):
             query = dict(req.query)
             query["$skiptoken"] = str(start + size)
@@ -546,7 +583,7 @@ class ArmApi:
                 headers = self._lro_headers(req, op, location=True)
                 headers["Retry-After"] = "1"
                 return Response(status=202, headers=headers)
-            if op.status == "Failed" and op.error:
+            if op.error:  # Failed or Canceled
                 return arm_error(500, op.error["code"], op.error["message"])
             return Response(status=204)
 

@@ -6,7 +6,9 @@ the default endpoint cannot be patched; an endpoint of a training service has no
 updatable resources; a patched resource must be one the endpoint lists and its blob must
 exist and be readable with the given SAS; endpoint names are at most 24 lowercase letters
 or digits; refresh answers 304 when nothing changed. Auth is the workspace token, or the
-endpoint's own key for endpoint-level calls.
+endpoint's own key for endpoint-level calls. A ``stale`` fault on ``classic.patch_endpoint``
+makes GET (and list) answer the endpoint as it was before the PATCH for a while, as the
+real service takes some time to serve a patched model (API-NOTES 3.2).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from amlretrain.emulator._server import (
     runtime_error,
 )
 from amlretrain.emulator._storage import BlobAccessError, Storage
+from amlretrain.emulator.faults import Faults
 from amlretrain.emulator.state import (
     ClassicEndpoint,
     ClassicService,
@@ -109,11 +112,18 @@ def _truthy(value: Any) -> bool:
 
 
 class ClassicApi:
-    """The management routes on the emulator's server (the "management host")."""
+    """The management routes on the emulator's server (the "management host").
 
-    def __init__(self, *, state: State, storage: Storage) -> None:
+    Args:
+        state: the shared state.
+        storage: the emulator's blob storage (patched models are checked there).
+        faults: the fault rules (``stale`` is consumed by PATCH); None = no faults.
+    """
+
+    def __init__(self, *, state: State, storage: Storage, faults: Faults | None = None) -> None:
         self.state = state
         self.storage = storage
+        self.faults = faults if faults is not None else Faults()
 
     def register(self, router: Router) -> None:
         """Add the management routes."""
@@ -176,6 +186,25 @@ class ClassicApi:
             )
         return ws, svc, ep
 
+    @staticmethod
+    def _stale_key(svc: ClassicService, ep: ClassicEndpoint) -> tuple[str, ...]:
+        return ("classic", svc.workspace_id.lower(), svc.id, ep.name)
+
+    def _readable(self, svc: ClassicService, ep: ClassicEndpoint) -> ClassicEndpoint:
+        """The endpoint as reads answer it: a stale view's (``stale`` fault), else ``ep``."""
+        view = self.state.stale(self._stale_key(svc, ep))
+        if view is not None and isinstance(view.before, ClassicEndpoint):
+            return view.before
+        return ep
+
+    def _hold_stale(
+        self, req: Request, svc: ClassicService, ep: ClassicEndpoint, before: ClassicEndpoint
+    ) -> None:
+        """After a write: reads answer ``before`` for a while, if a ``stale`` fault says so."""
+        fault = self.faults.take_one([req.route], "stale")
+        if fault is not None:
+            self.state.hold_stale(self._stale_key(svc, ep), before, fault.seconds)
+
     # -- web services ------------------------------------------------------------------
 
     def list_services(self, req: Request) -> Response:
@@ -209,14 +238,17 @@ class ClassicApi:
             ws = self._workspace(req)
             self._authorize(req, ws)
             svc = self._service(req, ws)
-            body = [endpoint_json(req.base_url, svc, ep) for ep in svc.endpoints.values()]
+            body = [
+                endpoint_json(req.base_url, svc, self._readable(svc, ep))
+                for ep in svc.endpoints.values()
+            ]
             return json_response(200, body)
 
     def get_endpoint(self, req: Request) -> Response:
         """GET one endpoint (workspace token or the endpoint's key)."""
         with self.state.lock:
             _, svc, ep = self._endpoint(req)
-            return json_response(200, endpoint_json(req.base_url, svc, ep))
+            return json_response(200, endpoint_json(req.base_url, svc, self._readable(svc, ep)))
 
     def add_endpoint(self, req: Request) -> Response:
         """PUT an endpoint: create it (201) or update its settings (200)."""
@@ -272,7 +304,10 @@ class ClassicApi:
             _, svc, ep = self._endpoint(req)
             resources = ci_get(body, "Resources")
             if resources is None:
-                return self._patch_settings(body, ep)
+                before = copy.deepcopy(ep)
+                response = self._patch_settings(body, ep)
+                self._hold_stale(req, svc, ep, before)
+                return response
             if svc.kind == "training":
                 raise _bad("NoUpdatableResources", NO_UPDATABLE_RESOURCES)
             if ep.name == svc.default_endpoint:
@@ -301,8 +336,10 @@ class ClassicApi:
         for _, loc in updates:
             self._check_readable(loc)
         with self.state.lock:
+            before = copy.deepcopy(ep)
             for resource, loc in updates:
                 resource["Location"] = loc
+            self._hold_stale(req, svc, ep, before)
             log.info("classic endpoint %s/%s patched", svc.id, ep.name)
         return Response(status=200)
 

@@ -1,17 +1,52 @@
-"""Fault injection for the emulator: latency, error statuses, dropped connections, failures.
+"""Fault injection for the emulator: latency, errors, lost answers, stale reads, kills.
 
 Faults are rules matched against *route names* (``arm.get``, ``arm.patch``, ``bes.submit``,
 ``rrs.execute``, ``classic.patch_endpoint`` ... or a glob such as ``classic.*`` or ``*``).
 Each rule fires at most ``count`` times (``None`` = forever).
 
-Kinds:
+Kinds that act on the HTTP exchange (``latency`` rules all fire; of the others only the
+first matching rule fires on a request):
 
 * ``latency``: ``seconds`` added to every matching request;
 * ``status``: answer ``status`` (429 with ``Retry-After``, 500, 503 ...) with the error body
   of the route's family, without running the handler;
-* ``drop``: close the connection without a response;
+* ``drop``: close the connection without a response, without running the handler;
+* ``apply_drop``: run the handler (its effect is applied: the PATCH, PUT or job start
+  really happened), then close the connection without a response;
+* ``apply_status``: run the handler and apply it, then answer ``status`` (default 500)
+  with the route family's error body instead of the real answer;
+* ``kill``: send ``signal`` (default ``SIGKILL``; a number or a name such as
+  ``"SIGTERM"``) to the client process ``pid``. ``when="before"`` (the default) sends it
+  when the request arrives, before the handler; ``when="after"`` once the handler has run
+  and its effect is applied. After a ``SIGKILL`` the emulator waits (at most 5 s) until
+  the process is gone (or a zombie), then drops the connection: ``before`` means the
+  request was never applied while the client lived. With any other signal the request
+  is handled and answered normally (the client's signal handler decides what happens).
+  ``pid`` <= 1 and the emulator's own pid are refused.
+
+``apply_*`` and ``kill`` faults replace whatever the handler answered (an error too).
+
+Kinds consumed by a handler when it starts a change:
+
 * ``lro_fail``: the next long-running ARM operation started on a matching route ends
   ``Failed`` (the resource is left unchanged);
+* ``lro_hang``: the next long-running ARM operation started on a matching route
+  (``arm.put``, ``arm.patch``, ``arm.delete``, ``arm.regional``) never completes: its
+  operationsStatus stays ``Provisioning`` (this provider's in-progress status) and its
+  change is never applied. The resource keeps its previous definition and shows
+  ``provisioningState: "Provisioning"`` meanwhile (a hung create stays ``Provisioning``).
+  A later PUT, PATCH or DELETE of the same resource supersedes it: the hung operation
+  ends ``Canceled`` (with an ``OperationCanceled`` error), the resource gets back its
+  previous provisioningState and the new write proceeds normally;
+* ``stale``: stale reads (the real classic service takes about 30 s to serve a patched
+  model, API-NOTES 3.2). For ``seconds`` after a write on a matching route (``arm.put``,
+  ``arm.patch``, ``classic.patch_endpoint``), reads of *that* resource (``arm.get`` and
+  ``arm.list`` of that web service; ``classic.get_endpoint`` and
+  ``classic.list_endpoints`` for that endpoint) answer it as it was right before the
+  write (a resource the write created reads as not found). The write itself is applied
+  at once, and an ARM operation completes and reports ``Succeeded`` as usual: only the
+  HTTP reads are stale, the emulator's state holds the truth. ``count`` = how many
+  writes it applies to; a later write does not end a window already open;
 * ``job_fail``: the next batch job started on a matching route ends ``Failed`` with
   ``Details``;
 * ``job_slow``: the next batch job takes ``seconds`` to run.
@@ -20,6 +55,8 @@ Example::
 
     emu.faults.add(route="arm.patch", kind="status", status=429, retry_after=1, count=1)
     emu.faults.add(route="bes.*", kind="job_fail", message="Out of memory")
+    emu.faults.add(route="classic.patch_endpoint", kind="stale", seconds=30)
+    emu.faults.add(route="arm.patch", kind="kill", pid=client.pid, when="after")
 
 A config file (JSON or TOML) holds a list of rules under ``faults``::
 
@@ -34,21 +71,70 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import logging
+import os
+import signal as signals
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-__all__ = ["KINDS", "Fault", "Faults"]
+__all__ = ["KINDS", "Fault", "Faults", "kill_client"]
+
+log = logging.getLogger(__name__)
 
 #: The kinds of fault a rule can inject.
-KINDS = ("latency", "status", "drop", "lro_fail", "job_fail", "job_slow")
+KINDS = (
+    "latency",
+    "status",
+    "drop",
+    "apply_drop",
+    "apply_status",
+    "kill",
+    "lro_fail",
+    "lro_hang",
+    "stale",
+    "job_fail",
+    "job_slow",
+)
 
-#: Kinds that act on the HTTP exchange itself (checked before the route's handler runs).
-REQUEST_KINDS = ("latency", "status", "drop")
+#: Kinds that act on the HTTP exchange itself (taken by the server on every request).
+REQUEST_KINDS = ("latency", "status", "drop", "apply_drop", "apply_status", "kill")
+
+#: The write routes a ``stale`` rule can name, and the routes that start an ARM operation.
+STALE_ROUTES = ("arm.put", "arm.patch", "classic.patch_endpoint")
+LRO_ROUTES = ("arm.put", "arm.patch", "arm.delete", "arm.regional")
+
+_STATUS_KINDS = ("status", "apply_status")
+_KILL_WAIT = 5.0
+
+
+def _signal_of(value: int | str) -> signals.Signals:
+    if isinstance(value, bool):
+        raise ValueError(f"not a signal: {value!r}")
+    if isinstance(value, int):
+        try:
+            return signals.Signals(value)
+        except ValueError:
+            raise ValueError(f"{value} is not a signal number") from None
+    name = value.strip().upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return signals.Signals[name]
+    except KeyError:
+        raise ValueError(f"unknown signal {value!r} (use e.g. SIGKILL, SIGTERM, SIGINT)") from None
+
+
+def _check_pid(pid: int) -> None:
+    if pid <= 1:
+        raise ValueError(f"a kill fault never signals pid {pid} (it must be > 1)")
+    if pid == os.getpid():
+        raise ValueError(f"a kill fault never signals the emulator's own process ({pid})")
 
 
 @attrs.define(kw_only=True)
@@ -58,11 +144,17 @@ class Fault:
     Attributes:
         route: route name or glob (``"arm.patch"``, ``"classic.*"``, ``"*"``).
         kind: one of :data:`KINDS`.
-        status: HTTP status for ``status`` faults (default 503).
+        status: HTTP status of ``status`` faults (default 503) and ``apply_status`` faults
+            (default 500).
         retry_after: seconds for the ``Retry-After`` header (429 and 503 faults; 429
             defaults to 1).
-        seconds: added latency (``latency``) or job duration (``job_slow``).
-        message: error text for ``status``, ``lro_fail`` and ``job_fail`` faults.
+        seconds: added latency (``latency``), job duration (``job_slow``) or how long reads
+            stay stale (``stale``, > 0).
+        message: error text for ``status``, ``apply_status``, ``lro_fail`` and ``job_fail``.
+        pid: the process a ``kill`` fault signals (required there, refused elsewhere).
+        signal: the signal of a ``kill`` fault, a number or a name (default ``SIGKILL``);
+            stored as a :class:`signal.Signals`.
+        when: ``"before"`` (default) or ``"after"`` the handler, for ``kill`` faults.
         count: how many more times the rule fires; ``None`` = forever.
         fired: how many times it has fired.
     """
@@ -73,23 +165,64 @@ class Fault:
     retry_after: float | None = None
     seconds: float = 0.0
     message: str | None = None
+    pid: int | None = None
+    signal: int | str | None = None
+    when: str | None = None
     count: int | None = 1
     fired: int = 0
 
     def __attrs_post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {KINDS}")
-        if self.kind == "status":
+        if self.kind in _STATUS_KINDS:
             if self.status is None:
-                self.status = 503
+                self.status = 503 if self.kind == "status" else 500
             if not 400 <= self.status <= 599:
-                raise ValueError(f"a status fault needs a 4xx/5xx status, not {self.status}")
+                raise ValueError(f"a {self.kind} fault needs a 4xx/5xx status, not {self.status}")
             if self.status == 429 and self.retry_after is None:
                 self.retry_after = 1
         if self.count is not None and self.count < 0:
             raise ValueError("count must be >= 0 or None")
         if self.seconds < 0:
             raise ValueError("seconds must be >= 0")
+        if self.kind == "kill":
+            self._check_kill()
+        else:
+            given = [n for n in ("pid", "signal", "when") if getattr(self, n) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for kill faults, not {self.kind}")
+        if self.kind == "stale":
+            if self.seconds <= 0:
+                raise ValueError("a stale fault needs seconds > 0 (how long reads stay stale)")
+            self._check_route(STALE_ROUTES)
+        if self.kind == "lro_hang":
+            self._check_route(LRO_ROUTES)
+
+    def _check_kill(self) -> None:
+        if self.pid is None:
+            raise ValueError("a kill fault needs pid (the client process to signal)")
+        if isinstance(self.pid, bool) or not isinstance(self.pid, int):
+            raise ValueError(f"pid must be an int, not {self.pid!r}")
+        _check_pid(self.pid)
+        self.signal = _signal_of(signals.SIGKILL if self.signal is None else self.signal)
+        if self.when is None:
+            self.when = "before"
+        if self.when not in ("before", "after"):
+            raise ValueError(f"when must be 'before' or 'after', not {self.when!r}")
+
+    def _check_route(self, routes: tuple[str, ...]) -> None:
+        if not any(fnmatch.fnmatchcase(r, self.route) for r in routes):
+            raise ValueError(
+                f"a {self.kind} fault acts on {', '.join(routes)}; "
+                f"route {self.route!r} matches none of them"
+            )
+
+    @property
+    def after_handler(self) -> bool:
+        """True when the fault acts once the handler has run (``apply_*``, ``kill`` after)."""
+        return self.kind in ("apply_drop", "apply_status") or (
+            self.kind == "kill" and self.when == "after"
+        )
 
     def matches(self, route: str) -> bool:
         """True when this rule applies to ``route`` and has firings left."""
@@ -101,6 +234,51 @@ class Fault:
     def exhausted(self) -> bool:
         """True when the rule will not fire again."""
         return self.count is not None and self.count <= 0
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rpartition(")")[2].split()
+    return bool(fields) and fields[0] in ("Z", "X")
+
+
+def kill_client(fault: Fault) -> bool:
+    """Send the signal of a ``kill`` fault; True when it was ``SIGKILL`` (drop the request).
+
+    After ``SIGKILL`` this waits (at most 5 s) until the process is gone or a zombie.
+
+    Raises:
+        ValueError: the fault is not a kill fault, or its pid is <= 1 or the emulator's.
+        PermissionError: the process may not be signalled.
+    """
+    if fault.kind != "kill" or fault.pid is None or fault.signal is None:
+        raise ValueError(f"not a kill fault: {fault!r}")
+    pid, sig = fault.pid, _signal_of(fault.signal)
+    _check_pid(pid)
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        log.warning("kill fault: process %d is already gone", pid)
+    else:
+        log.info("kill fault: sent %s to process %d", sig.name, pid)
+    if sig != signals.SIGKILL:
+        return False
+    deadline = time.monotonic() + _KILL_WAIT
+    while not _gone(pid):
+        if time.monotonic() > deadline:
+            log.warning("kill fault: process %d still alive %.0f s after SIGKILL", pid, _KILL_WAIT)
+            break
+        time.sleep(0.005)
+    return True
 
 
 class Faults:
@@ -128,17 +306,25 @@ class Faults:
         retry_after: float | None = None,
         seconds: float = 0.0,
         message: str | None = None,
+        pid: int | None = None,
+        signal: int | str | None = None,
+        when: str | None = None,
         count: int | None = 1,
     ) -> Fault:
         """Add a rule and return it.
 
         Args:
             route: route name or glob (see the module docstring).
-            kind: ``latency``, ``status``, ``drop``, ``lro_fail``, ``job_fail`` or ``job_slow``.
-            status: HTTP status of a ``status`` fault (default 503).
+            kind: one of :data:`KINDS` (see the module docstring).
+            status: HTTP status of a ``status`` (default 503) or ``apply_status`` (default
+                500) fault.
             retry_after: ``Retry-After`` seconds (429 defaults to 1).
-            seconds: latency to add, or the duration of a ``job_slow`` job.
+            seconds: latency to add, the duration of a ``job_slow`` job, or how long reads
+                stay stale after a write (``stale``).
             message: error text for the injected failure.
+            pid: the client process a ``kill`` fault signals (required there).
+            signal: the signal of a ``kill`` fault: a number or a name (default SIGKILL).
+            when: ``"before"`` (default) or ``"after"`` the handler, for ``kill`` faults.
             count: how many times it fires; ``None`` = forever.
 
         Raises:
@@ -151,6 +337,9 @@ class Faults:
             retry_after=retry_after,
             seconds=seconds,
             message=message,
+            pid=pid,
+            signal=signal,
+            when=when,
             count=count,
         )
         with self._lock:
@@ -185,6 +374,7 @@ class Faults:
             raise ValueError("'faults' must be a list of rules")
         faults = cls()
         allowed = {"route", "kind", "status", "retry_after", "seconds", "message", "count"}
+        allowed |= {"pid", "signal", "when"}
         for i, item in enumerate(items):
             if not isinstance(item, Mapping):
                 raise ValueError(f"fault #{i} is not a table/object")
@@ -194,7 +384,10 @@ class Faults:
             kwargs = dict(item)
             if kwargs.get("count", 1) == "forever":
                 kwargs["count"] = None
-            faults.add(**kwargs)
+            try:
+                faults.add(**kwargs)
+            except ValueError as err:
+                raise ValueError(f"fault #{i}: {err}") from err
         return faults
 
     @classmethod
@@ -222,7 +415,9 @@ class Faults:
     def take(self, route: str, kinds: Iterable[str]) -> list[Fault]:
         """Consume and return the matching rules of the given kinds (one firing each).
 
-        ``latency`` rules all fire; of the other kinds only the first match fires.
+        ``latency`` rules all fire; of the other kinds only the first match fires (so one
+        request meets at most one of ``status``, ``drop``, ``apply_drop``,
+        ``apply_status`` and ``kill``).
         """
         wanted = tuple(kinds)
         out: list[Fault] = []

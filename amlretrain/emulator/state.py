@@ -2,7 +2,12 @@
 
 Every service module reads and writes through one :class:`State` under its re-entrant
 lock. Long-running ARM operations finish lazily: whoever touches the state after an
-operation's due time completes it (so no timer threads exist).
+operation's due time completes it (so no timer threads exist); a hung one (the
+``lro_hang`` fault) never does, until a later write on its resource cancels it.
+
+Stale reads (the ``stale`` fault) are a separate record of what a resource looked like
+before a write, kept until a monotonic deadline: the HTTP read handlers answer it
+meanwhile, while the state itself always holds the truth.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ __all__ = [
     "Job",
     "Operation",
     "Runtime",
+    "StaleView",
     "State",
     "Workspace",
     "ci_get",
@@ -108,10 +114,11 @@ class Operation:
     on_success: Callable[[], None] | None = None
     on_failure: Callable[[], None] | None = None
     resource_key: tuple[str, str, str] | None = None
+    hang: bool = False
 
     @property
     def done(self) -> bool:
-        """True once Succeeded or Failed."""
+        """True once Succeeded, Failed or Canceled."""
         return self.status != "Provisioning"
 
     def document(self) -> dict[str, Any]:
@@ -136,6 +143,18 @@ class Operation:
             doc["error"] = dict(self.error)
             doc["errorInfo"] = dict(self.error)
         return doc
+
+
+@attrs.frozen(kw_only=True)
+class StaleView:
+    """What reads of one resource answer until ``until`` (a ``time.monotonic()`` value).
+
+    ``before`` is the resource as it was right before the write (an ARM resource dict, a
+    :class:`ClassicEndpoint` copy), or None when the write created it.
+    """
+
+    until: float
+    before: Any
 
 
 @attrs.define(kw_only=True)
@@ -284,6 +303,7 @@ class State:
         self.workspaces: dict[str, Workspace] = {}
         self.jobs: dict[str, Job] = {}
         self._arm_counter = 0
+        self._stale: dict[tuple[str, ...], StaleView] = {}
 
     @contextmanager
     def locked(self) -> Iterator[State]:
@@ -299,7 +319,7 @@ class State:
         now = time.monotonic()
         with self.lock:
             for op in self.operations.values():
-                if not op.done and now >= op.due:
+                if not op.done and not op.hang and now >= op.due:
                     self._finish(op)
 
     def _finish(self, op: Operation) -> None:
@@ -318,13 +338,30 @@ class State:
             svc.pending = None
 
     def finish_pending(self, svc: ArmService) -> None:
-        """Complete the operation still running on ``svc`` now (a new write supersedes it)."""
+        """Settle the operation still running on ``svc`` now (a new write supersedes it).
+
+        A running operation completes at once; a hung one (``lro_hang``) is canceled: it
+        ends ``Canceled`` and its change is never applied (its ``on_failure`` runs).
+        """
         with self.lock:
             if svc.pending and svc.pending in self.operations:
                 op = self.operations[svc.pending]
-                if not op.done:
+                if not op.done and op.hang:
+                    self._cancel(op)
+                elif not op.done:
                     self._finish(op)
             svc.pending = None
+
+    @staticmethod
+    def _cancel(op: Operation) -> None:
+        op.end_time = now_iso()
+        op.status = "Canceled"
+        op.error = {
+            "code": "OperationCanceled",
+            "message": "The operation was canceled: a later request on the resource superseded it.",
+        }
+        if op.on_failure:
+            op.on_failure()
 
     def start_operation(
         self,
@@ -336,8 +373,12 @@ class State:
         on_failure: Callable[[], None] | None = None,
         fail_message: str | None = None,
         resource_key: tuple[str, str, str] | None = None,
+        hang: bool = False,
     ) -> Operation:
-        """Register a new operation that completes after ``lro_delay`` seconds."""
+        """Register a new operation that completes after ``lro_delay`` seconds.
+
+        With ``hang=True`` it never completes (until :meth:`finish_pending` cancels it).
+        """
         started = time.monotonic()
         op = Operation(
             id=str(uuid.uuid4()),
@@ -351,14 +392,34 @@ class State:
             on_success=on_success,
             on_failure=on_failure,
             resource_key=resource_key,
+            hang=hang,
         )
         with self.lock:
             self.operations[op.id] = op
             if resource_key and resource_key in self.arm:
                 self.arm[resource_key].pending = op.id
-            if self.lro_delay <= 0:
+            if self.lro_delay <= 0 and not hang:
                 self._finish(op)
         return op
+
+    # -- stale reads -------------------------------------------------------------------
+
+    def hold_stale(self, key: tuple[str, ...], before: Any, seconds: float) -> None:
+        """Make reads of ``key`` answer ``before`` for ``seconds`` (a ``stale`` fault)."""
+        now = time.monotonic()
+        with self.lock:
+            for old in [k for k, v in self._stale.items() if v.until <= now]:
+                del self._stale[old]
+            self._stale[key] = StaleView(until=now + seconds, before=before)
+
+    def stale(self, key: tuple[str, ...]) -> StaleView | None:
+        """The stale view reads of ``key`` answer now, or None (read the state)."""
+        with self.lock:
+            view = self._stale.get(key)
+            if view is not None and view.until <= time.monotonic():
+                del self._stale[key]
+                view = None
+            return view
 
     # -- ARM services ------------------------------------------------------------------
 

@@ -1,19 +1,33 @@
-"""Faults switched on per route and count, and the emulator's lifecycle (nothing left behind)."""
+"""Faults switched on per route and count, and the emulator's lifecycle (nothing left behind).
+
+The crash-consistency faults (``apply_*``, ``stale``, ``lro_hang``, ``kill``) are judged from
+the emulator's own state, not only from what the client was answered.
+"""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 import requests
 
 from amlretrain.emulator import Emulator, Faults
 from amlretrain.emulator._run import run
+from amlretrain.emulator._storage import parse_connection_string
 from amlretrain.emulator.azurite import Azurite
+from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -164,3 +178,343 @@ def test_the_foreground_runner_prints_the_details_and_stops_on_request(tmp_path:
     stop.set()
     thread.join(30)
     assert result == [0]
+
+
+# -- faults for crash-consistency tests: the effect stands, the answer is lost or wrong --------
+
+PROVIDER = "/providers/Microsoft.MachineLearning"
+OLD_MODEL = "https://models.example/old.ilearner"
+NEW_MODEL = "https://models.example/new.ilearner"
+
+
+def arm_headers(emu: Emulator) -> dict[str, str]:
+    return {"Authorization": f"Bearer {emu.info.arm_token}"}
+
+
+def ws_headers(emu: Emulator) -> dict[str, str]:
+    return {"Authorization": f"Bearer {emu.info.workspace_token}"}
+
+
+def model_body(uri: str) -> dict[str, Any]:
+    asset = {"name": "M [trained model]", "type": "Resource", "locationInfo": {"uri": uri}}
+    return {
+        "location": "South Central US",
+        "properties": {"packageType": "Graph", "title": "faults", "assets": {"m": asset}},
+    }
+
+
+def served_model(doc: dict[str, Any]) -> str:
+    uri: str = doc["properties"]["assets"]["m"]["locationInfo"]["uri"]
+    return uri
+
+
+def op_status(http: requests.Session, emu: Emulator, resp: requests.Response) -> str:
+    doc = http.get(resp.headers["Azure-AsyncOperation"], headers=arm_headers(emu)).json()
+    status: str = doc["status"]
+    return status
+
+
+def wait_succeeded(http: requests.Session, emu: Emulator, resp: requests.Response) -> None:
+    assert wait_for(lambda: op_status(http, emu, resp) != "Provisioning")
+    assert op_status(http, emu, resp) == "Succeeded"
+
+
+class ArmService(NamedTuple):
+    url: str
+    key: tuple[str, str, str]
+
+
+@pytest.fixture
+def arm_service(emulator: Emulator, http: requests.Session) -> Iterator[ArmService]:
+    """A fresh New web service serving OLD_MODEL (deleted afterwards)."""
+    name = f"faults-{uuid.uuid4().hex[:8]}"
+    sub, rg = emulator.info.subscription_id, "fault-tests"
+    url = f"{emulator.info.arm_base_url}/subscriptions/{sub}/resourceGroups/{rg}{PROVIDER}"
+    url += f"/webServices/{name}"
+    resp = http.put(url, params=API, json=model_body(OLD_MODEL), headers=arm_headers(emulator))
+    assert resp.status_code == 201, resp.text
+    wait_succeeded(http, emulator, resp)
+    yield ArmService(url, (sub.lower(), rg, name))
+    http.delete(url, params=API, headers=arm_headers(emulator))
+
+
+def arm_patch(http: requests.Session, emu: Emulator, svc: ArmService) -> requests.Response:
+    patch = model_body(NEW_MODEL)
+    del patch["location"]
+    return http.patch(svc.url, params=API, json=patch, headers=arm_headers(emu))
+
+
+def arm_read(http: requests.Session, emu: Emulator, svc: ArmService) -> dict[str, Any]:
+    resp = http.get(svc.url, params=API, headers=arm_headers(emu))
+    assert resp.status_code == 200, resp.text
+    doc: dict[str, Any] = resp.json()
+    return doc
+
+
+def arm_truth(emu: Emulator, svc: ArmService) -> dict[str, Any]:
+    """The emulator's own record of the service (completing due operations first)."""
+    assert emu.state is not None
+    with emu.state.locked() as state:
+        return copy.deepcopy(state.arm[svc.key].resource)
+
+
+class ClassicEndpoint(NamedTuple):
+    url: str
+    resource: str
+    old: str  # RelativeLocation of the model it serves
+    new_location: dict[str, str]  # a readable .ilearner blob to patch it with
+
+
+@pytest.fixture
+def classic_endpoint(emulator: Emulator, http: requests.Session) -> Iterator[ClassicEndpoint]:
+    """A fresh non-default endpoint of the predictive service, and a blob to patch it with."""
+    from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
+
+    info = emulator.info
+    name = f"flt{uuid.uuid4().hex[:12]}"
+    url = f"{info.management_url}/workspaces/{info.workspace_id}/webservices"
+    url += f"/{info.predictive_service}/endpoints/{name}"
+    resp = http.put(url, json={"Description": "faults"}, headers=ws_headers(emulator))
+    assert resp.status_code == 201, resp.text
+    resource = resp.json()["Resources"][0]
+    blob = f"faults-{uuid.uuid4().hex[:8]}.ilearner"
+    with BlobServiceClient.from_connection_string(info.storage_connection_string) as blobs:
+        blobs.get_blob_client("models", blob).upload_blob(b"model bytes", overwrite=True)
+        sas = generate_blob_sas(
+            info.storage_account,
+            "models",
+            blob,
+            account_key=parse_connection_string(info.storage_connection_string)["AccountKey"],
+            permission=BlobSasPermissions(read=True),
+            expiry=datetime.now(timezone.utc) + timedelta(hours=1),
+        )
+    location = {
+        **resource["Location"],
+        "RelativeLocation": f"models/{blob}",
+        "SasBlobToken": "?" + sas,
+    }
+    yield ClassicEndpoint(url, resource["Name"], resource["Location"]["RelativeLocation"], location)
+    http.delete(url, headers=ws_headers(emulator))
+
+
+def classic_patch(http: requests.Session, emu: Emulator, ep: ClassicEndpoint) -> requests.Response:
+    body = {"Resources": [{"Name": ep.resource, "Location": ep.new_location}]}
+    return http.patch(ep.url, json=body, headers=ws_headers(emu))
+
+
+def classic_read(http: requests.Session, emu: Emulator, ep: ClassicEndpoint) -> str:
+    resp = http.get(ep.url, headers=ws_headers(emu))
+    assert resp.status_code == 200, resp.text
+    location: str = resp.json()["Resources"][0]["Location"]["RelativeLocation"]
+    return location
+
+
+def classic_truth(emu: Emulator, ep: ClassicEndpoint) -> str:
+    assert emu.state is not None
+    name = ep.url.rsplit("/", 1)[1]
+    with emu.state.lock:
+        ws = emu.state.workspaces[emu.info.workspace_id.lower()]
+        endpoint = ws.services[str(emu.info.predictive_service)].endpoints[name]
+        location: str = endpoint.resources[0]["Location"]["RelativeLocation"]
+        return location
+
+
+@pytest.mark.parametrize("kind", ["apply_drop", "apply_status"])
+def test_apply_faults_on_arm_patch_lose_the_answer_but_the_patch_lands(
+    emulator: Emulator,
+    http: requests.Session,
+    faults: Faults,
+    arm_service: ArmService,
+    kind: str,
+) -> None:
+    faults.add(route="arm.patch", kind=kind)
+    if kind == "apply_drop":
+        with pytest.raises(requests.ConnectionError):
+            arm_patch(http, emulator, arm_service)
+    else:
+        resp = arm_patch(http, emulator, arm_service)
+        assert resp.status_code == 500
+        assert resp.json()["error"]["code"] == "InternalServerError"
+        assert "Azure-AsyncOperation" not in resp.headers
+    assert wait_for(lambda: served_model(arm_truth(emulator, arm_service)) == NEW_MODEL)
+    assert arm_truth(emulator, arm_service)["properties"]["provisioningState"] == "Succeeded"
+    assert served_model(arm_read(http, emulator, arm_service)) == NEW_MODEL
+    assert faults.rules[0].exhausted
+
+
+@pytest.mark.parametrize("kind", ["apply_drop", "apply_status"])
+def test_apply_faults_on_classic_patch_lose_the_answer_but_the_patch_lands(
+    emulator: Emulator,
+    http: requests.Session,
+    faults: Faults,
+    classic_endpoint: ClassicEndpoint,
+    kind: str,
+) -> None:
+    faults.add(route="classic.patch_endpoint", kind=kind, status=503)
+    if kind == "apply_drop":
+        with pytest.raises(requests.ConnectionError):
+            classic_patch(http, emulator, classic_endpoint)
+    else:
+        resp = classic_patch(http, emulator, classic_endpoint)
+        assert resp.status_code == 503
+        assert resp.json()["error"]["code"] == "ServiceUnavailable"
+    new = classic_endpoint.new_location["RelativeLocation"]
+    assert classic_truth(emulator, classic_endpoint) == new
+    assert classic_read(http, emulator, classic_endpoint) == new
+
+
+def test_stale_reads_after_an_arm_patch_show_the_old_model_for_the_window(
+    emulator: Emulator, http: requests.Session, faults: Faults, arm_service: ArmService
+) -> None:
+    faults.add(route="arm.patch", kind="stale", seconds=1.5)
+    written = time.monotonic()
+    resp = arm_patch(http, emulator, arm_service)
+    assert resp.status_code == 200
+    wait_succeeded(http, emulator, resp)  # the operation completes as usual
+    assert served_model(arm_truth(emulator, arm_service)) == NEW_MODEL  # the truth, at once
+    stale = arm_read(http, emulator, arm_service)  # azure-core's final GET would see this
+    assert served_model(stale) == OLD_MODEL
+    assert stale["properties"]["provisioningState"] == "Succeeded"
+    assert time.monotonic() - written < 1.2  # still inside the window
+    assert wait_for(lambda: served_model(arm_read(http, emulator, arm_service)) == NEW_MODEL)
+    assert time.monotonic() - written >= 1.5
+    assert served_model(arm_read(http, emulator, arm_service)) == NEW_MODEL
+
+
+def test_a_stale_create_reads_as_not_found_for_the_window(
+    emulator: Emulator, http: requests.Session, faults: Faults
+) -> None:
+    faults.add(route="arm.put", kind="stale", seconds=1.0)
+    sub = emulator.info.subscription_id
+    name = f"stale-{uuid.uuid4().hex[:8]}"
+    url = f"{emulator.info.arm_base_url}/subscriptions/{sub}/resourceGroups/fault-tests{PROVIDER}"
+    url += f"/webServices/{name}"
+    resp = http.put(url, params=API, json=model_body(OLD_MODEL), headers=arm_headers(emulator))
+    assert resp.status_code == 201
+    wait_succeeded(http, emulator, resp)
+    assert emulator.state is not None
+    assert (sub.lower(), "fault-tests", name) in emulator.state.arm
+    assert http.get(url, params=API, headers=arm_headers(emulator)).status_code == 404
+    assert wait_for(
+        lambda: http.get(url, params=API, headers=arm_headers(emulator)).status_code == 200
+    )
+    http.delete(url, params=API, headers=arm_headers(emulator))
+
+
+def test_stale_reads_after_a_classic_patch_show_the_old_model_for_the_window(
+    emulator: Emulator, http: requests.Session, faults: Faults, classic_endpoint: ClassicEndpoint
+) -> None:
+    faults.add(route="classic.*", kind="stale", seconds=1.5)
+    new = classic_endpoint.new_location["RelativeLocation"]
+    written = time.monotonic()
+    assert classic_patch(http, emulator, classic_endpoint).status_code == 200
+    assert classic_truth(emulator, classic_endpoint) == new
+    assert classic_read(http, emulator, classic_endpoint) == classic_endpoint.old
+    listed = http.get(classic_endpoint.url.rsplit("/", 1)[0], headers=ws_headers(emulator))
+    mine = [e for e in listed.json() if classic_endpoint.url.endswith("/" + e["Name"])]
+    assert mine[0]["Resources"][0]["Location"]["RelativeLocation"] == classic_endpoint.old
+    assert time.monotonic() - written < 1.2
+    assert wait_for(lambda: classic_read(http, emulator, classic_endpoint) == new)
+    assert time.monotonic() - written >= 1.5
+
+
+def test_a_hung_arm_operation_never_completes_until_a_later_patch_supersedes_it(
+    emulator: Emulator, http: requests.Session, faults: Faults, arm_service: ArmService
+) -> None:
+    faults.add(route="arm.patch", kind="lro_hang")
+    hung = arm_patch(http, emulator, arm_service)
+    assert hung.status_code == 200
+    for _ in range(5):  # ~1 s: five times the emulator's operation delay
+        assert op_status(http, emulator, hung) == "Provisioning"
+        assert served_model(arm_truth(emulator, arm_service)) == OLD_MODEL
+        time.sleep(0.2)
+    doc = arm_read(http, emulator, arm_service)
+    assert served_model(doc) == OLD_MODEL
+    assert doc["properties"]["provisioningState"] == "Provisioning"
+    later = arm_patch(http, emulator, arm_service)
+    assert later.status_code == 200
+    wait_succeeded(http, emulator, later)
+    assert op_status(http, emulator, hung) == "Canceled"
+    truth = arm_truth(emulator, arm_service)
+    assert served_model(truth) == NEW_MODEL
+    assert truth["properties"]["provisioningState"] == "Succeeded"
+
+
+SLEEPER = "import time; time.sleep(60)"
+TERM_HANDLER = """
+import pathlib, signal, sys, time
+def on_term(signum, frame):
+    pathlib.Path(sys.argv[1]).write_text(signal.Signals(signum).name)
+    sys.exit(3)
+signal.signal(signal.SIGTERM, on_term)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def child() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start client stand-in processes; any still running at the end is killed."""
+    started: list[subprocess.Popen[str]] = []
+
+    def spawn(code: str, *args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True
+        )
+        started.append(proc)
+        return proc
+
+    yield spawn
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_sigkill_fault_kills_the_client_and_applies_the_patch_only_after(
+    emulator: Emulator,
+    http: requests.Session,
+    faults: Faults,
+    arm_service: ArmService,
+    child: Callable[..., subprocess.Popen[str]],
+    when: str,
+) -> None:
+    client = child(SLEEPER)
+    faults.add(route="arm.patch", kind="kill", pid=client.pid, when=when)
+    with pytest.raises(requests.ConnectionError):
+        arm_patch(http, emulator, arm_service)
+    assert client.poll() == -signal.SIGKILL  # already dead when the connection dropped
+    if when == "after":
+        assert wait_for(lambda: served_model(arm_truth(emulator, arm_service)) == NEW_MODEL)
+    else:
+        time.sleep(0.4)  # twice the operation delay: a started patch would have landed
+        truth = arm_truth(emulator, arm_service)
+        assert served_model(truth) == OLD_MODEL
+        assert truth["properties"]["provisioningState"] == "Succeeded"
+
+
+def test_a_sigterm_fault_after_the_handler_signals_the_client_and_answers_normally(
+    emulator: Emulator,
+    http: requests.Session,
+    faults: Faults,
+    classic_endpoint: ClassicEndpoint,
+    child: Callable[..., subprocess.Popen[str]],
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "signalled"
+    client = child(TERM_HANDLER, str(marker))
+    assert client.stdout is not None and client.stdout.readline().strip() == "ready"
+    faults.add(
+        route="classic.patch_endpoint", kind="kill", pid=client.pid, signal="SIGTERM", when="after"
+    )
+    resp = classic_patch(http, emulator, classic_endpoint)
+    assert resp.status_code == 200  # answered as if nothing happened
+    assert (
+        classic_truth(emulator, classic_endpoint)
+        == (classic_endpoint.new_location["RelativeLocation"])
+    )
+    assert client.wait(5) == 3  # its SIGTERM handler ran
+    assert marker.read_text() == "SIGTERM"

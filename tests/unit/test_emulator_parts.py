@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from amlretrain.emulator import Emulator, EmulatorCredential, EmulatorInfo, Faults
+from amlretrain.emulator import faults as faults_module
 from amlretrain.emulator._server import Router, arm_error, runtime_error
 from amlretrain.emulator.arm import list_view, merge, service_view
-from amlretrain.emulator.state import State, normalize_region, trained_model_asset
+from amlretrain.emulator.faults import REQUEST_KINDS, kill_client
+from amlretrain.emulator.state import ArmService, State, normalize_region, trained_model_asset
 from amlretrain.errors import ConfigurationError
 
 
@@ -209,3 +215,156 @@ def test_info_hides_secrets_and_the_credential_serves_the_token() -> None:
     assert cred.get_token("scope").token == "ARMSECRET"
     assert cred.get_token_info("scope").token == "ARMSECRET"
     assert "ARMSECRET" not in repr(cred)
+
+
+def test_apply_status_defaults_to_500_and_checks_its_status_like_status() -> None:
+    rule = Faults().add(route="arm.patch", kind="apply_status")
+    assert (rule.status, rule.after_handler) == (500, True)
+    assert Faults().add(kind="apply_status", status=429).retry_after == 1
+    with pytest.raises(ValueError, match="apply_status fault needs a 4xx/5xx"):
+        Faults().add(kind="apply_status", status=204)
+    assert Faults().add(kind="apply_drop").after_handler
+    assert not Faults().add(kind="drop").after_handler
+
+
+def test_a_kill_fault_needs_a_safe_pid_and_normalizes_signal_and_when() -> None:
+    rule = Faults().add(route="arm.patch", kind="kill", pid=4242)
+    assert (rule.signal, rule.when, rule.after_handler) == (signal.SIGKILL, "before", False)
+    term = Faults().add(kind="kill", pid=4242, signal="sigterm", when="after")
+    assert (term.signal, term.after_handler) == (signal.SIGTERM, True)
+    assert Faults().add(kind="kill", pid=4242, signal="INT").signal == signal.SIGINT
+    assert Faults().add(kind="kill", pid=4242, signal=15).signal == signal.SIGTERM
+    for bad, match in [
+        ({}, "needs pid"),
+        ({"pid": 1}, "> 1"),
+        ({"pid": 0}, "> 1"),
+        ({"pid": -5}, "> 1"),
+        ({"pid": os.getpid()}, "own process"),
+        ({"pid": "4242"}, "must be an int"),
+        ({"pid": True}, "must be an int"),
+        ({"pid": 4242, "signal": "SIGNOPE"}, "unknown signal"),
+        ({"pid": 4242, "signal": 0}, "not a signal number"),
+        ({"pid": 4242, "when": "during"}, "'before' or 'after'"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            Faults().add(kind="kill", **bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pid, when: only for kill faults"):
+        Faults().add(kind="drop", pid=4242, when="after")
+
+
+def test_stale_and_lro_hang_faults_must_name_routes_they_act_on() -> None:
+    assert Faults().add(route="classic.*", kind="stale", seconds=2).seconds == 2
+    Faults().add(route="*", kind="stale", seconds=1)
+    with pytest.raises(ValueError, match="needs seconds > 0"):
+        Faults().add(route="arm.patch", kind="stale")
+    with pytest.raises(ValueError, match=r"route 'arm\.get' matches none"):
+        Faults().add(route="arm.get", kind="stale", seconds=1)
+    Faults().add(route="arm.delete", kind="lro_hang")
+    with pytest.raises(ValueError, match=r"lro_hang fault acts on arm\.put"):
+        Faults().add(route="classic.patch_endpoint", kind="lro_hang")
+
+
+def test_the_new_request_kinds_are_decisive_like_status_and_drop() -> None:
+    faults = Faults()
+    faults.add(kind="latency", seconds=0.1, count=None)
+    faults.add(route="arm.patch", kind="apply_drop")
+    faults.add(route="arm.*", kind="kill", pid=4242)
+    faults.add(route="arm.*", kind="stale", seconds=1)  # not a request kind: untouched
+    first = faults.take("arm.patch", REQUEST_KINDS)
+    assert [f.kind for f in first] == ["latency", "apply_drop"]
+    assert [f.kind for f in faults.take("arm.patch", REQUEST_KINDS)] == ["latency", "kill"]
+    assert [f.kind for f in faults.take("arm.patch", REQUEST_KINDS)] == ["latency"]
+    assert faults.take_one(["arm.put"], "stale") is not None
+
+
+def test_the_new_fields_load_from_config_data_and_errors_name_the_rule() -> None:
+    faults = Faults.from_data(
+        {
+            "faults": [
+                {"route": "arm.patch", "kind": "kill", "pid": 4242, "signal": "SIGTERM"},
+                {"route": "arm.put", "kind": "stale", "seconds": 1.5, "count": "forever"},
+                {"route": "bes.start", "kind": "apply_status", "status": 503},
+            ]
+        }
+    )
+    kill, stale, status = faults.rules
+    assert (kill.pid, kill.signal, kill.when) == (4242, signal.SIGTERM, "before")
+    assert (stale.seconds, stale.count) == (1.5, None)
+    assert status.status == 503
+    with pytest.raises(ValueError, match=r"fault #1: a kill fault needs pid"):
+        Faults.from_data([{"kind": "drop"}, {"kind": "kill"}])
+
+
+def test_kill_client_waits_until_the_process_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    checks: list[bool] = []
+    real_gone = faults_module._gone
+
+    def gone(pid: int) -> bool:
+        checks.append(real_gone(pid))
+        return checks[-1]
+
+    monkeypatch.setattr(faults_module, "_gone", gone)
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as child:
+        assert kill_client(Faults().add(kind="kill", pid=child.pid)) is True
+        assert checks and checks[-1] is True  # waited until it was a zombie or gone
+        assert child.wait(5) == -signal.SIGKILL
+
+
+def test_kill_client_gives_up_waiting_and_refuses_unsafe_pids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(faults_module, "_gone", lambda pid: False)
+    monkeypatch.setattr(faults_module, "_KILL_WAIT", 0.1)
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as child:
+        start = time.monotonic()
+        assert kill_client(Faults().add(kind="kill", pid=child.pid)) is True
+        assert 0.1 <= time.monotonic() - start < 2
+        child.wait(5)
+    rule = Faults().add(kind="kill", pid=4242)
+    rule.pid = os.getpid()  # rules are mutable: checked again when they fire
+    with pytest.raises(ValueError, match="own process"):
+        kill_client(rule)
+    with pytest.raises(ValueError, match="not a kill fault"):
+        kill_client(Faults().add(kind="drop"))
+
+
+def test_a_hung_operation_stays_provisioning_and_a_later_write_cancels_it() -> None:
+    state = State(lro_delay=0)
+    events: list[str] = []
+    state.arm[("s", "rg", "n")] = ArmService(
+        subscription_id="s",
+        resource_group="rg",
+        name="n",
+        service_id="id",
+        resource={"properties": {}},
+        region="westus",
+    )
+    op = state.start_operation(
+        subscription_id="s",
+        region="westus",
+        api_version="2017-01-01",
+        on_success=lambda: events.append("applied"),
+        on_failure=lambda: events.append("rolled back"),
+        resource_key=("s", "rg", "n"),
+        hang=True,
+    )
+    with state.locked():
+        pass
+    assert op.document()["status"] == "Provisioning"
+    assert events == []
+    state.finish_pending(state.arm[("s", "rg", "n")])
+    doc = op.document()
+    assert (doc["status"], doc["error"]["code"]) == ("Canceled", "OperationCanceled")
+    assert "endTime" in doc
+    assert events == ["rolled back"]
+    assert state.arm[("s", "rg", "n")].pending is None
+
+
+def test_a_stale_view_lasts_its_seconds_then_reads_see_the_state() -> None:
+    state = State()
+    state.hold_stale(("arm", "s", "rg", "n"), {"old": True}, 0.1)
+    view = state.stale(("arm", "s", "rg", "n"))
+    assert view is not None and view.before == {"old": True}
+    assert state.stale(("arm", "s", "rg", "other")) is None
+    time.sleep(0.12)
+    assert state.stale(("arm", "s", "rg", "n")) is None
