@@ -34,6 +34,8 @@ from amlretrain.errors import (
 if TYPE_CHECKING:
     import requests
 
+    from amlretrain.interrupt import StopSignal
+
 __all__ = [
     "MANAGEMENT_HOSTS",
     "ClassicClient",
@@ -553,6 +555,7 @@ class ClassicClient:
         blob_check: Callable[[BlobRef], bool] | None = None,
         endpoint: Endpoint | None = None,
         check_default: bool = True,
+        stop: StopSignal | None = None,
     ) -> Endpoint:
         """Point an endpoint's trained-model resource at a new ``.ilearner``, and verify it.
 
@@ -572,6 +575,7 @@ class ClassicClient:
                 resources are checked instead of a fresh read's.
             check_default: refuse the default endpoint (reads the web service); pass
                 False only when the caller has already checked it.
+            stop: a run's stop request: the verification ends at its grace deadline.
 
         Returns:
             The endpoint as read after the swap.
@@ -603,7 +607,9 @@ class ClassicClient:
         body = {"Resources": [{"Name": resource_name, "Location": blob.to_bes()}]}
         self._http.request("PATCH", url, json_body=body)
         log.info("patched %s of endpoint %s to %s", resource_name, endpoint_name, blob.url)
-        return self._verify(web_service_id, endpoint_name, resource_name, blob, verify_timeout)
+        return self._verify(
+            web_service_id, endpoint_name, resource_name, blob, verify_timeout, stop
+        )
 
     def _refuse_default(self, web_service_id: str, endpoint_name: str, verb: str) -> None:
         service = self.get_web_service(web_service_id)
@@ -639,6 +645,7 @@ class ClassicClient:
         resource_name: str,
         blob: BlobRef,
         timeout: float,
+        stop: StopSignal | None = None,
     ) -> Endpoint:
         deadline = time.monotonic() + timeout
         while True:
@@ -646,7 +653,8 @@ class ClassicClient:
             current = endpoint.resource(resource_name).location
             if _same_location(current, blob):
                 return endpoint
-            remaining = deadline - time.monotonic()
+            cut = stop.deadline() if stop is not None else None
+            remaining = (deadline if cut is None else min(deadline, cut)) - time.monotonic()
             if remaining <= 0:
                 raise VerificationFailed(
                     f"endpoint {endpoint_name!r} still reads {resource_name!r} from another "

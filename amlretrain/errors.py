@@ -13,7 +13,11 @@ Every error the library raises on purpose is an :class:`AmlRetrainError`::
     ├── TrainingJobFailed        a batch training job ended Failed or Cancelled
     ├── GateRejected             the new model did not pass the evaluation gate
     ├── VerificationFailed       an update reported success but the service does not show it
-    └── OperationTimeout         a wait passed its deadline
+    ├── OperationTimeout         a wait passed its deadline
+    └── LedgerError              the ledger could not be written after a run began
+
+:class:`Interrupted` (a ``KeyboardInterrupt``) ends a run stopped by SIGINT or SIGTERM
+once the truth about its targets was recorded.
 
 Messages never contain secrets: every message that may quote service text or a URL
 goes through :func:`amlretrain._redact.redact` first.
@@ -31,6 +35,8 @@ __all__ = [
     "ConflictError",
     "DefinitionError",
     "GateRejected",
+    "Interrupted",
+    "LedgerError",
     "NotFoundError",
     "OperationTimeout",
     "ServiceError",
@@ -215,3 +221,31 @@ class OperationTimeout(AmlRetrainError):
     def __init__(self, message: str, *, waited: float | None = None) -> None:
         self.waited = waited
         super().__init__(message)
+
+
+class LedgerError(AmlRetrainError):
+    """The ledger could not be written after the run had proved it writable.
+
+    A change it was meant to record may have happened: ``amlretrain reconcile`` reads
+    the targets and records what they serve.
+    """
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM, after it recorded what its targets serve.
+
+    Attributes:
+        signum: the signal (``signal.SIGINT`` or ``signal.SIGTERM``).
+        result: the run's result so far (a ``RetrainResult`` or ``TargetOutcome``), when
+            one was built.
+    """
+
+    def __init__(self, signum: int, result: Any = None) -> None:
+        self.signum = signum
+        self.result = result
+        super().__init__(f"interrupted by signal {signum}")
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number: 130 for SIGINT, 143 for SIGTERM."""
+        return 128 + int(self.signum)

@@ -26,6 +26,7 @@ from amlretrain._redact import redact
 from amlretrain.blobs import BlobRef
 from amlretrain.errors import (
     ConfigurationError,
+    Interrupted,
     NotFoundError,
     OperationTimeout,
     ServiceError,
@@ -38,6 +39,7 @@ from amlretrain.jobstatus import JobStatus, PollPolicy
 if TYPE_CHECKING:
     import requests
 
+    from amlretrain.interrupt import StopSignal
     from amlretrain.storage import BlobStore
 
 __all__ = ["BatchClient", "JobStatus", "PollPolicy", "TrainingJob"]
@@ -304,6 +306,7 @@ class TrainingJob:
         progress: bool = False,
         poll: PollPolicy | None = None,
         cancel_on_timeout: bool = True,
+        stop: StopSignal | None = None,
     ) -> TrainingJob:
         """Poll until the job ends; return self when it Finished.
 
@@ -316,8 +319,11 @@ class TrainingJob:
             progress: show a tqdm.auto status display (needs the ``progress`` extra).
             poll: overrides the client's :class:`PollPolicy`.
             cancel_on_timeout: cancel the job when the deadline passes.
+            stop: a run's stop request (SIGINT/SIGTERM): the job is cancelled and
+                :class:`~amlretrain.errors.Interrupted` raised.
 
         Raises:
+            Interrupted: ``stop`` was requested (the job was cancelled).
             TrainingJobFailed: the job ended Failed or Cancelled (with its Details).
             OperationTimeout: the deadline passed (the job was cancelled).
         """
@@ -352,7 +358,14 @@ class TrainingJob:
                             waited=waited,
                         )
                     pause = min(pause, remaining)
-                time.sleep(pause)
+                if stop is None:
+                    time.sleep(pause)
+                elif stop.wait(pause):
+                    log.warning("stopping: cancelling job %s", self.job_id)
+                    self.cancel()
+                    stop.raise_if_requested()
+        except Interrupted:
+            raise  # cancelled already
         except KeyboardInterrupt:
             log.warning("interrupted: cancelling job %s", self.job_id)
             self.cancel()

@@ -6,8 +6,9 @@ summary for terminals, and an HTML table for notebooks.
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,15 +16,17 @@ import attrs
 
 from amlretrain._html import table_html
 from amlretrain._redact import redact, redact_data
-from amlretrain.errors import AmlRetrainError, GateRejected
+from amlretrain.errors import AmlRetrainError, GateRejected, OperationTimeout, VerificationFailed
 
 __all__ = ["RetrainResult", "StepRecorder", "StepResult", "TargetOutcome"]
 
-#: Target statuses: ``succeeded``, ``rejected`` (by the gate), ``failed`` (target left on
-#: its previous model or unknown, see ``serving_model``), ``restored`` (the swap failed
-#: and the previous model was put back), ``skipped`` (already serves the model),
-#: ``dry-run`` (planned only).
-STATUSES = ("succeeded", "rejected", "failed", "restored", "skipped", "dry-run")
+#: Target statuses: ``succeeded``, ``rejected`` (by the gate), ``failed`` (see
+#: ``serving_model``), ``restored`` (the swap failed and the previous model was put
+#: back), ``unknown`` (the change was sent but what the target serves could not be
+#: confirmed: run reconcile), ``skipped`` (already serves the model), ``dry-run``
+#: (planned only).
+STATUSES = ("succeeded", "rejected", "failed", "restored", "unknown", "skipped", "dry-run")
+_OK = ("succeeded", "dry-run", "skipped")
 
 
 @attrs.frozen(kw_only=True)
@@ -53,6 +56,7 @@ class TargetOutcome:
         plan: the exact request sent, or for a dry run planned (redacted).
         error: why it did not succeed (redacted).
         seconds: time spent on this target.
+        exception: the error behind ``error``, when there was one (not serialised).
     """
 
     target: str
@@ -67,6 +71,19 @@ class TargetOutcome:
     plan: Mapping[str, Any] | None = None
     error: str | None = None
     seconds: float = 0.0
+    exception: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def serving_text(self) -> str:
+        """What it serves, for people: the model, ``unknown``, or ``-``."""
+        if self.serving_model:
+            return self.serving_model
+        return "unknown" if self.status == "unknown" else "-"
+
+    def raise_for_status(self) -> TargetOutcome:
+        """Raise for an outcome that did not succeed (as :meth:`RetrainResult.raise_for_status`)."""
+        _raise_for([self], 1, {})
+        return self
 
     @property
     def gate_text(self) -> str | None:
@@ -75,7 +92,9 @@ class TargetOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, redacted."""
-        data: dict[str, Any] = redact_data(attrs.asdict(self, recurse=True))
+        data: dict[str, Any] = redact_data(
+            attrs.asdict(self, recurse=True, filter=lambda a, _v: a.name != "exception")
+        )
         data["gate_checks"] = list(self.gate_checks)
         return data
 
@@ -103,29 +122,21 @@ class RetrainResult:
     @property
     def succeeded(self) -> bool:
         """True when every target succeeded (or was planned, in a dry run, or skipped)."""
-        return all(t.status in ("succeeded", "dry-run", "skipped") for t in self.targets)
+        return all(t.status in _OK for t in self.targets)
 
     def raise_for_status(self) -> RetrainResult:
         """Raise for what did not succeed; return self otherwise.
 
         Raises:
             GateRejected: every target that did not succeed was rejected by the gate.
-            AmlRetrainError: some target failed or was restored (the message lists them).
+            AmlRetrainError: some target failed, was restored or is unknown. When every
+                such target failed with the same kind of error, that error (e.g.
+                ``VerificationFailed`` for an unconfirmed swap, ``OperationTimeout``,
+                ``ConflictError`` for a target leased by another run); otherwise an
+                ``AmlRetrainError`` listing them.
         """
-        bad = [t for t in self.targets if t.status not in ("succeeded", "dry-run", "skipped")]
-        if not bad:
-            return self
-        if all(t.status == "rejected" for t in bad):
-            reasons = [f"{t.target}: {t.error}" for t in bad]
-            raise GateRejected(
-                "the new model was not deployed: " + "; ".join(reasons),
-                reasons=reasons,
-                metrics=self.metrics,
-            )
-        lines = [f"{t.target}: {t.status}: {t.error}" for t in bad]
-        raise AmlRetrainError(
-            f"{len(bad)} of {len(self.targets)} target(s) failed: " + "; ".join(lines)
-        )
+        _raise_for(self.targets, len(self.targets), self.metrics)
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, redacted."""
@@ -154,7 +165,7 @@ class RetrainResult:
         lines.append("")
         lines.append(f"{'target':<{width}}  {'status':<9} serving")
         for t in self.targets:
-            lines.append(f"{t.target:<{width}}  {t.status:<9} {t.serving_model or '-'}")
+            lines.append(f"{t.target:<{width}}  {t.status:<9} {t.serving_text}")
             if t.error:
                 lines.append(f"{'':<{width}}  {t.error}")
         counts: dict[str, int] = {}
@@ -175,6 +186,40 @@ class RetrainResult:
             caption="targets",
         )
         return steps + targets
+
+
+def _raise_for(targets: Sequence[TargetOutcome], total: int, metrics: Mapping[str, float]) -> None:
+    """Raise the error that best says why some of ``targets`` did not succeed."""
+    bad = [t for t in targets if t.status not in _OK]
+    if not bad:
+        return
+    if all(t.status == "rejected" for t in bad):
+        reasons = [f"{t.target}: {t.error}" for t in bad]
+        raise GateRejected(
+            "the new model was not deployed: " + "; ".join(reasons),
+            reasons=reasons,
+            metrics=metrics,
+        )
+    unknown = [t for t in bad if t.status == "unknown"]
+    if unknown:
+        # What a target serves is unknown: that is what a caller must act on first.
+        if all(isinstance(t.exception, OperationTimeout) for t in unknown):
+            raise unknown[0].exception  # type: ignore[misc]
+        raise VerificationFailed(
+            f"{len(unknown)} of {total} target(s) unknown: "
+            + "; ".join(f"{t.target}: {t.error}" for t in unknown)
+        )
+    lines = [f"{t.target}: {t.status}: {t.error}" for t in bad]
+    text = f"{len(bad)} of {total} target(s) failed: " + "; ".join(lines)
+    errors = [t.exception for t in bad if t.status != "rejected"]
+    kinds = {type(e) for e in errors}
+    if len(kinds) == 1 and isinstance(errors[0], AmlRetrainError):
+        # One kind of failure: raise that kind (its exit code), saying what happened.
+        typed = copy.copy(errors[0])
+        typed.message = text
+        typed.args = (text,)
+        raise typed from errors[0]
+    raise AmlRetrainError(text)
 
 
 class StepRecorder:

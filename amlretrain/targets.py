@@ -16,21 +16,29 @@ verify, and score sample rows through the service's request-response API.
 from __future__ import annotations
 
 import logging
+import time
 import urllib.parse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from amlretrain._numbers import DURATION, POLLING_INTERVAL, checked
 from amlretrain._redact import redact_data
 from amlretrain.blobs import BlobRef
-from amlretrain.errors import ConfigurationError, ConflictError, VerificationFailed
+from amlretrain.errors import (
+    ConfigurationError,
+    ConflictError,
+    OperationTimeout,
+    VerificationFailed,
+)
 from amlretrain.ledger import strip_sas
 
 if TYPE_CHECKING:
-    from amlretrain.arm import WebServicesClient
+    from amlretrain.arm import WebServicePoller, WebServicesClient
     from amlretrain.classic import ClassicClient, Endpoint
     from amlretrain.definition import WebServiceDefinition
+    from amlretrain.interrupt import StopSignal
     from amlretrain.scoring import ScoreResult, ScoringClient
 
 __all__ = ["ArmTarget", "ClassicTarget", "Sample", "Target"]
@@ -102,8 +110,20 @@ class Target(Protocol):
         """The exact request a swap to ``model`` would send (secrets included)."""
         ...
 
-    def deploy(self, model: BlobRef) -> str:
-        """Swap to ``model`` and verify with a fresh read; returns the served URL."""
+    @property
+    def verify_timeout(self) -> float:
+        """Seconds a write may take to show in reads (the verify window)."""
+        ...
+
+    def deploy(self, model: BlobRef, *, stop: StopSignal | None = None) -> str:
+        """Swap to ``model`` and verify with fresh reads; returns the served URL.
+
+        Raises:
+            OperationTimeout: the change did not finish in time (or within the grace of
+                a ``stop`` request): what the target serves is unknown.
+            VerificationFailed: the change was accepted but reads did not show the new
+                model within :attr:`verify_timeout`: what it serves is unknown.
+        """
         ...
 
     @property
@@ -124,6 +144,30 @@ def _same_model(a: str | None, b: str | None) -> bool:
     return bool(a and b) and strip_sas(a) == strip_sas(b)
 
 
+def _bounded(deadline: float, stop: StopSignal | None) -> float:
+    """``deadline``, or the stop request's grace deadline when that comes first."""
+    cut = stop.deadline() if stop is not None else None
+    return deadline if cut is None else min(deadline, cut)
+
+
+def _await(poller: WebServicePoller, label: str, timeout: float, stop: StopSignal | None) -> None:
+    """Wait for a long-running operation, bounded by ``timeout`` and a stop's grace."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while not poller.done():
+        limit = _bounded(deadline, stop)
+        now = time.monotonic()
+        if now >= limit:
+            why = "the run is stopping and " if limit < deadline else ""
+            raise OperationTimeout(
+                f"web service {label}: {why}the update operation is still running after "
+                f"{now - started:.0f} s (request id {poller.request_id}); what it serves is "
+                "unknown until it is reconciled",
+                waited=now - started,
+            )
+        time.sleep(min(0.05, limit - now))
+
+
 class ArmTarget:
     """A New (ARM) predictive web service.
 
@@ -137,6 +181,12 @@ class ArmTarget:
         include_sas: put the model's SAS into ``locationInfo.uri`` (default True). Whether
             the real service needs one for a private blob is not documented; the
             emulator does.
+        operation_timeout: seconds the update operation may take (default 900); after
+            that :class:`~amlretrain.errors.OperationTimeout`, and what the service
+            serves is unknown until reconciled.
+        verify_timeout: seconds reads may keep showing the previous model after the
+            operation succeeded (ARM reads can lag; default 120).
+        verify_interval: seconds between those reads.
     """
 
     def __init__(
@@ -148,12 +198,27 @@ class ArmTarget:
         asset: str | None = None,
         scoring_url: str | None = None,
         include_sas: bool = True,
+        operation_timeout: float = 900.0,
+        verify_timeout: float = 120.0,
+        verify_interval: float = 1.0,
     ) -> None:
         self.client = client
         self.resource_group = resource_group
         self.name = name
         self.asset = asset
         self.include_sas = include_sas
+        self.operation_timeout = checked(
+            operation_timeout, name="operation_timeout", low=DURATION[0], high=DURATION[1]
+        )
+        self._verify_timeout = checked(
+            verify_timeout, name="verify_timeout", low=DURATION[0], high=DURATION[1]
+        )
+        self.verify_interval = checked(
+            verify_interval,
+            name="verify_interval",
+            low=POLLING_INTERVAL[0],
+            high=POLLING_INTERVAL[1],
+        )
         self._scoring_url = scoring_url
         self._definition: WebServiceDefinition | None = None
         self._request_ids: tuple[str, ...] = ()
@@ -172,6 +237,10 @@ class ArmTarget:
     @property
     def request_ids(self) -> tuple[str, ...]:
         return self._request_ids
+
+    @property
+    def verify_timeout(self) -> float:
+        return self._verify_timeout
 
     def _fetch(self) -> WebServiceDefinition:
         self._definition = self.client.get(self.resource_group, self.name)
@@ -218,7 +287,7 @@ class ArmTarget:
             "body": patch_body(current, new),
         }
 
-    def deploy(self, model: BlobRef) -> str:
+    def deploy(self, model: BlobRef, *, stop: StopSignal | None = None) -> str:
         # The definition read by check()/current_model() is the expected one: the client
         # re-reads the service and refuses (ConflictError) if its model changed since.
         current = self._definition or self._fetch()
@@ -234,7 +303,13 @@ class ArmTarget:
                 return served or model.url
             raise
         self._request_ids = (poller.request_id,) if poller.request_id else ()
-        after = poller.result()
+        _await(poller, self.label, self.operation_timeout, stop)
+        try:
+            after = poller.result()
+        except VerificationFailed:
+            # The operation succeeded but the read after it shows another model: reads
+            # can lag behind a write. Read again until the verify window ends.
+            after = self._settle(model, stop)
         if after is None:  # pragma: no cover - an update always returns the service
             after = self._fetch()
         self._definition = after
@@ -246,6 +321,24 @@ class ArmTarget:
                 actual=strip_sas(served),
             )
         return served or model.url
+
+    def _settle(self, model: BlobRef, stop: StopSignal | None) -> WebServiceDefinition:
+        """Read until the service shows ``model`` or the verify window ends."""
+        deadline = _bounded(time.monotonic() + self.verify_timeout, stop)
+        while True:
+            fresh = self._fetch()
+            served = self._model_of(fresh)
+            if _same_model(served, model.url):
+                return fresh
+            remaining = _bounded(deadline, stop) - time.monotonic()
+            if remaining <= 0:
+                raise VerificationFailed(
+                    f"web service {self.label}: the update operation succeeded but reads "
+                    f"still show another model after {self.verify_timeout:g} s",
+                    expected=model.url,
+                    actual=strip_sas(served),
+                )
+            time.sleep(min(self.verify_interval, remaining))
 
     def sample(self) -> Sample | None:
         definition = self._definition or self._fetch()
@@ -301,7 +394,9 @@ class ClassicTarget:
         self.web_service_id = web_service_id
         self.endpoint = endpoint
         self.resource_name = resource_name
-        self.verify_timeout = verify_timeout
+        self.verify_timeout = checked(
+            verify_timeout, name="verify_timeout", low=DURATION[0], high=DURATION[1]
+        )
         #: The model (without SAS) of the last read: :meth:`deploy` pins it.
         self._expected: str | None = None
         self._read = False
@@ -388,7 +483,7 @@ class ClassicTarget:
             },
         }
 
-    def deploy(self, model: BlobRef) -> str:
+    def deploy(self, model: BlobRef, *, stop: StopSignal | None = None) -> str:
         # The management API has no conditional PATCH: pin the model read by
         # current_model() with a fresh read right before the write. What remains is the
         # window between this read and the PATCH (one round trip plus the client's own
@@ -413,6 +508,7 @@ class ClassicTarget:
             verify_timeout=self.verify_timeout,
             endpoint=endpoint,
             check_default=not self._checked,
+            stop=stop,
         )
         return self._model_in(self._endpoint) or model.url
 

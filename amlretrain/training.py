@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +23,7 @@ from amlretrain.errors import AmlRetrainError
 from amlretrain.result import StepRecorder
 
 if TYPE_CHECKING:
+    from amlretrain.interrupt import StopSignal
     from amlretrain.jobs import BatchClient, TrainingJob
     from amlretrain.storage import BlobStore
 
@@ -64,10 +65,19 @@ class Training:
 
 
 def run_training(
-    training: Training, steps: StepRecorder, progress: bool
+    training: Training,
+    steps: StepRecorder,
+    progress: bool,
+    *,
+    stop: StopSignal | None = None,
+    on_job: Callable[[str, str], None] | None = None,
 ) -> tuple[TrainingJob, BlobRef, dict[str, float]]:
     """Upload the data, run the job, read its evaluation (steps ``upload``, ``train``,
     ``evaluate`` in ``steps``).
+
+    ``on_job(job_id, status)`` is called as soon as the submit answered (``Submitted``,
+    before the job is started: a ledger records it there) and when the job ended (its
+    last status). A ``stop`` request cancels the job and raises ``Interrupted``.
 
     Returns:
         The finished job, the trained model (with a read SAS of
@@ -97,14 +107,22 @@ def run_training(
         )
         info["job_id"] = job.job_id
         try:
+            if on_job is not None:
+                on_job(job.job_id, "Submitted")  # before the start: a ledger records it
+            if stop is not None:
+                stop.raise_if_requested()
             job.start()
-            job.wait(timeout=training.timeout, progress=progress)
+            job.wait(timeout=training.timeout, progress=progress, stop=stop)
         except (AmlRetrainError, KeyboardInterrupt):
             # wait() cancels on its deadline and on an interrupt; a start that timed out
             # or lost its connection may still have started the job: cancel it too.
             if not job.status.is_terminal:
                 _cancel_quietly(job)
+            if on_job is not None:
+                on_job(job.job_id, _ended_as(job))
             raise
+        if on_job is not None:
+            on_job(job.job_id, job.status.label)
         info["_text"] = f"job {job.job_id} finished"
     with steps.step("evaluate") as info:
         model = job.trained_model
@@ -152,6 +170,14 @@ def plan_training(training: Training, steps: StepRecorder) -> BlobRef:
         info["_text"] = "dry run: nothing to evaluate"
     # The SAS is minted after training; the plan shows where the model will be.
     return training.store.ref(training.output_container, f"{run}/model.ilearner")
+
+
+def _ended_as(job: TrainingJob) -> str:
+    """The job's status after a failed wait (``Cancelled`` once a cancel was sent)."""
+    status = job.status
+    if status.is_terminal:
+        return status.label
+    return "Unknown"
 
 
 def _cancel_quietly(job: TrainingJob) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from amlretrain._redact import redact
 from amlretrain._version import __version__
 from amlretrain.cli._common import EXIT_CODES, exit_code_for
+from amlretrain.errors import Interrupted
 
 __all__ = ["build_parser", "main"]
 
@@ -35,7 +36,12 @@ _COMMAND_MODULES = (
 
 
 def _epilog() -> str:
-    names = {1: "any other amlretrain error", 2: "bad command-line usage", 130: "interrupted"}
+    names = {
+        1: "any other amlretrain error",
+        2: "bad command-line usage",
+        130: "interrupted (SIGINT)",
+        143: "terminated (SIGTERM)",
+    }
     lines = ["exit codes:", "  0  success"]
     for cls, code in sorted(EXIT_CODES, key=lambda item: item[1]):
         names.setdefault(code, cls.__name__)
@@ -96,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_handler, log_level = _configure_logging(args.debug, args.verbose)
     try:
         return handler(args)
+    except Interrupted as err:
+        sys.stderr.write(f"amlretrain: interrupted (signal {err.signum})\n")
+        return err.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("amlretrain: interrupted\n")
         return 130

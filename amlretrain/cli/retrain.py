@@ -1,26 +1,58 @@
-"""``amlretrain retrain|deploy|rollback|history``: the retrain loop from a config file."""
+"""``amlretrain retrain|deploy|rollback|reconcile|history``: the loop from a config file.
+
+The commands that change targets route SIGINT and SIGTERM to the run (the first stops it
+cleanly, the second exits at once: see :mod:`amlretrain.interrupt`) and exit 130/143
+after printing what each target serves.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amlretrain.cli._common import add_output_flag, emit, wants_json
-from amlretrain.errors import ConfigurationError
+from amlretrain.errors import ConfigurationError, Interrupted
 
 if TYPE_CHECKING:
     from amlretrain.config import RetrainConfig
-    from amlretrain.result import RetrainResult
+    from amlretrain.interrupt import StopSignal
+    from amlretrain.result import RetrainResult, TargetOutcome
     from amlretrain.targets import Target
 
 
 __all__ = ["register"]
 
 
+def _add_wait_lock(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait-lock",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for a target another run is deploying to (default: fail "
+        "at once with exit 8)",
+    )
+
+
+def _seconds(text: str) -> float:
+    from amlretrain._numbers import checked
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    try:
+        return checked(value, name="--wait-lock", low=0.0, high=86400.0)
+    except ConfigurationError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def register(subparsers: Any) -> None:
-    """Add ``retrain``, ``deploy``, ``rollback`` and ``history``."""
+    """Add ``retrain``, ``deploy``, ``rollback``, ``reconcile`` and ``history``."""
     p = subparsers.add_parser(
         "retrain",
         help="train on new data, gate, deploy to the targets, verify, record",
@@ -31,6 +63,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="train and plan; change nothing")
     p.add_argument("--data", help="training data file (overrides [training].data)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
+    _add_wait_lock(p)
     add_output_flag(p)
     p.set_defaults(handler=_retrain)
 
@@ -40,6 +73,7 @@ def register(subparsers: Any) -> None:
     d.add_argument("--config", "-c", required=True)
     d.add_argument("--model", required=True, help="the model blob URL (with a SAS if needed)")
     d.add_argument("--dry-run", action="store_true")
+    _add_wait_lock(d)
     add_output_flag(d)
     d.set_defaults(handler=_deploy)
 
@@ -48,8 +82,25 @@ def register(subparsers: Any) -> None:
     r.add_argument("--config", "-c", required=True)
     r.add_argument("--to", help="a ledger entry id: restore the model that entry deployed")
     r.add_argument("--dry-run", action="store_true")
+    _add_wait_lock(r)
     add_output_flag(r)
     r.set_defaults(handler=_rollback)
+
+    c = subparsers.add_parser(
+        "reconcile",
+        help="read the targets with open or unknown changes and record what they serve",
+        description="Settle the ledger after a crash, a second Ctrl-C or an unconfirmed "
+        "swap: every target with an intent that has no outcome (or an unknown outcome) is "
+        "read, patiently (its verify window), and what it serves is recorded with the "
+        "evidence. Training jobs whose end was never recorded are read and listed under "
+        "their run (orphans never started; reconcile never starts a job). Exit 12 when a "
+        "target could not be read.",
+    )
+    c.add_argument("target", nargs="?", help="only this target (label, key or index)")
+    c.add_argument("--config", "-c", default="retrain.toml", help="the retrain.toml")
+    _add_wait_lock(c)
+    add_output_flag(c)
+    c.set_defaults(handler=_reconcile)
 
     h = subparsers.add_parser("history", help="the ledger of a target")
     h.add_argument("target", nargs="?", help="label or ledger key (part of it); all if omitted")
@@ -86,6 +137,27 @@ def _finish(args: argparse.Namespace, results: list[RetrainResult]) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _signals(config: RetrainConfig) -> Iterator[StopSignal]:
+    """SIGINT/SIGTERM routed to the run; the second one exits at once."""
+    from amlretrain.interrupt import StopSignal, handle_signals
+
+    with handle_signals(StopSignal(config.interrupt_grace), exit_at_once=True) as stop:
+        yield stop
+
+
+def _interrupted(args: argparse.Namespace, err: Interrupted, done: list[RetrainResult]) -> int:
+    """Print what the interrupted run did, then exit 128 + the signal."""
+    from amlretrain.result import RetrainResult
+
+    results = [*done, err.result] if isinstance(err.result, RetrainResult) else done
+    if results:
+        data: Any = [r.to_dict() for r in results]
+        emit(args, data, "\n\n".join(_render(r) for r in results))
+    sys.stderr.write(f"amlretrain: interrupted (signal {err.signum}); exit {err.exit_code}\n")
+    return err.exit_code
+
+
 def _retrain(args: argparse.Namespace) -> int:
     from amlretrain.config import group_by_data, load_config
     from amlretrain.workflow import retrain
@@ -95,22 +167,28 @@ def _retrain(args: argparse.Namespace) -> int:
     if args.data:
         groups = {args.data: [t for targets in groups.values() for t in targets]}
     ledger = config.ledger()
-    results = []
-    for data, targets in groups.items():
-        training = config.training(data)
-        results.append(
-            retrain(
-                training,
-                targets,
-                gate=config.gate,
-                ledger=ledger,
-                dry_run=args.dry_run,
-                sample=config.sample,
-                concurrency=config.concurrency,
-                progress=args.progress,
-                on_step=None if wants_json(args) else _progress,
-            )
-        )
+    results: list[RetrainResult] = []
+    with _signals(config) as stop:
+        try:
+            for data, targets in groups.items():
+                training = config.training(data)
+                results.append(
+                    retrain(
+                        training,
+                        targets,
+                        gate=config.gate,
+                        ledger=ledger,
+                        dry_run=args.dry_run,
+                        sample=config.sample,
+                        concurrency=config.concurrency,
+                        progress=args.progress,
+                        on_step=None if wants_json(args) else _progress,
+                        wait_lock=args.wait_lock,
+                        stop=stop,
+                    )
+                )
+        except Interrupted as err:
+            return _interrupted(args, err, results)
     return _finish(args, results)
 
 
@@ -121,16 +199,22 @@ def _deploy(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     targets = [t for t, _ in config.targets()]
-    result = deploy(
-        BlobRef.from_url(args.model),
-        targets,
-        gate=None,
-        ledger=config.ledger(),
-        dry_run=args.dry_run,
-        sample=config.sample,
-        concurrency=config.concurrency,
-        store=config.store(),
-    )
+    with _signals(config) as stop:
+        try:
+            result = deploy(
+                BlobRef.from_url(args.model),
+                targets,
+                gate=None,
+                ledger=config.ledger(),
+                dry_run=args.dry_run,
+                sample=config.sample,
+                concurrency=config.concurrency,
+                store=config.store(),
+                wait_lock=args.wait_lock,
+                stop=stop,
+            )
+        except Interrupted as err:
+            return _interrupted(args, err, [])
     return _finish(args, [result])
 
 
@@ -155,20 +239,63 @@ def _rollback(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     target = find_target(config, args.target)
-    outcome = rollback(
-        target,
-        ledger=config.ledger(),
-        store=config.store(),
-        to=args.to,
-        sample=config.sample,
-        dry_run=args.dry_run,
+    with _signals(config) as stop:
+        try:
+            outcome = rollback(
+                target,
+                ledger=config.ledger(),
+                store=config.store(),
+                to=args.to,
+                sample=config.sample,
+                dry_run=args.dry_run,
+                wait_lock=args.wait_lock,
+                stop=stop,
+            )
+        except Interrupted as err:
+            from amlretrain.result import TargetOutcome
+
+            if isinstance(err.result, TargetOutcome):
+                emit(args, err.result.to_dict(), _outcome_text(err.result))
+            return _interrupted(args, err, [])
+    emit(args, outcome.to_dict(), _outcome_text(outcome))
+    outcome.raise_for_status()
+    return 0
+
+
+def _outcome_text(outcome: TargetOutcome) -> str:
+    text = f"{outcome.target}: {outcome.status}; serving {outcome.serving_text}"
+    return f"{text}\n{outcome.error}" if outcome.error else text
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from amlretrain.config import load_config
+    from amlretrain.errors import VerificationFailed
+    from amlretrain.ledger import new_run_id
+    from amlretrain.reconcile import reconcile
+
+    config = load_config(args.config)
+    targets = (
+        [find_target(config, args.target)] if args.target else [t for t, _ in config.targets()]
     )
-    text = f"{outcome.target}: {outcome.status}; serving {outcome.serving_model or '-'}"
-    if outcome.error:
-        text += f"\n{outcome.error}"
-    emit(args, outcome.to_dict(), text)
-    if outcome.status not in ("succeeded", "dry-run", "skipped"):
-        raise ConfigurationError(f"rollback of {outcome.target} did not succeed: {outcome.error}")
+    ledger = config.ledger()
+    known = {t.key for t in targets}
+    strays = sorted({p.target for p in ledger.pending()} - known if args.target is None else set())
+    report = reconcile(
+        targets,
+        ledger=ledger,
+        batch=config.batch(),
+        wait_lock=args.wait_lock,
+        run_id=new_run_id(),
+    )
+    text = report.summary()
+    for key in strays:
+        text += f"\n{key}: open, but not a target of {config.source}: not read"
+    data = report.to_dict()
+    data["notInConfig"] = strays
+    emit(args, data, text)
+    if report.unresolved or strays:
+        names = [t.target for t in report.unresolved] + strays
+        raise VerificationFailed("still open (could not be read): " + ", ".join(names))
     return 0
 
 
@@ -183,17 +310,31 @@ def _history(args: argparse.Namespace) -> int:
         ledger = Ledger(Path(args.ledger) if args.ledger else None)
     entries = [e for e in ledger.entries() if args.target is None or args.target in e.target]
     lines = []
+    for problem in ledger.problems:
+        sys.stderr.write(f"amlretrain: warning: {problem}\n")
     for e in entries:
         metric = ""
         if e.metrics:
             auc = next((v for k, v in e.metrics.items() if k.lower() == "auc"), None)
             metric = f" AUC {auc:.4g}" if auc is not None else ""
+        outcome = "UNKNOWN" if e.is_unknown else e.outcome
         lines.append(
-            f"{e.id}  {e.time}  {e.action:<8} {e.outcome:<9} {e.target}\n"
-            f"    {e.previous_model or '-'} -> {e.new_model or '-'}"
+            f"{e.id}  {e.time}  {e.action:<8} {outcome:<9} {e.target}"
+            + ("  (reconciled)" if e.reconciled else "")
+            + f"\n    {e.previous_model or '-'} -> {e.new_model or '-'}"
             f" (serving {e.serving_model or 'unknown'}){metric}"
         )
         if e.message:
             lines.append(f"    {e.message}")
-    emit(args, [e.to_dict() for e in entries], "\n".join(lines) or "(no entries)")
+    opened = [p for p in ledger.pending() if args.target is None or args.target in p.target]
+    for p in opened:
+        for intent in p.intents:
+            lines.append(
+                f"OPEN {intent.id}  {intent.time}  {intent.action:<8} {p.target}\n"
+                f"    {intent.previous_model or '-'} -> {intent.new_model or '-'} "
+                "(no confirmed outcome: run `amlretrain reconcile`)"
+            )
+    data = [e.to_dict() for e in entries]
+    data += [i.to_dict() for p in opened for i in p.intents]
+    emit(args, data, "\n".join(lines) or "(no entries)")
     return 0

@@ -92,7 +92,12 @@ def test_loopback_hosts() -> None:
 @given(
     container=st.from_regex(r"[a-z0-9]{3,20}", fullmatch=True),
     blob=st.lists(
-        st.text(st.characters(blacklist_characters="/?#\x00"), min_size=1, max_size=8),
+        # Unpaired surrogates cannot be encoded in a URL (nor stored as a blob name).
+        st.text(
+            st.characters(blacklist_characters="/?#\x00", blacklist_categories=("Cs",)),
+            min_size=1,
+            max_size=8,
+        ),
         min_size=1,
         max_size=3,
     ),

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from amlretrain import ConfigurationError
-from amlretrain.ledger import BlobLedgerBackend, Ledger, LedgerEntry, strip_sas
+from amlretrain.errors import LedgerError
+from amlretrain.ledger import BlobLedgerBackend, Intent, JobRecord, Ledger, LedgerEntry, strip_sas
 
 TARGET = "classic:ws/svc/ep"
 OLD = "https://a.blob.core.windows.net/m/old.ilearner"
@@ -84,13 +85,134 @@ def test_lookups(tmp_path: Path) -> None:
         ledger.get("nope")
 
 
-def test_a_corrupt_line_is_reported_with_its_number(tmp_path: Path) -> None:
+def test_a_corrupt_line_is_reported_with_its_number_and_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "l.jsonl"
-    Ledger(path).append(_entry())
-    with path.open("a") as fh:
-        fh.write("{not json\n")
-    with pytest.raises(ConfigurationError, match="ledger line 2"):
-        Ledger(path).entries()
+    Ledger(path).append(_entry(new_model=OLD))
+    with path.open("ab") as fh:
+        fh.write(b"{not json\n\xff\xfe not utf-8\n")
+    Ledger(path).append(_entry(new_model=NEW))
+    ledger = Ledger(path)
+    assert [e.new_model for e in ledger.entries()] == [OLD, NEW]
+    assert [(p.line, p.reason) for p in ledger.problems] == [
+        (2, "is not JSON"),
+        (3, "is not UTF-8"),
+    ]
+    assert "ledger line 2 is not JSON: skipped" in caplog.text
+
+
+def test_a_torn_last_line_is_reported_and_never_glued_to_the_next_entry(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    ledger = Ledger(path)
+    ledger.append(_entry(new_model=OLD))
+    whole = path.read_bytes()
+    torn = json.dumps(_entry(new_model=NEW).to_dict()).encode()[:40]
+    path.write_bytes(whole + torn)  # a crash in the middle of a write
+    assert [(p.line, p.reason) for p in Ledger(path).problems] == [
+        (2, "is torn (a crash while it was written?)")
+    ]
+    ledger.append(_entry(new_model=NEW))
+    data = path.read_bytes()
+    assert data.startswith(whole + torn + b"\n")  # the torn bytes stay, on a line of their own
+    assert data.endswith(b"\n")
+    fresh = Ledger(path)
+    assert [e.new_model for e in fresh.entries()] == [OLD, NEW]
+    assert [(p.line, p.reason) for p in fresh.problems] == [(2, "is not JSON")]
+
+
+def test_lines_of_0_1_0_read_unchanged(tmp_path: Path) -> None:
+    old_line = {
+        "id": "20240101T000000000000Z-abcdef",
+        "time": "2024-01-01T00:00:00.000Z",
+        "target": TARGET,
+        "action": "deploy",
+        "outcome": "succeeded",
+        "previousModel": OLD,
+        "newModel": NEW,
+        "servingModel": NEW,
+        "metrics": {"AUC": 0.8},
+        "jobId": "j1",
+        "requestIds": [],
+        "rollbackOf": None,
+        "message": None,
+    }
+    path = tmp_path / "l.jsonl"
+    path.write_text(json.dumps(old_line) + "\n")
+    (entry,) = Ledger(path).entries()
+    assert entry.schema == 1 and entry.serving_model == NEW
+    assert entry.to_dict() == old_line  # written as read
+    assert Ledger(path).pending() == []
+
+
+def test_records_of_a_run_and_what_stays_open(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.jsonl")
+    start = ledger.begin_run(run_id="run-1", command="retrain", targets=[TARGET])
+    ledger.append(JobRecord.new(run_id="run-1", job_id="job-1", status="Submitted"))
+    intent = ledger.append(
+        Intent.new(
+            run_id="run-1",
+            target=TARGET,
+            action="deploy",
+            previous_model=OLD,
+            new_model=NEW + "?sv=1&sig=SECRET",
+            request={"method": "PATCH", "url": "https://x", "body": {"uri": NEW + "?sig=S2"}},
+        )
+    )
+    text = (tmp_path / "l.jsonl").read_text()
+    assert "SECRET" not in text and "S2" not in text and "sig=" not in text
+    assert [p.target for p in ledger.pending()] == [TARGET]
+    assert ledger.pending()[0].latest == intent
+    assert [j.job_id for j in ledger.open_jobs()] == ["job-1"]
+    ledger.append(JobRecord.new(run_id="run-1", job_id="job-1", status="Finished"))
+    assert ledger.open_jobs() == []
+    # an unknown outcome leaves it open; a confirmed one closes it
+    ledger.append(_entry(outcome="unknown", intents=[intent.id], new_model=NEW))
+    assert ledger.pending()[0].unknown is not None
+    ledger.append(_entry(outcome="succeeded", intents=[intent.id], serving_model=NEW))
+    assert ledger.pending() == []
+    assert ledger.last_known(TARGET) == NEW
+    kinds = [json.loads(line)["kind"] for line in text.splitlines()]
+    assert kinds == ["run-start", "job", "intent"]
+    assert all(json.loads(line)["schema"] == 2 for line in text.splitlines())
+    assert start.run_id == "run-1"
+
+
+def test_an_unwritable_ledger_is_refused_by_begin_run(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    ledger = Ledger(tmp_path / "dir")  # a folder where the file should be
+    with pytest.raises(ConfigurationError, match=r"cannot write ledger.*nothing was changed"):
+        ledger.begin_run(run_id="r", command="retrain", targets=[TARGET])
+    with pytest.raises(LedgerError, match="cannot write ledger"):
+        ledger.append(_entry())
+
+
+def test_a_short_write_is_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    real = os.write
+
+    def short(fd: int, data: Any) -> int:
+        return real(fd, bytes(data)[:7])  # the kernel may write less than asked
+
+    monkeypatch.setattr(os, "write", short)
+    ledger = Ledger(tmp_path / "l.jsonl")
+    ledger.append(_entry(new_model=NEW))
+    monkeypatch.undo()
+    assert [e.new_model for e in ledger.entries()] == [NEW]
+
+
+def test_a_full_disk_is_a_ledger_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    def full(fd: int, data: Any) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    ledger = Ledger(tmp_path / "l.jsonl")
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(LedgerError, match="No space left"):
+        ledger.append(_entry())
 
 
 def test_unknown_action_or_outcome_is_refused() -> None:
@@ -106,11 +228,17 @@ def test_strip_sas() -> None:
 
 
 class _FakeAppendBlob:
+    url = "https://acct.blob.core.windows.net/ledgers/l.jsonl"
+
     def __init__(self) -> None:
         self.data: bytes | None = None
 
-    def exists(self) -> bool:
-        return self.data is not None
+    def get_blob_properties(self) -> Any:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if self.data is None:
+            raise ResourceNotFoundError("The specified blob does not exist.")
+        return type("Props", (), {"size": len(self.data)})()
 
     def create_append_blob(self) -> None:
         self.data = b""
@@ -119,12 +247,16 @@ class _FakeAppendBlob:
         assert self.data is not None
         self.data += block
 
-    def download_blob(self) -> Any:
-        data = self.data
+    def download_blob(self, offset: int = 0, length: int | None = None) -> Any:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if self.data is None:
+            raise ResourceNotFoundError("The specified blob does not exist.")
+        data = self.data[offset : None if length is None else offset + length]
 
         class _Downloader:
             def readall(self) -> bytes:
-                return data or b""
+                return data
 
         return _Downloader()
 
@@ -138,3 +270,6 @@ def test_blob_backend_appends_lines() -> None:
     assert [e.new_model for e in ledger.entries()] == [OLD, NEW]
     assert blob.data is not None and blob.data.count(b"\n") == 2
     assert all(json.loads(line)["target"] == TARGET for line in blob.data.splitlines())
+    blob.data += b'{"torn'
+    ledger.append(_entry(new_model=OLD))
+    assert [e.new_model for e in ledger.entries()] == [OLD, NEW, OLD]

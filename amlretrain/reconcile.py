@@ -1,0 +1,297 @@
+"""Reconcile: read what each target with an open intent really serves, and record it.
+
+An intent without an outcome (a crash, a second Ctrl-C, a lost ledger write) or an
+outcome ``unknown`` (a deadline, a read that kept showing another model) leaves the
+ledger open. :func:`reconcile` reads each such target under its lease, patiently: a
+read that shows the new model settles it at once; one that shows the previous model
+settles it only once the target's verify window has passed since the intent (writes
+take time to show: about 30 s on classic endpoints). It appends an outcome with the
+evidence (``reconciled: true``) that closes every open intent of the target. Training
+jobs whose run never recorded their end are read too and reported under their run:
+one that never started is an *orphan* (it is never started by reconcile).
+
+Example:
+    >>> report = reconcile(targets, ledger=ledger, batch=batch)   # doctest: +SKIP
+    >>> print(report.summary())                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from amlretrain._redact import redact
+from amlretrain.errors import AmlRetrainError
+from amlretrain.ledger import JobRecord, Ledger, LedgerEntry, Pending, strip_sas
+
+if TYPE_CHECKING:
+    from amlretrain.jobs import BatchClient
+    from amlretrain.targets import Target
+
+__all__ = ["JobReport", "ReconcileReport", "Reconciled", "reconcile", "reconcile_target"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between the reads of a target whose write may not show yet.
+READ_INTERVAL = 1.0
+
+
+@attrs.frozen(kw_only=True)
+class Reconciled:
+    """One target's reconciliation.
+
+    Attributes:
+        target: its label; key: its ledger key.
+        status: ``confirmed`` (an outcome was appended), ``unknown`` (it could not be
+            read: nothing appended, still open), ``clean`` (nothing was open).
+        serving_model: what it serves (no SAS), when read.
+        entry: the outcome appended, if any.
+        message: what was found (redacted).
+    """
+
+    target: str
+    key: str
+    status: str
+    serving_model: str | None = None
+    entry: LedgerEntry | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "target": self.target,
+            "key": self.key,
+            "status": self.status,
+            "servingModel": self.serving_model,
+            "entry": self.entry.to_dict() if self.entry else None,
+            "message": self.message,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class JobReport:
+    """A training job whose run did not record its end: its status on the service now.
+
+    Attributes:
+        job_id, run_id: the job and its run.
+        status: the service's status (``NotStarted``: an orphan; ``Unreadable`` when it
+            could not be read).
+        orphan: it never started (its submit's answer was lost or the run stopped before
+            starting it); reconcile never starts it.
+    """
+
+    job_id: str
+    run_id: str | None
+    status: str
+    orphan: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "jobId": self.job_id,
+            "runId": self.run_id,
+            "status": self.status,
+            "orphan": self.orphan,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class ReconcileReport:
+    """What reconcile found: per target, and the jobs left open."""
+
+    targets: tuple[Reconciled, ...] = ()
+    jobs: tuple[JobReport, ...] = ()
+
+    @property
+    def unresolved(self) -> list[Reconciled]:
+        """Targets still open (they could not be read)."""
+        return [t for t in self.targets if t.status == "unknown"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "targets": [t.to_dict() for t in self.targets],
+            "jobs": [j.to_dict() for j in self.jobs],
+        }
+
+    def summary(self) -> str:
+        """A readable summary."""
+        lines = []
+        for t in self.targets:
+            lines.append(f"{t.target}: {t.status}; serving {t.serving_model or '-'}")
+            if t.message:
+                lines.append(f"    {t.message}")
+        for j in self.jobs:
+            what = "orphan (never started)" if j.orphan else j.status
+            lines.append(f"job {j.job_id} of {j.run_id or 'an unknown run'}: {what}")
+        return redact("\n".join(lines) or "nothing to reconcile")
+
+
+def _age(time_text: str) -> float:
+    """Seconds since an ISO-8601 UTC time (0 when it cannot be read)."""
+    try:
+        then = datetime.fromisoformat(time_text.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return max(0.0, (datetime.now(timezone.utc) - then).total_seconds())
+
+
+def _verdict(pending: Pending, served: str | None) -> tuple[str, str, Any, str]:
+    """(action, outcome, the intent it settles, message) for what the target serves."""
+    intents = pending.intents
+    for intent in reversed(intents):
+        if intent.new_model and strip_sas(served) == intent.new_model:
+            outcome = "restored" if intent.action == "restore" else "succeeded"
+            return intent.action, outcome, intent, f"the change of intent {intent.id} is live"
+    first = intents[0] if intents else None
+    if first is not None and strip_sas(served) == first.previous_model:
+        return (
+            first.action,
+            "failed",
+            first,
+            "the change did not take effect: it serves the previous model",
+        )
+    if first is None and pending.unknown is not None:
+        entry = pending.unknown
+        if strip_sas(served) == entry.new_model:
+            return entry.action, "succeeded", None, "the change is live"
+        if strip_sas(served) == entry.previous_model:
+            return entry.action, "failed", None, "the change did not take effect"
+    return (
+        first.action if first else "deploy",
+        "failed",
+        first,
+        "it serves a model none of the open changes names (changed outside this ledger?)",
+    )
+
+
+def reconcile_target(
+    target: Target,
+    pending: Pending,
+    *,
+    ledger: Ledger,
+    run_id: str | None = None,
+    interval: float = READ_INTERVAL,
+) -> Reconciled:
+    """Settle one target's open intents (the caller holds its lease)."""
+    latest = pending.latest
+    since = latest.time if latest is not None else (pending.unknown.time if pending.unknown else "")
+    settle = max(0.0, target.verify_timeout - _age(since))
+    deadline = time.monotonic() + settle
+    wanted = {i.new_model for i in pending.intents if i.new_model}
+    if pending.unknown is not None and pending.unknown.new_model:
+        wanted.add(pending.unknown.new_model)
+    reads = 0
+    started = time.monotonic()
+    while True:
+        try:
+            served = strip_sas(target.current_model())
+        except AmlRetrainError as err:
+            message = f"could not read it: {redact(str(err))}; still open"
+            log.warning("%s: %s", target.label, message)
+            return Reconciled(
+                target=target.label, key=target.key, status="unknown", message=message
+            )
+        reads += 1
+        if served in wanted or time.monotonic() >= deadline:
+            break
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+    action, outcome, intent, message = _verdict(pending, served)
+    source = intent if intent is not None else pending.unknown
+    entry = LedgerEntry.new(
+        target=target.key,
+        action=action,
+        outcome=outcome,
+        previous_model=getattr(source, "previous_model", None),
+        new_model=getattr(source, "new_model", None),
+        serving_model=served,
+        metrics=getattr(source, "metrics", None),
+        job_id=getattr(source, "job_id", None),
+        rollback_of=getattr(source, "rollback_of", None),
+        message=f"reconciled: {message}",
+        run_id=run_id,
+        intents=[i.id for i in pending.intents],
+        reconciled=True,
+        evidence={
+            "reads": reads,
+            "seconds": round(time.monotonic() - started, 3),
+            "served": served,
+            "secondsSinceIntent": round(_age(since), 3),
+            "verifyWindow": target.verify_timeout,
+        },
+    )
+    ledger.append(entry)
+    log.info("%s: reconciled: %s", target.label, message)
+    return Reconciled(
+        target=target.label,
+        key=target.key,
+        status="confirmed",
+        serving_model=served,
+        entry=entry,
+        message=message,
+    )
+
+
+def _jobs(ledger: Ledger, batch: BatchClient | None, run_id: str | None) -> list[JobReport]:
+    reports = []
+    for job in ledger.open_jobs():
+        if batch is None:
+            reports.append(JobReport(job_id=job.job_id, run_id=job.run_id, status=job.status))
+            continue
+        try:
+            status = batch.get_job(job.job_id).status.label
+        except AmlRetrainError as err:
+            log.warning("job %s: %s", job.job_id, redact(str(err)))
+            reports.append(JobReport(job_id=job.job_id, run_id=job.run_id, status="Unreadable"))
+            continue
+        report = JobReport(
+            job_id=job.job_id, run_id=job.run_id, status=status, orphan=status == "NotStarted"
+        )
+        reports.append(report)
+        if status in ("Finished", "Failed", "Cancelled"):
+            ledger.append(JobRecord.new(run_id=job.run_id, job_id=job.job_id, status=status))
+    return reports
+
+
+def reconcile(
+    targets: Sequence[Target],
+    *,
+    ledger: Ledger,
+    batch: BatchClient | None = None,
+    wait_lock: float = 0.0,
+    run_id: str | None = None,
+) -> ReconcileReport:
+    """Read every target of ``targets`` with an open intent or unknown outcome; record it.
+
+    Each target is read under its lease (so a deployment in flight elsewhere is never
+    "settled" under it), patiently (see the module docstring). Training jobs whose end
+    was never recorded are read with ``batch`` and reported (orphans: never started).
+
+    Args:
+        targets: the targets to look at (those without anything open are ``clean``).
+        ledger: the ledger.
+        batch: the training service's client, to read open jobs (None: listed as recorded).
+        wait_lock: seconds to wait for a target's lease held by another run.
+
+    Raises:
+        ConflictError: a target is leased by another run (after ``wait_lock``).
+    """
+    pending = {p.target: p for p in ledger.pending()}
+    out = []
+    for target in targets:
+        open_ = pending.get(target.key)
+        if open_ is None:
+            out.append(Reconciled(target=target.label, key=target.key, status="clean"))
+            continue
+        with ledger.locks.hold(target.key, wait=wait_lock, run_id=run_id):
+            fresh = {p.target: p for p in ledger.pending(target.key)}.get(target.key)
+            if fresh is None:  # settled by another run while we waited for the lease
+                out.append(Reconciled(target=target.label, key=target.key, status="clean"))
+                continue
+            out.append(reconcile_target(target, fresh, ledger=ledger, run_id=run_id))
+    return ReconcileReport(targets=tuple(out), jobs=tuple(_jobs(ledger, batch, run_id)))

@@ -1,0 +1,389 @@
+"""One target's deployment: lease, read, gate, intent, swap, verify, outcome.
+
+Write-ahead: the target is leased (one deployment per target at a time, across
+processes and machines), read once more, gated, and an *intent* (the exact request,
+without secrets) is appended to the ledger before the change is sent; the *outcome* is
+appended after it. An outcome the client cannot confirm (an operation past its
+deadline, a read that still shows another model at the end of the verify window, a
+stop that cut the wait short) is recorded ``unknown``: never a guess. A change that
+failed after the service answered puts the previous model back (an intent of its own),
+verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from amlretrain._redact import redact
+from amlretrain.blobs import BlobRef
+from amlretrain.errors import (
+    AmlRetrainError,
+    ConfigurationError,
+    ConflictError,
+    LedgerError,
+    OperationTimeout,
+    ServiceError,
+    VerificationFailed,
+)
+from amlretrain.gate import Gate
+from amlretrain.ledger import Intent, Ledger, LedgerEntry, strip_sas
+from amlretrain.result import TargetOutcome
+from amlretrain.targets import Sample, Target, redacted_plan
+
+if TYPE_CHECKING:
+    from amlretrain.interrupt import StopSignal
+    from amlretrain.storage import BlobStore
+
+__all__ = ["RESTORE_SAS_LIFETIME", "Deployment", "deploy_one"]
+
+log = logging.getLogger(__name__)
+
+#: Lifetime of the read SAS minted for a model put back after a failed swap.
+RESTORE_SAS_LIFETIME = timedelta(days=7)
+
+
+@attrs.frozen(kw_only=True)
+class Deployment:
+    """What every target of one run shares (metrics, gate, ledger, stop request, ...)."""
+
+    metrics: dict[str, float]
+    gate: Gate | None
+    ledger: Ledger | None
+    dry_run: bool
+    sample: Sample | None
+    job_id: str | None
+    store: BlobStore | None
+    action: str = "deploy"
+    rollback_of: str | None = None
+    run_id: str | None = None
+    stop: StopSignal | None = None
+    wait_lock: float = 0.0
+
+
+_UNCONFIRMED = (VerificationFailed, OperationTimeout)
+
+
+def _unanswered(err: BaseException) -> bool:
+    """True for a timeout or a lost connection: nothing says whether the request landed."""
+    if isinstance(err, OperationTimeout):
+        return True
+    return type(err) is ServiceError and err.status is None and err.code is None
+
+
+class _Run:
+    """One target's deployment in one run (the steps share the target, model and ledger)."""
+
+    def __init__(self, target: Target, model: BlobRef, run: Deployment) -> None:
+        self.target = target
+        self.model = model
+        self.run = run
+        self.started = time.monotonic()
+        self.intents: list[str] = []
+        self.request_ids: list[str] = []
+
+    # -- the ledger ----------------------------------------------------------------------
+
+    def intend(self, action: str, previous: str | None, new: BlobRef, plan: dict[str, Any]) -> None:
+        """Append the intent of a change (before it is sent)."""
+        if self.run.ledger is None:
+            return
+        intent = Intent.new(
+            run_id=self.run.run_id,
+            target=self.target.key,
+            action=action,
+            previous_model=previous,
+            new_model=new.url,
+            request=redacted_plan(plan),
+            metrics=self.run.metrics if action != "restore" else None,
+            job_id=self.run.job_id,
+            rollback_of=self.run.rollback_of,
+        )
+        self.run.ledger.append(intent)
+        self.intents.append(intent.id)
+
+    def record(
+        self, outcome: TargetOutcome, entry_action: str, entry_outcome: str, previous: str | None
+    ) -> TargetOutcome:
+        """Append the outcome (not for dry runs) and stamp the time spent."""
+        if self.run.ledger is not None and not self.run.dry_run:
+            entry = LedgerEntry.new(
+                target=self.target.key,
+                action=entry_action,
+                outcome=entry_outcome,
+                previous_model=previous,
+                new_model=self.model.url,
+                serving_model=outcome.serving_model,
+                metrics=self.run.metrics,
+                job_id=self.run.job_id,
+                request_ids=self.request_ids,
+                rollback_of=self.run.rollback_of,
+                message=outcome.error or outcome.gate_text,
+                run_id=self.run.run_id,
+                intents=self.intents,
+            )
+            try:
+                self.run.ledger.append(entry)
+            except LedgerError as err:
+                note = f"{err}: this outcome is not recorded (run `amlretrain reconcile`)"
+                log.error("%s: %s", self.target.label, note)
+                outcome = attrs.evolve(
+                    outcome,
+                    error=f"{outcome.error}; {note}" if outcome.error else note,
+                    exception=outcome.exception or err,
+                )
+        return attrs.evolve(outcome, seconds=time.monotonic() - self.started)
+
+    # -- the change ----------------------------------------------------------------------
+
+    def send(self, model: BlobRef) -> str:
+        """``target.deploy(model)``; once more when no answer came back.
+
+        A request that lost its connection may still land later. A swap sets an absolute
+        value and the targets accept "already serves this model" as their pin, so sending
+        it again converges. A deadline that passed is not retried: the operation may
+        still be running (its intent stays open for reconcile).
+        """
+        try:
+            return self._deploy(model)
+        except ServiceError as err:
+            if not _unanswered(err):
+                raise  # the service answered (an error, a failed operation, a conflict)
+            if self.run.stop is not None and self.run.stop.requested:
+                raise
+            log.warning("%s: no answer to the swap (%s); sending it again", self.target.label, err)
+            return self._deploy(model)
+
+    def _deploy(self, model: BlobRef) -> str:
+        try:
+            return self.target.deploy(model, stop=self.run.stop)
+        finally:
+            self.request_ids.extend(r for r in self.target.request_ids if r)
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return a is not None and strip_sas(a) == strip_sas(b)
+
+
+def deploy_one(
+    target: Target, model: BlobRef, previous: str | None, run: Deployment
+) -> TargetOutcome:
+    """Gate, swap, verify and record one target; never raises for target failures.
+
+    Args:
+        previous: what the target served when the run checked it (re-read under the
+            lease before the swap).
+    """
+    work = _Run(target, model, run)
+    base = TargetOutcome(
+        target=target.label,
+        key=target.key,
+        status="failed",
+        previous_model=strip_sas(previous),
+        new_model=model.url,
+        serving_model=strip_sas(previous),
+    )
+    if run.stop is not None and run.stop.requested:
+        return attrs.evolve(base, error="not started: the run is stopping; nothing was sent")
+    try:
+        with _held(target, run):
+            if not run.dry_run:
+                previous = target.current_model()  # the last read before the swap
+                base = attrs.evolve(
+                    base, previous_model=strip_sas(previous), serving_model=strip_sas(previous)
+                )
+            return _locked(work, base, previous)
+    except (ConflictError, LedgerError, ConfigurationError, ServiceError) as err:
+        # The lease is held by another run, the intent could not be written, or the
+        # last read failed: nothing was sent.
+        return attrs.evolve(
+            base,
+            error=f"{redact(str(err))}; nothing was sent",
+            exception=err,
+            seconds=time.monotonic() - work.started,
+        )
+
+
+@contextlib.contextmanager
+def _held(target: Target, run: Deployment) -> Iterator[None]:
+    """This process's lock of the target and, for a real run, the ledger's lease."""
+    with _process_lock(target.key):
+        if run.dry_run or run.ledger is None:
+            yield
+            return
+        with run.ledger.locks.hold(target.key, wait=run.wait_lock, run_id=run.run_id):
+            yield
+
+
+def _locked(work: _Run, base: TargetOutcome, previous: str | None) -> TargetOutcome:
+    target, model, run = work.target, work.model, work.run
+    if run.dry_run and not run.metrics and run.gate is not None and not run.gate.is_empty:
+        base = attrs.evolve(base, gate_checks=("skip the gate: a dry run trains nothing",))
+    elif run.gate is not None and not run.gate.is_empty:
+        incumbent = run.ledger.metrics_of(target.key, previous) if run.ledger else None
+        decision = run.gate.decide(run.metrics, incumbent=incumbent)
+        base = attrs.evolve(base, gate_passed=decision.passed, gate_checks=decision.checks)
+        if not decision.passed:
+            outcome = attrs.evolve(
+                base, status="rejected", error="gate: " + "; ".join(decision.reasons)
+            )
+            return work.record(outcome, "gate", "rejected", previous)
+    if _same(previous, model.url):
+        outcome = attrs.evolve(base, status="skipped", error="the target already serves this model")
+        return attrs.evolve(outcome, seconds=time.monotonic() - work.started)
+    try:
+        plan = target.plan(model)
+    except AmlRetrainError as err:
+        failed = attrs.evolve(base, error=redact(str(err)), exception=err)
+        return work.record(failed, run.action, "failed", previous)
+    if run.dry_run:
+        outcome = attrs.evolve(base, status="dry-run", plan=redacted_plan(plan))
+        return attrs.evolve(outcome, seconds=time.monotonic() - work.started)
+    try:
+        _check_model(model, run.store)
+    except AmlRetrainError as err:
+        failed = attrs.evolve(base, error=redact(str(err)), exception=err)
+        return work.record(failed, run.action, "failed", previous)
+    work.intend(run.action, previous, model, plan)  # LedgerError: nothing was sent
+    try:
+        served = work.send(model)
+    except _UNCONFIRMED as err:
+        return work.record(_unconfirmed(target, base, err), run.action, "unknown", previous)
+    except AmlRetrainError as err:
+        if _unanswered(err):
+            return work.record(_unconfirmed(target, base, err), run.action, "unknown", previous)
+        log.warning("%s: %s; restoring the previous model", target.label, err)
+        restored = _restore(work, base, previous, err)
+        return work.record(restored, run.action, _entry_outcome(restored), previous)
+    try:
+        scores = _verify_scoring(target, run.sample)
+    except AmlRetrainError as err:
+        log.warning("%s: %s; restoring the previous model", target.label, err)
+        restored = _restore(work, base, previous, err)
+        return work.record(restored, run.action, _entry_outcome(restored), previous)
+    outcome = attrs.evolve(
+        base,
+        status="succeeded",
+        serving_model=strip_sas(served),
+        scores=scores,
+        plan=redacted_plan(plan),
+    )
+    return work.record(outcome, run.action, "succeeded", previous)
+
+
+def _entry_outcome(outcome: TargetOutcome) -> str:
+    return {"restored": "restored", "unknown": "unknown"}.get(outcome.status, "failed")
+
+
+def _unconfirmed(target: Target, base: TargetOutcome, err: AmlRetrainError) -> TargetOutcome:
+    """The change was sent but what the target serves cannot be confirmed."""
+    message = (
+        f"{redact(str(err))}; the change was sent but what {target.label} serves could not be "
+        "confirmed: recorded as unknown (run `amlretrain reconcile`)"
+    )
+    log.warning("%s: %s", target.label, message)
+    return attrs.evolve(base, status="unknown", serving_model=None, error=message, exception=err)
+
+
+def _verify_scoring(target: Target, sample: Sample | None) -> list[dict[str, Any]] | None:
+    sample = sample or target.sample()
+    if sample is None:
+        return None
+    return target.score(sample).first.records()
+
+
+_process_locks: dict[str, threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def _process_lock(key: str) -> Iterator[None]:
+    """One lock per target in this process (dry runs and ledger-less runs too)."""
+    with _process_locks_guard:
+        lock = _process_locks.setdefault(key, threading.Lock())
+    with lock:
+        yield
+
+
+def _check_model(model: BlobRef, store: BlobStore | None) -> None:
+    """Refuse a model the service could not read, before the target changes.
+
+    An expired SAS always; a missing blob when ``store`` holds it (a classic endpoint
+    also checks with an HTTP HEAD of the SAS URL before its PATCH).
+    """
+    if model.is_expired():
+        raise ConfigurationError(
+            f"the SAS of {model.url} expired at {model.expires_on}: mint a new one"
+        )
+    if store is not None and store.owns(model) and not store.exists(model):
+        raise ConfigurationError(f"the model {model.url} does not exist")
+
+
+def _restore(
+    work: _Run, base: TargetOutcome, previous: str | None, err: AmlRetrainError
+) -> TargetOutcome:
+    """After a failed swap: make sure the target serves a verified model, and say which."""
+    target, store = work.target, work.run.store
+    message = redact(str(err))
+    base = attrs.evolve(base, exception=err)
+    try:
+        now = target.current_model()
+    except AmlRetrainError as read_err:
+        return attrs.evolve(
+            base,
+            status="unknown",
+            serving_model=None,
+            error=f"{message}; the target could not be read afterwards: {redact(str(read_err))}",
+        )
+    if previous is None or _same(now, previous):
+        return attrs.evolve(
+            base,
+            serving_model=strip_sas(now),
+            error=f"{message}; the target still serves its previous model",
+        )
+    if strip_sas(now) != base.new_model:
+        # Neither the previous model nor ours: someone else deployed meanwhile. Putting
+        # "our" previous model back would undo their work.
+        return attrs.evolve(
+            base,
+            serving_model=strip_sas(now),
+            error=(
+                f"{message}; the target was changed concurrently and now serves another "
+                "model: left as it is"
+            ),
+        )
+    try:
+        old = BlobRef.from_url(previous)
+        if store is not None and store.owns(old):
+            # The old SAS may have expired meanwhile; the restored model must stay
+            # readable as long as a deployed one.
+            old = store.sas(old, expires_in=RESTORE_SAS_LIFETIME)
+        work.intend("restore", now, old, target.plan(old))
+        work.send(old)
+    except _UNCONFIRMED as restore_err:
+        return attrs.evolve(
+            base,
+            status="unknown",
+            serving_model=None,
+            error=f"{message}; restoring the previous model was not confirmed: "
+            f"{redact(str(restore_err))} (run `amlretrain reconcile`)",
+        )
+    except AmlRetrainError as restore_err:
+        return attrs.evolve(
+            base,
+            serving_model=strip_sas(now),
+            error=f"{message}; restoring the previous model failed too: {redact(str(restore_err))}",
+        )
+    return attrs.evolve(
+        base,
+        status="restored",
+        serving_model=strip_sas(previous),
+        error=f"{message}; the previous model was put back and verified",
+    )
