@@ -267,15 +267,24 @@ class RetrainConfig:
 
     def ledger(self) -> Ledger:
         """The ledger: an append blob in the storage account (``[ledger] blob``), or the
-        local file (``[ledger] path``, relative to the config file)."""
+        local file (``[ledger] path``, relative to the config file).
+
+        Its per-target leases (:attr:`Ledger.locks`) live beside it: blob leases under
+        ``<folder>/locks/`` in the ledger's container, or file locks in a ``locks``
+        folder beside the ledger file.
+        """
         from amlretrain.ledger import BlobLedgerBackend, Ledger
 
         if self.ledger_blob:
+            from amlretrain.locks import BlobTargetLocks
+
             container, _, name = self.ledger_blob.partition("/")
             client = self.store().service.get_container_client(container)
             if not client.exists():
                 client.create_container()
-            return Ledger(backend=BlobLedgerBackend(client.get_blob_client(name)))
+            folder = name.rpartition("/")[0]
+            locks = BlobTargetLocks(client, f"{folder}/locks/" if folder else "locks/")
+            return Ledger(backend=BlobLedgerBackend(client.get_blob_client(name), locks=locks))
         return Ledger(self.resolve(self.ledger_path))
 
     def batch(self) -> BatchClient:
@@ -516,6 +525,9 @@ def parse_config(
     if not targets:
         raise top.fail("targets", "at least one [[targets]] table is required")
     params = t.get("global_parameters", dict, {})
+    # The default lifetime: long enough not to warn with an account key; the most a
+    # user-delegation key allows otherwise.
+    sas_default = 30.0 if connection_string else SAS_DAYS_USER_DELEGATION[1]
     if connection_string:
         sas_days, sas_hint = SAS_DAYS_ACCOUNT_KEY, ""
         sas_advice = f" (with an account key it may live up to {SAS_DAYS_ACCOUNT_KEY[1]:g} days)"
@@ -541,7 +553,7 @@ def parse_config(
         global_parameters={str(k): str(v) for k, v in params.items()},
         timeout=t.number("timeout", 3600.0, DURATION),
         interrupt_grace=interrupt_grace,
-        model_sas_days=t.number("model_sas_days", 7.0, sas_days, unit="days", hint=sas_hint),
+        model_sas_days=t.number("model_sas_days", sas_default, sas_days, unit="days", hint=sas_hint),
         storage_connection_string=connection_string,
         storage_account_url=account_url,
         gate=gate,

@@ -676,10 +676,14 @@ class BlobLedgerBackend:
     Args:
         blob_client: ``azure.storage.blob.BlobClient`` of the ledger blob (created as an
             append blob when missing).
+        locks: the per-target leases of the runs sharing this ledger (a
+            :class:`~amlretrain.locks.BlobTargetLocks` in the same container); needed
+            by runs that change targets.
     """
 
-    def __init__(self, blob_client: Any) -> None:
+    def __init__(self, blob_client: Any, *, locks: TargetLocks | None = None) -> None:
         self._blob = blob_client
+        self.locks = locks
 
     def __repr__(self) -> str:
         return f"BlobLedgerBackend({strip_sas(self._blob.url)!r})"
@@ -890,8 +894,12 @@ class Ledger:
     def locks(self) -> TargetLocks:
         """The per-target leases beside this ledger (one deployment per target at a time).
 
-        A local file: OS file locks in ``<folder>/locks``. A blob: blob leases on
-        ``<folder>/locks/*.lock`` in the ledger's container.
+        A local file: OS file locks in ``<folder>/locks``. A blob: the backend's
+        ``locks`` (blob leases on ``<folder>/locks/*.lock`` in the ledger's container
+        when built from a retrain.toml).
+
+        Raises:
+            ConfigurationError: a backend without locks.
         """
         if self._locks is None:
             self._locks = _locks_for(self.backend)
@@ -899,24 +907,14 @@ class Ledger:
 
 
 def _locks_for(backend: LedgerBackend) -> TargetLocks:
-    from amlretrain.locks import BlobTargetLocks, FileTargetLocks
+    from amlretrain.locks import FileTargetLocks
 
-    own = getattr(backend, "locks", None)
+    own: TargetLocks | None = getattr(backend, "locks", None)
     if own is not None:
-        return own  # type: ignore[no-any-return]
+        return own
     if isinstance(backend, FileLedgerBackend):
         return FileTargetLocks(backend.path.parent / "locks")
-    if isinstance(backend, BlobLedgerBackend):
-        blob = backend.blob_client
-        folder = blob.blob_name.rpartition("/")[0]
-        from azure.storage.blob import ContainerClient
-
-        container = ContainerClient.from_container_url(
-            blob.url.split("?")[0].rsplit("/" + blob.blob_name, 1)[0],
-            credential=blob.credential,
-        )
-        return BlobTargetLocks(container, prefix=f"{folder}/locks/" if folder else "locks/")
     raise ConfigurationError(
         f"the ledger backend {type(backend).__name__} has no per-target locks: give it a "
-        "'locks' attribute (a TargetLocks)"
+        "'locks' attribute (a TargetLocks, e.g. amlretrain.locks.BlobTargetLocks)"
     )

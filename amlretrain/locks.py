@@ -34,7 +34,6 @@ import hashlib
 import json
 import logging
 import os
-import posixpath
 import re
 import socket
 import sys
@@ -231,19 +230,13 @@ class TargetLocks(Protocol):
 
 
 def locks_for(config: RetrainConfig) -> TargetLocks:
-    """The locks beside a config's ledger.
+    """The locks beside a config's ledger (:attr:`amlretrain.ledger.Ledger.locks`).
 
     A blob ledger (``[ledger] blob = "container/path/ledger.jsonl"``): blob leases in that
     container under ``path/locks/``. A local ledger: file locks in a ``locks`` folder beside
     the ledger file.
     """
-    if config.ledger_blob:
-        container, _, name = config.ledger_blob.partition("/")
-        folder = posixpath.dirname(name)
-        prefix = f"{folder}/locks/" if folder else "locks/"
-        client = config.store().service.get_container_client(container)
-        return BlobTargetLocks(client, prefix)
-    return FileTargetLocks(config.resolve(config.ledger_path).parent / "locks")
+    return config.ledger().locks
 
 
 # -- file locks ---------------------------------------------------------------------------
