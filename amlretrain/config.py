@@ -553,7 +553,9 @@ def parse_config(
         global_parameters={str(k): str(v) for k, v in params.items()},
         timeout=t.number("timeout", 3600.0, DURATION),
         interrupt_grace=interrupt_grace,
-        model_sas_days=t.number("model_sas_days", sas_default, sas_days, unit="days", hint=sas_hint),
+        model_sas_days=t.number(
+            "model_sas_days", sas_default, sas_days, unit="days", hint=sas_hint
+        ),
         storage_connection_string=connection_string,
         storage_account_url=account_url,
         gate=gate,
