@@ -6,7 +6,6 @@ summary for terminals, and an HTML table for notebooks.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -215,10 +214,12 @@ def _raise_for(targets: Sequence[TargetOutcome], total: int, metrics: Mapping[st
     kinds = {type(e) for e in errors}
     if len(kinds) == 1 and isinstance(errors[0], AmlRetrainError):
         # One kind of failure: raise that kind (its exit code), saying what happened.
-        typed = copy.copy(errors[0])
+        first = errors[0]
+        typed = type(first).__new__(type(first))  # its attributes, without its __init__
+        typed.__dict__.update(first.__dict__)
         typed.message = text
         typed.args = (text,)
-        raise typed from errors[0]
+        raise typed from first
     raise AmlRetrainError(text)
 
 
