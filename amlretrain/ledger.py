@@ -818,7 +818,8 @@ class Ledger:
             if isinstance(record, Intent):
                 opened.setdefault(record.target, []).append(record)
             elif isinstance(record, LedgerEntry) and record.action != "gate":
-                closed.update(record.intents)
+                if not record.is_unknown:  # an unknown outcome leaves its intents open
+                    closed.update(record.intents)
                 latest[record.target] = record
         out = []
         for key in dict.fromkeys([*opened, *latest]):
