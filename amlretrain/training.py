@@ -49,7 +49,8 @@ class Training:
         global_parameters: the job's global parameters.
         timeout: seconds to wait for the job (it is cancelled after that).
         model_sas_lifetime: the lifetime of the read SAS minted for the services that
-            must read the new model (at most 7 days).
+            must read the new model (at most 7 days by user delegation, 365 with an
+            account key).
     """
 
     batch: BatchClient
