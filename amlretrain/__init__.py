@@ -23,7 +23,10 @@ if _typing.TYPE_CHECKING:
         ConflictError,
         DefinitionError,
         GateRejected,
+        Interrupted,
+        LedgerError,
         NotFoundError,
+        OperationStillRunning,
         OperationTimeout,
         ServiceError,
         ThrottledError,
@@ -31,8 +34,10 @@ if _typing.TYPE_CHECKING:
         VerificationFailed,
     )
     from amlretrain.gate import Gate
+    from amlretrain.interrupt import StopSignal
     from amlretrain.jobs import BatchClient, TrainingJob
     from amlretrain.ledger import Ledger
+    from amlretrain.reconciliation import ReconcileReport, reconcile
     from amlretrain.result import RetrainResult
     from amlretrain.scoring import ScoringClient
     from amlretrain.storage import BlobStore
@@ -55,14 +60,19 @@ __all__ = [
     "Endpoint",
     "Gate",
     "GateRejected",
+    "Interrupted",
     "Ledger",
+    "LedgerError",
     "NotFoundError",
+    "OperationStillRunning",
     "OperationTimeout",
+    "ReconcileReport",
     "RetrainResult",
     "Sample",
     "ScoringClient",
     "ServiceError",
     "StaticTokenCredential",
+    "StopSignal",
     "ThrottledError",
     "Training",
     "TrainingJob",
@@ -72,6 +82,7 @@ __all__ = [
     "WebServicesClient",
     "__version__",
     "deploy",
+    "reconcile",
     "retrain",
     "rollback",
 ]
@@ -93,14 +104,19 @@ _LAZY = {
     "Endpoint": "amlretrain.classic",
     "Gate": "amlretrain.gate",
     "GateRejected": "amlretrain.errors",
+    "Interrupted": "amlretrain.errors",
     "Ledger": "amlretrain.ledger",
+    "LedgerError": "amlretrain.errors",
     "NotFoundError": "amlretrain.errors",
+    "OperationStillRunning": "amlretrain.errors",
     "OperationTimeout": "amlretrain.errors",
+    "ReconcileReport": "amlretrain.reconciliation",
     "RetrainResult": "amlretrain.result",
     "Sample": "amlretrain.targets",
     "ScoringClient": "amlretrain.scoring",
     "ServiceError": "amlretrain.errors",
     "StaticTokenCredential": "amlretrain.credentials",
+    "StopSignal": "amlretrain.interrupt",
     "ThrottledError": "amlretrain.errors",
     "Training": "amlretrain.training",
     "TrainingJob": "amlretrain.jobs",
@@ -109,6 +125,7 @@ _LAZY = {
     "WebServiceDefinition": "amlretrain.definition",
     "WebServicesClient": "amlretrain.arm",
     "deploy": "amlretrain.workflow",
+    "reconcile": "amlretrain.reconciliation",
     "retrain": "amlretrain.workflow",
     "rollback": "amlretrain.workflow",
 }

@@ -14,6 +14,7 @@ Every error the library raises on purpose is an :class:`AmlRetrainError`::
     ├── GateRejected             the new model did not pass the evaluation gate
     ├── VerificationFailed       an update reported success but the service does not show it
     ├── OperationTimeout         a wait passed its deadline
+    │   └── OperationStillRunning  an accepted operation still runs at its deadline
     └── LedgerError              the ledger could not be written after a run began
 
 :class:`Interrupted` (a ``KeyboardInterrupt``) ends a run stopped by SIGINT or SIGTERM
@@ -38,6 +39,7 @@ __all__ = [
     "Interrupted",
     "LedgerError",
     "NotFoundError",
+    "OperationStillRunning",
     "OperationTimeout",
     "ServiceError",
     "ThrottledError",
@@ -131,6 +133,12 @@ class ServiceError(AmlRetrainError):
         super().__init__(text)
         self.service_message = _clean(message)
 
+    @property
+    def answered(self) -> bool:
+        """False when no answer came back (a timeout, a lost connection): the request
+        may or may not have been carried out."""
+        return self.status is not None or self.code is not None
+
     @classmethod
     def from_parts(cls, parts: Mapping[str, Any]) -> ServiceError:
         """Build the error from a mapping of the constructor's keyword arguments."""
@@ -221,6 +229,12 @@ class OperationTimeout(AmlRetrainError):
     def __init__(self, message: str, *, waited: float | None = None) -> None:
         self.waited = waited
         super().__init__(message)
+
+
+class OperationStillRunning(OperationTimeout):
+    """A long-running operation the service accepted was still running at its deadline
+    (``operation_timeout``, or the grace of a stop request): it may still complete, so
+    what the target serves is unknown until it is reconciled. Never sent again."""
 
 
 class LedgerError(AmlRetrainError):

@@ -82,8 +82,9 @@ ACTIONS = ("deploy", "rollback", "gate", "restore")
 #: ``unknown``: the client could not confirm what the target serves (reconcile it).
 OUTCOMES = ("succeeded", "failed", "rejected", "restored", "dry-run", "unknown")
 
-#: Job statuses after which a training job will not change again.
-_JOB_ENDS = ("Finished", "Failed", "Cancelled")
+#: Job statuses after which a training job will not change again (``Orphaned``: reported
+#: by reconcile as never started; ``NotSubmitted``: the service refused the submit).
+_JOB_ENDS = ("Finished", "Failed", "Cancelled", "Orphaned", "NotSubmitted")
 
 
 def strip_sas(uri: str | None) -> str | None:
@@ -833,12 +834,25 @@ class Ledger:
         return out
 
     def open_jobs(self) -> list[JobRecord]:
-        """Training jobs whose last record says they may still run (or never started)."""
+        """Training jobs whose last record says they may still run (or never started).
+
+        A submit whose answer never came (``Submitting`` without a job id after it) is
+        listed too, with ``job_id`` empty: the service may hold a job nobody knows the
+        id of.
+        """
         last: dict[str, JobRecord] = {}
+        submitting: dict[str | None, JobRecord] = {}
         for record in self.read().records:
-            if isinstance(record, JobRecord):
+            if not isinstance(record, JobRecord):
+                continue
+            if record.job_id:
                 last[record.job_id] = record
-        return [job for job in last.values() if not job.ended]
+                submitting.pop(record.run_id, None)
+            elif record.status == "Submitting":
+                submitting[record.run_id] = record
+            else:  # NotSubmitted, or reconcile's Orphaned for an unknown id
+                submitting.pop(record.run_id, None)
+        return [job for job in last.values() if not job.ended] + list(submitting.values())
 
     def get(self, entry_id: str) -> LedgerEntry:
         """The entry with this id (a unique prefix is enough).

@@ -29,6 +29,7 @@ from amlretrain.errors import (
     ConfigurationError,
     ConflictError,
     LedgerError,
+    OperationStillRunning,
     OperationTimeout,
     ServiceError,
     VerificationFailed,
@@ -75,7 +76,7 @@ def _unanswered(err: BaseException) -> bool:
     """True for a timeout or a lost connection: nothing says whether the request landed."""
     if isinstance(err, OperationTimeout):
         return True
-    return type(err) is ServiceError and err.status is None and err.code is None
+    return type(err) is ServiceError and not err.answered
 
 
 class _Run:
@@ -148,14 +149,14 @@ class _Run:
 
         A request that lost its connection may still land later. A swap sets an absolute
         value and the targets accept "already serves this model" as their pin, so sending
-        it again converges. A deadline that passed is not retried: the operation may
-        still be running (its intent stays open for reconcile).
+        it again converges. An operation the service accepted and that is still running
+        at its deadline is not sent again (its outcome is unknown until reconciled).
         """
         try:
             return self._deploy(model)
-        except ServiceError as err:
-            if not _unanswered(err):
-                raise  # the service answered (an error, a failed operation, a conflict)
+        except (ServiceError, OperationTimeout) as err:
+            if isinstance(err, OperationStillRunning) or not _unanswered(err):
+                raise  # answered (an error, a failed operation), or accepted and running
             if self.run.stop is not None and self.run.stop.requested:
                 raise
             log.warning("%s: no answer to the swap (%s); sending it again", self.target.label, err)

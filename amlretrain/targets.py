@@ -29,7 +29,7 @@ from amlretrain.blobs import BlobRef
 from amlretrain.errors import (
     ConfigurationError,
     ConflictError,
-    OperationTimeout,
+    OperationStillRunning,
     VerificationFailed,
 )
 from amlretrain.ledger import strip_sas
@@ -159,7 +159,7 @@ def _await(poller: WebServicePoller, label: str, timeout: float, stop: StopSigna
         now = time.monotonic()
         if now >= limit:
             why = "the run is stopping and " if limit < deadline else ""
-            raise OperationTimeout(
+            raise OperationStillRunning(
                 f"web service {label}: {why}the update operation is still running after "
                 f"{now - started:.0f} s (request id {poller.request_id}); what it serves is "
                 "unknown until it is reconciled",

@@ -19,7 +19,7 @@ import attrs
 
 from amlretrain._redact import redact
 from amlretrain.blobs import BlobRef
-from amlretrain.errors import AmlRetrainError
+from amlretrain.errors import AmlRetrainError, ServiceError
 from amlretrain.result import StepRecorder
 
 if TYPE_CHECKING:
@@ -76,9 +76,10 @@ def run_training(
     """Upload the data, run the job, read its evaluation (steps ``upload``, ``train``,
     ``evaluate`` in ``steps``).
 
-    ``on_job(job_id, status)`` is called as soon as the submit answered (``Submitted``,
-    before the job is started: a ledger records it there) and when the job ended (its
-    last status). A ``stop`` request cancels the job and raises ``Interrupted``.
+    ``on_job(job_id, status)`` is called before the submit (``""``, ``Submitting``), as
+    soon as it answered (``Submitted``, before the job is started: a ledger records it
+    there), and when the job ended (its last status); ``("", "NotSubmitted")`` when the
+    service refused the submit. A ``stop`` request cancels the job and raises ``Interrupted``.
 
     Returns:
         The finished job, the trained model (with a read SAS of
@@ -100,12 +101,19 @@ def run_training(
             info["_status"] = "skipped"
     outputs = _outputs(training, _run_id())
     with steps.step("train") as info:
-        job = training.batch.submit(
-            {training.input_name: data},
-            outputs=outputs,
-            global_parameters=training.global_parameters,
-            store=store,
-        )
+        if on_job is not None:
+            on_job("", "Submitting")  # a submit whose answer is lost leaves a job behind
+        try:
+            job = training.batch.submit(
+                {training.input_name: data},
+                outputs=outputs,
+                global_parameters=training.global_parameters,
+                store=store,
+            )
+        except AmlRetrainError as err:
+            if on_job is not None and not (isinstance(err, ServiceError) and not err.answered):
+                on_job("", "NotSubmitted")  # the service refused it: no job was created
+            raise
         info["job_id"] = job.job_id
         try:
             if on_job is not None:

@@ -29,7 +29,7 @@ from amlretrain.errors import ConfigurationError, LedgerError
 from amlretrain.gate import Gate
 from amlretrain.interrupt import StopSignal, handle_signals
 from amlretrain.ledger import JobRecord, Ledger, LedgerEntry, new_run_id, strip_sas
-from amlretrain.reconcile import reconcile
+from amlretrain.reconciliation import reconcile
 from amlretrain.result import RetrainResult, StepRecorder, TargetOutcome
 from amlretrain.swap import RESTORE_SAS_LIFETIME, Deployment, deploy_one
 from amlretrain.targets import Sample, Target

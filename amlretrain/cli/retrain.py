@@ -271,7 +271,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     from amlretrain.config import load_config
     from amlretrain.errors import VerificationFailed
     from amlretrain.ledger import new_run_id
-    from amlretrain.reconcile import reconcile
+    from amlretrain.reconciliation import reconcile
 
     config = load_config(args.config)
     targets = (

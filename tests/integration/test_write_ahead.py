@@ -24,7 +24,7 @@ from amlretrain.emulator.state import trained_model_asset
 from amlretrain.interrupt import StopSignal
 from amlretrain.jobs import BatchClient
 from amlretrain.ledger import Ledger, strip_sas
-from amlretrain.reconcile import reconcile
+from amlretrain.reconciliation import reconcile
 from amlretrain.storage import BlobStore
 from amlretrain.targets import ArmTarget, ClassicTarget
 from amlretrain.training import Training
@@ -281,9 +281,9 @@ def test_a_stop_during_training_cancels_the_job_and_changes_nothing(
         retrain(training, [_target(c, "arm")], ledger=ledger, stop=stop)
     assert caught.value.exit_code == 143
     jobs = [r for r in ledger.read().records if type(r).__name__ == "JobRecord"]
-    assert [j.status for j in jobs] == ["Submitted", "Cancelled"]  # type: ignore[attr-defined]
+    assert [j.status for j in jobs] == ["Submitting", "Submitted", "Cancelled"]  # type: ignore[attr-defined]
     with emulator.state.locked() as state:
-        assert state.jobs[jobs[0].job_id.lower()].status == "Cancelled"  # type: ignore[attr-defined]
+        assert state.jobs[jobs[1].job_id.lower()].status == "Cancelled"  # type: ignore[attr-defined]
     assert _served(emulator, "arm") == before
     assert ledger.pending() == [] and ledger.open_jobs() == []
 

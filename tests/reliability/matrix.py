@@ -9,7 +9,8 @@ target, switches it off and checks what a user must be able to trust:
   one on success, the previous one otherwise), and a scoring call returns exactly what
   that model predicts (the blob is downloaded and scored locally for comparison);
 * the ledger tells the truth: its last entry's ``serving_model`` is what the target
-  serves, and no entry claims success for a target that does not serve its model;
+  serves (after :func:`~amlretrain.reconcile` when the run left an outcome unknown),
+  and no entry claims success for a target that does not serve its model;
 * the training job was submitted at most once (``POST .../jobs`` in the request log);
 * no blob was lost (the previous model and the new one still exist).
 
@@ -42,6 +43,7 @@ from amlretrain.errors import AmlRetrainError
 from amlretrain.jobs import BatchClient
 from amlretrain.jobstatus import PollPolicy
 from amlretrain.ledger import Ledger, strip_sas
+from amlretrain.reconciliation import reconcile
 from amlretrain.result import STATUSES, RetrainResult
 from amlretrain.storage import BlobStore
 from amlretrain.targets import ArmTarget, ClassicTarget, Sample
@@ -407,12 +409,15 @@ def run_case(rig: Rig, step_name: str, fault_name: str, workdir: Path) -> Row:
     new_model = result.model if result is not None else None
     if outcome == "succeeded":
         expected = new_model
-    elif outcome_obj is not None and outcome_obj.status == "failed":
+    elif outcome_obj is not None and outcome_obj.status in ("failed", "unknown"):
         expected = outcome_obj.serving_model
     else:
         expected = previous
-    # serving_model None means "could not be read": only "one of the two" can be checked.
-    unknown = outcome_obj is not None and outcome_obj.status == "failed" and expected is None
+    # serving_model None means "could not be read" or "not confirmed" (status unknown):
+    # only "one of the two" can be checked; reconcile must then record the truth.
+    unknown = (
+        outcome_obj is not None and outcome_obj.status in ("failed", "unknown") and expected is None
+    )
     consistent = (unknown or serving == expected) and serving in (previous, new_model)
     if not consistent:
         notes.append(f"serves {serving}, expected {expected}")
@@ -426,6 +431,9 @@ def run_case(rig: Rig, step_name: str, fault_name: str, workdir: Path) -> Row:
         consistent = False
         notes.append(f"scoring failed: {type(err).__name__}")
 
+    if ledger.pending():
+        reconcile([rig.target(step.target)], ledger=ledger)
+        notes.append("reconciled")
     entries = ledger.entries()
     if entries:
         last = entries[-1]

@@ -9,7 +9,7 @@ import pytest
 
 from amlretrain.errors import ServiceError
 from amlretrain.ledger import Intent, JobRecord, Ledger, LedgerEntry
-from amlretrain.reconcile import reconcile
+from amlretrain.reconciliation import reconcile
 
 OLD = "https://a.blob.core.windows.net/m/old.ilearner"
 NEW = "https://a.blob.core.windows.net/m/new.ilearner"
@@ -154,8 +154,23 @@ def test_jobs_without_an_end_are_read_and_orphans_listed(tmp_path: Path) -> None
         "j-orphan": ("NotStarted", True, "run-9"),
         "j-done": ("Finished", False, "run-9"),
     }
-    assert [j.job_id for j in ledger.open_jobs()] == ["j-orphan"]  # still listed next time
+    assert ledger.open_jobs() == []  # recorded (Orphaned, Finished): reported once
     assert "orphan" in report.summary()
+    assert reconcile([], ledger=ledger, batch=batch).jobs == ()  # type: ignore[arg-type]
+
+
+def test_a_submit_whose_answer_was_lost_is_an_orphan_of_its_run(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.jsonl")
+    ledger.append(JobRecord.new(run_id="run-lost", job_id="", status="Submitting"))
+    ledger.append(JobRecord.new(run_id="run-ok", job_id="", status="Submitting"))
+    ledger.append(JobRecord.new(run_id="run-ok", job_id="j1", status="Submitted"))
+    ledger.append(JobRecord.new(run_id="run-ok", job_id="j1", status="Finished"))
+    ledger.append(JobRecord.new(run_id="run-refused", job_id="", status="Submitting"))
+    ledger.append(JobRecord.new(run_id="run-refused", job_id="", status="NotSubmitted"))
+    report = reconcile([], ledger=ledger)
+    assert [(j.run_id, j.job_id, j.orphan) for j in report.jobs] == [("run-lost", "", True)]
+    assert "id never received" in report.summary()
+    assert ledger.open_jobs() == []
 
 
 @pytest.mark.parametrize("with_batch", [False, True])

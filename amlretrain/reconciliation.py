@@ -80,9 +80,10 @@ class JobReport:
     Attributes:
         job_id, run_id: the job and its run.
         status: the service's status (``NotStarted``: an orphan; ``Unreadable`` when it
-            could not be read).
-        orphan: it never started (its submit's answer was lost or the run stopped before
-            starting it); reconcile never starts it.
+            could not be read; ``Unknown`` when its id was never received).
+        orphan: it never started (its submit's answer was lost, ``job_id`` empty then, or
+            the run stopped before starting it); reconcile never starts it, and records
+            it as ``Orphaned`` so it is reported once.
     """
 
     job_id: str
@@ -127,8 +128,9 @@ class ReconcileReport:
             if t.message:
                 lines.append(f"    {t.message}")
         for j in self.jobs:
-            what = "orphan (never started)" if j.orphan else j.status
-            lines.append(f"job {j.job_id} of {j.run_id or 'an unknown run'}: {what}")
+            what = "orphan (never started; reconcile does not start it)" if j.orphan else j.status
+            name = j.job_id or "(id never received: the submit's answer was lost)"
+            lines.append(f"job {name} of {j.run_id or 'an unknown run'}: {what}")
         return redact("\n".join(lines) or "nothing to reconcile")
 
 
@@ -237,9 +239,14 @@ def reconcile_target(
     )
 
 
-def _jobs(ledger: Ledger, batch: BatchClient | None, run_id: str | None) -> list[JobReport]:
+def _jobs(ledger: Ledger, batch: BatchClient | None) -> list[JobReport]:
+    """Report every job whose end was never recorded, and record what was found."""
     reports = []
     for job in ledger.open_jobs():
+        if not job.job_id:  # the submit's answer was lost: its id is not known
+            reports.append(JobReport(job_id="", run_id=job.run_id, status="Unknown", orphan=True))
+            ledger.append(JobRecord.new(run_id=job.run_id, job_id="", status="Orphaned"))
+            continue
         if batch is None:
             reports.append(JobReport(job_id=job.job_id, run_id=job.run_id, status=job.status))
             continue
@@ -249,12 +256,13 @@ def _jobs(ledger: Ledger, batch: BatchClient | None, run_id: str | None) -> list
             log.warning("job %s: %s", job.job_id, redact(str(err)))
             reports.append(JobReport(job_id=job.job_id, run_id=job.run_id, status="Unreadable"))
             continue
-        report = JobReport(
-            job_id=job.job_id, run_id=job.run_id, status=status, orphan=status == "NotStarted"
+        orphan = status == "NotStarted"
+        reports.append(
+            JobReport(job_id=job.job_id, run_id=job.run_id, status=status, orphan=orphan)
         )
-        reports.append(report)
-        if status in ("Finished", "Failed", "Cancelled"):
-            ledger.append(JobRecord.new(run_id=job.run_id, job_id=job.job_id, status=status))
+        if orphan or status in ("Finished", "Failed", "Cancelled"):
+            ended = "Orphaned" if orphan else status
+            ledger.append(JobRecord.new(run_id=job.run_id, job_id=job.job_id, status=ended))
     return reports
 
 
@@ -294,4 +302,4 @@ def reconcile(
                 out.append(Reconciled(target=target.label, key=target.key, status="clean"))
                 continue
             out.append(reconcile_target(target, fresh, ledger=ledger, run_id=run_id))
-    return ReconcileReport(targets=tuple(out), jobs=tuple(_jobs(ledger, batch, run_id)))
+    return ReconcileReport(targets=tuple(out), jobs=tuple(_jobs(ledger, batch)))
