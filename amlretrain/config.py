@@ -276,15 +276,14 @@ class RetrainConfig:
         from amlretrain.ledger import BlobLedgerBackend, Ledger
 
         if self.ledger_blob:
-            from amlretrain.locks import BlobTargetLocks
+            from amlretrain.locks import locks_for
 
             container, _, name = self.ledger_blob.partition("/")
             client = self.store().service.get_container_client(container)
             if not client.exists():
                 client.create_container()
-            folder = name.rpartition("/")[0]
-            locks = BlobTargetLocks(client, f"{folder}/locks/" if folder else "locks/")
-            return Ledger(backend=BlobLedgerBackend(client.get_blob_client(name), locks=locks))
+            blob = client.get_blob_client(name)
+            return Ledger(backend=BlobLedgerBackend(blob, locks=locks_for(self)))
         return Ledger(self.resolve(self.ledger_path))
 
     def batch(self) -> BatchClient:

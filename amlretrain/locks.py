@@ -34,6 +34,7 @@ import hashlib
 import json
 import logging
 import os
+import posixpath
 import re
 import socket
 import sys
@@ -234,9 +235,15 @@ def locks_for(config: RetrainConfig) -> TargetLocks:
 
     A blob ledger (``[ledger] blob = "container/path/ledger.jsonl"``): blob leases in that
     container under ``path/locks/``. A local ledger: file locks in a ``locks`` folder beside
-    the ledger file.
+    the ledger file. :meth:`RetrainConfig.ledger` hands these to the ledger it builds.
     """
-    return config.ledger().locks
+    if config.ledger_blob:
+        container, _, name = config.ledger_blob.partition("/")
+        folder = posixpath.dirname(name)
+        prefix = f"{folder}/locks/" if folder else "locks/"
+        client = config.store().service.get_container_client(container)
+        return BlobTargetLocks(client, prefix)
+    return FileTargetLocks(config.resolve(config.ledger_path).parent / "locks")
 
 
 # -- file locks ---------------------------------------------------------------------------

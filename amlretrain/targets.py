@@ -154,9 +154,17 @@ def _await(poller: WebServicePoller, label: str, timeout: float, stop: StopSigna
     """Wait for a long-running operation, bounded by ``timeout`` and a stop's grace."""
     started = time.monotonic()
     deadline = started + timeout
+    told = False
     while not poller.done():
         limit = _bounded(deadline, stop)
         now = time.monotonic()
+        if stop is not None and stop.requested and not told:
+            told = True
+            log.warning(
+                "%s: stopping: waiting up to %.0f s for the update operation to finish",
+                label,
+                max(0.0, limit - now),
+            )
         if now >= limit:
             why = "the run is stopping and " if limit < deadline else ""
             raise OperationStillRunning(

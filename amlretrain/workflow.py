@@ -226,7 +226,6 @@ def retrain(
     """
     with _stopping(stop, interrupt_grace) as stopper:
         steps = StepRecorder(on_step)
-        _check_listed(targets)
         current = _check_targets(targets, steps, concurrency)
         run_id = _begin(ledger, "retrain", targets, dry_run, wait_lock, steps)
         stopper.raise_if_requested()

@@ -306,7 +306,7 @@ def test_defaults_of_the_numeric_keys() -> None:
     assert config.concurrency == 4
     assert config.interrupt_grace == 30.0
     assert config.timeout == 3600.0
-    assert config.model_sas_days == 7.0
+    assert config.model_sas_days == 30.0  # an account key (connection string)
     assert arm.polling_interval == 5.0
     assert arm.operation_timeout == 900.0
     assert arm.verify_timeout == 120.0
