@@ -48,7 +48,11 @@ docs: $(STAMP)
 clean:
 	rm -rf $(VENV) .tools build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis site
 
-# The full fault matrix (every retrain step x every fault) against the emulator; rewrites
-# the table in docs/reliability.md. `make test` runs a subset (tests/reliability/).
+# The full fault matrix (every retrain step x every fault) and the full crash-consistency
+# matrix (the CLI killed, interrupted, starved and raced at every exchange) against the
+# emulator; each rewrites its own table in docs/reliability.md (both run, then the target
+# fails if either found a failing case). `make test` runs a subset (tests/reliability/).
 reliability: $(STAMP) $(AZURITE)
-	$(BIN)/python -m tests.reliability.matrix --full --out docs/reliability.md
+	$(BIN)/python -m tests.reliability.matrix --full --out docs/reliability.md; fault=$$?; \
+	$(BIN)/python -m tests.reliability.crash --full --out docs/reliability.md; crash=$$?; \
+	test $$fault -eq 0 && test $$crash -eq 0

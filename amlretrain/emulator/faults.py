@@ -2,7 +2,9 @@
 
 Faults are rules matched against *route names* (``arm.get``, ``arm.patch``, ``bes.submit``,
 ``rrs.execute``, ``classic.patch_endpoint`` ... or a glob such as ``classic.*`` or ``*``).
-Each rule fires at most ``count`` times (``None`` = forever).
+Each rule fires at most ``count`` times (``None`` = forever), after letting ``skip``
+matching requests pass untouched (``skip=2`` on ``arm.get``: the third GET is the first
+to meet it; a request another rule answered counts as matching too).
 
 Kinds that act on the HTTP exchange (``latency`` rules all fire; of the others only the
 first matching rule fires on a request):
@@ -57,6 +59,7 @@ Example::
     emu.faults.add(route="bes.*", kind="job_fail", message="Out of memory")
     emu.faults.add(route="classic.patch_endpoint", kind="stale", seconds=30)
     emu.faults.add(route="arm.patch", kind="kill", pid=client.pid, when="after")
+    emu.faults.add(route="arm.get", kind="drop", skip=3)   # the 4th GET of the web service
 
 A config file (JSON or TOML) holds a list of rules under ``faults``::
 
@@ -156,6 +159,8 @@ class Fault:
             stored as a :class:`signal.Signals`.
         when: ``"before"`` (default) or ``"after"`` the handler, for ``kill`` faults.
         count: how many more times the rule fires; ``None`` = forever.
+        skip: how many more matching requests (or, for the kinds a handler consumes,
+            matching writes or job starts) pass before the rule fires for the first time.
         fired: how many times it has fired.
     """
 
@@ -169,6 +174,7 @@ class Fault:
     signal: int | str | None = None
     when: str | None = None
     count: int | None = 1
+    skip: int = 0
     fired: int = 0
 
     def __attrs_post_init__(self) -> None:
@@ -183,6 +189,8 @@ class Fault:
                 self.retry_after = 1
         if self.count is not None and self.count < 0:
             raise ValueError("count must be >= 0 or None")
+        if isinstance(self.skip, bool) or not isinstance(self.skip, int) or self.skip < 0:
+            raise ValueError(f"skip must be an int >= 0, not {self.skip!r}")
         if self.seconds < 0:
             raise ValueError("seconds must be >= 0")
         if self.kind == "kill":
@@ -310,6 +318,7 @@ class Faults:
         signal: int | str | None = None,
         when: str | None = None,
         count: int | None = 1,
+        skip: int = 0,
     ) -> Fault:
         """Add a rule and return it.
 
@@ -326,6 +335,7 @@ class Faults:
             signal: the signal of a ``kill`` fault: a number or a name (default SIGKILL).
             when: ``"before"`` (default) or ``"after"`` the handler, for ``kill`` faults.
             count: how many times it fires; ``None`` = forever.
+            skip: how many matching requests pass untouched before it first fires.
 
         Raises:
             ValueError: an unknown kind or an impossible value.
@@ -341,6 +351,7 @@ class Faults:
             signal=signal,
             when=when,
             count=count,
+            skip=skip,
         )
         with self._lock:
             self._rules.append(fault)
@@ -374,7 +385,7 @@ class Faults:
             raise ValueError("'faults' must be a list of rules")
         faults = cls()
         allowed = {"route", "kind", "status", "retry_after", "seconds", "message", "count"}
-        allowed |= {"pid", "signal", "when"}
+        allowed |= {"pid", "signal", "when", "skip"}
         for i, item in enumerate(items):
             if not isinstance(item, Mapping):
                 raise ValueError(f"fault #{i} is not a table/object")
@@ -417,7 +428,8 @@ class Faults:
 
         ``latency`` rules all fire; of the other kinds only the first match fires (so one
         request meets at most one of ``status``, ``drop``, ``apply_drop``,
-        ``apply_status`` and ``kill``).
+        ``apply_status`` and ``kill``). A rule still skipping counts the request down
+        (its ``skip``) and neither fires nor keeps another rule from firing.
         """
         wanted = tuple(kinds)
         out: list[Fault] = []
@@ -425,6 +437,9 @@ class Faults:
             decisive_taken = False
             for rule in self._rules:
                 if rule.kind not in wanted or not rule.matches(route):
+                    continue
+                if rule.skip > 0:
+                    rule.skip -= 1
                     continue
                 if rule.kind != "latency":
                     if decisive_taken:
@@ -437,11 +452,17 @@ class Faults:
         return out
 
     def take_one(self, routes: Iterable[str], kind: str) -> Fault | None:
-        """Consume the first rule of ``kind`` that matches any of ``routes``."""
+        """Consume the first rule of ``kind`` that matches any of ``routes``.
+
+        Rules still skipping count this occasion down (their ``skip``) and pass it on.
+        """
         names = tuple(routes)
         with self._lock:
             for rule in self._rules:
                 if rule.kind == kind and any(rule.matches(r) for r in names):
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        continue
                     if rule.count is not None:
                         rule.count -= 1
                     rule.fired += 1

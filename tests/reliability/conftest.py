@@ -8,6 +8,7 @@ import pytest
 
 from amlretrain.emulator import Emulator, Faults
 from tests.integration.conftest import shared_emulator
+from tests.reliability.crash import CrashRig
 from tests.reliability.matrix import Rig
 
 
@@ -31,3 +32,9 @@ def rig(emulator: Emulator) -> Iterator[Rig]:
     """Clients with short timeouts and fast polling, for fault cases."""
     with Rig(emulator) as r:
         yield r
+
+
+@pytest.fixture(scope="module")
+def crash_rig(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> CrashRig:
+    """Runs crash-matrix cases (the real CLI as a subprocess) against the session's emulator."""
+    return CrashRig(emulator, tmp_path_factory.mktemp("crash"))

@@ -82,6 +82,41 @@ def test_take_one_consumes_job_and_lro_faults_by_route() -> None:
     assert faults.take_one(["bes.start"], "job_slow") is None
 
 
+def test_skip_lets_that_many_matching_requests_pass_before_a_rule_fires() -> None:
+    faults = Faults()
+    third = faults.add(route="arm.get", kind="kill", pid=4242, when="after", skip=2)
+    assert third.skip == 2
+    assert faults.take("arm.patch", REQUEST_KINDS) == []  # another route: not counted
+    assert faults.take("arm.get", REQUEST_KINDS) == []
+    assert faults.take("arm.get", REQUEST_KINDS) == []
+    assert faults.take("arm.get", REQUEST_KINDS) == [third]  # the third GET meets it
+    assert faults.take("arm.get", REQUEST_KINDS) == []  # count=1: spent
+    assert (third.skip, third.count, third.fired) == (0, 0, 1)
+
+
+def test_a_skipping_rule_does_not_shadow_another_and_counts_requests_it_matched() -> None:
+    faults = Faults()
+    later = faults.add(route="classic.*", kind="drop", skip=1)
+    now = faults.add(route="classic.get_endpoint", kind="status", status=500)
+    # The first request: `later` counts it down and passes it on, `now` answers it.
+    assert faults.take("classic.get_endpoint", REQUEST_KINDS) == [now]
+    assert faults.take("classic.get_endpoint", REQUEST_KINDS) == [later]
+    slow = faults.add(kind="latency", seconds=0.1, skip=1, count=None)
+    assert faults.take("rrs.execute", REQUEST_KINDS) == []
+    assert faults.take("rrs.execute", REQUEST_KINDS) == [slow]
+
+
+def test_skip_applies_to_the_kinds_a_handler_consumes_and_loads_from_config() -> None:
+    faults = Faults.from_data([{"route": "bes.start", "kind": "job_fail", "skip": 1}])
+    assert faults.take_one(["bes.start"], "job_fail") is None  # the first start passes
+    rule = faults.take_one(["bes.start"], "job_fail")
+    assert rule is not None
+    assert rule.fired == 1
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="skip must be an int >= 0"):
+            Faults().add(kind="drop", skip=bad)  # type: ignore[arg-type]
+
+
 def test_merge_is_recursive_case_insensitive_and_null_removes() -> None:
     target = {"properties": {"keys": {"primary": "a", "secondary": "b"}, "title": "t", "x": 1}}
     merge(target, {"Properties": {"keys": {"primary": "c"}, "x": None, "assets": {"a": 1}}})
