@@ -38,6 +38,7 @@ from amlretrain.gate import Gate
 from amlretrain.targets import Sample
 
 if TYPE_CHECKING:
+    from amlretrain.blobs import BlobRef
     from amlretrain.jobs import BatchClient
     from amlretrain.ledger import Ledger
     from amlretrain.storage import BlobStore
@@ -242,19 +243,20 @@ class RetrainConfig:
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(self.source).resolve().parent / p
 
-    def training(self, data: str | None = None) -> Training:
+    def training(self, data: str | None = None, *, base: Path | None = None) -> Training:
         """The :class:`~amlretrain.training.Training` of this config (``data`` overrides).
 
-        A relative data path is resolved against the config file's folder; a path that
-        does not exist locally is taken as a ``container/blob`` in the storage account.
+        See :meth:`training_data` for how ``data`` names a file or a blob.
+
+        Raises:
+            ConfigurationError: the data names a missing file or a bad blob (before
+                anything is read or sent).
         """
         from amlretrain.training import Training
 
-        name = data or self.data
-        path = self.resolve(name)
         return Training(
             batch=self.batch(),
-            data=path if path.exists() else name,
+            data=self.training_data(data or self.data, base=base),
             store=self.store(),
             input_name=self.input_name,
             model_output=self.model_output,
@@ -264,6 +266,49 @@ class RetrainConfig:
             timeout=self.timeout,
             model_sas_lifetime=self.model_sas_lifetime,
         )
+
+    def training_data(self, value: str, *, base: Path | None = None) -> Path | BlobRef | str:
+        """What a ``data`` value names: a blob in storage, or a local file.
+
+        A blob is named explicitly: an ``https://`` (or ``http://``) URL, or
+        ``blob:container/path``. Anything else is a local path, relative to ``base``
+        (default: the config file's folder), which must exist. Either must end in
+        ``.csv``, ``.tsv`` or ``.arff``.
+
+        Raises:
+            ConfigurationError: a missing file (with a ``blob:`` hint when the value looks
+                like ``container/path``), a bad extension or a bad container name.
+        """
+        from amlretrain.blobs import BlobRef
+        from amlretrain.jobs import INPUT_EXTENSIONS
+
+        where = f"{self.source}: training data {value!r}"
+        if not value.lower().endswith(INPUT_EXTENSIONS):
+            raise ConfigurationError(
+                f"{where}: must end in {', '.join(INPUT_EXTENSIONS)} (what the training "
+                "service reads)"
+            )
+        if value.startswith(("https://", "http://")):
+            return BlobRef.from_url(value)
+        if value.startswith("blob:"):
+            container, _, name = value[len("blob:") :].partition("/")
+            if not _CONTAINER_NAME.fullmatch(container) or not name:
+                raise ConfigurationError(
+                    f"{where}: a blob is 'blob:container/path/to/file.csv' with a valid "
+                    "container name (3-63 lowercase letters, digits and single hyphens)"
+                )
+            return f"{container}/{name}"
+        folder = base or Path(self.source).resolve().parent
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = folder / path
+        if path.is_file():
+            return path
+        hint = ""
+        first = value.split("/", 1)[0]
+        if "/" in value and _CONTAINER_NAME.fullmatch(first) and not (folder / first).exists():
+            hint = f"; did you mean the blob 'blob:{value}'?"
+        raise ConfigurationError(f"{where}: no such file {path}{hint}")
 
     def ledger(self) -> Ledger:
         """The ledger: an append blob in the storage account (``[ledger] blob``), or the

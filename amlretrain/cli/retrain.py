@@ -61,7 +61,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--config", "-c", required=True, help="the retrain.toml")
     p.add_argument("--dry-run", action="store_true", help="train and plan; change nothing")
-    p.add_argument("--data", help="training data file (overrides [training].data)")
+    p.add_argument(
+        "--data",
+        help="training data for every target (overrides the config): a local .csv/.tsv/.arff "
+        "file (relative to the current folder), or a blob as an https URL or "
+        "blob:container/path",
+    )
     p.add_argument("--progress", action="store_true", help="show progress bars")
     _add_wait_lock(p)
     add_output_flag(p)
@@ -166,12 +171,16 @@ def _retrain(args: argparse.Namespace) -> int:
     groups = group_by_data(config, config.targets())
     if args.data:
         groups = {args.data: [t for targets in groups.values() for t in targets]}
+    # Every group's data is checked before the first group runs; --data is relative to
+    # the current folder, the config's data to the config file's folder.
+    base = Path.cwd() if args.data else None
+    trainings = {data: config.training(data, base=base) for data in groups}
     ledger = config.ledger()
     results: list[RetrainResult] = []
     with _signals(config) as stop:
         try:
             for data, targets in groups.items():
-                training = config.training(data)
+                training = trainings[data]
                 results.append(
                     retrain(
                         training,

@@ -110,3 +110,53 @@ def test_the_ledger_can_live_in_a_blob(
     entries = json.loads(capsys.readouterr().out)
     assert len(entries) >= 2
     assert not (config.parent / "ledger.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("does_not_exist.csv", "no such file"),
+        (
+            "amlretrain-inputs/census.csv",
+            "did you mean the blob 'blob:amlretrain-inputs/census.csv'",
+        ),
+        ("data.json", "must end in .csv, .tsv, .arff"),
+    ],
+)
+def test_bad_training_data_exits_4_before_anything_is_sent(
+    config: Path,
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    data: str,
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.json").write_text("{}")
+    start = len(emulator.requests)
+    assert main(["retrain", "--config", str(config), "--data", data]) == 4
+    err = capsys.readouterr().err
+    assert message in err and data in err
+    assert emulator.requests[start:] == []  # nothing was read or sent
+    assert (
+        not (tmp_path / "ledger.jsonl").exists()
+        or "intent" not in (tmp_path / "ledger.jsonl").read_text()
+    )
+
+
+def test_data_named_as_a_blob_is_read_from_storage(
+    config: Path, emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from amlretrain.storage import BlobStore
+
+    store = BlobStore.from_connection_string(emulator.info.storage_connection_string)
+    store.upload(
+        DATA / "census_new.csv", container="amlretrain-inputs", blob_name="named/census.csv"
+    )
+    code = main(
+        ["retrain", "--config", str(config), "--data", "blob:amlretrain-inputs/named/census.csv"]
+    )
+    out = capsys.readouterr().out
+    assert code in (0, 11), out
+    assert "training data already in storage" in out

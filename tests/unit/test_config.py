@@ -475,3 +475,55 @@ def test_gate_thresholds_must_be_finite(thresholds: dict[str, Any], key: str) ->
     with pytest.raises(ConfigurationError) as info:
         _parse(_set(_document(), ("gate", "thresholds"), thresholds))
     assert str(info.value).startswith(f"{SOURCE}: {key}: must be a finite number, not ")
+
+
+def _data_config(tmp_path: Path) -> RetrainConfig:
+    path = tmp_path / "retrain.toml"
+    path.write_text(FULL)
+    return load_config(path, environ=ENV)
+
+
+def test_training_data_is_a_local_file_or_an_explicit_blob(tmp_path: Path) -> None:
+    from amlretrain.blobs import BlobRef
+
+    config = _data_config(tmp_path)
+    (tmp_path / "new.csv").write_text("a,b\n1,2\n")
+    assert config.training_data("new.csv") == tmp_path / "new.csv"
+    assert config.training_data("blob:inputs/2024/new.csv") == "inputs/2024/new.csv"
+    url = "https://acct.blob.core.windows.net/inputs/new.csv"
+    assert config.training_data(url) == BlobRef.from_url(url)
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    (elsewhere / "other.tsv").write_text("a\tb\n")
+    assert config.training_data("other.tsv", base=elsewhere) == elsewhere / "other.tsv"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "does_not_exist.csv",
+            r"training data 'does_not_exist.csv': no such file .*does_not_exist",
+        ),
+        ("inputs/new.csv", r"no such file .*did you mean the blob 'blob:inputs/new.csv'\?"),
+        ("data.json", r"'data.json': must end in \.csv, \.tsv, \.arff"),
+        ("blob:inputs/new.json", r"must end in"),
+        ("blob:Bad_Container/new.csv", r"valid container name"),
+        ("blob:inputs", r"must end in"),
+        ("blob:inputs/", r"must end in"),
+        ("https://acct.blob.core.windows.net/inputs/model.ilearner", r"must end in"),
+    ],
+)
+def test_bad_training_data_is_refused_naming_it(tmp_path: Path, value: str, message: str) -> None:
+    config = _data_config(tmp_path)
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        config.training_data(value)
+    assert str(tmp_path / "retrain.toml") in str(caught.value)
+
+
+def test_a_missing_folder_of_the_same_name_is_not_a_blob_hint(tmp_path: Path) -> None:
+    config = _data_config(tmp_path)
+    (tmp_path / "inputs").mkdir()
+    with pytest.raises(ConfigurationError) as caught:
+        config.training_data("inputs/missing.csv", base=tmp_path)
+    assert "did you mean" not in str(caught.value)
