@@ -37,6 +37,7 @@ __all__ = [
     "MAX_USER_DELEGATION_SAS_LIFETIME",
     "BlobStore",
     "account_url_from_connection_string",
+    "check_readable",
     "parse_connection_string",
 ]
 
@@ -359,6 +360,16 @@ class BlobStore:
         with _translated(f"existence check of {self._as_ref(blob).url}"):
             return bool(client.exists())
 
+    def check_readable(self, blob: BlobRef) -> None:
+        """Refuse a model a service could not read: read its properties *with the SAS
+        the service will be sent* (anonymously; without a SAS only a public blob passes).
+
+        Raises:
+            ConfigurationError: the blob does not exist, or storage refuses its SAS
+                (expired, revoked, without read permission) or its lack of one.
+        """
+        check_readable(blob, **self._transport_options())
+
     def delete(self, blob: BlobRef | str) -> None:
         """Delete a blob; deleting a missing blob is not an error."""
         from azure.core.exceptions import ResourceNotFoundError
@@ -477,3 +488,38 @@ def _progress_bar(enabled: bool, total: int, label: str) -> Iterator[Any]:
         yield hook
     finally:
         bar.close()
+
+
+def check_readable(blob: BlobRef, **options: Any) -> None:
+    """What :meth:`BlobStore.check_readable` does, for a blob of any account.
+
+    ``options`` are azure-storage-blob client options (timeouts, retries).
+
+    Raises:
+        ConfigurationError: the blob does not exist, or storage refuses the SAS.
+    """
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+    from azure.storage.blob import BlobClient
+
+    if blob.is_expired():
+        raise ConfigurationError(
+            f"the SAS of {blob.url} expired at {blob.expires_on}: mint a new one"
+        )
+    client = BlobClient.from_blob_url(blob.sas_url, **options)
+    try:
+        with _translated(f"read check of {blob.url}"):
+            try:
+                client.get_blob_properties()
+            except (ClientAuthenticationError, HttpResponseError) as err:
+                status = getattr(err, "status_code", None)
+                if status == 404:
+                    raise ConfigurationError(f"the model {blob.url} does not exist") from err
+                if status in (401, 403):
+                    what = "its SAS" if blob.sas_token else "a request without a SAS"
+                    raise ConfigurationError(
+                        f"storage refused {what} for {blob.url} (HTTP {status}): expired, "
+                        "revoked, without read permission, or a private blob without a SAS"
+                    ) from err
+                raise
+    finally:
+        client.close()

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from amlretrain.interrupt import StopSignal
     from amlretrain.storage import BlobStore
 
-__all__ = ["RESTORE_SAS_LIFETIME", "Deployment", "deploy_one"]
+__all__ = ["RESTORE_SAS_LIFETIME", "Deployment", "check_model", "deploy_one", "with_read_sas"]
 
 log = logging.getLogger(__name__)
 
@@ -247,11 +247,6 @@ def _locked(work: _Run, base: TargetOutcome, previous: str | None) -> TargetOutc
     if run.dry_run:
         outcome = attrs.evolve(base, status="dry-run", plan=redacted_plan(plan))
         return attrs.evolve(outcome, seconds=time.monotonic() - work.started)
-    try:
-        _check_model(model, run.store)
-    except AmlRetrainError as err:
-        failed = attrs.evolve(base, error=redact(str(err)), exception=err)
-        return work.record(failed, run.action, "failed", previous)
     work.intend(run.action, previous, model, plan)  # LedgerError: nothing was sent
     try:
         served = work.send(model)
@@ -313,18 +308,27 @@ def _process_lock(key: str) -> Iterator[None]:
         yield
 
 
-def _check_model(model: BlobRef, store: BlobStore | None) -> None:
-    """Refuse a model the service could not read, before the target changes.
+def check_model(model: BlobRef, store: BlobStore | None) -> None:
+    """Refuse a model the services could not read, before anything changes: it must
+    exist and be readable with the SAS they will be sent (read anonymously with it).
 
-    An expired SAS always; a missing blob when ``store`` holds it (a classic endpoint
-    also checks with an HTTP HEAD of the SAS URL before its PATCH).
+    Raises:
+        ConfigurationError: an expired or refused SAS, or a missing blob.
     """
-    if model.is_expired():
-        raise ConfigurationError(
-            f"the SAS of {model.url} expired at {model.expires_on}: mint a new one"
-        )
-    if store is not None and store.owns(model) and not store.exists(model):
-        raise ConfigurationError(f"the model {model.url} does not exist")
+    if store is not None and store.owns(model):
+        store.check_readable(model)
+    else:
+        from amlretrain.storage import check_readable
+
+        check_readable(model)
+
+
+def with_read_sas(model: BlobRef, store: BlobStore | None, lifetime: timedelta) -> BlobRef:
+    """``model`` as the services get it: a read SAS is minted when it has none and
+    ``store`` holds it (the URLs ``retrain`` and ``history`` print carry no SAS)."""
+    if store is not None and not model.sas_token and store.owns(model):
+        return store.sas(model, expires_in=lifetime)
+    return model
 
 
 def _restore(

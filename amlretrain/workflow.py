@@ -31,7 +31,13 @@ from amlretrain.interrupt import StopSignal, handle_signals
 from amlretrain.ledger import JobRecord, Ledger, LedgerEntry, new_run_id, strip_sas
 from amlretrain.reconciliation import reconcile
 from amlretrain.result import RetrainResult, StepRecorder, TargetOutcome
-from amlretrain.swap import RESTORE_SAS_LIFETIME, Deployment, deploy_one
+from amlretrain.swap import (
+    RESTORE_SAS_LIFETIME,
+    Deployment,
+    check_model,
+    deploy_one,
+    with_read_sas,
+)
 from amlretrain.targets import Sample, Target
 from amlretrain.training import Training, plan_training, run_training
 
@@ -239,6 +245,7 @@ def retrain(
                 training, steps, progress, stop=stopper, on_job=recorder
             )
             job_id = job.job_id
+            check_model(model, training.store)  # readable with the SAS the services get
         stopper.raise_if_requested()
         run = Deployment(
             metrics=metrics,
@@ -266,6 +273,7 @@ def deploy(
     sample: Sample | None = None,
     concurrency: int = 8,
     store: BlobStore | None = None,
+    sas_lifetime: timedelta = timedelta(days=7),
     interrupt_grace: float = 30.0,
     wait_lock: float = 0.0,
     stop: StopSignal | None = None,
@@ -273,16 +281,21 @@ def deploy(
     """Deploy an already trained model to many targets (bounded, continue-on-error).
 
     Same per-target steps as :func:`retrain` (lease, gate, intent, swap, verify, record),
-    after the same ledger probe and reconciliation.
+    after the same ledger probe and reconciliation. A model URL without a SAS (as
+    ``retrain`` and ``history`` print it) gets a read SAS of ``sas_lifetime`` when
+    ``store`` holds it. The model must exist and be readable with the SAS the services
+    get (checked in a dry run too).
 
     Raises:
-        ConfigurationError: a wrong target, or a ledger that cannot be written (nothing
-            changed).
+        ConfigurationError: a wrong target, a model the services could not read, or a
+            ledger that cannot be written (nothing changed).
         Interrupted: SIGINT or SIGTERM; its ``result`` holds what each target serves.
     """
     with _stopping(stop, interrupt_grace) as stopper:
         steps = StepRecorder(None)
         current = _check_targets(targets, steps, concurrency)
+        model = with_read_sas(model, store, sas_lifetime)
+        check_model(model, store)
         run_id = _begin(ledger, "deploy", targets, dry_run, wait_lock, steps)
         settings = Deployment(
             metrics=dict(metrics or {}),
@@ -338,13 +351,11 @@ def rollback(
         if not dry_run:
             current = target.current_model()  # reconcile may have settled a newer state
         entry, wanted = _rollback_choice(target, ledger, to, current)
-        model = BlobRef.from_url(wanted)
-        if store is not None and store.owns(model):
-            if not store.exists(model):
-                raise ConfigurationError(
-                    f"the model {model.url} no longer exists: cannot roll back to it"
-                )
-            model = store.sas(model, expires_in=sas_lifetime)
+        model = with_read_sas(BlobRef.from_url(wanted), store, sas_lifetime)
+        try:
+            check_model(model, store)
+        except ConfigurationError as err:
+            raise ConfigurationError(f"cannot roll back to {model.url}: {err}") from err
         run = Deployment(
             metrics=dict(ledger.metrics_of(target.key, wanted) or {}),
             gate=None,

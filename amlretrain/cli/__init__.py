@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "amlretrain.cli.endpoint",
     "amlretrain.cli.job",
     "amlretrain.cli.retrain",
+    "amlretrain.cli.blob",
     "amlretrain.cli.locks",
     "amlretrain.cli.emulator",
     "amlretrain.cli.demo",

@@ -73,11 +73,23 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=_retrain)
 
     d = subparsers.add_parser(
-        "deploy", help="deploy an existing .ilearner to the targets of a config (no training)"
+        "deploy",
+        help="deploy an existing .ilearner to the targets of a config (no training)",
+        description="Point every target of a retrain.toml at one trained model, leased, "
+        "verified and recorded like retrain's deploy step (no training, no gate). The "
+        "model must exist and be readable with the SAS the services get; a URL without a "
+        "SAS (as retrain and history print it) gets one minted from the config's storage "
+        "(model_sas_days).",
     )
-    d.add_argument("--config", "-c", required=True)
-    d.add_argument("--model", required=True, help="the model blob URL (with a SAS if needed)")
-    d.add_argument("--dry-run", action="store_true")
+    d.add_argument("--config", "-c", required=True, help="the retrain.toml")
+    d.add_argument(
+        "--model",
+        required=True,
+        help="the model blob URL; without a SAS, one is minted from the config's storage",
+    )
+    d.add_argument(
+        "--dry-run", action="store_true", help="check the model and targets, print the plan"
+    )
     _add_wait_lock(d)
     add_output_flag(d)
     d.set_defaults(handler=_deploy)
@@ -219,6 +231,7 @@ def _deploy(args: argparse.Namespace) -> int:
                 sample=config.sample,
                 concurrency=config.concurrency,
                 store=config.store(),
+                sas_lifetime=config.model_sas_lifetime,
                 wait_lock=args.wait_lock,
                 stop=stop,
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,8 +13,10 @@ from amlretrain.cli._common import add_group, add_output_flag, emit
 from amlretrain.errors import ConfigurationError, NotFoundError
 
 if TYPE_CHECKING:
+    from amlretrain.arm import WebServicesClient
     from amlretrain.cli._settings import Settings
     from amlretrain.definition import WebServiceDefinition
+    from amlretrain.storage import BlobStore
 
 
 __all__ = ["register"]
@@ -175,9 +178,11 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _update(args: argparse.Namespace) -> int:
+    from amlretrain.blobs import BlobRef
     from amlretrain.cli._settings import resolve
     from amlretrain.definition import WebServiceDefinition
     from amlretrain.ilearner import patch_body
+    from amlretrain.swap import with_read_sas
 
     settings = resolve(args)
     rg = _rg(settings)
@@ -186,14 +191,57 @@ def _update(args: argparse.Namespace) -> int:
         if args.definition:
             new = WebServiceDefinition.load(args.definition)
         else:
-            new = current.with_trained_model(args.model_uri, asset=args.asset)
+            model = with_read_sas(BlobRef.from_url(args.model_uri), settings.store(), _SAS_LIFETIME)
+            new = current.with_trained_model(model.sas_url, asset=args.asset)
+        _check_new_models(current, new, settings.store())  # before anything is sent
         if args.dry_run:
             body = patch_body(current, new)
             emit(args, body, "PATCH body (not sent):\n" + _json(body))
             return 0
         result = arm.update(rg, args.name, new, expected=current, timeout=args.timeout)
-    emit(args, result.to_dict(), "updated and verified\n" + _summary(result))
+        scored = _scoring_check(arm, rg, args.name, result)
+    emit(args, result.to_dict(), f"updated and verified{scored}\n" + _summary(result))
     return 0
+
+
+#: The lifetime of a read SAS minted for a model URL given without one.
+_SAS_LIFETIME = timedelta(days=7)
+
+
+def _check_new_models(
+    current: WebServiceDefinition, new: WebServiceDefinition, store: BlobStore | None
+) -> None:
+    """Every trained model the update points the service at must be readable by it."""
+    from amlretrain.blobs import BlobRef
+    from amlretrain.swap import check_model
+
+    before = {m.asset_id: m.uri for m in current.trained_models}
+    for model in new.trained_models:
+        if model.uri and model.uri != before.get(model.asset_id):
+            check_model(BlobRef.from_url(model.uri), store)
+
+
+def _scoring_check(arm: WebServicesClient, rg: str, name: str, result: WebServiceDefinition) -> str:
+    """Score the definition's exampleRequest through the updated service, if it has one.
+
+    Raises:
+        VerificationFailed: the service serves the new model but cannot score with it.
+    """
+    from amlretrain.errors import AmlRetrainError, VerificationFailed
+    from amlretrain.targets import ArmTarget, Sample
+
+    sample = Sample.from_example_request(result)
+    if sample is None:
+        return " (no exampleRequest: no scoring check)"
+    target = ArmTarget(arm, rg, name)
+    try:
+        rows = len(target.score(sample).first.records())
+    except AmlRetrainError as err:
+        raise VerificationFailed(
+            f"web service {name} now references the new model, but scoring its "
+            f"exampleRequest failed: {err}"
+        ) from err
+    return f"; the exampleRequest scored ({rows} row(s))"
 
 
 def _json(data: Any) -> str:

@@ -160,3 +160,34 @@ def test_data_named_as_a_blob_is_read_from_storage(
     out = capsys.readouterr().out
     assert code in (0, 11), out
     assert "training data already in storage" in out
+
+
+def test_blob_sas_prints_the_sas_url_on_stdout_only(
+    config: Path,
+    emulator: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    from urllib.parse import parse_qs, urlsplit
+
+    from amlretrain.blobs import BlobRef
+    from amlretrain.storage import BlobStore
+
+    store = BlobStore.from_connection_string(emulator.info.storage_connection_string)
+    ref = store.upload(b"model", container="amlretrain-models", blob_name="sas-cli/m.ilearner")
+    caplog.set_level(logging.DEBUG)
+    assert main(["--debug", "blob", "sas", ref.url, "--config", str(config), "--days", "2"]) == 0
+    captured = capsys.readouterr()
+    url = captured.out.strip()
+    query = parse_qs(urlsplit(url).query)
+    assert url.startswith(ref.url + "?") and query["sp"] == ["r"]
+    signature = query["sig"][0]
+    assert signature not in captured.err and signature not in caplog.text
+    assert store.download_bytes(BlobRef.from_url(url)) == b"model"
+    assert main(["blob", "sas", ref.url + "-missing", "--config", str(config)]) == 4
+    assert (
+        main(["blob", "sas", "https://other.blob.core.windows.net/c/m.ilearner", "-c", str(config)])
+        == 4
+    )
+    assert main(["blob", "sas", ref.url, "-c", str(config), "--days", "0"]) == 4

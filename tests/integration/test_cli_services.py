@@ -352,8 +352,10 @@ def test_webservice_import_update_and_delete_a_copy_of_the_service(
     updated = run("webservice", "update", copy_name, "--definition", str(rewritten), "-O", "json")
     assert updated.code == 0, updated.err
     writes = [(r.method, r.path) for r in env.requests if r.method != "GET"]
-    assert [m for m, _ in writes] == ["PATCH"], writes
+    # one PATCH, then the exampleRequest scored through the service (the model works)
+    assert [m for m, _ in writes] == ["PATCH", "POST"], writes
     assert writes[0][1].endswith(f"/webServices/{copy_name}")
+    assert writes[1][1].endswith("/execute")
 
     served = run("webservice", "get", copy_name, "--output", "json")
     assert without_query(uri_of(served.json())) == without_query(uri)
@@ -760,3 +762,29 @@ def test_job_submit_refuses_bad_pairs_and_outputs_before_any_request(
         result = run(*argv)
         assert result.code == 4, (argv, result.err)
     assert [r.method for r in env.requests if r.method == "POST"] == []
+
+
+def test_webservice_update_refuses_a_model_the_service_could_not_read(
+    env: Emulator, run: Callable[..., Run], store: BlobStore, service_copy: str
+) -> None:
+    missing = store.sas(
+        store.ref("models", f"missing-{uuid.uuid4().hex}.ilearner"), expires_in=timedelta(hours=1)
+    )
+    env.clear_requests()
+    refused = run("webservice", "update", service_copy, "--model-uri", missing.sas_url)
+    assert refused.code == 4, refused.err
+    assert "does not exist" in refused.err
+    assert [r.method for r in env.requests if r.method != "GET"] == []  # nothing sent
+    bad_sas = new_model(env, store).replace("sig=", "sig=AAAA")
+    tampered = run("webservice", "update", service_copy, "--model-uri", bad_sas)
+    assert tampered.code == 4 and "storage refused its SAS" in tampered.err
+    dry = run("webservice", "update", service_copy, "--model-uri", missing.sas_url, "--dry-run")
+    assert dry.code == 4  # a dry run predicts the refusal
+
+
+def test_webservice_update_scores_the_example_request_after_the_swap(
+    env: Emulator, run: Callable[..., Run], store: BlobStore, service_copy: str
+) -> None:
+    updated = run("webservice", "update", service_copy, "--model-uri", new_model(env, store))
+    assert updated.code == 0, updated.err
+    assert "updated and verified; the exampleRequest scored (" in updated.out

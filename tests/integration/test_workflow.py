@@ -220,7 +220,7 @@ def test_rollback_refuses_a_model_that_is_gone(clients: dict[str, Any], tmp_path
         pytest.skip("the doomed model was not accepted as a deployment")
     store.delete(doomed)
     before = target.current_model()
-    with pytest.raises(ConfigurationError, match="no longer exists"):
+    with pytest.raises(ConfigurationError, match=r"cannot roll back to .* does not exist"):
         rollback(target, ledger=ledger, store=store)
     assert target.current_model() == before
 
@@ -295,11 +295,43 @@ def test_a_missing_model_is_refused_before_the_target_changes(
     targets = _targets(clients)
     patches = sum(1 for r in emulator.requests if r.method == "PATCH")
     ledger = Ledger(tmp_path / "ledger.jsonl")
-    result = deploy(ghost, targets, ledger=ledger, store=store)
-    assert [o.status for o in result.targets] == ["failed", "failed"]
-    assert all("does not exist" in (o.error or "") for o in result.targets)
+    with pytest.raises(ConfigurationError, match=r"ghost/never-written\.ilearner does not exist"):
+        deploy(ghost, targets, ledger=ledger, store=store)
     assert sum(1 for r in emulator.requests if r.method == "PATCH") == patches
-    assert all(e.serving_model == e.previous_model for e in ledger.entries())
+    assert not (tmp_path / "ledger.jsonl").exists()  # refused before the ledger was touched
+
+
+def test_a_bare_model_url_gets_a_read_sas_and_a_dry_run_predicts_the_run(
+    clients: dict[str, Any], emulator: Emulator, tmp_path: Path
+) -> None:
+    store = clients["store"]
+    targets = _targets(clients)
+    for target in targets:
+        target.check()
+    served = strip_sas(targets[1].current_model())
+    assert served is not None
+    copy = store.upload(
+        store.download_bytes(BlobRef.from_url(served)),
+        container="amlretrain-models",
+        blob_name=f"bare/{tmp_path.name}.ilearner",
+    )
+    assert copy.sas_token == ""  # the URL retrain and history print
+    plan = deploy(copy, targets, store=store, dry_run=True)
+    assert [o.status for o in plan.targets] == ["dry-run", "dry-run"]
+    assert "sig=REDACTED" in json.dumps(plan.targets[0].plan)  # the ARM target gets a SAS
+    result = deploy(copy, targets, ledger=Ledger(tmp_path / "l.jsonl"), store=store)
+    assert [o.status for o in result.targets] == ["succeeded", "succeeded"], [
+        o.error for o in result.targets
+    ]
+
+
+def test_a_model_url_without_a_sas_and_no_store_is_refused(
+    clients: dict[str, Any], emulator: Emulator
+) -> None:
+    store = clients["store"]
+    ref = store.upload(b"x", container="amlretrain-models", blob_name="private/m.ilearner")
+    with pytest.raises(ConfigurationError, match="storage refused a request without a SAS"):
+        deploy(ref, _targets(clients)[:1], dry_run=True)
 
 
 def test_arm_deployments_record_the_request_id(clients: dict[str, Any], tmp_path: Path) -> None:
