@@ -61,16 +61,29 @@ def register(subparsers: Any) -> None:
     config = commands.add_parser(
         "config",
         help="write a retrain.toml (and an env file with its secrets) for a running emulator",
+        description="Write a retrain.toml for the emulator started by `amlretrain emulator "
+        "start` (read from its info file), and a shell file exporting the secrets it names "
+        "(mode 0600, rewritten each time: the emulator's secrets change with every start). "
+        "An existing config is refused unless --force.",
     )
-    config.add_argument("--info-file", default=str(DEFAULT_INFO_FILE))
+    config.add_argument(
+        "--info-file",
+        default=str(DEFAULT_INFO_FILE),
+        help=f"the running emulator's info file (default {DEFAULT_INFO_FILE})",
+    )
     config.add_argument("-o", "--out", default="retrain.toml", help="the config to write")
+    config.add_argument("--force", action="store_true", help="overwrite an existing config")
     config.add_argument(
         "--env-file",
         default=str(Path(".amlretrain") / "emulator.env"),
         help="shell file exporting the secrets the config names (mode 0600)",
     )
     config.add_argument("--data", help="training data (default: the bundled census_new.csv)")
-    config.add_argument("--ledger", default=str(Path(".amlretrain") / "ledger.jsonl"))
+    config.add_argument(
+        "--ledger",
+        default=str(Path(".amlretrain") / "ledger.jsonl"),
+        help="the ledger file the config names (default .amlretrain/ledger.jsonl)",
+    )
     add_output_flag(config)
     config.set_defaults(handler=_config)
 
@@ -123,6 +136,10 @@ def _config(args: argparse.Namespace) -> int:
         else (Path(__file__).resolve().parents[1] / "emulator" / "data" / "census_new.csv")
     )
     out = Path(args.out)
+    if out.exists() and not args.force:
+        raise ConfigurationError(f"{out} exists: pass --force to overwrite it")
+    if not data.is_file():
+        raise ConfigurationError(f"--data {data}: no such file")
     out.write_text(emulator_config(info, data=data.resolve(), ledger=Path(args.ledger).resolve()))
     env = emulator_environment(info)
     _write_private(

@@ -51,6 +51,21 @@ def test_start_config_retrain_and_stop(tmp_path: Path) -> None:
             cwd=tmp_path, capture_output=True, text=True, check=True,
         )  # fmt: skip
         assert secrets["workspace_token"] not in out.stdout
+        written = (tmp_path / "retrain.toml").read_bytes()
+        again = subprocess.run(
+            [sys.executable, "-m", "amlretrain", "emulator", "config", "--info-file",
+             str(info_file), "-o", str(tmp_path / "retrain.toml"), "--env-file", str(env_file)],
+            cwd=tmp_path, capture_output=True, text=True,
+        )  # fmt: skip
+        assert again.returncode == 4 and "exists: pass --force" in again.stderr
+        assert (tmp_path / "retrain.toml").read_bytes() == written  # left as it was
+        forced = subprocess.run(
+            [sys.executable, "-m", "amlretrain", "emulator", "config", "--info-file",
+             str(info_file), "-o", str(tmp_path / "retrain.toml"), "--env-file", str(env_file),
+             "--ledger", str(tmp_path / "ledger.jsonl"), "--force"],
+            cwd=tmp_path, capture_output=True, text=True,
+        )  # fmt: skip
+        assert forced.returncode == 0, forced.stderr
         env = dict(os.environ)
         for line in env_file.read_text().splitlines():
             name, _, value = line.removeprefix("export ").partition("=")
