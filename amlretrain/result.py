@@ -119,6 +119,14 @@ class RetrainResult:
     dry_run: bool = False
 
     @property
+    def split(self) -> bool:
+        """True when some targets serve the new model and others were left on another."""
+        statuses = {t.status for t in self.targets}
+        return bool(statuses & {"succeeded", "skipped"}) and bool(
+            statuses & {"failed", "restored", "unknown"}
+        )
+
+    @property
     def succeeded(self) -> bool:
         """True when every target succeeded (or was planned, in a dry run, or skipped)."""
         return all(t.status in _OK for t in self.targets)
@@ -141,6 +149,7 @@ class RetrainResult:
         """JSON-ready, redacted."""
         data: dict[str, Any] = {
             "succeeded": self.succeeded,
+            "split": self.split,
             "dryRun": self.dry_run,
             "jobId": self.job_id,
             "model": self.model,
@@ -171,6 +180,12 @@ class RetrainResult:
         for t in self.targets:
             counts[t.status] = counts.get(t.status, 0) + 1
         lines.append(", ".join(f"{n} {status}" for status, n in counts.items()))
+        if self.split:
+            new = sum(1 for t in self.targets if t.status in ("succeeded", "skipped"))
+            lines.append(
+                f"SPLIT: {new} of {len(self.targets)} target(s) serve the new model, the "
+                "others do not (see above)"
+            )
         return redact("\n".join(lines))
 
     def _repr_html_(self) -> str:

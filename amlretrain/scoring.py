@@ -14,13 +14,20 @@ Example:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient
-from amlretrain.errors import ConfigurationError, ServiceError
+from amlretrain.errors import (
+    AmlRetrainError,
+    ConfigurationError,
+    OperationTimeout,
+    ServiceError,
+    ThrottledError,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -105,6 +112,15 @@ def _ci(data: Mapping[str, Any], key: str) -> Any:
     return None
 
 
+def _transient(err: AmlRetrainError) -> bool:
+    """A failure worth one more try: throttled, a 5xx gateway error, no answer at all."""
+    if isinstance(err, OperationTimeout | ThrottledError):
+        return True
+    return isinstance(err, ServiceError) and (
+        err.status in (500, 502, 503, 504) or not err.answered
+    )
+
+
 def _table(raw: Any) -> ScoreTable:
     if isinstance(raw, list):  # swagger form: a list of records
         columns: list[str] = []
@@ -141,8 +157,12 @@ class ScoringClient(EndpointClient):
         session: a ``requests.Session`` to use (its adapters then decide retries).
         timeout: ``(connect, read)`` seconds for every call.
 
-    Retries: a scoring call is a POST, retried only on 429/503 with Retry-After (refused
-    before it ran), never after a connection error or timeout.
+        transient_retries: how many more times a score is sent after a transient error.
+
+    Retries: scoring changes nothing on the service, so a call that failed transiently
+    (429, 500, 502, 503, 504, a lost connection, a timeout) is sent again, up to
+    ``transient_retries`` times, after 0.5 s, 1 s, 2 s ... (or the service's
+    ``Retry-After``). A verification then decides on a real failure, not a blip.
     """
 
     def __init__(
@@ -152,8 +172,12 @@ class ScoringClient(EndpointClient):
         *,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        transient_retries: int = 3,
     ) -> None:
         super().__init__(api_location, api_key, session=session, timeout=timeout)
+        if transient_retries < 0:
+            raise ConfigurationError("transient_retries must be at least 0")
+        self.transient_retries = transient_retries
 
     def score(
         self,
@@ -192,11 +216,25 @@ class ScoringClient(EndpointClient):
         params = {"api-version": "2.0", "details": "true"}
         if swagger:
             params["format"] = "swagger"
-        response = self._http.request(
-            "POST", f"{self.api_location}/execute", params=params, json_body=body
-        )
+        response = self._post_execute(params, body)
         try:
             data = response.json()
         except ValueError as err:
             raise ServiceError("the scoring response is not JSON") from err
         return ScoreResult.from_response(data)
+
+    def _post_execute(self, params: Mapping[str, str], body: Any) -> requests.Response:
+        delay = 0.5
+        for attempt in range(self.transient_retries + 1):
+            try:
+                return self._http.request(
+                    "POST", f"{self.api_location}/execute", params=params, json_body=body
+                )
+            except AmlRetrainError as err:
+                if attempt == self.transient_retries or not _transient(err):
+                    raise
+                wait = getattr(err, "retry_after", None) or delay
+                log.info("scoring failed transiently (%s); again in %.1f s", err, wait)
+                time.sleep(min(wait, 30.0))
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -234,7 +234,7 @@ def test_scoring_failure_after_the_swap_restores_the_previous_model(
     model = retrain(_training(clients, "census_train.csv"), [target], dry_run=True).model
     other = "census_new.csv" if strip_sas(previous) == model else "census_train.csv"
     ledger = Ledger(tmp_path / "ledger.jsonl")
-    faults.add(route="rrs.execute", kind="status", status=500, count=1)
+    faults.add(route="rrs.execute", kind="status", status=500, count=None)
     result = retrain(_training(clients, other), [target], ledger=ledger, sample=sample)
     outcome = result.targets[0]
     assert outcome.status == "restored", outcome.error
@@ -348,3 +348,46 @@ def test_a_dry_run_writes_nothing_to_the_ledger(clients: dict[str, Any], tmp_pat
     ledger = Ledger(tmp_path / "ledger.jsonl")
     retrain(_training(clients), _targets(clients), dry_run=True, ledger=ledger)
     assert ledger.entries() == []
+
+
+def test_one_transient_scoring_error_does_not_roll_a_target_back(
+    clients: dict[str, Any], emulator: Emulator, faults: Faults, sample: Sample, tmp_path: Path
+) -> None:
+    targets = _targets(clients)
+    for target in targets:
+        target.check()
+    faults.add(route="rrs.execute", kind="status", status=500, count=1)
+    result = retrain(_training(clients), targets, ledger=Ledger(tmp_path / "l"), sample=sample)
+    assert [o.status for o in result.targets] == ["succeeded", "succeeded"], [
+        o.error for o in result.targets
+    ]
+    assert not result.split
+    assert faults.rules[0].fired == 1
+
+
+def test_a_run_that_ends_split_says_so(
+    clients: dict[str, Any], emulator: Emulator, faults: Faults, sample: Sample, tmp_path: Path
+) -> None:
+    arm, classic = _targets(clients)
+    for target in (arm, classic):
+        target.check()
+    # every scoring call of the classic endpoint fails: only it is restored
+    endpoint = clients["classic"].get_endpoint(
+        clients["info"].predictive_service, clients["info"].predictive_endpoint
+    )
+    assert endpoint.api_location
+    faults.add(route="rrs.execute", kind="status", status=500, count=None)
+    result = retrain(_training(clients), [classic], ledger=Ledger(tmp_path / "l"), sample=sample)
+    faults.clear()
+    assert result.targets[0].status == "restored"
+    from amlretrain.result import RetrainResult
+
+    mixed = RetrainResult(steps=(), targets=(result.targets[0], attrs_evolve_succeeded(result)))
+    assert mixed.split and "SPLIT: 1 of 2 target(s) serve the new model" in mixed.summary()
+    assert mixed.to_dict()["split"] is True
+
+
+def attrs_evolve_succeeded(result: Any) -> Any:
+    import attrs
+
+    return attrs.evolve(result.targets[0], target="other", key="k", status="succeeded")

@@ -186,7 +186,7 @@ def test_a_restored_model_gets_a_sas_that_outlives_the_hour(
     target = rig.target("classic")
     target.check()
     previous = strip_sas(target.current_model())
-    faults.add(route="rrs.execute", kind="status", status=500, count=1)
+    faults.add(route="rrs.execute", kind="status", status=500, count=None)
     result = retrain(rig.training(), [target], ledger=Ledger(tmp_path / "l"), sample=rig.sample)
     assert result.targets[0].status == "restored"
     now = rig.target("classic").current_model() or ""
