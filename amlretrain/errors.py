@@ -15,7 +15,8 @@ Every error the library raises on purpose is an :class:`AmlRetrainError`::
     ├── VerificationFailed       an update reported success but the service does not show it
     ├── OperationTimeout         a wait passed its deadline
     │   └── OperationStillRunning  an accepted operation still runs at its deadline
-    └── LedgerError              the ledger could not be written after a run began
+    ├── LedgerError              the ledger could not be written after a run began
+    └── TargetsFailed            some targets did not succeed, for different reasons
 
 :class:`Interrupted` (a ``KeyboardInterrupt``) ends a run stopped by SIGINT or SIGTERM
 once the truth about its targets was recorded.
@@ -42,6 +43,7 @@ __all__ = [
     "OperationStillRunning",
     "OperationTimeout",
     "ServiceError",
+    "TargetsFailed",
     "ThrottledError",
     "TrainingJobFailed",
     "VerificationFailed",
@@ -235,6 +237,19 @@ class OperationStillRunning(OperationTimeout):
     """A long-running operation the service accepted was still running at its deadline
     (``operation_timeout``, or the grace of a stop request): it may still complete, so
     what the target serves is unknown until it is reconciled. Never sent again."""
+
+
+class TargetsFailed(AmlRetrainError):
+    """Some targets of a run did not succeed, and not all for one kind of reason (when
+    they all failed in one family, that family's error is raised instead).
+
+    Attributes:
+        failures: ``(target, status, error)`` of each target that did not succeed.
+    """
+
+    def __init__(self, message: str, *, failures: Sequence[tuple[str, str, str]] = ()) -> None:
+        self.failures = tuple(failures)
+        super().__init__(message)
 
 
 class LedgerError(AmlRetrainError):

@@ -15,7 +15,13 @@ import attrs
 
 from amlretrain._html import table_html
 from amlretrain._redact import redact, redact_data
-from amlretrain.errors import AmlRetrainError, GateRejected, OperationTimeout, VerificationFailed
+from amlretrain.errors import (
+    AmlRetrainError,
+    GateRejected,
+    OperationTimeout,
+    TargetsFailed,
+    VerificationFailed,
+)
 
 __all__ = ["RetrainResult", "StepRecorder", "StepResult", "TargetOutcome"]
 
@@ -214,28 +220,27 @@ def _raise_for(targets: Sequence[TargetOutcome], total: int, metrics: Mapping[st
             reasons=reasons,
             metrics=metrics,
         )
-    unknown = [t for t in bad if t.status == "unknown"]
-    if unknown:
-        # What a target serves is unknown: that is what a caller must act on first.
-        if all(isinstance(t.exception, OperationTimeout) for t in unknown):
-            raise unknown[0].exception  # type: ignore[misc]
-        raise VerificationFailed(
-            f"{len(unknown)} of {total} target(s) unknown: "
-            + "; ".join(f"{t.target}: {t.error}" for t in unknown)
-        )
     lines = [f"{t.target}: {t.status}: {t.error}" for t in bad]
-    text = f"{len(bad)} of {total} target(s) failed: " + "; ".join(lines)
+    text = f"{len(bad)} of {total} target(s) did not succeed: " + "; ".join(lines)
     errors = [t.exception for t in bad if t.status != "rejected"]
+    unknown = [t for t in bad if t.status == "unknown"]
+    if len(unknown) == len(bad):
+        # What every one of them serves is unknown: that is the one family (12, or 13
+        # for operations past their deadline).
+        if all(isinstance(t.exception, OperationTimeout) for t in unknown):
+            errors = [t.exception for t in unknown]
+        else:
+            raise VerificationFailed(text)
     kinds = {type(e) for e in errors}
-    if len(kinds) == 1 and isinstance(errors[0], AmlRetrainError):
-        # One kind of failure: raise that kind (its exit code), saying what happened.
+    if len(errors) == len(bad) and len(kinds) == 1 and isinstance(errors[0], AmlRetrainError):
+        # One family of failure: raise that family (its exit code), saying what happened.
         first = errors[0]
         typed = type(first).__new__(type(first))  # its attributes, without its __init__
         typed.__dict__.update(first.__dict__)
         typed.message = text
         typed.args = (text,)
         raise typed from first
-    raise AmlRetrainError(text)
+    raise TargetsFailed(text, failures=[(t.target, t.status, t.error or "") for t in bad])
 
 
 class StepRecorder:

@@ -135,6 +135,7 @@ def _deploy_all(
     with steps.step("deploy") as info:
         outcomes = _run_targets(targets, work, concurrency)
         info["_text"] = ", ".join(f"{o.target}: {o.status}" for o in outcomes)
+        info["_status"] = _deploy_status([o.status for o in outcomes])
     result = RetrainResult(
         steps=tuple(steps.steps),
         targets=tuple(outcomes),
@@ -146,6 +147,15 @@ def _deploy_all(
     if run.stop is not None:
         run.stop.raise_if_requested(result)
     return result
+
+
+def _deploy_status(statuses: Sequence[str]) -> str:
+    """The deploy step's status: ``ok`` only when every target got (or has) the model."""
+    if all(s in ("succeeded", "skipped", "dry-run") for s in statuses):
+        return "ok"
+    if all(s == "rejected" for s in statuses):
+        return "rejected"
+    return "failed"
 
 
 def _check_targets(

@@ -23,6 +23,7 @@ from amlretrain.errors import (
     NotFoundError,
     OperationTimeout,
     ServiceError,
+    TargetsFailed,
     ThrottledError,
     TrainingJobFailed,
     VerificationFailed,
@@ -51,6 +52,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (GateRejected, 11),
     (VerificationFailed, 12),
     (OperationTimeout, 13),
+    (TargetsFailed, 14),
     (AmlRetrainError, 1),
 )
 

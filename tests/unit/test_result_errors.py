@@ -1,0 +1,61 @@
+"""Which error a run raises for the targets that did not succeed (its exit code)."""
+
+from __future__ import annotations
+
+import pytest
+
+from amlretrain.cli._common import exit_code_for
+from amlretrain.errors import (
+    ConfigurationError,
+    ConflictError,
+    GateRejected,
+    OperationStillRunning,
+    ServiceError,
+    TargetsFailed,
+    VerificationFailed,
+)
+from amlretrain.result import RetrainResult, TargetOutcome
+
+
+def _t(name: str, status: str, error: BaseException | None = None) -> TargetOutcome:
+    return TargetOutcome(
+        target=name, key=f"k:{name}", status=status, error=str(error or ""), exception=error
+    )
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "kind", "code"),
+    [
+        ([_t("a", "succeeded")], None, 0),
+        ([_t("a", "rejected"), _t("b", "rejected")], GateRejected, 11),
+        ([_t("a", "failed", ConflictError("held")), _t("b", "succeeded")], ConflictError, 8),
+        ([_t("a", "unknown", VerificationFailed("v")), _t("b", "unknown", ServiceError("x"))],
+         VerificationFailed, 12),
+        ([_t("a", "unknown", OperationStillRunning("slow"))], OperationStillRunning, 13),
+        ([_t("a", "failed", ConfigurationError("gone")), _t("b", "restored", ServiceError("500", status=500))],
+         TargetsFailed, 14),
+        ([_t("a", "unknown", VerificationFailed("v")), _t("b", "failed", ConflictError("c"))],
+         TargetsFailed, 14),
+        ([_t("a", "rejected"), _t("b", "failed", ConflictError("c"))], TargetsFailed, 14),
+    ],
+)  # fmt: skip
+def test_the_error_of_a_run_names_its_family(
+    outcomes: list[TargetOutcome], kind: type[BaseException] | None, code: int
+) -> None:
+    result = RetrainResult(steps=(), targets=tuple(outcomes))
+    if kind is None:
+        assert result.raise_for_status() is result
+        return
+    with pytest.raises(kind) as caught:
+        result.raise_for_status()
+    assert type(caught.value) is kind
+    assert exit_code_for(caught.value) == code
+    for outcome in outcomes:
+        if outcome.status != "succeeded":
+            assert outcome.target in str(caught.value)
+
+
+def test_the_key_and_the_exception_are_not_mangled_in_json() -> None:
+    outcome = _t("a", "failed", ConflictError("held"))
+    data = outcome.to_dict()
+    assert "exception" not in data
