@@ -4,8 +4,17 @@ Studio writes the evaluation as CSV: a header row of metric names and one value 
 evaluated model (a second row when two scored datasets are compared), e.g. for a binary
 classifier ``True Positive,False Negative,...,Accuracy,Precision,Recall,F-Score,AUC,...``
 and for a regression ``Mean Absolute Error,Root Mean Squared Error,...,Coefficient of
-Determination``. A two-column ``Metric,Value`` layout is read as well. Names are matched
-ignoring case, spaces, ``-`` and ``_``; non-numeric cells are kept as text.
+Determination``. A two-column ``Metric,Value`` layout is read as well.
+
+Names are compared through :func:`amlretrain.metrics.normalize_metric_name`, the gate's
+normaliser too: case, spaces, ``-`` and ``_`` are ignored and aliases are one metric
+(``F1`` = ``F-Score`` = ``F1 Score``, ``AUC`` = ``Area Under Curve``, ``R2`` =
+``Coefficient of Determination``, ...). The metrics keep the names the CSV spelled.
+
+What is refused (:class:`~amlretrain.errors.ConfigurationError`, naming the column): one
+metric in two columns (also under two aliases), and a known metric whose cell is not a
+finite number in its range (``AUC`` 1.5, a negative error, ``"8.7%"``, ``NaN``). Cells of
+other columns that are not numbers are kept as text, never parsed.
 """
 
 from __future__ import annotations
@@ -20,49 +29,48 @@ from typing import Any
 import attrs
 
 from amlretrain.errors import ConfigurationError
+from amlretrain.metrics import (
+    check_metric_names,
+    check_metric_value,
+    find_metric,
+    normalize_metric_name,
+)
 
 __all__ = ["EvaluationMetrics", "normalize_metric_name"]
 
-
-def normalize_metric_name(name: str) -> str:
-    """The comparison key of a metric name: lowercase, without spaces, ``-``, ``_``, ``.``."""
-    return re.sub(r"[\s\-_.]+", "", name.strip().lower())
-
-
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "accuracy": ("accuracy", "overallaccuracy"),
-    "precision": ("precision", "averageprecision"),
-    "recall": ("recall", "averagerecall"),
-    "f_score": ("fscore", "f1score", "f1"),
-    "auc": ("auc", "areaundercurve", "rocauc"),
-    "log_loss": ("averagelogloss", "logloss"),
-    "mean_absolute_error": ("meanabsoluteerror", "mae"),
-    "root_mean_squared_error": ("rootmeansquarederror", "rmse"),
-    "relative_absolute_error": ("relativeabsoluteerror",),
-    "relative_squared_error": ("relativesquarederror",),
-    "coefficient_of_determination": ("coefficientofdetermination", "r2", "rsquared"),
-}
+_DECIMAL = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_NUMBER = re.compile(_DECIMAL)
+# What a value cell may look like, even when it is not a value we accept (layout sniffing).
+_NUMBER_LIKE = re.compile(rf"(?:{_DECIMAL})%?|[+-]?(?:nan|inf|infinity)", re.I)
 
 
 def _number(text: str) -> float | None:
-    cleaned = text.strip().rstrip("%")
-    if not cleaned:
+    """A plain decimal number (``0.84``, ``-1e-3``), finite; else None (``8.7%``, ``nan``)."""
+    cleaned = text.strip()
+    if not _NUMBER.fullmatch(cleaned):
         return None
-    try:
-        value = float(cleaned)
-    except ValueError:
-        return None
+    value = float(cleaned)
     return value if math.isfinite(value) else None
+
+
+def _number_like(text: str) -> bool:
+    return bool(_NUMBER_LIKE.fullmatch(text.strip()))
 
 
 @attrs.frozen(kw_only=True)
 class EvaluationMetrics:
     """Metrics of one evaluated model, by name as Studio wrote them.
 
+    Names stay as the CSV spelled them (in ``values``, ``as_dict()`` and so in the
+    ledger); lookups accept any spelling or alias (``m["F1"]`` reads ``F-Score``), as
+    the gate does.
+
     Attributes:
         values: numeric metrics, in file order (``{"Accuracy": 0.84, ...}``).
-        text: the cells that are not numbers (e.g. a ``Scored dataset`` label).
-        rows: every value row of the file (for a two-model comparison), as text.
+        text: the cells of other columns that are not numbers (e.g. a ``Scored dataset``
+            label).
+        rows: every value row of the file (for a two-model comparison), as text; only
+            the first is checked and read into ``values``.
 
     Example:
         >>> m = EvaluationMetrics.from_csv("Accuracy,AUC\\n0.84,0.9\\n")
@@ -79,7 +87,8 @@ class EvaluationMetrics:
         """Parse Studio's evaluation CSV (header + values, or ``Metric,Value`` pairs).
 
         Raises:
-            ConfigurationError: the text is not CSV, or holds no metric at all.
+            ConfigurationError: the text is not CSV or holds no metric; a metric is in
+                two columns; a known metric's value is not a finite number in its range.
         """
         if isinstance(data, bytes):
             data = data.decode("utf-8-sig", "replace")
@@ -102,22 +111,26 @@ class EvaluationMetrics:
         pairs: list[tuple[str, str]]
         rows: tuple[tuple[str, ...], ...]
         if _is_key_value_layout(header, body):
-            start = 0 if _number(header[1]) is not None else 1
+            start = 0 if _number_like(header[1]) else 1
             pairs = [(row[0], row[1]) for row in table[start:] if len(row) >= 2]
             rows = (tuple(v for _, v in pairs),)
         else:
             if not body:
                 raise ConfigurationError("the evaluation output has a header but no values")
-            first = body[0]
+            first = body[0] + [""] * (len(header) - len(body[0]))
             pairs = list(zip(header, first, strict=False))
             rows = tuple(tuple(r) for r in body)
+        pairs = [(name, cell) for name, cell in pairs if name]
+        check_metric_names((name for name, _ in pairs), where="the evaluation output")
         values: dict[str, float] = {}
         text: dict[str, str] = {}
         for name, cell in pairs:
-            if not name:
-                continue
             number = _number(cell)
-            if number is None:
+            if find_metric(name) is not None:
+                values[name] = check_metric_value(
+                    name, cell if number is None else number, what="evaluation column"
+                )
+            elif number is None:
                 text[name] = cell
             else:
                 values[name] = number
@@ -128,11 +141,10 @@ class EvaluationMetrics:
     # -- lookups -----------------------------------------------------------------------------
 
     def get(self, name: str, default: float | None = None) -> float | None:
-        """A metric by name (case, spaces, ``-`` and ``_`` ignored; common aliases known)."""
+        """A metric by any spelling or alias of its name (``"F1"`` reads ``F-Score``)."""
         wanted = normalize_metric_name(name)
-        candidates = {wanted, *_ALIASES.get(name, ()), *_ALIASES.get(wanted, ())}
         for key, value in self.values.items():
-            if normalize_metric_name(key) in candidates:
+            if normalize_metric_name(key) == wanted:
                 return value
         return default
 
@@ -149,7 +161,8 @@ class EvaluationMetrics:
         return iter(self.values)
 
     def as_dict(self) -> dict[str, float]:
-        """The numeric metrics as a plain dict."""
+        """The numeric metrics as a plain dict, under the names the CSV spelled (what the
+        ledger records; the gate matches them under any alias)."""
         return dict(self.values)
 
     @property
@@ -205,6 +218,6 @@ def _is_key_value_layout(header: list[str], body: list[list[str]]) -> bool:
     """True for a ``Metric,Value`` file: two columns, names on the left, numbers right."""
     if len(header) != 2 or not body:
         return False
-    if all(len(r) == 2 and _number(r[1]) is not None and _number(r[0]) is None for r in body):
+    if all(len(r) == 2 and _number_like(r[1]) and not _number_like(r[0]) for r in body):
         return len(body) > 1 or normalize_metric_name(header[1]) in ("value", "values")
     return False
