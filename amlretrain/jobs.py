@@ -96,6 +96,19 @@ class BatchClient(EndpointClient):
 
     _params = {"api-version": API_VERSION}
 
+    def swagger(self) -> dict[str, Any] | None:
+        """The endpoint's swagger document (``{ApiLocation}/swagger.json``), or None when
+        the service has none (404) or it is not a JSON object."""
+        try:
+            response = self._http.request("GET", f"{self.api_location}/swagger.json")
+        except NotFoundError:
+            return None
+        try:
+            doc = response.json()
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
     # -- requests --------------------------------------------------------------------------------
 
     def submit(

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from amlretrain.jobs import BatchClient, TrainingJob
     from amlretrain.storage import BlobStore
 
-__all__ = ["Training", "plan_training", "run_training"]
+__all__ = ["Training", "check_data", "plan_training", "run_training"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ def run_training(
             ``training.timeout`` (it is cancelled then, and when the wait fails).
     """
     store = training.store
+    check_data(training)
     with steps.step("upload") as info:
         data = training.data
         if isinstance(data, Path):
@@ -157,8 +158,41 @@ def _outputs(training: Training, run: str) -> dict[str, BlobRef | str]:
     return outputs
 
 
+def check_data(training: Training) -> None:
+    """Refuse local training data that lacks a column the training service expects.
+
+    The expected columns come from the service's swagger document (a GUESS at its
+    shape, :mod:`amlretrain.schema`); when it names none, or the data is already in
+    storage, a warning says the columns were not checked.
+
+    Raises:
+        ConfigurationError: a missing column (nothing was uploaded).
+    """
+    from amlretrain.schema import check_columns, data_columns, expected_columns
+
+    data = training.data
+    if not isinstance(data, Path):
+        log.info("the training data is in storage: its columns are not checked")
+        return
+    try:
+        doc = training.batch.swagger()
+    except AmlRetrainError as err:
+        log.warning("could not read the training service's swagger (%s): columns not checked", err)
+        return
+    expected = expected_columns(doc, training.input_name) if doc else None
+    if not expected:
+        log.warning(
+            "the training service documents no columns for %s: the data's columns are not checked",
+            training.input_name,
+        )
+        return
+    for warning in check_columns(expected, data_columns(data), source=str(data)):
+        log.warning("%s", warning)
+
+
 def plan_training(training: Training, steps: StepRecorder) -> BlobRef:
     """A dry run trains nothing: say what would run, and where the model would land."""
+    check_data(training)
     run = _run_id()
     outputs = _outputs(training, run)
     data = training.data

@@ -94,6 +94,7 @@ def _resolve_classic(state: State, ws: str, endpoint_id: str) -> Runtime | None:
                 inputs=("input1",),
                 outputs={"output1": "model", "output2": "dataset"},
                 label=svc.label,
+                columns=svc.columns,
             )
         model_url = None
         if ep.resources:

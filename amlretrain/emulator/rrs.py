@@ -243,4 +243,13 @@ class RrsApi:
             "x-ms-inputs": list(runtime.inputs),
             "x-ms-outputs": list(runtime.outputs),
         }
+        if runtime.columns:
+            # GUESS (API-NOTES 2.1 names the document, not its shape): the input's columns
+            # as the properties of an "<input>Item" definition, the way the R AzureML
+            # package's discoverSchema reads them.
+            item = {
+                "type": "object",
+                "properties": {c: {"type": "string"} for c in runtime.columns},
+            }
+            doc["definitions"] = {f"{name}Item": item for name in runtime.inputs}
         return json_response(200, doc)

@@ -111,6 +111,7 @@ def seed(
         workspace_id=workspace.id,
         kind="training",
         label=LABEL,
+        columns=tuple(train_csv.decode("utf-8").splitlines()[0].split(",")),
     )
     training.endpoints["default"] = ClassicEndpoint(
         name="default", endpoint_id=new_id(), description="Default endpoint"

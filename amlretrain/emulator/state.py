@@ -227,6 +227,8 @@ class ClassicService:
     default_endpoint: str = "default"
     version: int = 1
     label: str | None = None
+    #: A training service's input columns (what its swagger documents), label included.
+    columns: tuple[str, ...] = ()
     endpoints: dict[str, ClassicEndpoint] = attrs.field(factory=dict)
 
     @property
@@ -259,6 +261,7 @@ class Runtime:
         model_container_blob: the same blob in the emulator's account, for definitions that
             reference a blob without a SAS (read with the service's storage account key).
         label: label column for training (None = the learner's default).
+        columns: a training service's input columns, label included (its swagger).
     """
 
     key: str
@@ -269,6 +272,7 @@ class Runtime:
     model_url: str | None = None
     storage_key: str | None = None
     label: str | None = None
+    columns: tuple[str, ...] = ()
 
 
 @attrs.define(kw_only=True)

@@ -191,3 +191,27 @@ def test_blob_sas_prints_the_sas_url_on_stdout_only(
         == 4
     )
     assert main(["blob", "sas", ref.url, "-c", str(config), "--days", "0"]) == 4
+
+
+def test_training_data_without_a_column_the_service_expects_exits_4_before_upload(
+    config: Path, emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = (DATA / "census_new.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    dropped = tmp_path / "no_age.csv"
+    dropped.write_text("\n".join(",".join(r.split(",")[1:]) for r in rows) + "\n")
+    start = len(emulator.requests)
+    assert main(["retrain", "--config", str(config), "--data", str(dropped)]) == 4
+    err = capsys.readouterr().err
+    assert f"expects column(s) '{header[0]}'" in err
+    assert not [r for r in emulator.requests[start:] if r.method != "GET"]  # read only
+
+
+def test_training_data_with_an_extra_column_is_warned_about(
+    config: Path, emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = (DATA / "census_new.csv").read_text().splitlines()
+    extra = tmp_path / "extra.csv"
+    extra.write_text("\n".join(r + (",zip" if i == 0 else ",1") for i, r in enumerate(rows)) + "\n")
+    main(["retrain", "--config", str(config), "--data", str(extra), "--dry-run"])
+    assert "'zip' are not among the training service's inputs" in capsys.readouterr().err
