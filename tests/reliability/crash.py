@@ -302,6 +302,7 @@ class Context:
     jobs_before: frozenset[str]
     start: int
     runs: int = 0
+    rans: list[Ran] = attrs.field(factory=list)
 
 
 def _short(url: str | None) -> str:
@@ -398,7 +399,6 @@ class CrashRig:
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
-        self.env.pop("PYTHONPATH", None)
         self.store = BlobStore.from_connection_string(self.info.storage_connection_string)
         self._count = 0
         self._sizes: dict[str, list[tuple[str, int]]] = {}
@@ -640,6 +640,7 @@ class CrashRig:
         text = f"$ {' '.join(ran.args)}\nexit {ran.rc} after {ran.seconds:.2f} s\n"
         text += f"--- stdout\n{ran.out}\n--- stderr\n{ran.err}\n"
         (ctx.workdir / f"{done + 1:02d}-{command}.log").write_text(text, encoding="utf-8")
+        ctx.rans.append(ran)
         return ran
 
     def retrain(self, ctx: Context, *extra: str, **kw: Any) -> Ran:
@@ -693,6 +694,15 @@ class CrashRig:
         row.check(
             "exit", reconciled.rc == 0, f"reconcile exit {reconciled.rc}: {_tail(reconciled.err)}"
         )
+        for ran in ctx.rans:  # exit 4 means: nothing was changed
+            command = next((a for a in ran.args if a in _COMMANDS), "")
+            if ran.rc == 4 and command in ("retrain", "deploy", "rollback"):
+                sent = [
+                    route
+                    for route, _ in self.window(ran.start, ran.end)
+                    if route in (*WRITE_ROUTES, "bes.submit")
+                ]
+                row.check("untouched", not sent, f"{command} exited 4 after sending {sent}")
         ledger = Ledger(ctx.ledger)
         entries = ledger.entries()
         now = self.served(case.kind)
@@ -987,7 +997,9 @@ class CrashRig:
             (site / "sitecustomize.py").write_text(_SITECUSTOMIZE)
             env = {
                 **self.env,
-                "PYTHONPATH": str(site),
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(site), self.env.get("PYTHONPATH", "")) if p
+                ),
                 "CRASH_LEDGER_DIR": str(folder),
                 "CRASH_LEDGER_FAULT": "readonly" if mode == "readonly" else f"full:{limit}",
             }
@@ -1210,11 +1222,11 @@ _INTRO = """\
 The write-ahead ledger, reconcile, the leases and the signal handling are tested by
 killing and interrupting the real CLI. Each case runs `python -m amlretrain retrain
 --config F` as a subprocess against the emulator (one target: the seeded ARM web
-service or the classic endpoint; `polling_interval` {poll:g} s, `verify_timeout` {verify:g}
-s, `interrupt_grace` {grace:g} s, training `timeout` {train:g} s), injects one fault, runs
-`amlretrain reconcile --config F`, and judges **only from the emulator's own state**
-(what the service really references, each job's status, the request log) and the ledger
-file:
+service or the classic endpoint; `polling_interval` {poll:g} s,
+`verify_timeout` {verify:g} s, `interrupt_grace` {grace:g} s, training `timeout` {train:g} s),
+injects one fault, runs `amlretrain reconcile --config F`, and judges **only from the
+emulator's own state** (what the service really references, each job's status, the
+request log) and the ledger file:
 
 - **exit**: the documented exit code (SIGKILL: -9); the fault really fired.
 - **after run** (before reconcile): a change that finished has its outcome (no open
@@ -1240,7 +1252,16 @@ re-read under the lease, the pin and the final verify read, is reached with the 
 request arrives (`before`: never applied) or once it is applied (`after`); `signal` sends
 SIGINT or SIGTERM once it is applied (the client survives it). Ledger-folder cases run the
 CLI inside `unshare -m`: a read-only bind mount, or a 64 KiB tmpfs filled up before the
-run or, with the ledger padded to a page boundary, exactly when a given record is written.
+run or, with the ledger padded to a page boundary, exactly when a given record is written
+(where mounting is refused, EROFS/ENOSPC is injected into the CLI process instead, and the
+notes say so).
+
+Limits: only the emulator's own routes are faulted (the Azurite exchanges, upload, the
+classic blob check and the evaluation download, are not); stale reads are reconciled once
+the stale window is over (a service that lags longer than `verify_timeout` while reconcile
+reads it is recorded as serving what it showed: the verify window is the bound the
+configuration promises); a signal is sent once a request has been applied, so "during the
+job wait" means right after the start or the first status poll.
 """
 
 
