@@ -1,4 +1,4 @@
-"""Shared test helpers: sample definitions and the location of ../shared."""
+"""Shared test helpers: sample definitions and the vendored reference swagger."""
 
 from __future__ import annotations
 
@@ -6,18 +6,10 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-REFERENCE = SHARED / "reference" / "arm-webservices"
-
-
-def require_reference() -> Path:
-    """The swagger folder, or skip: the tests that read it need ../shared beside the repo."""
-    if not REFERENCE.is_dir():
-        pytest.skip("../shared/reference not present (the reference swagger and examples)")
-    return REFERENCE
+#: The ARM web-services swagger and its examples, vendored (see its README for the source
+#: and licence): ``2017-01-01/webservices.json`` and ``2017-01-01/examples/*.json``.
+REFERENCE = REPO / "tests" / "conformance" / "reference" / "arm-webservices"
 
 
 MODEL_URI = "https://acct.blob.core.windows.net/models/v1/census.ilearner"
