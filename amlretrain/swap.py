@@ -133,12 +133,18 @@ class _Run:
             try:
                 self.run.ledger.append(entry)
             except LedgerError as err:
-                note = f"{err}: this outcome is not recorded (run `amlretrain reconcile`)"
+                # The ledger keeps the intent open: until reconcile reads the target, what
+                # it serves is unknown to everyone who reads the ledger.
+                note = (
+                    f"{err}: this outcome ({outcome.status}) is not recorded; run "
+                    "`amlretrain reconcile`"
+                )
                 log.error("%s: %s", self.target.label, note)
                 outcome = attrs.evolve(
                     outcome,
+                    status="unknown" if self.intents else outcome.status,
                     error=f"{outcome.error}; {note}" if outcome.error else note,
-                    exception=outcome.exception or err,
+                    exception=err,
                 )
         return attrs.evolve(outcome, seconds=time.monotonic() - self.started)
 
@@ -247,6 +253,8 @@ def _locked(work: _Run, base: TargetOutcome, previous: str | None) -> TargetOutc
     if run.dry_run:
         outcome = attrs.evolve(base, status="dry-run", plan=redacted_plan(plan))
         return attrs.evolve(outcome, seconds=time.monotonic() - work.started)
+    if run.stop is not None and run.stop.requested:  # the last moment before a change
+        return attrs.evolve(base, error="not started: the run is stopping; nothing was sent")
     work.intend(run.action, previous, model, plan)  # LedgerError: nothing was sent
     try:
         served = work.send(model)

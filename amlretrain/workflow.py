@@ -96,13 +96,15 @@ def _job_recorder(ledger: Ledger | None, run_id: str, service: str) -> Callable[
         if ledger is None:
             return
         entry = JobRecord.new(run_id=run_id, job_id=job_id, status=status, service=service)
-        if status == "Submitted":
-            ledger.append(entry)  # LedgerError: the job is cancelled, never started
+        if status in ("Submitting", "Submitted"):
+            # Write-ahead: without this record no job is submitted (Submitting), or the
+            # submitted one is cancelled before it starts (Submitted).
+            ledger.append(entry)
             return
         try:
             ledger.append(entry)
         except LedgerError as err:
-            log.error("job %s ended %s but the ledger could not record it: %s", job_id, status, err)
+            log.error("the end of job %s (%s) could not be recorded: %s", job_id, status, err)
 
     return record
 
