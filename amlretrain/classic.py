@@ -2,7 +2,9 @@
 
 Web services (list, get) and their endpoints (list, get, add, update, refresh, delete),
 and the retraining swap: :meth:`ClassicClient.update_trained_model` PATCHes an endpoint's
-trained-model resource and reads the endpoint back until it shows the new location.
+trained-model resource and reads the endpoint back until it shows the new location. The
+only PATCH sent carries ``Resources``, as documented; settings changes
+(:meth:`ClassicClient.update_endpoint`) re-send the documented add-endpoint PUT (GUESS).
 
 The models (:class:`ClassicWebService`, :class:`Endpoint`, :class:`EndpointResource`) are
 frozen attrs classes read tolerantly (any key casing, unknown fields kept in ``extra``);
@@ -442,24 +444,10 @@ class ClassicClient:
         """
         _check_endpoint_name(endpoint_name)
         level = _check_throttle(throttle_level)
-        if max_concurrent_calls is not None:
-            if level != "High":
-                raise ConfigurationError(
-                    "max_concurrent_calls applies to throttle_level='High' only "
-                    "(a 'Low' endpoint always gets 4)"
-                )
-            if not 1 <= max_concurrent_calls <= 200:
-                raise ConfigurationError("max_concurrent_calls must be between 1 and 200")
-        body: dict[str, Any] = {
-            "WebServiceId": web_service_id,
-            "EndpointName": endpoint_name,
-            "ThrottleLevel": level,
-            "PreventUpdate": prevent_update,
-        }
-        if description is not None:
-            body["Description"] = description
-        if max_concurrent_calls is not None:
-            body["MaxConcurrentCalls"] = max_concurrent_calls
+        _check_calls(level, max_concurrent_calls)
+        body = _endpoint_request(
+            web_service_id, endpoint_name, description, level, max_concurrent_calls, prevent_update
+        )
         url = self._url("webservices", web_service_id, "endpoints", endpoint_name)
         self._http.request("PUT", url, json_body=body)
         log.info("added endpoint %s to web service %s", endpoint_name, web_service_id)
@@ -474,33 +462,66 @@ class ClassicClient:
         throttle_level: str | None = None,
         max_concurrent_calls: int | None = None,
         prevent_update: bool | None = None,
-        diagnostics_trace_level: str | None = None,
     ) -> Endpoint:
-        """PATCH the settings of an endpoint (only the ones given), then read it back.
+        """Change an endpoint's settings: PUT the add-endpoint body again, then read it back.
+
+        GUESS: the management API documents one settings write, the PUT that adds an
+        endpoint (API-NOTES 3.2), and no settings PATCH (its PATCH carries ``Resources``
+        only). This method reads the endpoint, then PUTs the same body
+        :meth:`add_endpoint` sends, with the endpoint's current values for every setting
+        not given, to the existing endpoint. That a PUT to an existing endpoint updates it
+        is not documented. The trained model is changed by :meth:`update_trained_model`.
+
+        Args:
+            description: the new description (None: keep the current one).
+            throttle_level: ``"Low"`` or ``"High"`` (None: keep the current level).
+            max_concurrent_calls: 1-200, only with a ``"High"`` level (None: keep the
+                current count on a ``"High"`` endpoint; a ``"Low"`` one always gets 4).
+            prevent_update: the endpoint ignores later updates of the web service
+                (None: keep the current value).
+
+        Returns:
+            The endpoint as read after the PUT.
 
         Raises:
-            ConfigurationError: nothing to change, or a bad value (before any request).
+            ConfigurationError: nothing to change or a value out of range (before any
+                request); ``max_concurrent_calls`` for an endpoint that stays ``"Low"``, or
+                an endpoint that reports a throttle level other than Low/High when none
+                is given (after the read, before the PUT).
+            NotFoundError: no such endpoint (nothing is PUT: a PUT would add it).
+
+        Example:
+            >>> client.update_endpoint(ws_id, "retrained", description="v2")  # doctest: +SKIP
         """
-        body: dict[str, Any] = {}
-        if description is not None:
-            body["Description"] = description
-        if throttle_level is not None:
-            body["ThrottleLevel"] = _check_throttle(throttle_level)
-        if max_concurrent_calls is not None:
-            if not 1 <= max_concurrent_calls <= 200:
-                raise ConfigurationError("max_concurrent_calls must be between 1 and 200")
-            body["MaxConcurrentCalls"] = max_concurrent_calls
-        if prevent_update is not None:
-            body["PreventUpdate"] = prevent_update
-        if diagnostics_trace_level is not None:
-            levels = {"none": "None", "error": "Error", "all": "All"}
-            if diagnostics_trace_level.lower() not in levels:
-                raise ConfigurationError("diagnostics_trace_level is None, Error or All")
-            body["DiagnosticsTraceLevel"] = levels[diagnostics_trace_level.lower()]
-        if not body:
+        if all(v is None for v in (description, throttle_level, max_concurrent_calls,
+                                   prevent_update)):  # fmt: skip
             raise ConfigurationError("update_endpoint was given nothing to change")
+        if throttle_level is not None:
+            _check_throttle(throttle_level)
+        if max_concurrent_calls is not None and not 1 <= max_concurrent_calls <= 200:
+            raise ConfigurationError("max_concurrent_calls must be between 1 and 200")
+        current = self.get_endpoint(web_service_id, endpoint_name)
+        level_given = throttle_level if throttle_level is not None else current.throttle_level
+        if level_given is None or level_given.lower() not in ("low", "high"):
+            raise ConfigurationError(
+                f"endpoint {endpoint_name!r} reports throttle level {level_given!r}, not "
+                "'Low' or 'High': give throttle_level so the PUT does not guess it"
+            )
+        level = _check_throttle(level_given)
+        calls = max_concurrent_calls
+        if calls is None and level == "High" and (current.throttle_level or "").lower() == "high":
+            calls = current.max_concurrent_calls
+            if calls is not None and not 1 <= calls <= 200:
+                calls = None  # an out-of-range report is not re-sent: the service picks
+        _check_calls(level, calls)
+        keep_description = description if description is not None else current.description
+        keep_prevent = prevent_update if prevent_update is not None else current.prevent_update
+        body = _endpoint_request(
+            web_service_id, endpoint_name, keep_description, level, calls, bool(keep_prevent)
+        )
         url = self._url("webservices", web_service_id, "endpoints", endpoint_name)
-        self._http.request("PATCH", url, json_body=body)
+        self._http.request("PUT", url, json_body=body)
+        log.info("updated the settings of endpoint %s of %s", endpoint_name, web_service_id)
         return self.get_endpoint(web_service_id, endpoint_name)
 
     def refresh_endpoint(
@@ -675,6 +696,40 @@ def _check_throttle(level: str) -> str:
     if level.lower() not in levels:
         raise ConfigurationError(f"throttle level {level!r} must be 'Low' or 'High'")
     return levels[level.lower()]
+
+
+def _check_calls(level: str, calls: int | None) -> None:
+    if calls is None:
+        return
+    if level != "High":
+        raise ConfigurationError(
+            "max_concurrent_calls applies to throttle_level='High' only "
+            "(a 'Low' endpoint always gets 4)"
+        )
+    if not 1 <= calls <= 200:
+        raise ConfigurationError("max_concurrent_calls must be between 1 and 200")
+
+
+def _endpoint_request(
+    web_service_id: str,
+    endpoint_name: str,
+    description: str | None,
+    level: str,
+    calls: int | None,
+    prevent_update: bool,
+) -> dict[str, Any]:
+    """The AddEndpointRequest body as azuremlps sends it (API-NOTES 3.2), and nothing else."""
+    body: dict[str, Any] = {
+        "WebServiceId": web_service_id,
+        "EndpointName": endpoint_name,
+        "ThrottleLevel": level,
+        "PreventUpdate": prevent_update,
+    }
+    if description is not None:
+        body["Description"] = description
+    if calls is not None:
+        body["MaxConcurrentCalls"] = calls
+    return body
 
 
 def _as_list(data: Any) -> list[Mapping[str, Any]]:

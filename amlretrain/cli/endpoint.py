@@ -54,7 +54,8 @@ def register(subparsers: Any) -> None:
 
     patch = command(
         "patch",
-        "swap the trained model (Patch-AmlWebServiceEndpoint) or change settings",
+        "swap the trained model (Patch-AmlWebServiceEndpoint) or change settings "
+        "(re-sent by PUT; GUESS)",
     )
     patch.add_argument("--resource", help="resource name, e.g. 'Census Model [trained model]'")
     patch.add_argument("--blob-url", help="the .ilearner URL with its SAS (quote it)")
@@ -62,10 +63,11 @@ def register(subparsers: Any) -> None:
     patch.add_argument("--relative-location", help="RelativeLocation (instead of --blob-url)")
     patch.add_argument("--sas-token", help="SasBlobToken (instead of --blob-url)")
     patch.add_argument("--verify-timeout", type=float, default=120.0)
-    patch.add_argument("--description")
-    patch.add_argument("--throttle-level", choices=("Low", "High"))
-    patch.add_argument("--max-concurrent-calls", type=int)
-    patch.add_argument("--diagnostics-trace-level", choices=("None", "Error", "All"))
+    # Settings go in the documented add-endpoint PUT, with the current values for the rest
+    # (ClassicClient.update_endpoint); that body has no DiagnosticsTraceLevel.
+    patch.add_argument("--description", help="new description (sent by PUT)")
+    patch.add_argument("--throttle-level", choices=("Low", "High"), help="(sent by PUT)")
+    patch.add_argument("--max-concurrent-calls", type=int, help="1-200, High only (by PUT)")
     patch.set_defaults(handler=_patch)
 
     refresh = command(
@@ -165,13 +167,7 @@ def _patch(args: argparse.Namespace) -> int:
     from amlretrain.cli._settings import resolve
 
     settings_given = any(
-        v is not None
-        for v in (
-            args.description,
-            args.throttle_level,
-            args.max_concurrent_calls,
-            args.diagnostics_trace_level,
-        )
+        v is not None for v in (args.description, args.throttle_level, args.max_concurrent_calls)
     )
     with resolve(args).classic_client() as client:
         if args.resource:
@@ -194,7 +190,6 @@ def _patch(args: argparse.Namespace) -> int:
             description=args.description,
             throttle_level=args.throttle_level,
             max_concurrent_calls=args.max_concurrent_calls,
-            diagnostics_trace_level=args.diagnostics_trace_level,
         )
     emit(args, _data(ep), "updated\n" + _text(ep))
     return 0

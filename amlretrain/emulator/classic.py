@@ -2,6 +2,10 @@
 
 ``/workspaces/{ws}/webservices[/{id}[/endpoints[/{name}[/refresh]]]]``: list/get/delete web
 services; list/get/add (PUT)/PATCH/refresh (POST)/DELETE endpoints, with the real rules:
+a PATCH swaps trained models (``Resources``) and nothing else, so a PATCH without
+``Resources`` is refused with 400 ``RequestBodyInvalid`` (GUESS: API-NOTES 3.2 documents
+no other PATCH body, and not what the service answers to one); a PUT to an existing
+endpoint updates its settings (GUESS: documented only for adding one);
 the default endpoint cannot be patched; an endpoint of a training service has no
 updatable resources; a patched resource must be one the endpoint lists and its blob must
 exist and be readable with the given SAS; endpoint names are at most 24 lowercase letters
@@ -251,7 +255,7 @@ class ClassicApi:
             return json_response(200, endpoint_json(req.base_url, svc, self._readable(svc, ep)))
 
     def add_endpoint(self, req: Request) -> Response:
-        """PUT an endpoint: create it (201) or update its settings (200)."""
+        """PUT an endpoint: create it (201) or update its settings (200; GUESS)."""
         body = req.json(error=lambda m: runtime_error(400, "BadArgument", m, "RequestBodyInvalid"))
         if not isinstance(body, Mapping):
             raise _bad("RequestBodyInvalid", "The request body must be a JSON object.")
@@ -296,7 +300,7 @@ class ClassicApi:
             return json_response(201 if created else 200, endpoint_json(req.base_url, svc, ep))
 
     def patch_endpoint(self, req: Request) -> Response:
-        """PATCH an endpoint's trained-model resources (or its settings)."""
+        """PATCH an endpoint's trained-model resources (the only documented PATCH body)."""
         body = req.json(error=lambda m: runtime_error(400, "BadArgument", m, "RequestBodyInvalid"))
         if not isinstance(body, Mapping):
             raise _bad("RequestBodyInvalid", "The request body must be a JSON object.")
@@ -304,10 +308,12 @@ class ClassicApi:
             _, svc, ep = self._endpoint(req)
             resources = ci_get(body, "Resources")
             if resources is None:
-                before = copy.deepcopy(ep)
-                response = self._patch_settings(body, ep)
-                self._hold_stale(req, svc, ep, before)
-                return response
+                # GUESS: the status and code the real service gives are not documented.
+                raise _bad(
+                    "RequestBodyInvalid",
+                    "A PATCH of an endpoint must hold Resources (the trained models to "
+                    "replace); change its settings with a PUT of the endpoint.",
+                )
             if svc.kind == "training":
                 raise _bad("NoUpdatableResources", NO_UPDATABLE_RESOURCES)
             if ep.name == svc.default_endpoint:
@@ -341,33 +347,6 @@ class ClassicApi:
                 resource["Location"] = loc
             self._hold_stale(req, svc, ep, before)
             log.info("classic endpoint %s/%s patched", svc.id, ep.name)
-        return Response(status=200)
-
-    @staticmethod
-    def _patch_settings(body: Mapping[str, Any], ep: ClassicEndpoint) -> Response:
-        fields = {
-            "Description": "description",
-            "DiagnosticsTraceLevel": "diagnostics_trace_level",
-            "ThrottleLevel": "throttle_level",
-            "MaxConcurrentCalls": "max_concurrent_calls",
-            "PreventUpdate": "prevent_update",
-            "SampleDataEnabled": "sample_data_enabled",
-        }
-        changed = False
-        for wire, attr in fields.items():
-            value = ci_get(body, wire)
-            if value is None:
-                continue
-            if attr in ("prevent_update", "sample_data_enabled"):
-                value = _truthy(value)
-            elif attr == "max_concurrent_calls":
-                value = int(value)
-            elif attr == "diagnostics_trace_level" and value not in ("None", "Error", "All"):
-                raise _bad("UserParameterInvalid", "DiagnosticsTraceLevel: None, Error or All.")
-            setattr(ep, attr, value)
-            changed = True
-        if not changed:
-            raise _bad("RequestBodyInvalid", "The PATCH body holds nothing to update.")
         return Response(status=200)
 
     @staticmethod

@@ -621,13 +621,12 @@ def test_endpoint_add_patch_refresh_delete(
 
     settings = run(
         "endpoint", "patch", service, endpoint_name,
-        "--throttle-level", "High", "--max-concurrent-calls", "10",
-        "--diagnostics-trace-level", "Error", "--output", "json",
+        "--throttle-level", "High", "--max-concurrent-calls", "10", "--output", "json",
     )  # fmt: skip
     assert settings.code == 0, settings.err
     assert settings.json()["throttle_level"] == "High"
     assert settings.json()["max_concurrent_calls"] == 10
-    assert settings.json()["diagnostics_trace_level"] == "Error"
+    assert settings.json()["description"] == "from the CLI test", "kept by the PUT"
 
     model = new_model(env, store)
     swapped = run(

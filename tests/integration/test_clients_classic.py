@@ -60,9 +60,14 @@ def test_add_update_refresh_delete_an_endpoint(client: ClassicClient, emulator: 
     name = "it" + uuid.uuid4().hex[:10]
     ep = client.add_endpoint(svc, name, description="integration")
     assert ep.name == name and ep.description == "integration"
-    ep = client.update_endpoint(svc, name, description="changed")
-    assert ep.description == "changed"
-    assert isinstance(client.refresh_endpoint(svc, name), bool)
+    emulator.clear_requests()
+    ep = client.update_endpoint(svc, name, description="changed", throttle_level="High")
+    assert (ep.description, ep.throttle_level, ep.max_concurrent_calls) == ("changed", "High", 20)
+    writes = [r.method for r in emulator.requests if r.method != "GET"]
+    assert writes == ["PUT"], "settings go in the documented PUT, never a PATCH"
+    ep = client.update_endpoint(svc, name, max_concurrent_calls=7)
+    assert (ep.description, ep.throttle_level, ep.max_concurrent_calls) == ("changed", "High", 7)
+    assert client.refresh_endpoint(svc, name) is False, "a new endpoint has the service's graph"
     client.delete_endpoint(svc, name)
     client.delete_endpoint(svc, name)  # idempotent
     with pytest.raises(NotFoundError):

@@ -386,6 +386,21 @@ def test_classic_patch_rules(
     assert patch(svc, "nosuchendpoint", [{"Name": name, "Location": loc}]).status_code == 404
 
 
+def test_a_classic_patch_without_resources_is_refused_and_changes_nothing(
+    emulator: Emulator, http: requests.Session, endpoint: dict[str, Any]
+) -> None:
+    # API-NOTES 3.2 documents a PATCH with Resources only (the status is a GUESS).
+    h = ws_headers(emulator)
+    url = mgmt(emulator, str(emulator.info.predictive_service), endpoint["Name"])
+    before = http.get(url, headers=h).json()
+    for body in ({"Description": "d"}, {"ThrottleLevel": "High", "MaxConcurrentCalls": 9}, {}):
+        resp = http.patch(url, json=body, headers=h)
+        assert resp.status_code == 400, body
+        assert resp.json()["error"]["code"] == "BadArgument"
+        assert resp.json()["error"]["details"][0]["code"] == "RequestBodyInvalid"
+    assert http.get(url, headers=h).json() == before
+
+
 def test_classic_endpoint_names_and_settings(emulator: Emulator, http: requests.Session) -> None:
     h = ws_headers(emulator)
     svc = str(emulator.info.predictive_service)

@@ -21,6 +21,7 @@ from amlretrain.errors import (
     AuthenticationError,
     ConfigurationError,
     ConflictError,
+    NotFoundError,
     VerificationFailed,
 )
 
@@ -193,16 +194,85 @@ def test_add_endpoint_refuses_max_calls_with_low_throttle(client):
     assert len(responses.calls) == 0
 
 
+def _high(calls: int = 30, description: str = "current") -> dict:
+    return {**_endpoint(), "ThrottleLevel": "High", "MaxConcurrentCalls": calls,
+            "Description": description, "PreventUpdate": True}  # fmt: skip
+
+
 @responses.activate
-def test_update_endpoint_sends_only_what_was_given(client):
-    responses.patch(
+def test_update_endpoint_puts_the_add_body_with_the_current_values_and_sends_no_patch(client):
+    responses.get(f"{SVC}/endpoints/retrained", json=_high())
+    put = responses.put(
         f"{SVC}/endpoints/retrained",
-        match=[matchers.json_params_matcher({"Description": "d", "DiagnosticsTraceLevel": "All"})],
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "WebServiceId": "svc1",
+                    "EndpointName": "retrained",
+                    "Description": "new",
+                    "ThrottleLevel": "High",
+                    "MaxConcurrentCalls": 30,
+                    "PreventUpdate": True,
+                }
+            )
+        ],
     )
-    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
-    client.update_endpoint("svc1", "retrained", description="d", diagnostics_trace_level="all")
-    with pytest.raises(ConfigurationError):
+    ep = client.update_endpoint("svc1", "retrained", description="new")
+    assert ep.name == "retrained"
+    assert put.call_count == 1
+    assert [c.request.method for c in responses.calls] == ["GET", "PUT", "GET"]
+
+
+@responses.activate
+def test_update_endpoint_to_low_drops_the_call_count(client):
+    responses.get(f"{SVC}/endpoints/retrained", json=_high())
+    responses.put(
+        f"{SVC}/endpoints/retrained",
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "WebServiceId": "svc1",
+                    "EndpointName": "retrained",
+                    "Description": "current",
+                    "ThrottleLevel": "Low",
+                    "PreventUpdate": True,
+                }
+            )
+        ],
+    )
+    client.update_endpoint("svc1", "retrained", throttle_level="low")
+    assert [c.request.method for c in responses.calls] == ["GET", "PUT", "GET"]
+
+
+@responses.activate
+def test_update_endpoint_refuses_nothing_and_bad_values_before_any_request(client):
+    with pytest.raises(ConfigurationError, match="nothing to change"):
         client.update_endpoint("svc1", "retrained")
+    with pytest.raises(ConfigurationError, match="between 1 and 200"):
+        client.update_endpoint("svc1", "retrained", max_concurrent_calls=201)
+    with pytest.raises(ConfigurationError, match="'Low' or 'High'"):
+        client.update_endpoint("svc1", "retrained", throttle_level="Medium")
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_update_endpoint_refuses_calls_on_a_low_endpoint_before_the_put(client):
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())  # Low
+    with pytest.raises(ConfigurationError, match="'High' only"):
+        client.update_endpoint("svc1", "retrained", max_concurrent_calls=10)
+    assert [c.request.method for c in responses.calls] == ["GET"]
+
+
+@responses.activate
+def test_update_endpoint_of_a_missing_endpoint_puts_nothing(client):
+    responses.get(
+        f"{SVC}/endpoints/nosuch",
+        status=404,
+        json={"error": {"code": "NotFound", "message": "no such endpoint"}},
+    )
+    with pytest.raises(NotFoundError):
+        client.update_endpoint("svc1", "nosuch", description="x")
+    assert [c.request.method for c in responses.calls] == ["GET"]
 
 
 @responses.activate
