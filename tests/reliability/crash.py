@@ -100,6 +100,7 @@ class Step:
 
 def _bes() -> tuple[Step, ...]:
     return (
+        Step("data check: rrs.swagger", "rrs.swagger"),
         Step("bes.submit", "bes.submit"),
         Step("bes.start", "bes.start", job_wait=True),
         Step("bes.status (first poll)", "bes.status", job_wait=True),
