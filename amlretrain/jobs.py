@@ -127,7 +127,8 @@ class BatchClient(EndpointClient):
             inputs: per input port: a local file (``Path``), a ``BlobRef`` (sent with its
                 SAS), a blob URL, or a ``"container/blob"`` path in ``store``'s account.
             outputs: output overrides per port: a ``BlobRef`` or ``"container/blob"``
-                (``.csv``, ``.tsv``, ``.arff`` or ``.ilearner``).
+                (``.csv``, ``.tsv``, ``.arff`` or ``.ilearner``). When the store mints the
+                write SAS of one, it creates the container first if it is missing.
             global_parameters: sent as strings.
             store: where local files go and whose credentials name container paths.
             upload_container: container for uploaded files.
@@ -195,6 +196,9 @@ class BatchClient(EndpointClient):
                     "ConnectionString": store.connection_string,
                     "RelativeLocation": value.relative_location,
                 }
+            if write:
+                # The service writes through a blob SAS, which cannot create a container.
+                store.ensure_container(value.container)
             return store.sas(value, write=write).to_bes()
         raise ConfigurationError(
             f"{value.url} carries no SAS and is not in the store's account: the service "

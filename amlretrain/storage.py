@@ -1,4 +1,4 @@
-"""Blob storage over azure-storage-blob: upload, download, exists, delete, narrow SAS tokens.
+"""Blob storage over azure-storage-blob: upload, download, exists, delete, containers, SAS.
 
 ``azure.storage.blob`` is imported inside the methods, never at module import. Every
 azure-core error is translated here, once, to :mod:`amlretrain.errors`. Retries are
@@ -295,7 +295,7 @@ class BlobStore:
         ref = self.ref(container, name)
         with _translated(f"upload to {ref.url}"):
             if create_container:
-                self._ensure_container(container)
+                self._create_container(container)
             client = self.service.get_blob_client(container, name)
             with _progress_bar(progress, size, name) as hook:
                 if isinstance(source, bytes):
@@ -317,7 +317,21 @@ class BlobStore:
         log.info("uploaded %d bytes to %s", size, ref.url)
         return ref
 
-    def _ensure_container(self, container: str) -> None:
+    def ensure_container(self, container: str) -> None:
+        """Create the container unless it exists (idempotent).
+
+        One request per container and store: later calls for it make none. A blob SAS
+        (what :meth:`sas` mints) cannot create its container, so a container a service is
+        to write into through one must exist first.
+
+        Raises:
+            AuthenticationError: the credential may not create containers.
+            ServiceError: storage refused for another reason.
+        """
+        with _translated(f"creating container {container!r} in {self.account_url}"):
+            self._create_container(container)
+
+    def _create_container(self, container: str) -> None:
         # Once per container and store: later uploads to it make no create request.
         if container in self._containers:
             return

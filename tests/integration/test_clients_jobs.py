@@ -21,7 +21,7 @@ from amlretrain.errors import (
 )
 from amlretrain.jobs import BatchClient, JobStatus, PollPolicy
 from amlretrain.scoring import ScoringClient
-from amlretrain.storage import BlobStore
+from amlretrain.storage import BlobStore, parse_connection_string
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -90,6 +90,30 @@ def test_output_overrides_put_the_model_where_asked(bes: BatchClient, store: Blo
         start=True,
     ).wait(timeout=60)
     assert job.trained_model.relative_location == name
+
+
+def test_an_output_in_a_container_that_does_not_exist_gets_it_created(
+    bes: BatchClient, emulator: Emulator
+):
+    # A store with an account key and no connection string: outputs go by a minted blob
+    # SAS, which cannot create a container (Azurite refuses the write as storage would).
+    parts = {k.lower(): v for k, v in parse_connection_string(
+        emulator.info.storage_connection_string).items()}  # fmt: skip
+    store = BlobStore(
+        emulator.info.blob_endpoint,
+        {"account_name": parts["accountname"], "account_key": parts["accountkey"]},
+    )
+    assert store.connection_string is None
+    container = f"fresh{uuid.uuid4().hex[:12]}"
+    assert not store.service.get_container_client(container).exists()
+    job = bes.submit(
+        {"input1": str(emulator.info.training_data)},
+        outputs={"output1": f"{container}/model.ilearner"},
+        store=store,
+        start=True,
+    ).wait(timeout=60)
+    assert job.trained_model.relative_location == f"{container}/model.ilearner"
+    assert store.exists(job.trained_model)
 
 
 def test_a_failing_job_raises_with_its_details(bes: BatchClient, store, emulator, faults: Faults):

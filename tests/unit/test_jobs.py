@@ -191,6 +191,37 @@ def test_local_files_need_a_store(bes, tmp_path):
     assert len(responses.calls) == 0
 
 
+class SasStore(FakeStore):
+    """A store without a connection string: it mints SAS tokens (and records the calls)."""
+
+    connection_string = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, str, bool]] = []
+
+    def ensure_container(self, container: str) -> None:
+        self.calls.append(("ensure_container", container, True))
+
+    def sas(self, blob: BlobRef, *, write: bool = False) -> BlobRef:
+        self.calls.append(("sas", blob.relative_location, write))
+        return blob.with_sas(f"?sp={'rcw' if write else 'r'}&sig=S")
+
+
+@responses.activate
+def test_an_output_sas_is_minted_only_after_its_container_is_ensured(bes):
+    responses.post(JOBS, json="abc123")
+    store = SasStore()
+    bes.submit(
+        {"input1": "data/train.csv"}, outputs={"output1": "fresh/model.ilearner"}, store=store
+    )
+    assert store.calls == [
+        ("sas", "data/train.csv", False),  # an input is read: its container must exist
+        ("ensure_container", "fresh", True),
+        ("sas", "fresh/model.ilearner", True),
+    ]
+
+
 @responses.activate
 def test_a_failed_submit_is_not_retried(bes):
     responses.post(JOBS, status=500, json={"error": {"code": "InternalError", "message": "x"}})
