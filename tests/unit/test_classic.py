@@ -22,6 +22,7 @@ from amlretrain.errors import (
     ConfigurationError,
     ConflictError,
     NotFoundError,
+    ServiceError,
     VerificationFailed,
 )
 
@@ -450,9 +451,10 @@ def test_patch_errors_are_mapped_with_the_request_id(client):
         headers={"x-ms-request-id": "patch-rid"},
         body=json.dumps({"error": {"code": "InternalError", "message": "boom"}}),
     )
-    with pytest.raises(Exception) as info:
+    with pytest.raises(ServiceError) as info:
         client.update_trained_model("svc1", "retrained", RESOURCE, NEW_MODEL)
-    assert getattr(info.value, "request_id", None) == "patch-rid"
+    assert (info.value.status, info.value.code) == (500, "InternalError")
+    assert info.value.request_id == "patch-rid"
 
 
 @responses.activate
