@@ -395,8 +395,9 @@ class WebServicesClient:
             raise ConfigurationError(
                 "this definition was read from the service (it has server-set members); "
                 "GET leaves out the keys, the storage key and the commitment plan, so a PUT of "
-                "it overwrites them: pass overwrite_fetched=True if that is intended, or "
-                "use update() for a minimal PATCH"
+                "it overwrites them: allow that explicitly if it is intended (the "
+                "overwrite-fetched option: --overwrite-fetched on the command line), or "
+                "update the service instead (a minimal PATCH)"
             )
         if not definition.location:
             raise ConfigurationError("a PUT needs the definition's location")

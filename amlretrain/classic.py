@@ -75,7 +75,8 @@ def management_url(region: str) -> str:
     raise ConfigurationError(
         f"no classic management host is known for region {region!r}; known: "
         + ", ".join(n.title() for n in MANAGEMENT_HOSTS)
-        + " (or pass base_url=)"
+        + " (or give the management API URL itself: management_url in retrain.toml, "
+        "--management-url on the command line)"
     )
 
 
@@ -315,7 +316,7 @@ class ClassicClient:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
         if not workspace_id or "/" in workspace_id:
-            raise ConfigurationError("workspace_id must be a non-empty id without '/'")
+            raise ConfigurationError("the workspace id must be non-empty and without '/'")
         if not token:
             raise ConfigurationError("a workspace authorization token is required")
         self.workspace_id = workspace_id
@@ -495,11 +496,11 @@ class ClassicClient:
         """
         if all(v is None for v in (description, throttle_level, max_concurrent_calls,
                                    prevent_update)):  # fmt: skip
-            raise ConfigurationError("update_endpoint was given nothing to change")
+            raise ConfigurationError("the endpoint update was given nothing to change")
         if throttle_level is not None:
             _check_throttle(throttle_level)
         if max_concurrent_calls is not None and not 1 <= max_concurrent_calls <= 200:
-            raise ConfigurationError("max_concurrent_calls must be between 1 and 200")
+            raise ConfigurationError("the maximum of concurrent calls must be between 1 and 200")
         current = self.get_endpoint(web_service_id, endpoint_name)
         level_given = throttle_level if throttle_level is not None else current.throttle_level
         if level_given is None or level_given.lower() not in ("low", "high"):
@@ -542,7 +543,7 @@ class ClassicClient:
         self._refuse_default(web_service_id, endpoint_name, "refreshed")
         if overwrite_resources:
             log.warning(
-                "refreshing %s with overwrite_resources=True replaces its trained models with "
+                "refreshing %s with its resources overwritten replaces its trained models with "
                 "the experiment's: a retrained model on this endpoint is undone",
                 endpoint_name,
             )
@@ -615,7 +616,7 @@ class ClassicClient:
         if blob.is_expired():
             raise ConfigurationError(
                 f"the SAS of {blob.url} expired at {blob.expires_on}: get the job again "
-                "(TrainingJob.refresh) or mint a new one (BlobStore.sas)"
+                "for a fresh SAS, or mint a new SAS for the blob"
             )
         if check_default:
             self._refuse_default(web_service_id, endpoint_name, "updated")
@@ -638,8 +639,8 @@ class ClassicClient:
         if default is not None and default.lower() == endpoint_name.lower():
             raise ConfigurationError(
                 f"{endpoint_name!r} is the default endpoint of web service {web_service_id!r}; "
-                f"it follows the experiment and cannot be {verb}: add an endpoint "
-                "(add_endpoint) and use that"
+                f"it follows the experiment and cannot be {verb}: add another "
+                "endpoint to the web service and use that"
             )
 
     def _check_blob(self, blob: BlobRef, blob_check: Callable[[BlobRef], bool] | None) -> None:
@@ -703,11 +704,11 @@ def _check_calls(level: str, calls: int | None) -> None:
         return
     if level != "High":
         raise ConfigurationError(
-            "max_concurrent_calls applies to throttle_level='High' only "
+            "a maximum of concurrent calls applies to the throttle level 'High' only "
             "(a 'Low' endpoint always gets 4)"
         )
     if not 1 <= calls <= 200:
-        raise ConfigurationError("max_concurrent_calls must be between 1 and 200")
+        raise ConfigurationError("the maximum of concurrent calls must be between 1 and 200")
 
 
 def _endpoint_request(

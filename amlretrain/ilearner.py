@@ -148,7 +148,7 @@ def check_model_uri(uri: str, *, now: datetime | None = None) -> list[str]:
         if expiry <= now:
             raise ConfigurationError(
                 f"the SAS of model uri {shown!r} expired at {expiry.isoformat()}; get a fresh "
-                "one (GET the training job again, or mint one with amlretrain.storage)"
+                "one (read the training job again, or mint a new SAS for the blob)"
             )
         if expiry <= now + SAS_WARNING_WINDOW:
             message = (
@@ -170,11 +170,13 @@ def _select(definition: WebServiceDefinition, asset: str | None) -> str:
         if not models:
             raise ConfigurationError(
                 "the definition has no trained-model asset (a Resource named "
-                "'... [trained model]' or a uri ending in .ilearner); name one with asset="
+                "'... [trained model]' or a uri ending in .ilearner); name one: the asset "
+                "setting (asset of the target in retrain.toml, --asset on the command line)"
             )
         raise ConfigurationError(
-            f"the definition has {len(models)} trained models; choose one with asset= "
-            f"(an asset id or name): {candidates}"
+            f"the definition has {len(models)} trained models; choose one (an asset id or "
+            "name) with the asset setting (asset of the target in retrain.toml, --asset on "
+            f"the command line): {candidates}"
         )
     assets = definition.assets
     if asset in assets:

@@ -39,6 +39,7 @@ from amlretrain.jobstatus import JobStatus, PollPolicy
 if TYPE_CHECKING:
     import requests
 
+    from amlretrain._progress import StatusDisplay
     from amlretrain.interrupt import StopSignal
     from amlretrain.storage import BlobStore
 
@@ -333,7 +334,10 @@ class TrainingJob:
 
         Args:
             timeout: overall seconds to wait (None: no deadline).
-            progress: show a tqdm.auto status display (needs the ``progress`` extra).
+            progress: show the status and the elapsed time on stderr while it runs: a
+                live line on a terminal, a tqdm widget in a notebook (with the
+                ``progress`` extra), a plain line per status change elsewhere (see
+                :mod:`amlretrain._progress`).
             poll: overrides the client's :class:`PollPolicy`.
             cancel_on_timeout: cancel the job when the deadline passes.
             stop: a run's stop request (SIGINT/SIGTERM): the job is cancelled and
@@ -360,7 +364,7 @@ class TrainingJob:
                     pause = max(next(delays), err.retry_after or 0.0)
                     log.info("job %s: status read throttled; waiting %.1f s", self.job_id, pause)
                 if bar is not None:
-                    bar.set_description_str(f"job {self.job_id[:12]}: {self._status.label}")
+                    bar.update(self._status.label)
                 if self._status.is_terminal:
                     break
                 if deadline is not None:
@@ -375,9 +379,7 @@ class TrainingJob:
                             waited=waited,
                         )
                     pause = min(pause, remaining)
-                if stop is None:
-                    time.sleep(pause)
-                elif stop.wait(pause):
+                if _pause(pause, stop, bar) and stop is not None:
                     log.warning("stopping: cancelling job %s", self.job_id)
                     self.cancel()
                     stop.raise_if_requested()
@@ -524,13 +526,31 @@ def _result_ref(name: str, entry: Mapping[str, Any]) -> BlobRef:
     raise ServiceError(f"output {name!r} names no blob location")
 
 
-def _status_bar(enabled: bool, job_id: str) -> Any:
+def _status_bar(enabled: bool, job_id: str) -> StatusDisplay | None:
     if not enabled:
         return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as err:  # pragma: no cover - depends on the extra
-        raise ConfigurationError(
-            "progress display needs tqdm: pip install 'amlretrain[progress]'"
-        ) from err
-    return tqdm(total=None, desc=f"job {job_id[:12]}", bar_format="{desc} ({elapsed})")
+    from amlretrain._progress import status_display
+
+    return status_display(f"job {job_id[:12]}")
+
+
+def _pause(seconds: float, stop: StopSignal | None, display: StatusDisplay | None) -> bool:
+    """Wait ``seconds`` between two reads; True when ``stop`` was requested meanwhile.
+
+    A display gets a tick every ``display.interval`` seconds (its elapsed time moves on
+    between two reads of the status, which may be a minute apart).
+    """
+    if display is None:
+        if stop is None:
+            time.sleep(seconds)
+            return False
+        return stop.wait(seconds)
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        step = min(left, display.interval)
+        if stop is None:
+            time.sleep(step)
+        elif stop.wait(step):
+            return True
+        display.tick()
+    return False

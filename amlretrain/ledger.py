@@ -253,6 +253,20 @@ class LedgerEntry:
                 data.pop(name)
         return _clean_data(data)
 
+    def to_output(self) -> dict[str, Any]:
+        """The JSON object ``amlretrain history --output json`` prints (snake_case).
+
+        Every attribute under its own name, after ``kind`` (``outcome``); the members of
+        ``evidence`` in snake_case too. The ledger file keeps :meth:`to_dict`'s camelCase.
+        """
+        data: dict[str, Any] = {"kind": "outcome"}
+        data.update(attrs.asdict(self, recurse=False))
+        data["metrics"] = dict(self.metrics)
+        data["request_ids"] = list(self.request_ids)
+        data["intents"] = list(self.intents)
+        data["evidence"] = {_snake_case(k): v for k, v in self.evidence.items()}
+        return _clean_data(data)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LedgerEntry:
         """Read an outcome line (tolerant of unknown members; 0.1.0 lines too)."""
@@ -276,6 +290,11 @@ class LedgerEntry:
             evidence=dict(data.get("evidence") or {}),
             schema=int(data.get("schema", 1)),
         )
+
+
+def _snake_case(name: str) -> str:
+    """``secondsSinceIntent`` -> ``seconds_since_intent`` (for printed output)."""
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
 
 def _check_action(action: str) -> None:
@@ -359,6 +378,19 @@ class Intent:
                 "rollbackOf": self.rollback_of,
             }
         )
+
+    def to_output(self) -> dict[str, Any]:
+        """The JSON object ``amlretrain history --output json`` prints for an open intent.
+
+        Every attribute under its own name (snake_case), after ``kind`` (``intent``);
+        ``request`` has ``method``, ``url``, ``body`` (the service's document as sent)
+        and for an ARM target ``json_patch``. The ledger file keeps :meth:`to_dict`'s.
+        """
+        data: dict[str, Any] = {"kind": "intent"}
+        data.update(attrs.asdict(self, recurse=False))
+        data["request"] = {_snake_case(k): v for k, v in self.request.items()}
+        data["metrics"] = dict(self.metrics)
+        return _clean_data(data)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Intent:

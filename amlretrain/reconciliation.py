@@ -62,13 +62,13 @@ class Reconciled:
     message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
+        """JSON-ready, named as the attributes (``entry``: :meth:`LedgerEntry.to_output`)."""
         return {
             "target": self.target,
             "key": self.key,
             "status": self.status,
-            "servingModel": self.serving_model,
-            "entry": self.entry.to_dict() if self.entry else None,
+            "serving_model": self.serving_model,
+            "entry": self.entry.to_output() if self.entry else None,
             "message": self.message,
         }
 
@@ -92,10 +92,10 @@ class JobReport:
     orphan: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
+        """JSON-ready, members named as the attributes."""
         return {
-            "jobId": self.job_id,
-            "runId": self.run_id,
+            "job_id": self.job_id,
+            "run_id": self.run_id,
             "status": self.status,
             "orphan": self.orphan,
         }
@@ -114,7 +114,7 @@ class ReconcileReport:
         return [t for t in self.targets if t.status == "unknown"]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
+        """JSON-ready (``amlretrain reconcile --output json`` adds ``not_in_config``)."""
         return {
             "targets": [t.to_dict() for t in self.targets],
             "jobs": [j.to_dict() for j in self.jobs],

@@ -33,6 +33,9 @@ __all__ = ["RetrainResult", "StepRecorder", "StepResult", "TargetOutcome"]
 STATUSES = ("succeeded", "rejected", "failed", "restored", "unknown", "skipped", "dry-run")
 _OK = ("succeeded", "dry-run", "skipped")
 
+#: The members of a plan as printed (the request's own members keep their names).
+_PLAN_MEMBERS = {"jsonPatch": "json_patch"}
+
 
 @attrs.frozen(kw_only=True)
 class StepResult:
@@ -96,11 +99,22 @@ class TargetOutcome:
         return "; ".join(self.gate_checks) if self.gate_checks else None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, redacted."""
+        """JSON-ready, redacted; members named as the attributes (snake_case).
+
+        ``key`` is kept as it is (a ledger key names resources, it holds no secret; any
+        SAS in it would still be redacted); ``plan`` has ``method``, ``url``, ``body``
+        (the service's document, spelled as the service spells it) and for an ARM
+        target ``json_patch`` (RFC 6902 operations).
+        """
         data: dict[str, Any] = redact_data(
-            attrs.asdict(self, recurse=True, filter=lambda a, _v: a.name != "exception")
+            attrs.asdict(
+                self, recurse=True, filter=lambda a, _v: a.name not in ("exception", "key")
+            )
         )
+        data = {"target": data.pop("target"), "key": redact(self.key), **data}
         data["gate_checks"] = list(self.gate_checks)
+        if isinstance(data.get("plan"), dict):
+            data["plan"] = {_PLAN_MEMBERS.get(k, k): v for k, v in data["plan"].items()}
         return data
 
 
@@ -152,18 +166,25 @@ class RetrainResult:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, redacted."""
+        """JSON-ready, redacted; members named as the attributes (snake_case).
+
+        ``succeeded``, ``split``, ``dry_run``, ``job_id``, ``model``, ``metrics`` (metric
+        names as the evaluation spells them), ``steps`` and ``targets``
+        (:meth:`TargetOutcome.to_dict`). ``amlretrain retrain --output json`` prints it.
+        """
         data: dict[str, Any] = {
             "succeeded": self.succeeded,
             "split": self.split,
-            "dryRun": self.dry_run,
-            "jobId": self.job_id,
+            "dry_run": self.dry_run,
+            "job_id": self.job_id,
             "model": self.model,
             "metrics": dict(self.metrics),
             "steps": [attrs.asdict(s) for s in self.steps],
             "targets": [t.to_dict() for t in self.targets],
         }
         clean: dict[str, Any] = redact_data(data)
+        for outcome, shown in zip(self.targets, clean["targets"], strict=True):
+            shown["key"] = redact(outcome.key)  # not a secret: redact_data blanks any "key"
         return clean
 
     def summary(self) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -277,7 +278,8 @@ class BlobStore:
             blob_name: the blob name; default: ``<uuid>/<file name>`` (``<uuid>.bin`` for bytes).
             overwrite: replace an existing blob.
             max_concurrency: parallel block uploads.
-            progress: show a tqdm.auto progress bar (needs the ``progress`` extra).
+            progress: show a tqdm.auto progress bar on a terminal or in a notebook, with
+                the ``progress`` extra (elsewhere, e.g. a CI log, and without tqdm: none).
 
         Raises:
             ConfigurationError: the file does not exist.
@@ -481,15 +483,18 @@ class BlobStore:
 
 @contextmanager
 def _progress_bar(enabled: bool, total: int, label: str) -> Iterator[Any]:
-    if not enabled:
+    from amlretrain._progress import in_notebook, is_terminal
+
+    # A bar redraws itself with "\r": only where that renders (no noise in a CI log).
+    if not enabled or not (is_terminal(sys.stderr) or in_notebook()):
         yield None
         return
     try:
         from tqdm.auto import tqdm
-    except ImportError as err:  # pragma: no cover - depends on the extra
-        raise ConfigurationError(
-            "progress bars need tqdm: pip install 'amlretrain[progress]'"
-        ) from err
+    except ImportError:  # pragma: no cover - depends on the extra
+        log.debug("no upload progress bar: pip install 'amlretrain[progress]' for one")
+        yield None
+        return
     bar = tqdm(total=total, unit="B", unit_scale=True, desc=label)
     seen = 0
 

@@ -269,7 +269,7 @@ class ArmTarget:
                 names = ", ".join(m.asset_id for m in models) or "none"
                 raise ConfigurationError(
                     f"web service {self.label} has {len(models)} trained models ({names}); "
-                    "name one with asset="
+                    "name one with the target's asset setting (asset in retrain.toml)"
                 )
             return models[0].uri
         for model in models:
@@ -361,7 +361,8 @@ class ArmTarget:
             swagger = definition.properties.swagger_location if definition.properties else None
             if not swagger:
                 raise ConfigurationError(
-                    f"web service {self.label} has no swaggerLocation: give scoring_url="
+                    f"web service {self.label} has no swaggerLocation: give the target's "
+                    "scoring URL (scoring_url in retrain.toml)"
                 )
             parts = urllib.parse.urlsplit(swagger)
             path = parts.path.rsplit("/", 1)[0] if parts.path.endswith(".json") else parts.path
@@ -442,8 +443,8 @@ class ClassicTarget:
         if not names:
             endpoint.resource("")  # raises the documented "no updatable resources" error
         raise ConfigurationError(
-            f"endpoint {self.label} has {len(names)} resources; name one with resource_name=: "
-            + ", ".join(repr(n) for n in names)
+            f"endpoint {self.label} has {len(names)} resources; name one with the target's "
+            "resource name (resource_name in retrain.toml): " + ", ".join(repr(n) for n in names)
         )
 
     def _model_in(self, endpoint: Endpoint) -> str | None:

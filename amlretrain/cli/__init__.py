@@ -8,10 +8,13 @@ traceback only with ``--debug``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from amlretrain._redact import redact
 from amlretrain._version import __version__
@@ -73,7 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # an optional command group that is not installed
             raise
         module.register(subparsers)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Give every command without a description of its own its help line as one."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and helps.get(name):
+                    text = str(helps[name])
+                    sub.description = text[0].upper() + text[1:] + "."
+                _describe(sub)
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -81,10 +97,52 @@ class _RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def _configure_logging(debug: bool, verbose: bool) -> tuple[logging.Handler, int]:
+class _Messages:
+    """What this run printed on stderr as warnings: each Python warning once, as a message.
+
+    The library issues some warnings both ways (``warnings.warn`` for Python callers, a
+    log record for log files): the CLI prints the first it meets and drops the other.
+    """
+
+    def __init__(self) -> None:
+        self.warned: set[str] = set()
+        self.logged: set[str] = set()
+
+    def show_warning(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        """A ``warnings.showwarning``: ``amlretrain: warning: <message>``, no source line."""
+        text = str(message)
+        if text in self.warned or text in self.logged:
+            return
+        self.warned.add(text)
+        sys.stderr.write(f"amlretrain: warning: {redact(text)}\n")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Drop a log record that repeats a warning already shown."""
+        if record.levelno < logging.WARNING:
+            return True
+        text = record.getMessage()
+        if text in self.warned:
+            return False
+        self.logged.add(text)
+        return True
+
+
+def _configure_logging(
+    debug: bool, verbose: bool, messages: _Messages | None = None
+) -> tuple[logging.Handler, int]:
     """Log to stderr (redacted) for this run; returns what :func:`main` undoes after it."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    if messages is not None:
+        handler.addFilter(messages.filter)
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
@@ -100,7 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    log_handler, log_level = _configure_logging(args.debug, args.verbose)
+    messages = _Messages()
+    log_handler, log_level = _configure_logging(args.debug, args.verbose, messages)
+    # Python warnings become "amlretrain: warning:" lines for this run only (the filters
+    # and showwarning are restored on the way out, as the logging set-up is).
+    restore = contextlib.ExitStack()
+    restore.enter_context(warnings.catch_warnings())
+    warnings.showwarning = messages.show_warning
     try:
         return handler(args)
     except Interrupted as err:
@@ -119,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code_for(err)
     finally:
         # Embedded callers (tests, notebooks, other tools) call main() many times: leave
-        # the root logger as it was.
+        # the root logger and the warnings machinery as they were.
+        restore.close()
         logging.getLogger().removeHandler(log_handler)
         logging.getLogger().setLevel(log_level)

@@ -49,8 +49,8 @@ def register(subparsers: Any) -> None:
     rewrite.set_defaults(handler=_rewrite)
 
     diff = commands.add_parser("diff", help="print the JSON Patch (RFC 6902) from OLD to NEW")
-    diff.add_argument("old")
-    diff.add_argument("new")
+    diff.add_argument("old", help="the definition file before (JSON)")
+    diff.add_argument("new", help="the definition file after (JSON)")
     add_output_flag(diff)
     diff.set_defaults(handler=_diff)
 
@@ -63,28 +63,28 @@ def summary(definition: WebServiceDefinition) -> dict[str, Any]:
         expiry = model.sas_expires_on
         models.append(
             {
-                "assetId": model.asset_id,
+                "asset_id": model.asset_id,
                 "name": model.name,
                 "uri": model.uri_redacted,
-                "sasExpiresOn": expiry.isoformat() if expiry else None,
+                "sas_expires_on": expiry.isoformat() if expiry else None,
             }
         )
     return {
         "name": definition.name,
         "title": props.title if props else None,
-        "packageType": definition.package_type,
-        "apiShape": definition.api_shape,
-        "readOnly": definition.is_read_only,
+        "package_type": definition.package_type,
+        "api_shape": definition.api_shape,
+        "read_only": definition.is_read_only,
         "assets": [
             {
-                "assetId": asset_id,
+                "asset_id": asset_id,
                 "name": asset.name,
                 "type": asset.type,
                 "uri": redact(asset.location_info.uri or "") if asset.location_info else None,
             }
             for asset_id, asset in definition.assets.items()
         ],
-        "trainedModels": models,
+        "trained_models": models,
     }
 
 
@@ -96,17 +96,17 @@ def _show(args: argparse.Namespace) -> int:
     lines = [
         f"title:         {data['title'] or '-'}",
         f"name:          {data['name'] or '-'}",
-        f"package type:  {data['packageType']}",
-        f"api shape:     {data['apiShape']}",
-        f"read-only:     {'yes' if data['readOnly'] else 'no'}",
+        f"package type:  {data['package_type']}",
+        f"api shape:     {data['api_shape']}",
+        f"read-only:     {'yes' if data['read_only'] else 'no'}",
         f"assets ({len(data['assets'])}):",
     ]
     for asset in data["assets"]:
-        lines.append(f"  {asset['assetId']}: {asset['name']} [{asset['type']}] {asset['uri']}")
-    lines.append(f"trained models ({len(data['trainedModels'])}):")
-    for model in data["trainedModels"]:
-        expiry = model["sasExpiresOn"] or "no SAS expiry"
-        lines.append(f"  {model['assetId']}: {model['name']} -> {model['uri']} ({expiry})")
+        lines.append(f"  {asset['asset_id']}: {asset['name']} [{asset['type']}] {asset['uri']}")
+    lines.append(f"trained models ({len(data['trained_models'])}):")
+    for model in data["trained_models"]:
+        expiry = model["sas_expires_on"] or "no SAS expiry"
+        lines.append(f"  {model['asset_id']}: {model['name']} -> {model['uri']} ({expiry})")
     emit(args, data, "\n".join(lines))
     return 0
 
@@ -115,7 +115,7 @@ def _validate(args: argparse.Namespace) -> int:
     from amlretrain.definition import WebServiceDefinition
 
     definition = WebServiceDefinition.load(args.file)
-    data = {"file": args.file, "valid": True, "trainedModels": len(definition.trained_models)}
+    data = {"file": args.file, "valid": True, "trained_models": len(definition.trained_models)}
     emit(args, data, f"{args.file}: valid ({len(definition.trained_models)} trained model(s))")
     return 0
 

@@ -25,7 +25,13 @@ __all__ = ["register", "run_demo"]
 def register(subparsers: Any) -> None:
     """Add the ``demo`` command."""
     p = subparsers.add_parser(
-        "demo", help="run the whole retrain loop against the local emulator (no Azure needed)"
+        "demo",
+        help="run the whole retrain loop against the local emulator (no Azure needed)",
+        description="Start the local emulator and Azurite, then narrate the whole loop: score "
+        "sample rows, retrain on new data, evaluate, gate, deploy to a New (ARM) web service "
+        "and a classic endpoint, verify, score again, show the history, roll back and score "
+        "once more. Stops everything it started. Exit 12 when the scores do not change and "
+        "come back as expected.",
     )
     p.add_argument("--workdir", help="keep the config, ledger and data here (default: a temp dir)")
     add_output_flag(p)
@@ -148,13 +154,13 @@ def run_demo(workdir: Path, *, quiet: bool = False) -> dict[str, Any]:
     say.say("done: no process left running")
     return {
         "retrain": result.to_dict(),
-        "scoresBefore": before,
-        "scoresAfter": after,
-        "scoresAfterRollback": restored,
-        "scoresChanged": changed,
-        "rolledBack": [o.to_dict() for o in rolled],
-        "scoresRestored": back,
-        "ledger": [e.to_dict() for e in Ledger(ledger_path).entries()],
+        "scores_before": before,
+        "scores_after": after,
+        "scores_after_rollback": restored,
+        "scores_changed": changed,
+        "rolled_back": [o.to_dict() for o in rolled],
+        "scores_restored": back,
+        "ledger": [e.to_output() for e in Ledger(ledger_path).entries()],
     }
 
 
@@ -172,6 +178,6 @@ def _demo(args: argparse.Namespace) -> int:
             summary = run_demo(Path(tmp), quiet=quiet)
     if quiet:
         print_json(summary)
-    if not summary["scoresChanged"] or not summary["scoresRestored"]:
+    if not summary["scores_changed"] or not summary["scores_restored"]:
         raise VerificationFailed("the demo's scores did not change and come back as expected")
     return 0

@@ -16,6 +16,39 @@ __all__ = ["register"]
 
 DEFAULT_INFO_FILE = Path(".amlretrain") / "emulator.json"
 
+#: The fault-file format, for ``emulator start --help`` (the full reference is the
+#: docstring of :mod:`amlretrain.emulator.faults` and docs/retrain.md).
+FAULTS_HELP = """\
+fault file (--faults FILE): a list of rules, as JSON ({"faults": [{...}, ...]} or a
+bare [...]) or as TOML ([[faults]] tables). Each rule:
+  route        a route name or a glob (default "*"): arm.get|list|put|patch|delete|
+               listkeys|regional|operation, classic.get_endpoint|list_endpoints|
+               add_endpoint|patch_endpoint|refresh_endpoint|delete_endpoint|get_service,
+               bes.submit|start|status|delete, rrs.execute|swagger; or classic.*, *
+  kind         what happens (required):
+                 latency       add `seconds` to every matching request
+                 status        answer `status` (default 503; 429 gets `retry_after`)
+                 drop          close the connection, the request not applied
+                 apply_drop    apply the request, then close the connection
+                 apply_status  apply the request, then answer `status` (default 500)
+                 kill          send `signal` (default SIGKILL) to process `pid`,
+                               `when` "before" (default) or "after" the request applies
+                 lro_fail      the next ARM operation ends Failed
+                 lro_hang      the next ARM operation never completes
+                 stale         reads answer the resource as before a write, for `seconds`
+                 job_fail      the next batch job ends Failed with `message`
+                 job_slow      the next batch job runs `seconds`
+  count        times the rule fires (default 1; "forever" for no limit)
+  skip         matching requests let through before it fires (default 0)
+  status, retry_after, seconds, message, pid, signal, when: as the kind needs
+example (faults.toml):
+  [[faults]]
+  route = "arm.patch"
+  kind = "status"
+  status = 503
+  count = 2
+"""
+
 
 def register(subparsers: Any) -> None:
     """Add the ``emulator`` command group."""
@@ -31,6 +64,8 @@ def register(subparsers: Any) -> None:
         description="Start the emulator and Azurite on loopback and print what a client "
         "needs. Secrets (tokens, keys, the storage connection string) are written to the "
         "info file (mode 0600), not printed, unless --show-secrets.",
+        epilog=FAULTS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     start.add_argument(
         "--no-seed",
@@ -48,12 +83,24 @@ def register(subparsers: Any) -> None:
         help=f"where to write the details with secrets (default {DEFAULT_INFO_FILE})",
     )
     start.add_argument("--show-secrets", action="store_true", help="print secrets too")
-    start.add_argument("--faults", help="a JSON or TOML file of fault rules")
     start.add_argument(
-        "--lro-delay", type=float, default=0.2, help="seconds an ARM operation stays Provisioning"
+        "--faults",
+        metavar="FILE",
+        help="inject faults: a JSON (.json) or TOML file of fault rules (format below)",
     )
     start.add_argument(
-        "--job-duration", type=float, default=0.5, help="seconds a batch job runs at least"
+        "--lro-delay",
+        type=float,
+        default=0.2,
+        metavar="SECONDS",
+        help="seconds an ARM operation stays Provisioning (default 0.2)",
+    )
+    start.add_argument(
+        "--job-duration",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="seconds a batch job runs at least (default 0.5)",
     )
     add_output_flag(start)
     start.set_defaults(handler=_start, seed=True)
@@ -150,5 +197,5 @@ def _config(args: argparse.Namespace) -> int:
         f"wrote {out} and {args.env_file} (the secrets it names)\n"
         f"next:  . {args.env_file} && amlretrain retrain --config {out}"
     )
-    emit(args, {"config": str(out), "envFile": args.env_file, "variables": sorted(env)}, text)
+    emit(args, {"config": str(out), "env_file": args.env_file, "variables": sorted(env)}, text)
     return 0

@@ -46,10 +46,19 @@ def register(subparsers: Any) -> None:
     )
 
     add = command("add", "add an endpoint (Add-AmlWebServiceEndpoint)")
-    add.add_argument("--description")
-    add.add_argument("--throttle-level", choices=("Low", "High"), default="Low")
+    add.add_argument("--description", help="the endpoint's description")
+    add.add_argument(
+        "--throttle-level",
+        choices=("Low", "High"),
+        default="Low",
+        help="Low (4 concurrent calls, the default) or High",
+    )
     add.add_argument("--max-concurrent-calls", type=int, help="1-200, with --throttle-level High")
-    add.add_argument("--prevent-update", action="store_true")
+    add.add_argument(
+        "--prevent-update",
+        action="store_true",
+        help="the endpoint ignores later updates of the web service (PreventUpdate)",
+    )
     add.set_defaults(handler=_add)
 
     patch = command(
@@ -62,7 +71,14 @@ def register(subparsers: Any) -> None:
     patch.add_argument("--base-location", help="BaseLocation (instead of --blob-url)")
     patch.add_argument("--relative-location", help="RelativeLocation (instead of --blob-url)")
     patch.add_argument("--sas-token", help="SasBlobToken (instead of --blob-url)")
-    patch.add_argument("--verify-timeout", type=float, default=120.0)
+    patch.add_argument(
+        "--verify-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="with --resource: how long to read the endpoint until it shows the new model "
+        "(default 120)",
+    )
     # Settings go in the documented add-endpoint PUT, with the current values for the rest
     # (ClassicClient.update_endpoint); that body has no DiagnosticsTraceLevel.
     patch.add_argument("--description", help="new description (sent by PUT)")

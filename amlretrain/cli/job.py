@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlretrain.cli._common import add_group, add_output_flag, emit
+from amlretrain.cli._common import (
+    add_group,
+    add_output_flag,
+    add_progress_flag,
+    emit,
+    wants_progress,
+)
 from amlretrain.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -45,11 +51,23 @@ def register(subparsers: Any) -> None:
         metavar="NAME=container/blob",
         help="where an output goes (.csv, .tsv, .arff, .ilearner); repeatable",
     )
-    submit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    submit.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a global parameter of the job (GlobalParameters); repeatable",
+    )
     submit.add_argument("--no-start", action="store_true", help="create the job only")
     submit.add_argument("--wait", action="store_true", help="wait for the job to end")
-    submit.add_argument("--timeout", type=float, default=3600.0)
-    submit.add_argument("--progress", action="store_true", help="show a progress display")
+    submit.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="with --wait: cancel the job after SECONDS (default 3600)",
+    )
+    add_progress_flag(submit)
     add_bes_flags(submit)
     add_output_flag(submit)
     submit.set_defaults(handler=_submit)
@@ -61,12 +79,18 @@ def register(subparsers: Any) -> None:
         ("results", "the job's outputs, trained model and evaluation", _results),
     ):
         p = commands.add_parser(name, help=help_text)
-        p.add_argument("job_id")
+        p.add_argument("job_id", help="the job's id (as job submit prints it)")
         add_bes_flags(p)
         add_output_flag(p)
         if name == "wait":
-            p.add_argument("--timeout", type=float, default=3600.0)
-            p.add_argument("--progress", action="store_true")
+            p.add_argument(
+                "--timeout",
+                type=float,
+                default=3600.0,
+                metavar="SECONDS",
+                help="cancel the job after SECONDS (default 3600)",
+            )
+            add_progress_flag(p)
         if name == "results":
             p.add_argument("--evaluation", action="store_true", help="download the metrics")
         p.set_defaults(handler=handler)
@@ -114,7 +138,7 @@ def _submit(args: argparse.Namespace) -> int:
             start=not args.no_start,
         )
         if args.wait:
-            job.wait(timeout=args.timeout, progress=args.progress)
+            job.wait(timeout=args.timeout, progress=wants_progress(args))
     emit(args, _job_data(job), _job_text(job))
     return 0
 
@@ -133,7 +157,9 @@ def _wait(args: argparse.Namespace) -> int:
     from amlretrain.jobs import TrainingJob
 
     with resolve(args).batch_client() as bes:
-        job = TrainingJob(bes, args.job_id).wait(timeout=args.timeout, progress=args.progress)
+        job = TrainingJob(bes, args.job_id).wait(
+            timeout=args.timeout, progress=wants_progress(args)
+        )
     emit(args, _job_data(job), _job_text(job))
     return 0
 

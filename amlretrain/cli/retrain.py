@@ -14,7 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlretrain.cli._common import add_output_flag, emit, wants_json
+from amlretrain.cli._common import (
+    add_output_flag,
+    add_progress_flag,
+    emit,
+    wants_json,
+    wants_progress,
+)
 from amlretrain.errors import ConfigurationError, Interrupted
 
 if TYPE_CHECKING:
@@ -60,14 +66,19 @@ def register(subparsers: Any) -> None:
         "(see docs/config.md). Exit 11 when the gate rejects the model.",
     )
     p.add_argument("--config", "-c", required=True, help="the retrain.toml")
-    p.add_argument("--dry-run", action="store_true", help="train and plan; change nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the targets and print the exact requests a run would send; nothing is "
+        "uploaded, trained, changed or recorded",
+    )
     p.add_argument(
         "--data",
         help="training data for every target (overrides the config): a local .csv/.tsv/.arff "
         "file (relative to the current folder), or a blob as an https URL or "
         "blob:container/path",
     )
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    add_progress_flag(p)
     _add_wait_lock(p)
     add_output_flag(p)
     p.set_defaults(handler=_retrain)
@@ -94,11 +105,21 @@ def register(subparsers: Any) -> None:
     add_output_flag(d)
     d.set_defaults(handler=_deploy)
 
-    r = subparsers.add_parser("rollback", help="put a previous model back on a target")
+    r = subparsers.add_parser(
+        "rollback",
+        help="put a previous model back on a target",
+        description="Point one target of a retrain.toml back at the model it served before "
+        "its latest deployment (or, with --to, at the model a ledger entry deployed), leased, "
+        "verified and recorded like a deployment; its open changes are reconciled first. The "
+        "model blob is checked readable before anything changes. Exit 4 when there is nothing "
+        "to roll back to.",
+    )
     r.add_argument("target", help="the target: its label, ledger key, or index in the config")
-    r.add_argument("--config", "-c", required=True)
+    r.add_argument("--config", "-c", required=True, help="the retrain.toml")
     r.add_argument("--to", help="a ledger entry id: restore the model that entry deployed")
-    r.add_argument("--dry-run", action="store_true")
+    r.add_argument(
+        "--dry-run", action="store_true", help="check the model and the target, print the plan"
+    )
     _add_wait_lock(r)
     add_output_flag(r)
     r.set_defaults(handler=_rollback)
@@ -119,7 +140,13 @@ def register(subparsers: Any) -> None:
     add_output_flag(c)
     c.set_defaults(handler=_reconcile)
 
-    h = subparsers.add_parser("history", help="the ledger of a target")
+    h = subparsers.add_parser(
+        "history",
+        help="the ledger of a target",
+        description="Print the deployment ledger: every outcome (deploy, rollback, gate, "
+        "restore; UNKNOWN when it could not be confirmed) and every OPEN intent (a change "
+        "sent or about to be sent with no outcome yet: run `amlretrain reconcile`).",
+    )
     h.add_argument("target", nargs="?", help="label or ledger key (part of it); all if omitted")
     group = h.add_mutually_exclusive_group()
     group.add_argument("--config", "-c", help="a retrain.toml (for its ledger path)")
@@ -202,7 +229,7 @@ def _retrain(args: argparse.Namespace) -> int:
                         dry_run=args.dry_run,
                         sample=config.sample,
                         concurrency=config.concurrency,
-                        progress=args.progress,
+                        progress=wants_progress(args),
                         on_step=None if wants_json(args) else _progress,
                         wait_lock=args.wait_lock,
                         stop=stop,
@@ -313,7 +340,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     for key in strays:
         text += f"\n{key}: open, but not a target of {config.source}: not read"
     data = report.to_dict()
-    data["notInConfig"] = strays
+    data["not_in_config"] = strays
     emit(args, data, text)
     if report.unresolved or strays:
         names = [t.target for t in report.unresolved] + strays
@@ -356,7 +383,7 @@ def _history(args: argparse.Namespace) -> int:
                 f"    {intent.previous_model or '-'} -> {intent.new_model or '-'} "
                 "(no confirmed outcome: run `amlretrain reconcile`)"
             )
-    data = [e.to_dict() for e in entries]
-    data += [i.to_dict() for p in opened for i in p.intents]
+    data = [e.to_output() for e in entries]
+    data += [i.to_output() for p in opened for i in p.intents]
     emit(args, data, "\n".join(lines) or "(no entries)")
     return 0

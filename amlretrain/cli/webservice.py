@@ -283,12 +283,14 @@ def _keys(args: argparse.Namespace) -> int:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump({"primary": keys.primary, "secondary": keys.secondary}, handle)
-    # Named *Fingerprint: members called "primary"/"secondary" are redacted as keys.
+    # Named *_fingerprint: members called "primary"/"secondary" are redacted as keys.
     prints = {
-        "primaryFingerprint": _fingerprint(keys.primary),
-        "secondaryFingerprint": _fingerprint(keys.secondary),
+        "primary_fingerprint": _fingerprint(keys.primary),
+        "secondary_fingerprint": _fingerprint(keys.secondary),
     }
-    text = f"primary:   {prints['primaryFingerprint']}\nsecondary: {prints['secondaryFingerprint']}"
+    text = (
+        f"primary:   {prints['primary_fingerprint']}\nsecondary: {prints['secondary_fingerprint']}"
+    )
     if args.to_file:
         text += f"\nkeys written to {args.to_file} (mode 0600)"
     emit(args, {"fingerprints": prints, "file": args.to_file}, text)

@@ -31,7 +31,7 @@ def render(info: EmulatorInfo, *, output: str = "text", include_secrets: bool = 
     width = max(len(k) for k in data)
     lines = [f"{k.ljust(width)}  {v}" for k, v in data.items() if v is not None]
     if not include_secrets:
-        lines.append("(secrets hidden; use the info file or include_secrets to see them)")
+        lines.append("(secrets hidden: they are in the info file, or shown with --show-secrets)")
     return "\n".join(lines) + "\n"
 
 

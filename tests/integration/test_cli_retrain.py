@@ -92,8 +92,8 @@ def test_demo_runs_the_whole_loop_and_leaves_nothing_running(tmp_path: Path) -> 
     from amlretrain.cli.demo import run_demo
 
     summary = run_demo(tmp_path, quiet=True)
-    assert summary["scoresChanged"]
-    assert summary["scoresRestored"]
+    assert summary["scores_changed"]
+    assert summary["scores_restored"]
     assert [e["action"] for e in summary["ledger"]].count("rollback") == 2
 
 

@@ -269,7 +269,7 @@ def test_webservice_keys_json_shows_the_fingerprints(
     shown = run("webservice", "keys", str(env.info.arm_service_name), "--output", "json")
     assert shown.code == 0
     assert shown.json()["file"] is None
-    assert shown.json()["fingerprints"]["primaryFingerprint"].startswith("sha256:")
+    assert shown.json()["fingerprints"]["primary_fingerprint"].startswith("sha256:")
 
 
 def test_webservice_export_writes_the_definition_without_secrets_unless_asked(
@@ -339,7 +339,7 @@ def test_webservice_import_update_and_delete_a_copy_of_the_service(
     rewritten.write_text(json.dumps(with_uri(json.loads(exported.read_text()), uri)))
 
     plan = run(
-        "webservice", "update", copy_name, "--definition", str(rewritten), "--dry-run", "-O", "json"
+        "webservice", "update", copy_name, "--definition", str(rewritten), "--dry-run", "--output", "json"
     )
     assert plan.code == 0, plan.err
     body = plan.json()
@@ -349,7 +349,7 @@ def test_webservice_import_update_and_delete_a_copy_of_the_service(
     assert without_query(uri_of(body)) == without_query(uri)
 
     env.clear_requests()
-    updated = run("webservice", "update", copy_name, "--definition", str(rewritten), "-O", "json")
+    updated = run("webservice", "update", copy_name, "--definition", str(rewritten), "--output", "json")
     assert updated.code == 0, updated.err
     writes = [(r.method, r.path) for r in env.requests if r.method != "GET"]
     # one PATCH, then the exampleRequest scored through the service (the model works)
@@ -424,7 +424,7 @@ def test_webservice_update_of_an_older_export_patches_only_the_model(
         "--definition",
         str(exported),
         "--dry-run",
-        "-O",
+        "--output",
         "json",
     )
     assert plan.code == 0, plan.err
@@ -480,10 +480,10 @@ def test_a_profile_file_gives_every_setting(
     profile.chmod(0o600)
     monkeypatch.setenv("AMLRETRAIN_PROFILES", str(profile))
 
-    got = run("webservice", "get", str(info.arm_service_name), "--profile", "emu", "-O", "json")
+    got = run("webservice", "get", str(info.arm_service_name), "--profile", "emu", "--output", "json")
     assert got.code == 0, got.err
     assert got.json()["name"] == info.arm_service_name
-    listed = run("endpoint", "list", str(info.predictive_service), "--profile", "emu", "-O", "json")
+    listed = run("endpoint", "list", str(info.predictive_service), "--profile", "emu", "--output", "json")
     assert listed.code == 0, listed.err
     assert info.predictive_endpoint in [e["name"] for e in listed.json()]
 
@@ -611,7 +611,7 @@ def test_endpoint_add_patch_refresh_delete(
         endpoint_name,
         "--description",
         "from the CLI test",
-        "-O",
+        "--output",
         "json",
     )
     assert added.code == 0, added.err
@@ -641,7 +641,7 @@ def test_endpoint_add_patch_refresh_delete(
     assert refreshed.code == 0, refreshed.err
     assert refreshed.json() == {"changed": False}, "a refresh keeps the retrained model"
     overwritten = run(
-        "endpoint", "refresh", service, endpoint_name, "--overwrite-resources", "-O", "json"
+        "endpoint", "refresh", service, endpoint_name, "--overwrite-resources", "--output", "json"
     )
     assert overwritten.code == 0, overwritten.err
     assert overwritten.json() == {"changed": True}
@@ -696,7 +696,7 @@ def test_endpoint_refusals_exit_4_before_any_write(
 
 
 def test_job_submit_wait_status_results(env: Emulator, run: Callable[..., Run]) -> None:
-    submitted = run("job", "submit", "--input", f"input1={DATA / 'census_new.csv'}", "-O", "json")
+    submitted = run("job", "submit", "--input", f"input1={DATA / 'census_new.csv'}", "--output", "json")
     assert submitted.code == 0, submitted.err
     job_id = submitted.json()["job_id"]
     assert submitted.json()["status"] == "Running"  # started, not waited for
@@ -736,16 +736,16 @@ def test_job_cancel_of_a_running_job(
 ) -> None:
     faults.add(route="bes.*", kind="job_slow", seconds=5)
     submitted = run(
-        "job", "submit", "--input", "input1=" + str(env.info.training_data), "-O", "json"
+        "job", "submit", "--input", "input1=" + str(env.info.training_data), "--output", "json"
     )
     assert submitted.code == 0, submitted.err
     job_id = submitted.json()["job_id"]
-    assert run("job", "status", job_id, "-O", "json").json()["status"] == "Running"
+    assert run("job", "status", job_id, "--output", "json").json()["status"] == "Running"
 
     cancelled = run("job", "cancel", job_id, "--output", "json")
     assert cancelled.code == 0, cancelled.err
     assert cancelled.json() == {"job_id": job_id, "cancelled": True}
-    assert run("job", "status", job_id, "-O", "json").json()["status"] == "Cancelled"
+    assert run("job", "status", job_id, "--output", "json").json()["status"] == "Cancelled"
     waited = run("job", "wait", job_id, "--timeout", "10")
     assert waited.code == 10, "waiting on a cancelled job is a TrainingJobFailed"
 

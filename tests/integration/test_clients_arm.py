@@ -133,7 +133,7 @@ def test_a_fetched_document_is_not_put_without_consent(
 ):
     fetched = arm.get(rg, service)
     emulator.clear_requests()
-    with pytest.raises(ConfigurationError, match="overwrite_fetched"):
+    with pytest.raises(ConfigurationError, match="overwrite-fetched"):
         arm.begin_create_or_update(rg, service, fetched)
     assert emulator.requests == []
 

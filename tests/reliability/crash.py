@@ -718,8 +718,8 @@ class CrashRig:
         pending = ledger.pending()
         row.check("closed", not pending, f"still open: {[p.target for p in pending]}")
         report = reconciled.json() or {}
-        listed = {j.get("jobId") for j in report.get("jobs", []) if j.get("runId")}
-        idless = [j for j in report.get("jobs", []) if not j.get("jobId") and j.get("runId")]
+        listed = {j.get("job_id") for j in report.get("jobs", []) if j.get("run_id")}
+        idless = [j for j in report.get("jobs", []) if not j.get("job_id") and j.get("run_id")]
         jobs = {k: v for k, v in self.jobs().items() if k not in ctx.jobs_before}
         stray = {
             k: v

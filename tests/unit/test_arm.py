@@ -170,7 +170,7 @@ def test_expected_that_no_longer_matches_is_a_conflict(client, fake):
 
 def test_put_refuses_a_fetched_document_unless_told(client, fake):
     fetched = WebServiceDefinition.from_dict(_doc())
-    with pytest.raises(ConfigurationError, match="overwrite_fetched"):
+    with pytest.raises(ConfigurationError, match="overwrite-fetched"):
         client.begin_create_or_update("rg", "svc", fetched)
     assert fake.calls == []
     client.create_or_update("rg", "svc", fetched, overwrite_fetched=True)

@@ -41,8 +41,8 @@ def test_show_prints_trained_models(
 def test_show_json(definition_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["definition", "show", str(definition_file), "--output", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["trainedModels"][0]["assetId"] == "asset1"
-    assert data["packageType"] == "Graph"
+    assert data["trained_models"][0]["asset_id"] == "asset1"
+    assert data["package_type"] == "Graph"
 
 
 def test_validate_ok_and_bad(
@@ -112,7 +112,7 @@ def test_diff_prints_the_patch(
     new = tmp_path / "new.json"
     main(["definition", "rewrite", str(definition_file), "--uri", NEW_URI, "-o", str(new)])
     capsys.readouterr()
-    assert main(["definition", "diff", str(definition_file), str(new), "-O", "json"]) == 0
+    assert main(["definition", "diff", str(definition_file), str(new), "--output", "json"]) == 0
     ops = json.loads(capsys.readouterr().out)
     assert [op["op"] for op in ops] == ["test", "replace"]
 
