@@ -8,7 +8,10 @@ It replaces, wherever they appear in a text:
 * bearer tokens and API keys in ``Authorization`` values: ``Bearer REDACTED``;
 * JSON/dict members whose name says they hold a secret (``primary``, ``secondary``,
   ``PrimaryKey``, ``SecondaryKey``, ``key``, ``apiKey``, ``token``, ``password``,
-  ``credentials``, ``AccountKey``, ``ConnectionString``, ``SasBlobToken`` ...).
+  ``credentials``, ``AccountKey``, ``ConnectionString``, ``SasBlobToken`` ...);
+* the ``value`` of a JSON Patch operation whose ``path`` names such a member
+  (``{"op": "add", "path": "/properties/assets/a1/locationInfo/credentials", "value":
+  ...}``), in data and in the text form ``add /.../credentials "..."``.
 
 Anything that prints, logs, records or raises text passes it through :func:`redact`
 (and structured data through :func:`redact_data`).
@@ -20,7 +23,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "SECRET_FIELD_NAMES", "is_secret_field", "redact", "redact_data"]
+__all__ = [
+    "REDACTED",
+    "SECRET_FIELD_NAMES",
+    "is_secret_field",
+    "is_secret_pointer",
+    "redact",
+    "redact_data",
+]
 
 REDACTED = "REDACTED"
 
@@ -55,6 +65,8 @@ SECRET_FIELD_NAMES = frozenset(
     )
 )
 
+_NAMES = "|".join(sorted((re.escape(n) for n in SECRET_FIELD_NAMES), key=len, reverse=True))
+
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # sig=... in any URL or query string (stop at &, quote, whitespace).
     (re.compile(r"(?i)(\bsig=)[^&\s\"'<>]+"), r"\1" + REDACTED),
@@ -63,14 +75,15 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)(\bSharedAccessSignature=)[^;\s\"'<>]+"), r"\1" + REDACTED),
     # Authorization: Bearer <token>
     (re.compile(r"(?i)(\bBearer\s+)(?!REDACTED)[A-Za-z0-9\-._~+/=]+"), r"\1" + REDACTED),
-    # "primaryKey": "value" / 'primary': 'value' / PrimaryKey=value in JSON-ish text.
+    # "primaryKey": "value" / 'primary': 'value' / ConnectionString='value' in JSON-ish text.
     (
-        re.compile(
-            r"(?i)([\"']?(?:primary|secondary|primaryKey|secondaryKey|apiKey|api_key|"
-            r"accountKey|key|token|access_token|accessToken|password|client_secret|"
-            r"clientSecret|credentials|sasBlobToken|authorizationToken)[\"']?\s*[:=]\s*[\"'])"
-            r"(?!REDACTED)([^\"']+)([\"'])"
-        ),
+        re.compile(rf"(?i)([\"']?(?:{_NAMES})[\"']?\s*[:=]\s*[\"'])(?!REDACTED)([^\"']+)([\"'])"),
+        r"\1" + REDACTED + r"\3",
+    ),
+    # A JSON Pointer ending in a secret member, then its JSON string value (a patch line):
+    # "add     /properties/assets/a1/locationInfo/credentials "value"".
+    (
+        re.compile(rf'(?i)(/(?:{_NAMES})\s+")(?!REDACTED")((?:[^"\\]|\\.)+)(")'),
         r"\1" + REDACTED + r"\3",
     ),
 )
@@ -94,17 +107,44 @@ def is_secret_field(name: str) -> bool:
     return name.lower() in SECRET_FIELD_NAMES
 
 
+def is_secret_pointer(path: str) -> bool:
+    """True when the JSON Pointer ``path`` passes through a secret member (any case)."""
+    return any(
+        is_secret_field(part.replace("~1", "/").replace("~0", "~")) for part in path.split("/")[1:]
+    )
+
+
+def _redact_all(value: Any) -> Any:
+    # Everything under a secret: every non-empty string is one.
+    if isinstance(value, Mapping):
+        return {k: _redact_all(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_all(v) for v in value]
+    if isinstance(value, str) and value:
+        return REDACTED
+    return value
+
+
 def redact_data(value: Any) -> Any:
     """Return a deep copy of JSON-like ``value`` with secrets replaced.
 
     Members whose name is a secret field get ``"REDACTED"`` (when they hold a non-empty
-    string); every other string goes through :func:`redact`.
+    string); so does the ``value`` of a JSON Patch operation whose ``path`` passes
+    through one (every string in it, when it is an object or array); every other string
+    goes through :func:`redact`.
+
+    >>> redact_data({"op": "add", "path": "/a/locationInfo/credentials", "value": "pw"})
+    {'op': 'add', 'path': '/a/locationInfo/credentials', 'value': 'REDACTED'}
     """
     if isinstance(value, Mapping):
+        path = value.get("path")
+        secret_value = isinstance(path, str) and is_secret_pointer(path)
         out: dict[Any, Any] = {}
         for k, v in value.items():
             if isinstance(k, str) and is_secret_field(k) and isinstance(v, str) and v:
                 out[k] = REDACTED
+            elif secret_value and k == "value":
+                out[k] = _redact_all(v)
             else:
                 out[k] = redact_data(v)
         return out

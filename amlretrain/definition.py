@@ -8,7 +8,9 @@ case-insensitively (the spec's own examples and PowerShell exports use PascalCas
 ``package``; live responses use camelCase) and written back as they were read.
 
 Files use the format of ``Export-AzMlWebService`` / ``Import-AzMlWebService`` (indented
-JSON), so they move both ways between PowerShell and amlretrain.
+JSON), so they move both ways between PowerShell and amlretrain. A file loaded and saved
+unchanged comes back byte for byte; a rewritten one keeps its encoding, BOM, newlines,
+indentation and key order, and only the changed value differs.
 
 Example:
     >>> d = WebServiceDefinition.from_dict({"properties": {"packageType": "Graph"}})
@@ -18,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import json
 import os
@@ -32,14 +33,17 @@ import attrs
 from amlretrain._redact import redact
 from amlretrain._validate import validate_document
 from amlretrain._wire import (
+    JsonText,
     ListOf,
     MapOf,
     MapOfParameters,
     Nested,
     WireModel,
+    read_json,
     structure,
     unstructure,
     wire,
+    write_json,
 )
 from amlretrain.errors import ConfigurationError, DefinitionError
 
@@ -364,28 +368,6 @@ class WebServiceProperties(WireModel):
     )
 
 
-def _decode(data: bytes, source: str | None) -> str:
-    """Bytes of a definition file -> text (UTF-8, or UTF-8/16/32 with a BOM)."""
-    encoding = "utf-8"
-    for bom, candidate in (
-        (codecs.BOM_UTF32_LE, "utf-32"),
-        (codecs.BOM_UTF32_BE, "utf-32"),
-        (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    ):
-        if data.startswith(bom):
-            encoding = candidate
-            break
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as err:
-        raise DefinitionError(
-            f"the file is not {encoding} text (byte {err.start}); save it as UTF-8",
-            source=source,
-        ) from err
-
-
 @attrs.frozen(kw_only=True, repr=False)
 class WebServiceDefinition(WireModel):
     """A New (ARM) web service definition, typed and lossless.
@@ -424,6 +406,8 @@ class WebServiceDefinition(WireModel):
     _documents: dict[bool, dict[str, Any]] = attrs.field(
         init=False, factory=dict, eq=False, repr=False
     )
+    # The JSON text it was read from (or derived from), so save() writes it back as it was.
+    _text: JsonText | None = attrs.field(init=False, default=None, eq=False, repr=False)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -449,39 +433,35 @@ class WebServiceDefinition(WireModel):
         return structure(cls, data)
 
     @classmethod
-    def _from_parsed(cls, data: Any, *, validate: bool, source: str | None) -> WebServiceDefinition:
-        # ``data`` is fresh json.loads output that nobody else holds: no need to copy it.
+    def _from_text(
+        cls, parsed: JsonText, *, validate: bool, source: str | None
+    ) -> WebServiceDefinition:
+        data = parsed.document
         if validate:
-            validate_document(data, source=source)
+            validate_document(
+                data, source=source, duplicates=parsed.duplicates, numbers=parsed.odd_numbers
+            )
         elif not isinstance(data, Mapping):
             raise DefinitionError("a web-service definition is a JSON object", source=source)
+        # ``data`` is fresh parser output that nobody else holds: no need to copy it.
         definition = structure(cls, data, copy=False)
-        if isinstance(data, dict):
-            # Lossless: the document read is exactly what unstructure() would write back.
-            definition.share_document(data)
+        # Lossless: the document read is exactly what unstructure() would write back.
+        definition.share_document(data)
+        object.__setattr__(definition, "_text", parsed)
         return definition
 
     @classmethod
     def from_json(
         cls, text: str | bytes, *, validate: bool = True, source: str | None = None
     ) -> WebServiceDefinition:
-        """Parse JSON text (or bytes, any Unicode encoding with a BOM).
+        """Parse JSON text (or bytes: UTF-8, or UTF-16/32, with or without a BOM).
+
+        :meth:`save` writes the result back as it was read (see :meth:`save`).
 
         Raises:
             DefinitionError: not JSON (with line and column), not an object, or invalid.
         """
-        if isinstance(text, bytes):
-            text = _decode(text, source)
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise DefinitionError(
-                f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}",
-                source=source,
-            ) from err
-        except RecursionError as err:
-            raise DefinitionError("JSON nested too deeply to read", source=source) from err
-        return cls._from_parsed(data, validate=validate, source=source)
+        return cls._from_text(read_json(text, source=source), validate=validate, source=source)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, validate: bool = True) -> WebServiceDefinition:
@@ -491,23 +471,41 @@ class WebServiceDefinition(WireModel):
             ConfigurationError: the file cannot be read.
             DefinitionError: its content is not a valid definition.
         """
+        source = os.fspath(path)
         try:
             data = Path(path).read_bytes()
         except OSError as err:
-            raise ConfigurationError(f"cannot read {os.fspath(path)}: {err.strerror}") from err
-        return cls.from_json(data, validate=validate, source=os.fspath(path))
+            raise ConfigurationError(f"cannot read {source}: {err.strerror}") from err
+        parsed = read_json(data, source=source)
+        del data  # a big file is not held twice while it is structured
+        return cls._from_text(parsed, validate=validate, source=source)
 
-    def validate(self, *, source: str | None = None) -> WebServiceDefinition:
+    def validate(self, *, source: str | None = None, full: bool = True) -> WebServiceDefinition:
         """Check the definition and return it.
 
-        Checks: ``properties`` is an object; ``packageType`` is present and known; the
+        Checks the JSON first: no member name twice in one object (in the file it was
+        read from), no ``NaN``/``Infinity``, no number out of range (beyond a double, or
+        an integer beyond ±(2**53 - 1), the integers a double holds exactly). Then, with
+        ``full``: ``properties`` is an object; ``packageType`` is present and known; the
         assets are inline (not ``payloadsInBlobStorage``); every asset has a
         ``locationInfo.uri``; nodes name existing assets; edges name existing nodes.
+
+        Args:
+            source: where it came from, for the error message.
+            full: False checks only the JSON (for a document to send that need not be
+                complete, such as one read from the service).
 
         Raises:
             DefinitionError: naming the JSON path of the first problem.
         """
-        validate_document(self.document(), source=source)
+        text = self._text
+        validate_document(
+            self.document(),
+            source=source,
+            duplicates=text.duplicates if text is not None else (),
+            origin=text.document if text is not None else None,
+            full=full,
+        )
         return self
 
     # -- writing -----------------------------------------------------------------------
@@ -540,12 +538,27 @@ class WebServiceDefinition(WireModel):
         """
         self._documents[False] = document
 
+    def keep_format(self, original: WebServiceDefinition) -> None:
+        """Make :meth:`save` write this definition in the format ``original`` was read in.
+
+        For code that derives a definition from another (see
+        :func:`amlretrain.ilearner.with_trained_model`): the file keeps its encoding, BOM,
+        newlines, indentation and number spellings, and only the changed values differ.
+        """
+        object.__setattr__(self, "_text", original._text)
+
     def to_json(self, *, indent: int | None = 2) -> str:
         """JSON text, indented like ``Export-AzMlWebService`` writes it."""
         return json.dumps(self.document(), indent=indent, ensure_ascii=False)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the definition to ``path`` atomically (temporary file + rename).
+
+        A definition read from a file (:meth:`load`, :meth:`from_json`) is written as it
+        was read: unchanged, byte for byte (encoding, BOM, newlines, indentation, spacing,
+        number spellings); rewritten (:meth:`with_trained_model`), with only the changed
+        values replaced in that text. Any other definition is written as UTF-8 indented
+        by two spaces, like ``Export-AzMlWebService``.
 
         A crash never leaves a half-written file: the old file stays until the new one
         is complete. An existing file keeps its permissions.
@@ -554,7 +567,6 @@ class WebServiceDefinition(WireModel):
             ConfigurationError: the file cannot be written.
         """
         target = Path(path)
-        text = self.to_json() + "\n"
         try:
             mode = target.stat().st_mode & 0o7777 if target.exists() else None
             fd, tmp = tempfile.mkstemp(
@@ -563,8 +575,8 @@ class WebServiceDefinition(WireModel):
         except OSError as err:
             raise ConfigurationError(f"cannot write {target}: {err.strerror}") from err
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
+            with os.fdopen(fd, "wb") as handle:
+                write_json(handle, self.document(), self._text)
                 handle.flush()
                 os.fsync(handle.fileno())
             if mode is not None:
@@ -581,8 +593,13 @@ class WebServiceDefinition(WireModel):
         """The document for an explicit PUT: camelCase, without the read-only members.
 
         Drops ``id``, ``name``, ``type`` and ``properties.createdOn``, ``modifiedOn``,
-        ``provisioningState``, ``swaggerLocation``.
+        ``provisioningState``, ``swaggerLocation``. The definition is validated first
+        (:meth:`validate`), so an invalid one is never sent.
+
+        Raises:
+            DefinitionError: the definition is invalid.
         """
+        self.validate()
         doc = self.to_dict(canonical=True)
         for key in READ_ONLY_RESOURCE_FIELDS:
             doc.pop(key, None)
@@ -616,7 +633,9 @@ class WebServiceDefinition(WireModel):
                 for asset_id, asset in props.assets.items()
             }
         stripped = _forget(attrs.evolve(props, **changes), "keys")
-        return attrs.evolve(self, properties=stripped)
+        shared = attrs.evolve(self, properties=stripped)
+        shared.keep_format(self)
+        return shared
 
     # -- views -------------------------------------------------------------------------
 

@@ -226,6 +226,7 @@ def with_trained_model(
     assets[asset_id] = attrs.evolve(item, location_info=location)
     new = attrs.evolve(definition, properties=attrs.evolve(props, assets=assets))
     _share_document(definition, new, asset_id, location)
+    new.keep_format(definition)  # saved, only the changed value differs from the file
     return new
 
 
@@ -257,6 +258,10 @@ def diff(old: WebServiceDefinition, new: WebServiceDefinition) -> jsonpatch.Json
     """The minimal RFC 6902 JSON Patch that turns ``old`` into ``new``.
 
     Objects are compared member by member; a changed value (or array) is replaced whole.
+    Member names match in any case, as the service reads them: ``Nodes`` in one and
+    ``nodes`` in the other are the same member (a member spelled the same in both is
+    matched first), so the camelCase and PascalCase spellings of one document have no
+    difference. Paths name members as ``old`` spells them (``add`` as ``new`` does).
     Every ``replace`` and ``remove`` is preceded by a ``test`` op pinning the value it
     expects, so applying the patch to a document that changed meanwhile fails instead of
     overwriting someone else's change. A trained-model rewrite gives exactly
@@ -267,6 +272,58 @@ def diff(old: WebServiceDefinition, new: WebServiceDefinition) -> jsonpatch.Json
     return jsonpatch.JsonPatch(ops)
 
 
+def _pairs(src: Mapping[str, Any], dst: Mapping[str, Any]) -> dict[str, str]:
+    """The member of ``src`` each member of ``dst`` matches: same name, else the same in any case.
+
+    One to one; a name spelled exactly alike is matched first.
+    """
+    matched = {key: key for key in dst if key in src}
+    if len(matched) == len(src) or len(matched) == len(dst):
+        return matched
+    unmatched: dict[str, list[str]] = {}
+    for key in src:
+        if key not in dst:
+            unmatched.setdefault(_lower(key), []).append(key)
+    for key in dst:
+        if key not in src:
+            candidates = unmatched.get(_lower(key))
+            if candidates:
+                matched[key] = candidates.pop(0)
+    return matched
+
+
+def _lower(key: Any) -> Any:
+    return key.lower() if isinstance(key, str) else key
+
+
+def _diff_into(ops: list[dict[str, Any]], src: Any, dst: Any, path: str) -> None:
+    if src is dst:
+        return  # shared (see _share_document): equal by construction
+    if isinstance(src, Mapping) and isinstance(dst, Mapping):
+        pairs = _pairs(src, dst)
+        kept = set(pairs.values())
+        for key, value in src.items():
+            if key not in kept:
+                where = f"{path}/{_escape(key)}"
+                ops.append({"op": "test", "path": where, "value": copy.deepcopy(value)})
+                ops.append({"op": "remove", "path": where})
+        for key, value in dst.items():
+            if key not in pairs:
+                ops.append(
+                    {"op": "add", "path": f"{path}/{_escape(key)}", "value": copy.deepcopy(value)}
+                )
+                continue
+            before = src[pairs[key]]
+            if before is value or (_same(before, value) and not _mixed_types(before, value)):
+                continue
+            _diff_into(ops, before, value, f"{path}/{_escape(pairs[key])}")
+        return
+    if _equivalent(src, dst):
+        return
+    ops.append({"op": "test", "path": path, "value": copy.deepcopy(src)})
+    ops.append({"op": "replace", "path": path, "value": copy.deepcopy(dst)})
+
+
 def _same(a: Any, b: Any) -> bool:
     # JSON equality: true is not 1, 1 is not 1.0 as a type (Python's == says they are).
     if type(a) is not type(b):
@@ -274,28 +331,20 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _diff_into(ops: list[dict[str, Any]], src: Any, dst: Any, path: str) -> None:
-    if src is dst:
-        return  # shared (see _share_document): equal by construction
-    if isinstance(src, Mapping) and isinstance(dst, Mapping):
-        for key, value in src.items():
-            if key not in dst:
-                where = f"{path}/{_escape(key)}"
-                ops.append({"op": "test", "path": where, "value": copy.deepcopy(value)})
-                ops.append({"op": "remove", "path": where})
-        for key, value in dst.items():
-            where = f"{path}/{_escape(key)}"
-            if key not in src:
-                ops.append({"op": "add", "path": where, "value": copy.deepcopy(value)})
-            elif src[key] is value:
-                continue
-            elif not _same(src[key], value) or _mixed_types(src[key], value):
-                _diff_into(ops, src[key], value, where)
-        return
-    if _same(src, dst) and not _mixed_types(src, dst):
-        return
-    ops.append({"op": "test", "path": path, "value": copy.deepcopy(src)})
-    ops.append({"op": "replace", "path": path, "value": copy.deepcopy(dst)})
+def _equivalent(a: Any, b: Any) -> bool:
+    """JSON equality with member names matched in any case (see :func:`_pairs`)."""
+    if a is b:
+        return True
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        if len(a) != len(b):
+            return False
+        pairs = _pairs(a, b)
+        return len(pairs) == len(b) and all(_equivalent(a[pairs[k]], v) for k, v in b.items())
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_equivalent, a, b))
+    if type(a) is float and type(b) is float and a != a and b != b:
+        return True  # NaN (read with validate=False) is the same NaN
+    return _same(a, b)
 
 
 def _mixed_types(a: Any, b: Any) -> bool:
@@ -316,19 +365,25 @@ def _merge_diff(old: Any, new: Any) -> Any:
 
     Members of ``old`` missing from ``new`` are not in the result: a PATCH merges, so an
     absent member means "unchanged" (definitions exported without secrets lack keys and
-    credentials that the service still holds).
+    credentials that the service still holds). Member names match in any case, as in
+    :func:`diff`; a matched member is spelled as in ``old`` (the member the service has),
+    a new one as in ``new``.
     """
     if not (isinstance(old, Mapping) and isinstance(new, Mapping)):
         return copy.deepcopy(new)
+    pairs = _pairs(old, new)
     out: dict[str, Any] = {}
     for key, value in new.items():
-        if key not in old:
+        if key not in pairs:
             out[key] = copy.deepcopy(value)
-        elif old[key] != value:
-            changed = _merge_diff(old[key], value)
-            # {} from two objects: they differed only in members ``new`` lacks
-            if changed != {} or not isinstance(old[key], Mapping):
-                out[key] = changed
+            continue
+        before = old[pairs[key]]
+        if before is value or _equivalent(before, value):
+            continue
+        changed = _merge_diff(before, value)
+        # {} from two objects: they differed only in members ``new`` lacks
+        if changed != {} or not isinstance(before, Mapping):
+            out[pairs[key]] = changed
     return out
 
 
@@ -393,10 +448,16 @@ def patch_body(old: WebServiceDefinition, new: WebServiceDefinition) -> dict[str
     ``locationInfo``, ...): the swagger marks those members required, and whether the
     service merges a partial asset is not documented, so the body never relies on it.
 
+    ``new`` is checked first (:meth:`WebServiceDefinition.validate` with ``full=False``):
+    a definition with a member name twice, ``NaN``/``Infinity`` or a number out of range
+    is never sent.
+
     Raises:
+        DefinitionError: ``new`` has one of those.
         ConfigurationError: nothing changed (an empty update would "succeed" and keep
             the old model).
     """
+    new.validate(full=False)
     before, after = _writable_view(old), _writable_view(new)
     _keep_withheld_sas(before, after)
     body: dict[str, Any] = _merge_diff(before, after)
@@ -411,6 +472,9 @@ def patch_body(old: WebServiceDefinition, new: WebServiceDefinition) -> dict[str
     changed_assets = props.get("assets")
     if isinstance(changed_assets, dict):
         full: dict[str, Any] = after["properties"]["assets"]
-        props["assets"] = {asset_id: copy.deepcopy(full[asset_id]) for asset_id in changed_assets}
+        props["assets"] = {
+            asset_id: copy.deepcopy(full[find_key(full, asset_id) or asset_id])
+            for asset_id in changed_assets
+        }
     props.setdefault("packageType", new.package_type or old.package_type or "Graph")
     return body

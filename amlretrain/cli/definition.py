@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from amlretrain._redact import redact
+from amlretrain._redact import redact, redact_data
 from amlretrain.cli._common import add_group, add_output_flag, emit
 
 if TYPE_CHECKING:
@@ -121,8 +121,10 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _patch_lines(ops: list[dict[str, Any]]) -> str:
+    # Redacted as data first: a value under a secret member (``--credentials``) is
+    # found by its path, which the text form no longer pairs with a member name.
     lines = []
-    for op in ops:
+    for op in redact_data(ops):
         value = json.dumps(op.get("value"), ensure_ascii=False) if "value" in op else ""
         lines.append(f"{op['op']:<8}{op['path']} {value}".rstrip())
     return "\n".join(lines) or "(no differences)"

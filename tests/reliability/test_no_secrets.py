@@ -118,6 +118,17 @@ def _assert_clean(texts: list[str], secrets: set[str]) -> None:
     assert not leaked, f"SAS signatures leaked: {[s[:6] for s in leaked]}"
 
 
+def _cli_environment(emulator: Emulator) -> dict[str, str]:
+    """Every ``AMLRETRAIN_*`` setting the CLI needs for the emulator (ARM ones included)."""
+    info = emulator.info.to_dict(include_secrets=True)
+    return {
+        **emulator_environment(emulator.info),
+        "AMLRETRAIN_SUBSCRIPTION_ID": info["subscription_id"],
+        "AMLRETRAIN_RESOURCE_GROUP": info["resource_group"],
+        "AMLRETRAIN_ARM_BASE_URL": info["arm_base_url"],
+    }
+
+
 def _files(*folders: Path) -> list[str]:
     texts = []
     for folder in folders:
@@ -195,7 +206,7 @@ def test_the_cli_at_debug_shows_no_secret(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     info = emulator.info
-    for name, value in emulator_environment(info).items():
+    for name, value in _cli_environment(emulator).items():
         monkeypatch.setenv(name, value)
     config = tmp_path / "retrain.toml"
     config.write_text(
@@ -233,7 +244,88 @@ def test_the_cli_at_debug_shows_no_secret(
     faults.clear()
     out = capsys.readouterr()
     assert codes[:3] == [0, 0, 0] or 11 in codes, (codes, out.err[-2000:])
+    assert codes[3:] == [0, 0], ("webservice export/get", codes, out.err[-2000:])
     assert failing != 0
     assert "Traceback" in out.err  # --debug shows it (redacted)
     texts = [*collected, out.out, out.err, *_files(tmp_path), *_files(REPO / "cassettes")]
     _assert_clean(texts, emulator_secrets(emulator))
+
+
+#: Secrets a user types or keeps in a file (not issued by any emulator): asset credentials,
+#: a connection string with an account key, a storage key, an API key, a SAS signature.
+USER_SECRETS = {
+    "credentials": "User-Cred-7hQ2-not-from-the-emulator",
+    "connection": "DefaultEndpointsProtocol=https;AccountName=u;AccountKey=VXNlcktleTEyMzQ1Njc4OTA=;",
+    "account_key": "VXNlcktleTEyMzQ1Njc4OTA=",
+    "storage_key": "User-Storage-Key-K9x4-not-from-the-emulator",
+    "api_key": "User-Api-Key-Zr81-not-from-the-emulator",
+    "sig": "UserSig0123456789abcdef%3D",
+}  # fmt: skip
+
+
+def _with_user_secrets(doc: dict[str, Any]) -> dict[str, Any]:
+    props = doc["properties"]
+    for asset in props["assets"].values():
+        asset["locationInfo"]["credentials"] = USER_SECRETS["credentials"]
+        asset["locationInfo"]["ConnectionString"] = USER_SECRETS["connection"]
+    props.setdefault("storageAccount", {})["key"] = USER_SECRETS["storage_key"]
+    props["keys"] = {"primary": USER_SECRETS["api_key"], "secondary": USER_SECRETS["api_key"]}
+    return doc
+
+
+def test_secrets_a_user_supplies_never_show_in_diffs_plans_or_errors(
+    emulator: Emulator,
+    collected: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    info = emulator.info
+    for name, value in _cli_environment(emulator).items():
+        monkeypatch.setenv(name, value)
+    service = info.arm_service_name or ""
+    export, edited = tmp_path / "export.json", tmp_path / "edited.json"
+    assert (
+        main(
+            [
+                "webservice",
+                "export",
+                service,
+                "-g",
+                info.resource_group,
+                "-o",
+                str(export),
+                "--include-secrets",
+            ]
+        )
+        == 0
+    )
+    edited.write_text(json.dumps(_with_user_secrets(json.loads(export.read_text())), indent=2))
+    new_uri = "https://acct.blob.core.windows.net/models/v2/census.ilearner"
+    sas_uri = f"{new_uri}?sv=2020-01-01&se=2099-01-01T00:00:00Z&sig={USER_SECRETS['sig']}"
+    bad = tmp_path / "bad.json"
+    bad.write_text(edited.read_text().replace('"credentials"', '"title": NaN, "credentials"', 1))
+    offline: list[list[str]] = [
+        ["definition", "rewrite", str(export), "--uri", sas_uri, "--credentials", USER_SECRETS["credentials"], "--diff"],
+        ["definition", "rewrite", str(export), "--uri", sas_uri, "--credentials", USER_SECRETS["credentials"], "--diff", "--output", "json"],
+        ["definition", "rewrite", str(export), "--uri", sas_uri, "--credentials", USER_SECRETS["credentials"], "-o", str(tmp_path / "out" / "x.json")],
+        ["definition", "rewrite", str(edited), "--uri", sas_uri],
+        ["definition", "rewrite", str(edited), "--uri", new_uri.replace(".ilearner", ".csv") + "?sig=" + USER_SECRETS["sig"], "--credentials", USER_SECRETS["credentials"]],
+        ["definition", "diff", str(export), str(edited)],
+        ["definition", "diff", str(edited), str(export), "--output", "json"],
+        ["definition", "show", str(edited), "--output", "json"],
+        ["definition", "validate", str(bad)],
+    ]  # fmt: skip
+    online: list[list[str]] = [
+        ["webservice", "update", service, "-g", info.resource_group, "--definition", str(edited), "--dry-run"],
+        ["webservice", "update", service, "-g", info.resource_group, "--definition", str(edited), "--dry-run", "--output", "json"],
+        ["webservice", "update", service, "-g", info.resource_group, "--definition", str(bad)],
+    ]  # fmt: skip
+    capsys.readouterr()
+    codes = [main(["--debug", "--verbose", *argv]) for argv in [*offline, *online]]
+    out = capsys.readouterr()
+    assert codes == [0, 0, 4, 0, 4, 0, 0, 0, 3, 0, 0, 3], (codes, out.err[-3000:])
+    assert "REDACTED" in out.out and "locationInfo/credentials" in out.out  # the diffs ran
+    assert "PATCH body (not sent)" in out.out
+    texts = [*collected, out.out, out.err]
+    _assert_clean(texts, set(USER_SECRETS.values()) | emulator_secrets(emulator))

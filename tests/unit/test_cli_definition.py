@@ -149,3 +149,93 @@ def test_main_leaves_the_root_logger_as_it_was(definition_file: Path) -> None:
         main(["--verbose", "definition", "validate", str(definition_file)])
     assert root.handlers == handlers
     assert root.level == level
+
+
+def test_diff_of_the_camel_and_pascal_spellings_reports_no_difference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    camel, pascal = tmp_path / "camel.json", tmp_path / "pascal.json"
+    camel.write_text(json.dumps(sample_definition()))
+    pascal.write_text(json.dumps(sample_definition(pascal=True), indent=4))
+    assert main(["definition", "diff", str(camel), str(pascal)]) == 0
+    assert capsys.readouterr().out == "(no differences)\n"
+    assert main(["definition", "diff", str(pascal), str(camel), "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+@pytest.mark.parametrize(
+    ("edit", "path"),
+    [
+        (('"name": "svc",', '"name": "svc", "name": "other",'), "/name"),
+        (('"maxConcurrentCalls": 4', '"maxConcurrentCalls": NaN'), "/properties/realtimeConfiguration/maxConcurrentCalls"),
+        (('"maxConcurrentCalls": 4', '"maxConcurrentCalls": 18446744073709551616'), "/properties/realtimeConfiguration/maxConcurrentCalls"),
+    ],
+)  # fmt: skip
+def test_validate_refuses_what_json_leaves_open_with_its_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: tuple[str, str], path: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(sample_definition()).replace(*edit))
+    assert main(["definition", "validate", str(bad)]) == 3
+    err = capsys.readouterr().err
+    assert f"at {path}:" in err and err.count("\n") == 1
+
+
+def test_rewrite_in_place_keeps_the_files_format(tmp_path: Path) -> None:
+    path = tmp_path / "export.json"
+    text = json.dumps(sample_definition(pascal=True), indent="\t").replace("\n", "\r\n")
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert main(["definition", "rewrite", str(path), "--uri", NEW_URI, "-o", str(path)]) == 0
+    assert path.read_bytes() == b"\xef\xbb\xbf" + text.replace(MODEL_URI, NEW_URI).encode()
+
+
+USER_SECRET = "User-Supplied-Cred-9f3a7c"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--diff"], ["--diff", "--output", "json"], ["-o", "{out}", "--diff"], ["-o", "{out}", "--output", "json"], []],
+    ids=["diff", "diff-json", "file-diff", "file-json", "stdout"],
+)  # fmt: skip
+def test_credentials_given_to_rewrite_are_never_printed(
+    definition_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
+    out = tmp_path / "new.json"
+    argv = ["--debug", "--verbose", "definition", "rewrite", str(definition_file), "--uri", NEW_URI]
+    argv += ["--credentials", USER_SECRET] + [a.format(out=out) for a in extra]
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    assert USER_SECRET not in printed.out + printed.err
+    if "--diff" in extra:
+        assert "locationInfo/credentials" in printed.out and "REDACTED" in printed.out
+    if "-o" in extra:
+        assert USER_SECRET in out.read_text()  # the file holds it; only the output hides it
+
+
+def test_diff_of_files_with_secrets_never_prints_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = sample_definition(), sample_definition()
+    secrets = {
+        "credentials": "Made-Up-Cred-1234",
+        "connection": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=TWFkZVVwS2V5;",
+        "key": "Made-Up-Storage-Key-5678",
+        "primary": "Made-Up-Api-Key-0001",
+    }
+    location = new["properties"]["assets"]["asset2"]["locationInfo"]
+    location["credentials"] = secrets["credentials"]
+    location["ConnectionString"] = secrets["connection"]
+    new["properties"]["storageAccount"]["key"] = secrets["key"]
+    new["properties"]["keys"] = {"primary": secrets["primary"]}
+    old["properties"]["storageAccount"]["Key"] = "Old-Storage-Key-9999"
+    files = []
+    for name, doc in (("old.json", old), ("new.json", new)):
+        files.append(tmp_path / name)
+        files[-1].write_text(json.dumps(doc))
+    for output in ("text", "json"):
+        for pair in (files, files[::-1]):
+            assert main(["--debug", "definition", "diff", *map(str, pair), "--output", output]) == 0
+            printed = capsys.readouterr()
+            for secret in [*secrets.values(), "TWFkZVVwS2V5", "Old-Storage-Key-9999"]:
+                assert secret not in printed.out + printed.err, (output, secret)
+            assert "storageAccount" in printed.out

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -191,17 +193,33 @@ def _member_names(draw: st.DrawFn) -> str:
     return base
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(_member_names(), children, max_size=5)
-    ),
-    max_leaves=30,
+def _json_of(scalars: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.recursive(
+        scalars,
+        lambda children: (
+            st.lists(children, max_size=4) | st.dictionaries(_member_names(), children, max_size=5)
+        ),
+        max_leaves=30,
+    )
+
+
+_SAFE = 2**53 - 1
+#: Values a valid definition may hold (numbers within what services read exactly).
+_json = _json_of(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-_SAFE, max_value=_SAFE)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+#: Anything Python's json reads, out-of-range numbers included (validate=False).
+_any_json = _json_of(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(_member_names(), _json, max_size=6), _json)
+@given(st.dictionaries(_member_names(), _any_json, max_size=6), _any_json)
 def test_any_document_round_trips_losslessly(doc: dict[str, Any], props: Any) -> None:
     doc = dict(doc)
     doc["properties"] = props
@@ -258,3 +276,192 @@ def test_shared_documents_equal_what_the_model_writes(
     new = loaded.with_trained_model(MODEL_URI.replace("v1", "v9"), credentials=credentials)
     assert json.dumps(new.document()) == json.dumps(unstructure(new))
     assert json.dumps(loaded.document()) == json.dumps(doc)  # the original is untouched
+
+
+# -- files come back as they were: bytes, encodings, newlines, indentation -------------
+
+NEW_URI = MODEL_URI.replace("v1", "v2")
+_ENCODINGS = [
+    ("utf-8", b""),
+    ("utf-8", codecs.BOM_UTF8),
+    ("utf-16-le", codecs.BOM_UTF16_LE),
+    ("utf-16-be", codecs.BOM_UTF16_BE),
+    ("utf-16-le", b""),  # no BOM: told by the zero bytes around the first "{"
+]
+_LAYOUTS = [
+    (2, None),
+    (4, None),
+    ("\t", None),
+    (None, (",", ":")),  # compact, no whitespace at all
+    (None, (", ", ": ")),
+]
+
+
+@attrs.frozen
+class _Format:
+    """How a file is written: what PowerShell, editors and other tools produce."""
+
+    encoding: str
+    bom: bytes
+    indent: int | str | None
+    separators: tuple[str, str] | None
+    newline: str
+    final_newline: bool
+    ensure_ascii: bool
+
+    def render(self, doc: Any) -> bytes:
+        text = json.dumps(
+            doc, indent=self.indent, separators=self.separators, ensure_ascii=self.ensure_ascii
+        )
+        text = text.replace("\n", self.newline) + (self.newline if self.final_newline else "")
+        return self.bom + text.encode(self.encoding)
+
+
+_formats = st.builds(
+    lambda enc, layout, newline, final, ascii_only: _Format(
+        enc[0], enc[1], layout[0], layout[1], newline, final, ascii_only
+    ),
+    st.sampled_from(_ENCODINGS),
+    st.sampled_from(_LAYOUTS),
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),
+    st.booleans(),
+)
+#: Credentials as a user types them: ASCII, quotes and backslashes included.
+_credentials = st.none() | st.text(
+    alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=12
+)
+
+
+def _with_extras(extra: dict[str, Any], pascal: bool) -> dict[str, Any]:
+    doc = sample_definition(pascal=pascal)
+    doc["properties"]["description"] = "Übersicht – ünïcödé ✓"
+    for key, value in extra.items():
+        doc["properties"]["assets"]["asset2"].setdefault(key, value)
+        doc.setdefault(key, value)
+    return doc
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    fmt=_formats,
+    extra=st.dictionaries(st.text(min_size=1), _json, max_size=3),
+    pascal=st.booleans(),
+)
+def test_a_file_loaded_and_saved_unchanged_comes_back_byte_for_byte(
+    tmp_path_factory: pytest.TempPathFactory, fmt: _Format, extra: dict[str, Any], pascal: bool
+) -> None:
+    folder = tmp_path_factory.mktemp("same")
+    data = fmt.render(_with_extras(extra, pascal))
+    (folder / "in.json").write_bytes(data)
+    WebServiceDefinition.load(folder / "in.json").save(folder / "out.json")
+    assert (folder / "out.json").read_bytes() == data
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    fmt=_formats,
+    extra=st.dictionaries(st.text(min_size=1), _json, max_size=3),
+    pascal=st.booleans(),
+    credentials=_credentials,
+)
+def test_a_rewritten_file_keeps_its_format_and_only_the_changed_value_differs(
+    tmp_path_factory: pytest.TempPathFactory,
+    fmt: _Format,
+    extra: dict[str, Any],
+    pascal: bool,
+    credentials: str | None,
+) -> None:
+    folder = tmp_path_factory.mktemp("rewritten")
+    doc = _with_extras(extra, pascal)
+    (folder / "in.json").write_bytes(fmt.render(doc))
+    loaded = WebServiceDefinition.load(folder / "in.json")
+    loaded.with_trained_model(NEW_URI, credentials=credentials).save(folder / "out.json")
+    location = doc["properties"]["assets"]["asset1"]["locationInfo"]
+    location["uri"] = NEW_URI
+    if credentials is not None:
+        location["credentials"] = credentials  # added after the last member
+    assert (folder / "out.json").read_bytes() == fmt.render(doc)
+
+
+# PowerShell 5.1's ConvertTo-Json: two spaces after the colon, odd indentation, CRLF,
+# and number spellings Python would not write back (1.50, 1E+3, 0.0, -0).
+POWERSHELL_EXPORT = (
+    "{\r\n"
+    '    "name":  "svc",\r\n'
+    '    "location":  "South Central US",\r\n'
+    '    "properties":  {\r\n'
+    '                       "title":  "Census \\u00e9 predictive",\r\n'
+    '                       "realtimeConfiguration":  { "maxConcurrentCalls":  4 },\r\n'
+    '                       "exampleRequest":  { "globalParameters":  { "t":  1.50, "n":  1E+3, '
+    '"z":  0.0, "m":  -0 } },\r\n'
+    '                       "packageType":  "Graph",\r\n'
+    '                       "assets":  {\r\n'
+    '                                      "asset1":  {\r\n'
+    '                                                     "name":  "M [trained model]",\r\n'
+    '                                                     "type":  "Resource",\r\n'
+    '                                                     "locationInfo":  {\r\n'
+    f'                                                                          "uri":  "{MODEL_URI}"\r\n'
+    "                                                                      }\r\n"
+    "                                                 }\r\n"
+    "                                  }\r\n"
+    "                   }\r\n"
+    "}"
+)
+
+
+@pytest.mark.parametrize("bom", [b"", codecs.BOM_UTF8])
+def test_a_powershell_export_is_rewritten_in_place(tmp_path: Path, bom: bytes) -> None:
+    path = tmp_path / "export.json"
+    path.write_bytes(bom + POWERSHELL_EXPORT.encode("utf-8"))
+    d = WebServiceDefinition.load(path)
+    d.save(tmp_path / "same.json")
+    assert (tmp_path / "same.json").read_bytes() == path.read_bytes()
+    d.with_trained_model(NEW_URI).save(path)
+    assert path.read_bytes() == bom + POWERSHELL_EXPORT.replace(MODEL_URI, NEW_URI).encode()
+
+
+def test_an_added_member_follows_the_layout_of_its_object(tmp_path: Path) -> None:
+    path = tmp_path / "export.json"
+    path.write_bytes(POWERSHELL_EXPORT.encode("utf-16-le"))  # no BOM
+    WebServiceDefinition.load(path).with_trained_model(NEW_URI, credentials="c").save(path)
+    expected = POWERSHELL_EXPORT.replace(
+        f'"uri":  "{MODEL_URI}"',
+        f'"uri":  "{NEW_URI}",\r\n' + " " * 74 + '"credentials":  "c"',
+    )
+    assert path.read_bytes() == expected.encode("utf-16-le")
+
+
+def test_a_change_that_cannot_be_spliced_keeps_encoding_newlines_and_indentation(
+    tmp_path: Path,
+) -> None:
+    doc = sample_definition()
+    doc["properties"]["assets"]["asset2"]["locationInfo"]["credentials"] = "cred-secret"
+    fmt = _Format("utf-16-be", codecs.BOM_UTF16_BE, "\t", None, "\r\n", True, False)
+    path = tmp_path / "export.json"
+    path.write_bytes(fmt.render(doc))
+    WebServiceDefinition.load(path).without_secrets().save(tmp_path / "shared.json")
+    del doc["properties"]["assets"]["asset2"]["locationInfo"]["credentials"]  # a removal
+    assert (tmp_path / "shared.json").read_bytes() == fmt.render(doc)
+
+
+def test_a_file_with_duplicate_members_read_without_validation_saves_unchanged(
+    tmp_path: Path,
+) -> None:
+    text = json.dumps(sample_definition(), indent=2).replace(
+        '"title": "Census predictive",', '"title": "a",\n    "title": "Census predictive",'
+    )
+    path = tmp_path / "dup.json"
+    path.write_text(text)
+    d = WebServiceDefinition.load(path, validate=False)
+    d.save(tmp_path / "same.json")
+    assert (tmp_path / "same.json").read_text() == text
+    d.with_trained_model(NEW_URI).save(tmp_path / "new.json")  # re-written: one title left
+    written = (tmp_path / "new.json").read_text()
+    assert written.count('"title"') == 1 and NEW_URI in written
+
+
+def test_a_definition_built_in_code_is_saved_like_export(tmp_path: Path) -> None:
+    d = WebServiceDefinition.from_dict(sample_definition())
+    d.save(tmp_path / "d.json")
+    assert (tmp_path / "d.json").read_bytes() == (d.to_json() + "\n").encode("utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import warnings
 from datetime import datetime, timedelta, timezone
@@ -272,3 +273,83 @@ def test_patch_body_of_a_title_change() -> None:
     doc["properties"]["title"] = "New title"
     body = patch_body(_definition(), WebServiceDefinition.from_dict(doc))
     assert body == {"properties": {"title": "New title", "packageType": "Graph"}}
+
+
+# -- member names in any case ----------------------------------------------------------
+
+
+def _flip_case(value: Any, *, keys: bool = True) -> Any:
+    """Every member name camelCase <-> PascalCase (map keys such as asset ids too)."""
+    if isinstance(value, dict):
+        return {
+            (k[:1].swapcase() + k[1:] if keys else k): _flip_case(v, keys=keys)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_flip_case(v, keys=keys) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("pascal", [False, True])
+def test_camel_and_pascal_spellings_of_one_document_have_no_difference(pascal: bool) -> None:
+    camel = _definition()
+    for other in (
+        _definition(pascal=True),
+        WebServiceDefinition.from_dict(
+            _flip_case(sample_definition(pascal=pascal)), validate=False
+        ),
+    ):
+        assert list(camel.diff(other)) == []
+        assert list(other.diff(camel)) == []
+        with pytest.raises(ConfigurationError, match="changes nothing"):
+            patch_body(camel, other)
+
+
+def test_a_change_between_spellings_is_reported_alone_in_the_old_spelling() -> None:
+    camel = _definition()
+    pascal_doc = _flip_case(sample_definition())
+    pascal_doc["Properties"]["Assets"]["Asset1"]["LocationInfo"]["Uri"] = NEW_URI
+    pascal_doc["Properties"]["Package"]["Edges"][0]["TargetPortId"] = "Other"
+    pascal = WebServiceDefinition.from_dict(pascal_doc, validate=False)
+    ops = list(camel.diff(pascal))
+    assert [(op["op"], op["path"]) for op in ops] == [
+        ("test", "/properties/assets/asset1/locationInfo/uri"),
+        ("replace", "/properties/assets/asset1/locationInfo/uri"),
+        ("test", "/properties/package/edges"),
+        ("replace", "/properties/package/edges"),
+    ]
+    applied = jsonpatch.JsonPatch(ops).apply(camel.to_dict())
+    assert list(WebServiceDefinition.from_dict(applied, validate=False).diff(pascal)) == []
+    body = patch_body(camel, pascal)
+    assert set(body["properties"]) == {"assets", "package", "packageType"}
+    assert set(body["properties"]["assets"]) == {"asset1"}  # the service's spelling
+
+
+@settings(max_examples=100, deadline=None)
+@given(flips=st.lists(st.booleans(), min_size=1, max_size=64), pascal=st.booleans())
+def test_member_names_match_in_any_case(flips: list[bool], pascal: bool) -> None:
+    names = itertools.cycle(flips)
+
+    def respell(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {(k.upper() if next(names) else k.lower()): respell(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [respell(v) for v in value]
+        return value
+
+    original = _definition(pascal=pascal)
+    respelled = WebServiceDefinition.from_dict(respell(sample_definition()), validate=False)
+    assert list(original.diff(respelled)) == []
+    changed = respelled.to_dict()
+    changed["newMember"] = 1
+    assert [
+        op["op"] for op in original.diff(WebServiceDefinition.from_dict(changed, validate=False))
+    ] == ["add"]
+
+
+def test_values_still_differ_by_case() -> None:
+    d = _definition()
+    doc = sample_definition()
+    doc["properties"]["title"] = "CENSUS PREDICTIVE"
+    ops = list(d.diff(WebServiceDefinition.from_dict(doc)))
+    assert [op["path"] for op in ops] == ["/properties/title"] * 2

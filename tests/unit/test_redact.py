@@ -49,3 +49,53 @@ def test_redact_data_walks_structures() -> None:
     assert out["Results"][0]["SasBlobToken"] == REDACTED
     assert out["count"] == 3
     assert data["keys"]["primary"] == "p"  # the input is not modified
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/properties/assets/asset1/locationInfo/credentials",
+        "/properties/storageAccount/Key",
+        "/properties/keys/primary",
+        "/properties/assets/a~1b/locationInfo/ConnectionString",
+        "/properties/assets/asset1/credentials/inner",
+    ],
+)
+def test_json_patch_values_under_a_secret_member_are_redacted(path: str) -> None:
+    ops = [
+        {"op": "test", "path": path, "value": "old-secret-1"},
+        {"op": "replace", "path": path, "value": "new-secret-2"},
+        {"op": "add", "path": path, "value": {"nested": ["new-secret-3"], "n": 1}},
+    ]
+    out = redact_data({"jsonPatch": ops})["jsonPatch"]
+    text = repr(out)
+    assert "secret-" not in text
+    assert out[0] == {"op": "test", "path": path, "value": REDACTED}
+    assert out[2]["value"] == {"nested": [REDACTED], "n": 1}
+    assert ops[0]["value"] == "old-secret-1"  # the input is not modified
+
+
+def test_json_patch_values_elsewhere_are_kept() -> None:
+    op = {"op": "replace", "path": "/properties/title", "value": "Census"}
+    assert redact_data(op) == op
+    uri = {
+        "op": "add",
+        "path": "/properties/assets/a/locationInfo/uri",
+        "value": "https://x/m?sig=s",
+    }
+    assert redact_data(uri)["value"] == "https://x/m?sig=REDACTED"
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('add     /properties/assets/a1/locationInfo/credentials "pa\\"ss word"', 'pa\\"ss word'),
+        ('replace /properties/storageAccount/Key "k3y-value"', "k3y-value"),
+        ('{"ConnectionString": "Server=x;Password=hunter2"}', "hunter2"),
+        ("{'clientSecret': 'c-s-3'}", "c-s-3"),
+    ],
+)
+def test_secret_members_in_patch_lines_and_json_text_are_redacted(text: str, secret: str) -> None:
+    out = redact(text)
+    assert secret not in out and REDACTED in out
+    assert redact(out) == out
