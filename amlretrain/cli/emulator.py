@@ -176,7 +176,9 @@ def _config(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise ConfigurationError(f"{info_path} is not the emulator's info file") from err
     if not isinstance(info, dict) or not info.get("training_service"):
-        raise ConfigurationError(f"{info_path}: the emulator was started without --seed")
+        raise ConfigurationError(
+            f"{info_path}: the emulator was started with --no-seed (nothing to retrain)"
+        )
     data = (
         Path(args.data)
         if args.data

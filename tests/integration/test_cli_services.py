@@ -339,7 +339,14 @@ def test_webservice_import_update_and_delete_a_copy_of_the_service(
     rewritten.write_text(json.dumps(with_uri(json.loads(exported.read_text()), uri)))
 
     plan = run(
-        "webservice", "update", copy_name, "--definition", str(rewritten), "--dry-run", "--output", "json"
+        "webservice",
+        "update",
+        copy_name,
+        "--definition",
+        str(rewritten),
+        "--dry-run",
+        "--output",
+        "json",
     )
     assert plan.code == 0, plan.err
     body = plan.json()
@@ -349,7 +356,9 @@ def test_webservice_import_update_and_delete_a_copy_of_the_service(
     assert without_query(uri_of(body)) == without_query(uri)
 
     env.clear_requests()
-    updated = run("webservice", "update", copy_name, "--definition", str(rewritten), "--output", "json")
+    updated = run(
+        "webservice", "update", copy_name, "--definition", str(rewritten), "--output", "json"
+    )
     assert updated.code == 0, updated.err
     writes = [(r.method, r.path) for r in env.requests if r.method != "GET"]
     # one PATCH, then the exampleRequest scored through the service (the model works)
@@ -480,10 +489,14 @@ def test_a_profile_file_gives_every_setting(
     profile.chmod(0o600)
     monkeypatch.setenv("AMLRETRAIN_PROFILES", str(profile))
 
-    got = run("webservice", "get", str(info.arm_service_name), "--profile", "emu", "--output", "json")
+    got = run(
+        "webservice", "get", str(info.arm_service_name), "--profile", "emu", "--output", "json"
+    )
     assert got.code == 0, got.err
     assert got.json()["name"] == info.arm_service_name
-    listed = run("endpoint", "list", str(info.predictive_service), "--profile", "emu", "--output", "json")
+    listed = run(
+        "endpoint", "list", str(info.predictive_service), "--profile", "emu", "--output", "json"
+    )
     assert listed.code == 0, listed.err
     assert info.predictive_endpoint in [e["name"] for e in listed.json()]
 
@@ -696,7 +709,9 @@ def test_endpoint_refusals_exit_4_before_any_write(
 
 
 def test_job_submit_wait_status_results(env: Emulator, run: Callable[..., Run]) -> None:
-    submitted = run("job", "submit", "--input", f"input1={DATA / 'census_new.csv'}", "--output", "json")
+    submitted = run(
+        "job", "submit", "--input", f"input1={DATA / 'census_new.csv'}", "--output", "json"
+    )
     assert submitted.code == 0, submitted.err
     job_id = submitted.json()["job_id"]
     assert submitted.json()["status"] == "Running"  # started, not waited for

@@ -86,3 +86,27 @@ def test_emulator_start_help_documents_the_fault_file(capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     for word in ("[[faults]]", "route", "kind", "count", "skip", "lro_hang", "job_slow"):
         assert word in out
+
+
+def test_the_fault_files_the_help_and_the_docs_show_are_valid() -> None:
+    import json
+    import re
+    import sys
+
+    from amlretrain.cli.emulator import FAULTS_HELP
+    from amlretrain.emulator.faults import Faults
+    from tests.conftest import REPO
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    example = FAULTS_HELP.split("example (faults.toml):\n", 1)[1]
+    assert Faults.from_data(tomllib.loads(re.sub(r"(?m)^  ", "", example))).rules
+    docs = (REPO / "docs" / "retrain.md").read_text(encoding="utf-8")
+    section = docs.split("### Faults", 1)[1]
+    (toml_text,) = re.findall(r"```toml\n(.*?)```", section, re.S)
+    (json_text,) = re.findall(r"```json\n(.*?)```", section, re.S)
+    assert len(Faults.from_data(tomllib.loads(toml_text)).rules) == 2
+    assert len(Faults.from_data(json.loads(json_text)).rules) == 1

@@ -59,3 +59,29 @@ def test_the_key_and_the_exception_are_not_mangled_in_json() -> None:
     outcome = _t("a", "failed", ConflictError("held"))
     data = outcome.to_dict()
     assert "exception" not in data
+    assert data["key"] == "k:a"  # a ledger key is not a secret, though an API "key" is
+    result = RetrainResult(steps=(), targets=(outcome,), job_id="j", dry_run=True)
+    shown = result.to_dict()
+    assert shown["targets"][0]["key"] == "k:a"
+    assert (shown["job_id"], shown["dry_run"]) == ("j", True)
+
+
+def test_a_printed_target_key_is_kept_and_an_api_key_redacted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from amlretrain.cli._common import print_json
+
+    arm = "arm:/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearning/webServices/w"
+    print_json(
+        {
+            "targets": [{"key": arm}, {"key": "classic:ws/svc/ep"}],
+            "storageAccount": {"key": "c2VjcmV0a2V5"},
+            "other": {"key": "classic:ws/svc/ep?sig=abc"},
+        }
+    )
+    shown = json.loads(capsys.readouterr().out)
+    assert [t["key"] for t in shown["targets"]] == [arm, "classic:ws/svc/ep"]
+    assert shown["storageAccount"]["key"] == "REDACTED"
+    assert shown["other"]["key"] == "REDACTED"  # a SAS in it: not a target key
