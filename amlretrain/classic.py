@@ -506,7 +506,8 @@ class ClassicClient:
         if level_given is None or level_given.lower() not in ("low", "high"):
             raise ConfigurationError(
                 f"endpoint {endpoint_name!r} reports throttle level {level_given!r}, not "
-                "'Low' or 'High': give throttle_level so the PUT does not guess it"
+                "'Low' or 'High': give the throttle level (--throttle-level on the command "
+                "line) so the PUT does not guess it"
             )
         level = _check_throttle(level_given)
         calls = max_concurrent_calls
