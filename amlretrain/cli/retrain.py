@@ -116,7 +116,9 @@ def register(subparsers: Any) -> None:
     )
     r.add_argument("target", help="the target: its label, ledger key, or index in the config")
     r.add_argument("--config", "-c", required=True, help="the retrain.toml")
-    r.add_argument("--to", help="a ledger entry id: restore the model that entry deployed")
+    r.add_argument(
+        "--to", metavar="ENTRY", help="a ledger entry id: restore the model that entry deployed"
+    )
     r.add_argument(
         "--dry-run", action="store_true", help="check the model and the target, print the plan"
     )
