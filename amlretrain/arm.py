@@ -11,6 +11,12 @@ major versions); every azure-core error is translated once, here.
 Retries (azure-core ``RetryPolicy`` defaults): up to 3 retries with exponential back-off
 on connection errors, 408, 429, 500, 502, 503, 504, honouring Retry-After, for every
 call. Long-running operations are polled every ``polling_interval`` seconds.
+
+What the live service answers (API-NOTES 1.3a) shapes the writes: a PUT or PATCH answers a
+small body (``properties`` holds only ``provisioningState``), so the result of a write is
+always the GET of the service after its operation succeeded, never the write's answer; a
+DELETE of a service that does not exist is 204 without operation headers (the swagger's
+202 form and a 404 are taken as success too).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from amlretrain._http import error_from_azure, error_from_response
-from amlretrain.blobs import is_loopback_host
+from amlretrain.blobs import BlobRef, is_loopback_host
 from amlretrain.definition import WebServiceDefinition, WebServiceKeys
 from amlretrain.errors import (
     ConfigurationError,
@@ -36,11 +42,14 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.core.polling import LROPoller
 
-__all__ = ["WebServicePoller", "WebServicesClient"]
+__all__ = ["PAYLOAD_MEMBERS", "WebServicePoller", "WebServicesClient", "split_payloads"]
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "Microsoft.MachineLearning/webServices"
+
+#: The members of ``properties`` that a PUT may leave in a blob (``payloadsInBlobStorage``).
+PAYLOAD_MEMBERS = ("assets", "input", "output", "package", "parameters", "exampleRequest")
 
 
 def _raw_json(pipeline_response: Any, _deserialized: Any, _headers: Any) -> Any:
@@ -48,6 +57,21 @@ def _raw_json(pipeline_response: Any, _deserialized: Any, _headers: Any) -> Any:
         return pipeline_response.http_response.json()
     except ValueError:  # an empty body
         return None
+
+
+class _Read:
+    """The last response of a long-running write: which request it answered, and its body."""
+
+    def __init__(self, method: str, url: str, body: Any) -> None:
+        self.method = method
+        self.url = url
+        self.body = body
+
+
+def _final_read(pipeline_response: Any, deserialized: Any, headers: Any) -> _Read:
+    request = pipeline_response.http_request
+    body = _raw_json(pipeline_response, deserialized, headers)
+    return _Read(str(request.method).upper(), str(request.url), body)
 
 
 class _RequestIds:
@@ -101,7 +125,7 @@ class _ResourcesAdapter:
             resource_id,
             body,
             api_version=api_version,
-            cls=_raw_json,
+            cls=_final_read,
             raw_response_hook=ids.hook,
             **self.options,
         )
@@ -111,7 +135,7 @@ class _ResourcesAdapter:
             resource_id,
             body,
             api_version=api_version,
-            cls=_raw_json,
+            cls=_final_read,
             raw_response_hook=ids.hook,
             **self.options,
         )
@@ -391,26 +415,22 @@ class WebServicesClient:
             ConfigurationError: a fetched document without ``overwrite_fetched``, or no
                 ``location`` (before any request).
         """
-        if _looks_fetched(definition) and not overwrite_fetched:
-            raise ConfigurationError(
-                "this definition was read from the service (it has server-set members); "
-                "GET leaves out the keys, the storage key and the commitment plan, so a PUT of "
-                "it overwrites them: allow that explicitly if it is intended (the "
-                "overwrite-fetched option: --overwrite-fetched on the command line), or "
-                "update the service instead (a minimal PATCH)"
-            )
-        if not definition.location:
-            raise ConfigurationError("a PUT needs the definition's location")
+        _check_put(definition, overwrite_fetched)
+        return self._put(resource_group, name, definition, definition.for_put())
+
+    def _put(
+        self, resource_group: str, name: str, wanted: WebServiceDefinition, body: dict[str, Any]
+    ) -> WebServicePoller:
         rid = self.resource_id(resource_group, name)
         ids = _RequestIds()
         with _translated(f"PUT web service {name}", lambda: ids.initial):
-            poller = self._adapter.begin_put(rid, definition.for_put(), self.api_version, ids)
+            poller = self._adapter.begin_put(rid, body, self.api_version, ids)
         log.info("PUT %s (request id %s)", rid, ids.initial)
         return WebServicePoller(
             poller,
             ids,
             f"PUT web service {name}",
-            lambda final: self._verify(resource_group, name, definition, ids.initial, final),
+            lambda final: self._verify(resource_group, name, wanted, ids.initial, final),
         )
 
     def create_or_update(
@@ -425,6 +445,91 @@ class WebServicesClient:
         """:meth:`begin_create_or_update` and wait for it; returns the verified service."""
         poller = self.begin_create_or_update(
             resource_group, name, definition, overwrite_fetched=overwrite_fetched
+        )
+        return _required(poller.result(timeout))
+
+    def begin_create_from_blob(
+        self,
+        resource_group: str,
+        name: str,
+        definition: WebServiceDefinition,
+        payloads: BlobRef | str,
+        *,
+        credentials: str | None = None,
+        overwrite_fetched: bool = False,
+    ) -> WebServicePoller:
+        """PUT a definition whose graph is in a blob (``payloadsInBlobStorage``).
+
+        For a definition too large to send inline (the service's limit is 3 MB for the
+        assets, input, output, package, parameters and exampleRequest together): the blob
+        holds those members as one JSON object, ``definition`` the rest (title, keys,
+        storage account, commitment plan, location...); :func:`split_payloads` makes both
+        from a whole definition. The PUT carries ``payloadsInBlobStorage: true`` and
+        ``payloadsLocation``; the service reads the blob, and the poller's result is the
+        service read back after the operation (the graph inline, as the live service
+        answers it). Like :meth:`begin_create_or_update`, it overwrites a service that
+        exists.
+
+        Args:
+            definition: the definition without its graph members.
+            payloads: the blob, readable by the service: a :class:`~amlretrain.blobs.BlobRef`
+                with a SAS, or its URL with the SAS.
+            credentials: ``payloadsLocation.credentials``, for a blob URL without a SAS.
+            overwrite_fetched: as for :meth:`begin_create_or_update`.
+
+        Raises:
+            ConfigurationError: ``definition`` still holds graph members, the blob URL has
+                no SAS (and no ``credentials`` were given) or its SAS has expired, or a
+                refusal of :meth:`begin_create_or_update` (all before any request).
+
+        Example:
+            >>> small, graph = split_payloads(definition)                       # doctest: +SKIP
+            >>> blob = store.upload(json.dumps(graph).encode(), container="payloads",
+            ...                     blob_name="census.json")                   # doctest: +SKIP
+            >>> readable = store.sas(blob, expires_in=timedelta(hours=1))      # doctest: +SKIP
+            >>> arm.create_from_blob("rg", "census", small, readable)         # doctest: +SKIP
+        """
+        uri = payloads.sas_url if isinstance(payloads, BlobRef) else str(payloads)
+        _check_payloads_uri(uri, credentials)
+        props = definition.to_dict().get("properties")
+        members = {m.lower() for m in PAYLOAD_MEMBERS}
+        inline = [k for k in (props if isinstance(props, dict) else {}) if k.lower() in members]
+        if inline:
+            raise ConfigurationError(
+                f"the definition still holds {', '.join(inline)} inline: with the graph in a "
+                "blob, these come from the blob (split_payloads() makes both)"
+            )
+        _check_put(definition, overwrite_fetched)
+        body = definition.for_put()
+        body_props = body.setdefault("properties", {})
+        for key in [k for k in body_props if k.lower().startswith("payloads")]:
+            del body_props[key]
+        body_props["payloadsInBlobStorage"] = True
+        location: dict[str, str] = {"uri": uri}
+        if credentials:
+            location["credentials"] = credentials
+        body_props["payloadsLocation"] = location
+        return self._put(resource_group, name, definition, body)
+
+    def create_from_blob(
+        self,
+        resource_group: str,
+        name: str,
+        definition: WebServiceDefinition,
+        payloads: BlobRef | str,
+        *,
+        credentials: str | None = None,
+        overwrite_fetched: bool = False,
+        timeout: float | None = None,
+    ) -> WebServiceDefinition:
+        """:meth:`begin_create_from_blob` and wait for it; returns the service read back."""
+        poller = self.begin_create_from_blob(
+            resource_group,
+            name,
+            definition,
+            payloads,
+            credentials=credentials,
+            overwrite_fetched=overwrite_fetched,
         )
         return _required(poller.result(timeout))
 
@@ -498,7 +603,11 @@ class WebServicesClient:
         return _required(poller.result(timeout))
 
     def begin_delete(self, resource_group: str, name: str) -> WebServicePoller:
-        """DELETE a web service (deleting one that does not exist is not an error)."""
+        """DELETE a web service; deleting one that does not exist is success.
+
+        The live service answers that case 204 without operation headers (done at once);
+        the swagger's form (202 and an operation that succeeds) and a 404 are success too.
+        """
         rid = self.resource_id(resource_group, name)
         ids = _RequestIds()
         try:
@@ -546,10 +655,11 @@ class WebServicesClient:
         final: Any = None,
     ) -> WebServiceDefinition:
         # azure-core ends a long-running write with a GET of the resource once the
-        # operation has succeeded: that answer is the fresh read to verify against. Only
-        # when it did not come back as a whole resource is the service read again.
-        if isinstance(final, dict) and isinstance(final.get("properties"), dict):
-            fresh = WebServiceDefinition.from_dict(final, validate=False)
+        # operation has succeeded: that answer is the fresh read to verify against. The
+        # PUT's or PATCH's own answer never is (the live one is a small body without the
+        # definition), so anything but that GET means the service is read again.
+        if _is_read_of(final, self.resource_id(resource_group, name)):
+            fresh = WebServiceDefinition.from_dict(final.body, validate=False)
         else:
             fresh = self.get(resource_group, name)
         have = {k: _base(v) for k, v in _model_uris(fresh).items()}
@@ -579,6 +689,85 @@ class _DonePoller:
 
     def result(self, timeout: float | None = None) -> None:
         return None
+
+
+def _is_read_of(final: Any, resource_id: str) -> bool:
+    """True when ``final`` is the answer of a GET of ``resource_id`` holding the resource."""
+    if not isinstance(final, _Read) or final.method != "GET":
+        return False
+    path = urllib.parse.unquote(urllib.parse.urlsplit(final.url).path).rstrip("/").lower()
+    body = final.body
+    return (
+        path.endswith(resource_id.lower())
+        and isinstance(body, dict)
+        and isinstance(body.get("properties"), dict)
+    )
+
+
+def split_payloads(
+    definition: WebServiceDefinition,
+) -> tuple[WebServiceDefinition, dict[str, Any]]:
+    """Split a definition into its graph and the rest (for ``create_from_blob``).
+
+    Returns:
+        ``(definition, payloads)``: the definition without the members of
+        :data:`PAYLOAD_MEMBERS` (nor ``payloadsInBlobStorage``/``payloadsLocation``), and
+        those members as one JSON object, spelled as the definition spells them: what the
+        blob holds.
+
+    Example:
+        >>> d = WebServiceDefinition.from_dict({"location": "West Europe", "properties": {
+        ...     "title": "t", "packageType": "Graph", "package": {"nodes": {}}}})
+        >>> small, graph = split_payloads(d)
+        >>> sorted(small.to_dict()["properties"]), graph
+        (['packageType', 'title'], {'package': {'nodes': {}}})
+    """
+    doc = definition.to_dict()
+    props = doc.get("properties")
+    payloads: dict[str, Any] = {}
+    if isinstance(props, dict):
+        members = {m.lower() for m in PAYLOAD_MEMBERS}
+        for key in list(props):
+            if key.lower() in members:
+                payloads[key] = props.pop(key)
+            elif key.lower() in ("payloadsinblobstorage", "payloadslocation"):
+                del props[key]
+    return WebServiceDefinition.from_dict(doc, validate=False), payloads
+
+
+def _check_payloads_uri(uri: str, credentials: str | None) -> None:
+    from datetime import datetime, timezone
+
+    from amlretrain.blobs import sas_expiry
+
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.netloc or not parts.path.strip("/"):
+        raise ConfigurationError("the payloads blob must be given as a blob URL (with its SAS)")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigurationError("the payloads blob URL must be https (http only for loopback)")
+    if "sig=" not in parts.query and not credentials:
+        raise ConfigurationError(
+            "the service reads the payloads blob with the SAS of its URL: give a URL with a "
+            "read SAS (BlobStore.sas), or credentials"
+        )
+    expiry = sas_expiry(parts.query)
+    if expiry is not None and expiry <= datetime.now(timezone.utc):
+        raise ConfigurationError(
+            f"the SAS of the payloads blob expired at {expiry.isoformat()}: sign a new one"
+        )
+
+
+def _check_put(definition: WebServiceDefinition, overwrite_fetched: bool) -> None:
+    if _looks_fetched(definition) and not overwrite_fetched:
+        raise ConfigurationError(
+            "this definition was read from the service (it has server-set members); "
+            "GET leaves out the keys, the storage key and the commitment plan, so a PUT of "
+            "it overwrites them: allow that explicitly if it is intended (the "
+            "overwrite-fetched option: --overwrite-fetched on the command line), or "
+            "update the service instead (a minimal PATCH)"
+        )
+    if not definition.location:
+        raise ConfigurationError("a PUT needs the definition's location")
 
 
 def _required(value: WebServiceDefinition | None) -> WebServiceDefinition:

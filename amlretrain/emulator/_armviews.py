@@ -1,4 +1,8 @@
-"""Views of stored ARM web services (what GET and list return) and PATCH's merge."""
+"""Views of stored ARM web services (what GET, list and the writes answer) and PATCH's merge.
+
+The write answers are the live service's small bodies (API-NOTES 1.3a): a PUT or PATCH
+never echoes the definition; the definition is read by a GET after the operation.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,15 @@ from typing import Any
 
 from amlretrain.emulator.state import ci_get
 
-__all__ = ["ci_key", "ci_pop", "list_view", "merge", "service_view"]
+__all__ = [
+    "ci_key",
+    "ci_pop",
+    "drop_empty_members",
+    "list_view",
+    "merge",
+    "service_view",
+    "write_view",
+]
 
 _LIST_FIELDS = (
     "title",
@@ -84,3 +96,31 @@ def list_view(resource: Mapping[str, Any]) -> dict[str, Any]:
     }
     out["properties"] = sparse
     return out
+
+
+def write_view(
+    resource: Mapping[str, Any], *, put: bool, payloads_member: bool = True
+) -> dict[str, Any]:
+    """The small body a PUT (200/201) or PATCH (200) answers, ``Provisioning``.
+
+    ``id, name, type, location, tags`` and ``properties`` holding only
+    ``payloadsInBlobStorage`` (PUT, when the api-version has it) and ``provisioningState``.
+    """
+    out: dict[str, Any] = {
+        k: copy.deepcopy(resource[k])
+        for k in ("id", "name", "type", "location", "tags")
+        if k in resource
+    }
+    props: dict[str, Any] = {}
+    if put and payloads_member:
+        props["payloadsInBlobStorage"] = False
+    props["provisioningState"] = "Provisioning"
+    out["properties"] = props
+    return out
+
+
+def drop_empty_members(properties: dict[str, Any]) -> dict[str, Any]:
+    """Remove the members of ``properties`` that are empty objects (what a PATCH does)."""
+    for key in [k for k, v in properties.items() if isinstance(v, Mapping) and not v]:
+        del properties[key]
+    return properties

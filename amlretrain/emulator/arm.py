@@ -4,6 +4,13 @@ Operations: PUT, PATCH (recursive merge), GET (optionally ``?region=``), DELETE,
 list by resource group / subscription (paged with an absolute ``nextLink``),
 CreateRegionalBlob, the provider's operations list, and the regional ``operationsStatus``
 / ``operationresults`` documents of long-running operations.
+
+It answers as the live service did in the recorded sessions of API-NOTES 1.3a, where those
+and the swagger disagree: PUT and PATCH answer a small body (never the definition),
+``location`` reads back as the region's display name, a missing service's 404 names
+``WebServiceNotFound``, a DELETE of a service that does not exist is 204 without
+operation headers, a PATCH drops empty members, and a PUT whose graph is in a blob
+(``payloadsInBlobStorage`` + ``payloadsLocation``) has the blob read and the graph inline.
 """
 
 from __future__ import annotations
@@ -14,7 +21,15 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from amlretrain.emulator._armviews import ci_pop, list_view, merge, service_view
+from amlretrain.emulator._armpayloads import inline_payloads, read_payloads
+from amlretrain.emulator._armviews import (
+    ci_pop,
+    drop_empty_members,
+    list_view,
+    merge,
+    service_view,
+    write_view,
+)
 from amlretrain.emulator._server import Reply, Request, Response, Router, arm_error, json_response
 from amlretrain.emulator.faults import Faults
 from amlretrain.emulator.state import (
@@ -22,6 +37,7 @@ from amlretrain.emulator.state import (
     Operation,
     State,
     ci_get,
+    display_region,
     new_id,
     new_key,
     normalize_region,
@@ -125,11 +141,20 @@ class ArmApi:
 
     @staticmethod
     def _not_found(req: Request) -> Response:
+        # The live 404 of a missing web service (API-NOTES 1.3a).
         return arm_error(
             404,
             "NotFound",
-            f"The Resource '{RESOURCE_TYPE}/{req.params['name']}' under resource group "
-            f"'{req.params['rg']}' was not found.",
+            "The specified resource was not found.",
+            details=[
+                {
+                    "code": "WebServiceNotFound",
+                    "message": (
+                        "No Web Service could be found with the provided name: "
+                        f"{req.params['name']}."
+                    ),
+                }
+            ],
         )
 
     @staticmethod
@@ -215,6 +240,30 @@ class ArmApi:
             )
         return body
 
+    def _inline_payloads(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` with a ``payloadsInBlobStorage`` graph read from its blob and made inline.
+
+        The blob is read before any state changes, outside the state lock. A body whose
+        graph is inline is returned as it is.
+        """
+        props = ci_get(body, "properties")
+        if not isinstance(props, Mapping) or ci_get(props, "payloadsInBlobStorage") is not True:
+            return body
+        location = ci_get(props, "payloadsLocation")
+        if not isinstance(location, Mapping) or not ci_get(location, "uri"):
+            raise Reply(
+                self._bad_request(
+                    "payloadsInBlobStorage is true but properties.payloadsLocation.uri is "
+                    "missing: give the blob that holds the assets, input, output, package, "
+                    "parameters and exampleRequest."
+                )
+            )
+        storage = ci_get(props, "storageAccount")
+        payloads = read_payloads(location, storage if isinstance(storage, Mapping) else None)
+        out = {k: v for k, v in body.items() if k.lower() != "properties"}
+        out["properties"] = inline_payloads(props, payloads)
+        return out
+
     # -- handlers ----------------------------------------------------------------------
 
     def operations(self, req: Request) -> Response:
@@ -269,6 +318,7 @@ class ArmApi:
         sub, rg, name = req.params["sub"], req.params["rg"], req.params["name"]
         if not name or len(name) > 127:
             return self._bad_request("The web service name must be 1 to 127 characters.")
+        body = self._inline_payloads(body)
         with self.state.locked():
             existing = self._find(req)
             if existing is not None:
@@ -311,8 +361,7 @@ class ArmApi:
                 resource_key=existing.key,
                 hang=hang,
             )
-            view = service_view(resource)
-            view["properties"]["provisioningState"] = "Provisioning"
+            view = write_view(resource, put=True, payloads_member=version != "2016-05-01-preview")
             return json_response(200, view, self._lro_headers(req, op))
 
     @staticmethod
@@ -328,7 +377,7 @@ class ArmApi:
             "id": f"/subscriptions/{sub}/resourceGroups/{rg}{_PROVIDER}/webServices/{name}",
             "name": name,
             "type": RESOURCE_TYPE,
-            "location": location,
+            "location": display_region(location),
             "tags": copy.deepcopy(ci_get(body, "tags") or {}),
         }
         for key, value in body.items():
@@ -398,15 +447,17 @@ class ArmApi:
             resource_key=svc.key,
             hang=hang,
         )
-        view = service_view(resource)
-        view["properties"]["provisioningState"] = "Provisioning"
+        view = write_view(resource, put=True, payloads_member=version != "2016-05-01-preview")
         log.info("ARM web service %s/%s created", rg, name)
         return json_response(201, view, self._lro_headers(req, op))
 
     def patch(self, req: Request) -> Response:
-        """``WebServices_Patch``: recursive merge (keys included), long-running."""
+        """``WebServices_Patch``: recursive merge (keys included), long-running.
+
+        Members left empty (``{}``) are dropped, and the service keeps its location.
+        """
         version = self._check(req)
-        body = self._body(req)
+        body = self._inline_payloads(self._body(req))
         with self.state.locked():
             svc = self._find(req)
             if svc is None:
@@ -416,13 +467,16 @@ class ArmApi:
             fail, hang = self._lro_fault(req)
             self._hold_stale(req, svc.key, svc.resource)
             merged = copy.deepcopy(svc.resource)
-            patch = {k: v for k, v in body.items() if k.lower() not in {"id", "name", "type"}}
+            patch = {
+                k: v for k, v in body.items() if k.lower() not in {"id", "name", "type", "location"}
+            }
             props_patch = copy.deepcopy(ci_get(patch, "properties"))
             for ro in ("createdOn", "modifiedOn", "provisioningState", "swaggerLocation"):
                 ci_pop(props_patch, ro)
             patch = {**{k: v for k, v in patch.items() if k.lower() != "properties"}}
             patch["properties"] = props_patch
             merge(merged, patch)
+            drop_empty_members(merged["properties"])
             merged["properties"]["modifiedOn"] = now_iso()
             prev_state = svc.properties.get("provisioningState", "Succeeded")
             svc.properties["provisioningState"] = "Provisioning"
@@ -444,36 +498,35 @@ class ArmApi:
                 resource_key=svc.key,
                 hang=hang,
             )
-            view = service_view(merged)
-            view["properties"]["provisioningState"] = "Provisioning"
+            view = write_view(merged, put=False)
             return json_response(200, view, self._lro_headers(req, op))
 
     def delete(self, req: Request) -> Response:
-        """``WebServices_Remove``: 202 even when the service does not exist."""
+        """``WebServices_Remove``: 202 with both operation headers, long-running.
+
+        A service that does not exist is 204 without operation headers, as the live
+        service answered (API-NOTES 1.3a; the swagger says 202 even then).
+        """
         version = self._check(req)
         with self.state.locked():
             svc = self._find(req)
+            if svc is None:
+                return Response(status=204)
             fail, hang = self._lro_fault(req)
-            region = "southcentralus"
-            on_success = None
-            key = None
-            if svc is not None:
-                self.state.finish_pending(svc)
-                region = str(svc.resource.get("location") or svc.region)
-                key = svc.key
-                target = svc
+            self.state.finish_pending(svc)
+            target = svc
 
-                def on_success() -> None:
-                    if self.state.arm.get(target.key) is target:
-                        del self.state.arm[target.key]
+            def on_success() -> None:
+                if self.state.arm.get(target.key) is target:
+                    del self.state.arm[target.key]
 
             op = self.state.start_operation(
                 subscription_id=req.params["sub"],
-                region=region,
+                region=str(svc.resource.get("location") or svc.region),
                 api_version=version,
                 on_success=on_success,
                 fail_message=fail,
-                resource_key=key,
+                resource_key=svc.key,
                 hang=hang,
             )
             return Response(status=202, headers=self._lro_headers(req, op, location=True))
@@ -591,7 +644,7 @@ class ArmApi:
         self, base_url: str, where: tuple[str, str, str], body: Mapping[str, Any]
     ) -> ArmService:
         """Create (or replace) a web service at once, without an operation (for seeding)."""
-        location = str(ci_get(body, "location") or "South Central US")
+        location = display_region(str(ci_get(body, "location") or "South Central US"))
         resource, service_id = self._new_resource(base_url, where, body, None, location)
         resource["properties"]["provisioningState"] = "Succeeded"
         sub, rg, name = where

@@ -34,6 +34,7 @@ __all__ = [
     "State",
     "Workspace",
     "ci_get",
+    "display_region",
     "new_id",
     "new_key",
     "normalize_region",
@@ -60,6 +61,57 @@ def new_key() -> str:
 def normalize_region(region: str) -> str:
     """``"South Central US"`` -> ``"southcentralus"``."""
     return "".join(region.split()).lower()
+
+
+#: Display names of Azure regions, by normalized name. The ARM provider answers a
+#: resource's ``location`` in this form whatever the request spelled (API-NOTES 1.3a).
+_REGION_NAMES = {
+    normalize_region(name): name
+    for name in (
+        "South Central US",
+        "West Europe",
+        "Southeast Asia",
+        "Japan East",
+        "East US 2",
+        "West Central US",
+        "East US",
+        "West US",
+        "West US 2",
+        "West US 3",
+        "Central US",
+        "North Central US",
+        "Canada Central",
+        "Canada East",
+        "Brazil South",
+        "North Europe",
+        "UK South",
+        "UK West",
+        "France Central",
+        "Germany West Central",
+        "Switzerland North",
+        "Norway East",
+        "Sweden Central",
+        "East Asia",
+        "Japan West",
+        "Korea Central",
+        "Korea South",
+        "Australia East",
+        "Australia Southeast",
+        "Central India",
+        "South India",
+        "West India",
+        "UAE North",
+        "South Africa North",
+    )
+}
+
+
+def display_region(region: str) -> str:
+    """``"southcentralus"`` (or any spelling of it) -> ``"South Central US"``.
+
+    A region this table does not know is answered as it was sent.
+    """
+    return _REGION_NAMES.get(normalize_region(region), region)
 
 
 def ci_get(data: Mapping[str, Any], key: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -9,7 +10,7 @@ from datetime import timedelta
 import attrs
 import pytest
 
-from amlretrain.arm import WebServicesClient
+from amlretrain.arm import WebServicesClient, split_payloads
 from amlretrain.definition import WebServiceDefinition
 from amlretrain.emulator import Emulator, Faults
 from amlretrain.errors import (
@@ -209,3 +210,91 @@ def test_a_read_that_outlives_the_read_timeout_is_a_typed_error(
         slow.get(info.resource_group, str(info.arm_service_name))
     faults.clear()
     slow.close()
+
+
+def _arm_calls(emu: Emulator) -> list[tuple[str, str, int]]:
+    return [(r.method, r.path, r.status) for r in emu.requests if "/subscriptions/" in r.path]
+
+
+def test_the_result_of_a_put_is_the_get_after_the_operation_not_the_put_answer(
+    arm: WebServicesClient, rg: str, emulator: Emulator
+):
+    seeded = arm.get(rg, str(emulator.info.arm_service_name))
+    name = "res-" + uuid.uuid4().hex[:8]
+    emulator.clear_requests()
+    created = arm.create_or_update(rg, name, seeded, overwrite_fetched=True)
+    try:
+        calls = _arm_calls(emulator)
+        assert calls[0][0] == "PUT" and calls[0][2] == 201  # a small body: no definition
+        assert "/operationsStatus/" in calls[-2][1]
+        assert calls[-1][:2] == ("GET", arm.resource_id(rg, name))
+        assert created.properties is not None and seeded.properties is not None
+        assert created.properties.provisioning_state == "Succeeded"
+        assert created.properties.assets == seeded.properties.assets
+    finally:
+        arm.delete(rg, name)
+
+
+def test_the_result_of_a_patch_is_the_get_after_the_operation(
+    arm: WebServicesClient, rg: str, service: str, emulator: Emulator
+):
+    current = arm.get(rg, service)
+    emulator.clear_requests()
+    updated = arm.update(rg, service, current.with_trained_model(_model_ref(emulator, service)))
+    calls = _arm_calls(emulator)
+    patch = [c for c in calls if c[0] == "PATCH"]
+    assert patch and patch[0][2] == 200
+    assert calls[-1][:2] == ("GET", arm.resource_id(rg, service))
+    assert updated.properties is not None and updated.properties.package is not None
+
+
+def test_a_delete_of_a_service_that_does_not_exist_is_one_204_and_success(
+    arm: WebServicesClient, rg: str, emulator: Emulator
+):
+    emulator.clear_requests()
+    poller = arm.begin_delete(rg, "never-" + uuid.uuid4().hex[:8])
+    assert poller.done()
+    poller.wait()
+    assert [(m, status) for m, _, status in _arm_calls(emulator)] == [("DELETE", 204)]
+
+
+def test_a_large_graph_is_created_from_a_blob(arm: WebServicesClient, rg: str, emulator: Emulator):
+    seeded = arm.get(rg, str(emulator.info.arm_service_name))
+    small, graph = split_payloads(seeded)
+    assert set(graph) >= {"assets", "package"}
+    assert small.properties is not None and small.properties.assets is None
+    store = BlobStore.from_connection_string(emulator.info.storage_connection_string)
+    blob = store.upload(json.dumps(graph).encode(), container="payloads", blob_name="it.json")
+    name = "blob-" + uuid.uuid4().hex[:8]
+    created = arm.create_from_blob(
+        rg, name, small, store.sas(blob, expires_in=timedelta(hours=1)), overwrite_fetched=True
+    )
+    try:
+        assert created.properties is not None
+        assert created.properties.payloads_in_blob_storage is False
+        assert created.properties.payloads_location is None
+        assert created.trained_models == seeded.trained_models
+        assert seeded.properties is not None
+        assert created.properties.package == seeded.properties.package
+    finally:
+        arm.delete(rg, name)
+
+
+def test_create_from_blob_refuses_what_the_service_could_not_use_before_any_request(
+    arm: WebServicesClient, rg: str, emulator: Emulator
+):
+    seeded = arm.get(rg, str(emulator.info.arm_service_name))
+    small, _ = split_payloads(seeded)
+    store = BlobStore.from_connection_string(emulator.info.storage_connection_string)
+    blob = store.ref("payloads", "refused.json")
+    emulator.clear_requests()
+    with pytest.raises(ConfigurationError, match="inline"):
+        arm.begin_create_from_blob(rg, "x", seeded, blob.url + "?sig=a", overwrite_fetched=True)
+    with pytest.raises(ConfigurationError, match="SAS"):
+        arm.begin_create_from_blob(rg, "x", small, blob.url, overwrite_fetched=True)
+    expired = blob.url + "?se=2001-01-01T00%3A00%3A00Z&sp=r&sig=a"
+    with pytest.raises(ConfigurationError, match="expired"):
+        arm.begin_create_from_blob(rg, "x", small, expired, overwrite_fetched=True)
+    with pytest.raises(ConfigurationError, match="overwrite"):
+        arm.begin_create_from_blob(rg, "x", small, blob.url + "?sig=a")
+    assert emulator.requests == []

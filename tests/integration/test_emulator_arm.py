@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import requests
 
 from amlretrain.emulator import Emulator, Faults
+from amlretrain.storage import BlobStore, parse_connection_string
 from tests.integration.conftest import PAGE_SIZE, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -140,10 +143,15 @@ def test_put_creates_with_201_then_updates_with_200_as_long_running_operations(
     url = ws_url(emulator, name)
     resp = http.put(url, params={"api-version": API}, json=body(), headers=arm_headers(emulator))
     assert resp.status_code == 201
-    doc = resp.json()
-    assert doc["properties"]["provisioningState"] == "Provisioning"
-    assert "keys" not in doc["properties"]
-    assert doc["properties"]["storageAccount"] == {"name": "acct"}
+    assert resp.json() == {  # the live service's small body (API-NOTES 1.3a), no definition
+        "id": url.removeprefix(emulator.info.arm_base_url),
+        "name": name,
+        "type": "Microsoft.MachineLearning/webServices",
+        "location": "South Central US",
+        "tags": {"k": "v"},
+        "properties": {"payloadsInBlobStorage": False, "provisioningState": "Provisioning"},
+    }
+    assert "Location" not in resp.headers
     op_url = resp.headers["Azure-AsyncOperation"]
     assert op_url.startswith(emulator.info.base_url + "/subscriptions/")
     assert (
@@ -166,6 +174,10 @@ def test_put_creates_with_201_then_updates_with_200_as_long_running_operations(
         url, params={"api-version": API}, json=body("second"), headers=arm_headers(emulator)
     )
     assert update.status_code == 200
+    assert update.json()["properties"] == {
+        "payloadsInBlobStorage": False,
+        "provisioningState": "Provisioning",
+    }
     wait_operation(http, emulator, update)
     after = http.get(url, params={"api-version": API}, headers=arm_headers(emulator)).json()
     assert after["properties"]["title"] == "second"
@@ -250,7 +262,7 @@ def test_a_read_only_service_refuses_patch_and_put(
     assert delete.status_code == 202
 
 
-def test_delete_is_202_with_both_headers_and_missing_services_are_no_error(
+def test_delete_is_202_with_both_headers_and_of_a_missing_service_204_without(
     emulator: Emulator, http: requests.Session
 ) -> None:
     url = create(http, emulator, unique("del"))
@@ -265,8 +277,10 @@ def test_delete_is_202_with_both_headers_and_missing_services_are_no_error(
     assert gone.status_code == 404
     assert gone.json()["error"]["code"] == "NotFound"
     again = http.delete(url, params={"api-version": API}, headers=arm_headers(emulator))
-    assert again.status_code == 202
-    assert wait_operation(http, emulator, again)["status"] == "Succeeded"
+    assert again.status_code == 204  # the live service (API-NOTES 1.3a); the swagger says 202
+    assert again.content == b""
+    assert "Azure-AsyncOperation" not in again.headers
+    assert "Location" not in again.headers
 
 
 def test_list_keys_is_a_get_returning_primary_and_secondary(
@@ -434,3 +448,154 @@ def test_the_seeded_definition_round_trips_through_put(
     got = http.get(url, params={"api-version": API}, headers=arm_headers(emulator)).json()
     assert got["properties"]["assets"] == seeded["properties"]["assets"]
     assert got["properties"]["package"] == seeded["properties"]["package"]
+
+
+def test_location_reads_back_as_the_display_name_and_operations_use_the_normalized_one(
+    emulator: Emulator, http: requests.Session
+) -> None:
+    name = unique("loc")
+    url = ws_url(emulator, name)
+    sent = body()
+    sent["location"] = "southcentralus"
+    resp = http.put(url, params={"api-version": API}, json=sent, headers=arm_headers(emulator))
+    assert resp.status_code == 201
+    assert resp.json()["location"] == "South Central US"
+    assert "/locations/southcentralus/operationsStatus/" in resp.headers["Azure-AsyncOperation"]
+    wait_operation(http, emulator, resp)
+    got = http.get(url, params={"api-version": API}, headers=arm_headers(emulator)).json()
+    assert got["location"] == "South Central US"
+    patch = {"location": "westeurope", "properties": {"packageType": "Graph", "title": "x"}}
+    resp = http.patch(url, params={"api-version": API}, json=patch, headers=arm_headers(emulator))
+    assert resp.json()["location"] == "South Central US"  # a PATCH does not move a service
+
+
+def test_a_missing_service_is_404_web_service_not_found(
+    emulator: Emulator, http: requests.Session
+) -> None:
+    name = unique("nowhere")
+    expected = {
+        "error": {
+            "code": "NotFound",
+            "message": "The specified resource was not found.",
+            "details": [
+                {
+                    "code": "WebServiceNotFound",
+                    "message": f"No Web Service could be found with the provided name: {name}.",
+                }
+            ],
+        }
+    }
+    url = ws_url(emulator, name)
+    for resp in (
+        http.get(url, params={"api-version": API}, headers=arm_headers(emulator)),
+        http.get(url + "/listKeys", params={"api-version": API}, headers=arm_headers(emulator)),
+    ):
+        assert resp.status_code == 404
+        assert resp.json() == expected
+
+
+def test_patch_answers_the_small_body_and_drops_empty_members(
+    emulator: Emulator, http: requests.Session
+) -> None:
+    url = create(http, emulator, unique("empty"), parameters={}, description="d")
+    before = http.get(url, params={"api-version": API}, headers=arm_headers(emulator)).json()
+    assert before["properties"]["parameters"] == {}
+    patch = {"properties": {"packageType": "Graph", "diagnostics": {"level": "All"}}}
+    resp = http.patch(url, params={"api-version": API}, json=patch, headers=arm_headers(emulator))
+    assert resp.status_code == 200
+    assert set(resp.json()) == {"id", "name", "type", "location", "tags", "properties"}
+    assert resp.json()["properties"] == {"provisioningState": "Provisioning"}
+    assert "Location" not in resp.headers
+    wait_operation(http, emulator, resp)
+    after = http.get(url, params={"api-version": API}, headers=arm_headers(emulator)).json()
+    assert "parameters" not in after["properties"]
+    assert after["properties"]["diagnostics"] == {"level": "All"}
+    assert after["properties"]["description"] == "d"
+    assert after["tags"] == {"k": "v"}
+
+
+def _payloads_blob(emu: Emulator, payloads: dict[str, Any], *, sas: bool = True) -> str:
+    store = BlobStore.from_connection_string(emu.info.storage_connection_string)
+    ref = store.upload(
+        json.dumps(payloads).encode(), container="payloads", blob_name=unique("p") + ".json"
+    )
+    return store.sas(ref, expires_in=timedelta(hours=1)).sas_url if sas else ref.url
+
+
+def test_a_put_with_its_graph_in_a_blob_reads_the_blob_and_answers_it_inline(
+    emulator: Emulator, http: requests.Session
+) -> None:
+    graph = {
+        "Assets": {"a1": {"Name": "Model [trained model]", "Type": "Resource",
+                          "LocationInfo": {"Uri": "https://x.blob.core.windows.net/m/a.ilearner"}}},
+        "Package": {"Nodes": {"n1": {"AssetId": "a1", "Parameters": {
+                                "k": {"Value": "v", "CertificateThumbprint": ""}}}},
+                    "Edges": [{"SourceNodeId": "n0", "TargetNodeId": "n1"}],
+                    "GraphParameters": {}},
+        "ExampleRequest": {"Inputs": {"input1": [["a"]]}, "GlobalParameters": None},
+        "Parameters": {},
+    }  # fmt: skip
+    url = ws_url(emulator, unique("blob"))
+    sent = body()
+    sent["properties"]["payloadsInBlobStorage"] = True
+    sent["properties"]["PayloadsLocation"] = {"uri": _payloads_blob(emulator, graph)}
+    resp = http.put(url, params={"api-version": API}, json=sent, headers=arm_headers(emulator))
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["properties"]["payloadsInBlobStorage"] is False
+    wait_operation(http, emulator, resp)
+    props = http.get(url, params={"api-version": API}, headers=arm_headers(emulator)).json()[
+        "properties"
+    ]
+    assert props["payloadsInBlobStorage"] is False
+    assert not {k for k in props if k.lower() == "payloadslocation"}
+    assert props["assets"] == graph["Assets"]
+    assert props["exampleRequest"] == graph["ExampleRequest"]
+    assert props["parameters"] == {}
+    assert props["package"] == {
+        "nodes": {"n1": {"assetId": "a1", "parameters": {
+            "k": {"value": "v", "certificateThumbprint": ""}}}},
+        "edges": [{"SourceNodeId": "n0", "TargetNodeId": "n1"}],
+        "graphParameters": {},
+    }  # fmt: skip
+
+
+def test_a_payloads_blob_that_cannot_be_read_is_400(
+    emulator: Emulator, http: requests.Session
+) -> None:
+    url = ws_url(emulator, unique("noblob"))
+    for location in (
+        None,
+        {"uri": "https://example.invalid/c/p.json?sig=x"},
+        {"uri": _payloads_blob(emulator, {"Assets": {}}).replace(".json", "-missing.json")},
+        {"uri": _payloads_blob(emulator, {"Assets": {}}, sas=False)},
+    ):
+        sent = body()
+        sent["properties"]["payloadsInBlobStorage"] = True
+        if location is not None:
+            sent["properties"]["payloadsLocation"] = location
+        resp = http.put(url, params={"api-version": API}, json=sent, headers=arm_headers(emulator))
+        assert resp.status_code == 400, location
+        assert (
+            http.get(url, params={"api-version": API}, headers=arm_headers(emulator)).status_code
+            == 404
+        )
+
+
+def test_a_payloads_blob_without_a_sas_is_read_with_the_services_storage_key(
+    emulator: Emulator, http: requests.Session
+) -> None:
+    url = ws_url(emulator, unique("keyblob"))
+    sent = body()
+    account = parse_connection_string(emulator.info.storage_connection_string)
+    sent["properties"]["storageAccount"] = {
+        "name": emulator.info.storage_account,
+        "key": account["AccountKey"],
+    }
+    sent["properties"]["payloadsInBlobStorage"] = True
+    plain = _payloads_blob(emulator, {"Parameters": {"p": {"value": 1}}}, sas=False)
+    sent["properties"]["payloadsLocation"] = {"uri": plain}
+    resp = http.put(url, params={"api-version": API}, json=sent, headers=arm_headers(emulator))
+    assert resp.status_code == 201, resp.text
+    wait_operation(http, emulator, resp)
+    got = http.get(url, params={"api-version": API}, headers=arm_headers(emulator)).json()
+    assert got["properties"]["parameters"] == {"p": {"value": 1}}

@@ -5,9 +5,12 @@ Each test has its own cassette, ``cassettes/test_clients_recorded/<test name>.ya
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+
 import pytest
 
-from amlretrain.arm import WebServicesClient
+from amlretrain.arm import WebServicesClient, split_payloads
 from amlretrain.classic import ClassicClient
 from amlretrain.errors import NotFoundError
 from amlretrain.jobs import BatchClient, JobStatus, PollPolicy, TrainingJob
@@ -113,3 +116,23 @@ def test_arm_regional_properties(target: Target, poll_interval: float):
     arm.create_regional_properties(target.resource_group, target.arm_service_name, "Japan East")
     d = arm.get(target.resource_group, target.arm_service_name, region="Japan East")
     assert d.name == target.arm_service_name
+
+
+def test_arm_large_graph_from_a_blob_then_delete_twice(target: Target, poll_interval: float):
+    arm = _arm(target, poll_interval)
+    current = arm.get(target.resource_group, target.arm_service_name)
+    small, graph = split_payloads(current)
+    store = BlobStore.from_connection_string(target.storage_connection_string)
+    blob = store.upload(json.dumps(graph).encode(), container="payloads", blob_name="rec.json")
+    readable = store.sas(blob, expires_in=timedelta(hours=1))
+    name = "recorded-from-blob"
+    created = arm.create_from_blob(
+        target.resource_group, name, small, readable, overwrite_fetched=True
+    )
+    assert created.trained_models == current.trained_models
+    assert created.properties is not None and created.properties.payloads_in_blob_storage is False
+    arm.delete(target.resource_group, name)
+    arm.delete(target.resource_group, name)  # the service is gone: 204, nothing to wait for
+    with pytest.raises(NotFoundError) as info:
+        arm.get(target.resource_group, name)
+    assert info.value.code == "NotFound"

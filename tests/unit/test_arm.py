@@ -192,3 +192,147 @@ def test_names_that_would_break_the_url_are_refused(client, bad):
 
 def test_repr_shows_no_credential(client):
     assert "object" not in repr(client)
+
+
+# -- the live service's answers (API-NOTES 1.3a) through the real azure-core adapter ----------
+#
+# ``responses`` answers azure-core's requests transport as the recorded live sessions did: a
+# small body for PUT and PATCH, the regional operationsStatus documents, a 204 without
+# operation headers for a DELETE of a service that does not exist.
+
+ARM = "https://management.azure.com"
+OP = f"{ARM}/subscriptions/sub/providers/Microsoft.MachineLearning/locations/southcentralus"
+LRO_HEADERS = {
+    "Azure-AsyncOperation": f"{OP}/operationsStatus/op1?api-version=2017-01-01",
+    "Azure-AsyncOperationPercentComplete": "0",
+    "x-ms-request-id": "initial-request-id",
+}
+
+
+def _small(*, put: bool) -> dict[str, Any]:
+    props: dict[str, Any] = {"provisioningState": "Provisioning"}
+    if put:
+        props = {"payloadsInBlobStorage": False, **props}
+    return {
+        "id": RID,
+        "name": "svc",
+        "type": "Microsoft.MachineLearning/webServices",
+        "location": "South Central US",
+        "tags": {},
+        "properties": props,
+    }
+
+
+def _status(status: str) -> dict[str, Any]:
+    doc = {"id": "/x/operationsStatus/op1", "name": "op1", "status": status}
+    return {**doc, "startTime": "2017-04-26T17:08:46.4482096Z", "percentComplete": 1.0}
+
+
+@pytest.fixture
+def live() -> Any:
+    import responses
+
+    from amlretrain.credentials import StaticTokenCredential
+
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        client = WebServicesClient(StaticTokenCredential("t"), "sub", polling_interval=0)
+        yield mock, client
+        client.close()
+
+
+def _methods_sent(mock: Any) -> list[tuple[str, str]]:
+    import urllib.parse
+
+    return [(c.request.method, urllib.parse.urlsplit(c.request.url).path) for c in mock.calls]
+
+
+def test_a_put_answered_with_the_small_body_returns_the_get_after_the_operation(live):
+    mock, client = live
+    mock.put(f"{ARM}{RID}", status=201, json=_small(put=True), headers=LRO_HEADERS)
+    mock.get(f"{OP}/operationsStatus/op1", json=_status("Provisioning"))
+    mock.get(f"{OP}/operationsStatus/op1", json=_status("Succeeded"))
+    mock.get(f"{ARM}{RID}", json=_doc())
+    poller = client.begin_create_or_update(
+        "rg", "svc", WebServiceDefinition.from_dict(_doc(fetched=False))
+    )
+    result = poller.result()
+    assert poller.request_id == "initial-request-id"
+    assert result is not None and result.trained_models[0].uri == OLD
+    assert result.properties is not None and result.properties.provisioning_state == "Succeeded"
+    assert [m for m, _ in _methods_sent(mock)] == ["PUT", "GET", "GET", "GET"]
+    assert _methods_sent(mock)[-1] == ("GET", RID)
+
+
+def test_a_put_whose_answer_ends_the_operation_is_still_read_back_by_a_get(live):
+    mock, client = live
+    done = _small(put=True)
+    done["properties"]["provisioningState"] = "Succeeded"  # no operation headers at all
+    mock.put(f"{ARM}{RID}", status=200, json=done)
+    mock.get(f"{ARM}{RID}", json=_doc())
+    result = client.create_or_update(
+        "rg", "svc", WebServiceDefinition.from_dict(_doc(fetched=False))
+    )
+    assert result.trained_models[0].uri == OLD  # from the GET: the PUT's answer has no assets
+    assert [m for m, _ in _methods_sent(mock)] == ["PUT", "GET"]
+
+
+def test_a_patch_answered_with_the_small_body_is_verified_against_the_get_after_it(live):
+    mock, client = live
+    mock.get(f"{ARM}{RID}", json=_doc())  # the current definition
+    mock.patch(f"{ARM}{RID}", status=200, json=_small(put=False), headers=LRO_HEADERS)
+    mock.get(f"{OP}/operationsStatus/op1", json=_status("Succeeded"))
+    mock.get(f"{ARM}{RID}", json=_doc(NEW))  # after the operation
+    current = WebServiceDefinition.from_dict(_doc())
+    result = client.update("rg", "svc", current.with_trained_model(NEW))
+    assert result.trained_models[0].uri == NEW
+    assert [m for m, _ in _methods_sent(mock)] == ["GET", "PATCH", "GET", "GET"]
+
+
+def test_a_delete_of_a_service_that_does_not_exist_is_204_without_headers_and_success(live):
+    mock, client = live
+    mock.delete(f"{ARM}{RID}", status=204)
+    poller = client.begin_delete("rg", "svc")
+    assert poller.done() and poller.status() == "Succeeded"
+    assert poller.result() is None
+    assert _methods_sent(mock) == [("DELETE", RID)]
+
+
+def test_the_swagger_form_of_a_delete_202_with_both_headers_is_followed_to_success(live):
+    mock, client = live
+    headers = {**LRO_HEADERS, "Location": f"{OP}/operationresults/op1?api-version=2017-01-01"}
+    mock.delete(f"{ARM}{RID}", status=202, headers=headers)
+    mock.get(f"{OP}/operationsStatus/op1", json=_status("Succeeded"))
+    client.delete("rg", "svc")
+    assert [m for m, _ in _methods_sent(mock)][:2] == ["DELETE", "GET"]
+
+
+def test_a_delete_answered_404_is_success(live):
+    mock, client = live
+    error = {"error": {"code": "NotFound", "message": "The specified resource was not found."}}
+    mock.delete(f"{ARM}{RID}", status=404, json=error)
+    client.delete("rg", "svc")
+
+
+def test_a_put_from_a_blob_sends_payloads_in_blob_storage_and_the_location_only(client, fake):
+    from amlretrain.arm import split_payloads
+
+    small, graph = split_payloads(WebServiceDefinition.from_dict(_doc(fetched=False)))
+    assert set(graph) == {"assets"}
+    sas = "https://acct.blob.core.windows.net/payloads/p.json?sv=1&sp=r&sig=abc"
+    client.create_from_blob("rg", "svc", small, sas)
+    put = next(body for m, body in fake.calls if m == "PUT")
+    assert put["properties"]["payloadsInBlobStorage"] is True
+    assert put["properties"]["payloadsLocation"] == {"uri": sas}
+    assert not {"assets", "package", "input", "output"} & set(put["properties"])
+
+
+def test_split_payloads_keeps_the_graph_spelled_as_written_and_drops_the_blob_flags():
+    from amlretrain.arm import split_payloads
+
+    doc = _doc(fetched=False)
+    doc["properties"]["Package"] = {"Nodes": {}}
+    doc["properties"]["payloadsInBlobStorage"] = True
+    doc["properties"]["payloadsLocation"] = {"uri": "https://a/b/c"}
+    small, graph = split_payloads(WebServiceDefinition.from_dict(doc, validate=False))
+    assert set(graph) == {"assets", "Package"} and graph["Package"] == {"Nodes": {}}
+    assert set(small.to_dict()["properties"]) == {"title", "readOnly", "packageType"}
