@@ -58,8 +58,12 @@ def is_terminal(stream: Any) -> bool:
 
 
 def in_notebook() -> bool:
-    """True inside a Jupyter kernel (its output is not a terminal, but renders widgets)."""
-    return "ipykernel" in sys.modules
+    """True inside a running Jupyter kernel (its output is not a terminal, but renders
+    widgets); a process that merely imported ipykernel is not one."""
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    shell = get() if callable(get) else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def status_display(
