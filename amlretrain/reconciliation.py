@@ -124,7 +124,10 @@ class ReconcileReport:
         """A readable summary."""
         lines = []
         for t in self.targets:
-            lines.append(f"{t.target}: {t.status}; serving {t.serving_model or '-'}")
+            if t.status == "clean":
+                lines.append(f"{t.target}: nothing open")
+                continue
+            lines.append(f"{t.target}: {t.status}; serving {t.serving_model or 'unknown'}")
             if t.message:
                 lines.append(f"    {t.message}")
         for j in self.jobs:
