@@ -56,6 +56,7 @@ from amlretrain.errors import (
 
 if TYPE_CHECKING:
     import requests
+    from azure.core.credentials import AzureKeyCredential
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -65,6 +66,7 @@ __all__ = [
     "EndpointClient",
     "HttpClient",
     "api_base_url",
+    "bearer_auth",
     "error_from_azure",
     "error_from_exception",
     "error_from_response",
@@ -478,13 +480,37 @@ def error_from_azure(
 # -- the per-client wrapper -------------------------------------------------------------------
 
 
+def bearer_auth(key: str | AzureKeyCredential, *, what: str = "an API key") -> Callable[[], str]:
+    """The ``Authorization`` value of a key, read at request time.
+
+    Args:
+        key: the key as a string, or an ``azure.core.credentials.AzureKeyCredential``
+            (whose ``update()`` then rotates the key sent by the next request).
+        what: names the key in the error.
+
+    Raises:
+        ConfigurationError: the key is empty.
+    """
+    if not key:
+        raise ConfigurationError(f"{what} is required")
+    if isinstance(key, str):
+        header = f"Bearer {key}"
+        return lambda: header
+    read = getattr(key, "key", None)
+    if not isinstance(read, str):
+        raise ConfigurationError(f"{what} must be a string or an AzureKeyCredential")
+    if not read:
+        raise ConfigurationError(f"{what} is required")
+    return lambda: f"Bearer {key.key}"
+
+
 class HttpClient:
     """Internal: one Session, the timeouts, logging, and error mapping for one client.
 
     Args:
         session: a session to use (its adapters decide retries); default: :func:`new_session`.
-        auth: the ``Authorization`` value sent on authenticated calls (a secret: never
-            logged or shown).
+        auth: the ``Authorization`` value sent on authenticated calls, or a function
+            returning it at request time (a secret: never logged or shown).
         timeout: ``(connect, read)`` seconds, applied to every call.
     """
 
@@ -492,7 +518,7 @@ class HttpClient:
         self,
         *,
         session: requests.Session | None = None,
-        auth: str | None = None,
+        auth: str | Callable[[], str] | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
         self._owns_session = session is None
@@ -531,8 +557,9 @@ class HttpClient:
         send_headers: dict[str, str] = {"Accept": "application/json"}
         if json_body is not None:
             send_headers["Content-Type"] = "application/json"
-        if authenticated and self._auth:
-            send_headers["Authorization"] = self._auth
+        auth = self._auth() if callable(self._auth) else self._auth
+        if authenticated and auth:
+            send_headers["Authorization"] = auth
         if headers:
             send_headers.update(headers)
         data = json.dumps(json_body).encode("utf-8") if json_body is not None else None
@@ -588,20 +615,21 @@ class EndpointClient:
 
     Holds the endpoint's base URL (``ApiLocation``) and an :class:`HttpClient` that sends
     its API key as a bearer token; closes the session it made, also as a context manager.
+    The key is a string or an ``azure.core.credentials.AzureKeyCredential``, read at
+    request time (``credential.update(new_key)`` rotates it).
     """
 
     def __init__(
         self,
         api_location: str,
-        api_key: str,
+        api_key: str | AzureKeyCredential,
         *,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
-        if not api_key:
-            raise ConfigurationError("an API key is required")
+        auth = bearer_auth(api_key)
         self.api_location = api_base_url(api_location)
-        self._http = HttpClient(session=session, auth=f"Bearer {api_key}", timeout=timeout)
+        self._http = HttpClient(session=session, auth=auth, timeout=timeout)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.api_location!r})"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from amlretrain._http import DEFAULT_TIMEOUT, HttpClient
+from amlretrain._http import DEFAULT_TIMEOUT, HttpClient, bearer_auth
 from amlretrain._redact import redact
 from amlretrain.blobs import BlobRef
 from amlretrain.errors import (
@@ -35,6 +35,7 @@ from amlretrain.errors import (
 
 if TYPE_CHECKING:
     import requests
+    from azure.core.credentials import AzureKeyCredential
 
     from amlretrain.interrupt import StopSignal
 
@@ -289,7 +290,8 @@ class ClassicClient:
     Args:
         workspace_id: the Studio workspace id.
         token: the workspace authorization token (or an endpoint API key for
-            endpoint-level calls). A secret: never shown.
+            endpoint-level calls), a string or an ``AzureKeyCredential`` (read at request
+            time, so ``credential.update()`` rotates it). A secret: never shown.
         region: the workspace region; picks the regional management host (API-NOTES 3.1).
         base_url: overrides the host (an emulator, a proxy).
         session: a ``requests.Session`` to use (its adapters then decide retries).
@@ -308,7 +310,7 @@ class ClassicClient:
     def __init__(
         self,
         workspace_id: str,
-        token: str,
+        token: str | AzureKeyCredential,
         *,
         region: str = "South Central US",
         base_url: str | None = None,
@@ -317,11 +319,10 @@ class ClassicClient:
     ) -> None:
         if not workspace_id or "/" in workspace_id:
             raise ConfigurationError("the workspace id must be non-empty and without '/'")
-        if not token:
-            raise ConfigurationError("a workspace authorization token is required")
+        auth = bearer_auth(token, what="a workspace authorization token")
         self.workspace_id = workspace_id
         self.base_url = (base_url or management_url(region)).rstrip("/")
-        self._http = HttpClient(session=session, auth=f"Bearer {token}", timeout=timeout)
+        self._http = HttpClient(session=session, auth=auth, timeout=timeout)
         #: Seconds between verification reads in :meth:`update_trained_model`.
         self.verify_interval = 2.0
         self._services: dict[str, tuple[float, ClassicWebService]] = {}

@@ -38,6 +38,7 @@ from amlretrain.jobstatus import JobStatus, PollPolicy
 
 if TYPE_CHECKING:
     import requests
+    from azure.core.credentials import AzureKeyCredential
 
     from amlretrain._progress import StatusDisplay
     from amlretrain.interrupt import StopSignal
@@ -68,7 +69,8 @@ class BatchClient(EndpointClient):
     Args:
         api_location: the endpoint's ``ApiLocation`` (``.../workspaces/{ws}/services/{id}``);
             a ``.../jobs?api-version=2.0`` URL is accepted too.
-        api_key: the endpoint's API key (a secret: never shown).
+        api_key: the endpoint's API key, a string or an ``AzureKeyCredential`` (read at
+            request time, so ``credential.update()`` rotates it; a secret: never shown).
         session: a ``requests.Session`` to use (its adapters then decide retries).
         timeout: ``(connect, read)`` seconds for every call.
         poll: the default :class:`PollPolicy` of :meth:`TrainingJob.wait`.
@@ -82,7 +84,7 @@ class BatchClient(EndpointClient):
     def __init__(
         self,
         api_location: str,
-        api_key: str,
+        api_key: str | AzureKeyCredential,
         *,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,

@@ -31,6 +31,7 @@ from amlretrain.errors import (
 
 if TYPE_CHECKING:
     import requests
+    from azure.core.credentials import AzureKeyCredential
 
 __all__ = ["ScoreResult", "ScoreTable", "ScoringClient"]
 
@@ -153,7 +154,8 @@ class ScoringClient(EndpointClient):
     Args:
         api_location: the endpoint's ``ApiLocation`` (an ``.../execute?...`` URL is
             accepted too).
-        api_key: the endpoint's API key (a secret: never shown).
+        api_key: the endpoint's API key, a string or an ``AzureKeyCredential`` (read at
+            request time, so ``credential.update()`` rotates it; a secret: never shown).
         session: a ``requests.Session`` to use (its adapters then decide retries).
         timeout: ``(connect, read)`` seconds for every call.
 
@@ -168,7 +170,7 @@ class ScoringClient(EndpointClient):
     def __init__(
         self,
         api_location: str,
-        api_key: str,
+        api_key: str | AzureKeyCredential,
         *,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,

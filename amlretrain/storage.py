@@ -18,7 +18,7 @@ import os
 import sys
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,7 +30,16 @@ from amlretrain.blobs import BlobRef
 from amlretrain.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from azure.core.credentials import AzureNamedKeyCredential, TokenCredential
     from azure.storage.blob import BlobClient, BlobServiceClient
+
+    #: What :class:`BlobStore` signs with: a token credential, an account key (string,
+    #: ``AzureNamedKeyCredential`` or ``{"account_name", "account_key"}``), or nothing.
+    BlobCredential: TypeAlias = (
+        TokenCredential | AzureNamedKeyCredential | str | Mapping[str, str] | None
+    )
 
 __all__ = [
     "DEFAULT_SAS_LIFETIME",
@@ -112,21 +121,23 @@ class BlobStore:
     Args:
         account_url: the blob endpoint (``https://acct.blob.core.windows.net``; Azurite:
             ``http://127.0.0.1:10000/devstoreaccount1``).
-        credential: a ``TokenCredential`` (SAS by user delegation), an account key string
-            or a ``{"account_name", "account_key"}`` mapping (SAS by account key), or None
-            for a public / SAS-only account.
+        credential: a ``TokenCredential`` (SAS by user delegation), an account key string,
+            an ``AzureNamedKeyCredential`` or a ``{"account_name", "account_key"}`` mapping
+            (SAS by account key), or None for a public / SAS-only account.
         chunk_size: upload block size in bytes (bigger files go up in blocks, in parallel).
         timeout: ``(connect, read)`` seconds for every request.
         retries: how many times azure-storage-blob retries a request.
 
     Retries: azure-storage-blob's own (``retries`` times, exponential, on connection
     errors, 408, 429, 5xx).
+
+    :meth:`close` (or ``with BlobStore(...) as store:``) closes the service client.
     """
 
     def __init__(
         self,
         account_url: str,
-        credential: Any = None,
+        credential: BlobCredential = None,
         *,
         chunk_size: int = _CHUNK,
         timeout: tuple[float, float] = (10.0, 120.0),
@@ -160,7 +171,7 @@ class BlobStore:
         """
         url = account_url_from_connection_string(connection_string)
         parts = {k.lower(): v for k, v in parse_connection_string(connection_string).items()}
-        credential: Any = None
+        credential: BlobCredential = None
         if parts.get("accountkey"):
             credential = {
                 "account_name": parts.get("accountname", ""),
@@ -174,6 +185,18 @@ class BlobStore:
         kind = self._credential_kind()
         return f"BlobStore({self.account_url!r}, credential={kind})"
 
+    def close(self) -> None:
+        """Close the service client (its connections); the store opens a new one if used again."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> BlobStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def connection_string(self) -> str | None:
         """The connection string this store was made from, if any (a secret)."""
@@ -183,7 +206,7 @@ class BlobStore:
         cred = self._credential
         if cred is None:
             return "none"
-        if isinstance(cred, str | dict):
+        if isinstance(cred, str | Mapping) or hasattr(cred, "named_key"):
             return "account key"
         if hasattr(cred, "get_token"):
             return "token"
@@ -208,9 +231,10 @@ class BlobStore:
                     **self._transport_options(),
                 )
             else:
+                cred = self._credential
                 self._client = BlobServiceClient(
                     self.account_url,
-                    credential=self._credential,
+                    credential=dict(cred) if isinstance(cred, Mapping) else cred,
                     max_block_size=size,
                     max_single_put_size=_SINGLE_PUT,
                     user_agent=agent,
@@ -473,10 +497,13 @@ class BlobStore:
     def _account_key(self) -> tuple[str, str | None]:
         cred = self._credential
         name = self.service.account_name or ""
-        if isinstance(cred, dict):
+        if isinstance(cred, Mapping):
             return cred.get("account_name") or name, cred.get("account_key")
         if isinstance(cred, str):
             return name, cred
+        named = getattr(cred, "named_key", None)
+        if named is not None:  # AzureNamedKeyCredential, read now so update() rotates it
+            return named.name or name, named.key
         key = getattr(cred, "account_key", None)
         return getattr(cred, "account_name", name), key
 

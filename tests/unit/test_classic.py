@@ -472,3 +472,20 @@ def test_a_recent_read_of_a_web_service_serves_many_endpoints(client):
     assert len(responses.calls) == 1
     client.get_web_service("svc")
     assert len(responses.calls) == 2  # max_age 0 (the default) always reads
+
+
+@responses.activate
+def test_the_workspace_token_may_be_a_key_credential_read_at_request_time():
+    from azure.core.credentials import AzureKeyCredential
+
+    responses.get(f"{WS}/webservices", json=[])
+    credential = AzureKeyCredential("WORKSPACETOKEN")
+    client = ClassicClient("ws1", credential)
+    list(client.list_web_services())
+    credential.update("ROTATEDTOKEN")
+    list(client.list_web_services())
+    sent = [call.request.headers["Authorization"] for call in responses.calls]
+    assert sent == ["Bearer WORKSPACETOKEN", "Bearer ROTATEDTOKEN"]
+    assert "TOKEN" not in repr(client)
+    with pytest.raises(ConfigurationError, match="workspace authorization token is required"):
+        ClassicClient("ws1", "")

@@ -396,3 +396,19 @@ def test_delays_never_exceed_a_tenth_of_the_time_waited() -> None:
         waited[0] += pause
         reads += 1
     assert reads < 61  # fewer reads than a fixed one-second loop over the same minute
+
+
+@responses.activate
+def test_a_key_credential_is_read_at_each_request():
+    from azure.core.credentials import AzureKeyCredential
+
+    responses.delete(f"{JOBS}/j1", status=204)
+    credential = AzureKeyCredential("FIRSTKEY")
+    client = BatchClient(API, credential)
+    job = TrainingJob(client, "j1")
+    job.cancel()
+    credential.update("SECONDKEY")
+    job.cancel()
+    sent = [call.request.headers["Authorization"] for call in responses.calls]
+    assert sent == ["Bearer FIRSTKEY", "Bearer SECONDKEY"]
+    assert "KEY" not in repr(client)

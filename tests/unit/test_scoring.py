@@ -96,3 +96,31 @@ def test_rows_must_match_columns_before_any_request():
 
 def test_the_key_is_not_in_repr():
     assert "KEY" not in repr(ScoringClient(API, "KEY"))
+
+
+@responses.activate
+def test_a_key_credential_is_read_at_request_time_so_update_rotates_it():
+    from azure.core.credentials import AzureKeyCredential
+
+    body = {"Results": {"output1": [{"Scored Labels": ">50K"}]}}
+    for key in ("OLD", "NEW"):
+        responses.post(
+            f"{API}/execute",
+            json=body,
+            match=[matchers.header_matcher({"Authorization": f"Bearer {key}"})],
+        )
+    credential = AzureKeyCredential("OLD")
+    client = ScoringClient(API, credential)
+    client.score(["age"], [["39"]])
+    credential.update("NEW")
+    client.score(["age"], [["39"]])
+    sent = [call.request.headers["Authorization"] for call in responses.calls]
+    assert sent == ["Bearer OLD", "Bearer NEW"]
+    assert "OLD" not in repr(client) and "NEW" not in repr(client)
+
+
+def test_an_empty_key_or_a_non_key_is_refused():
+    with pytest.raises(ConfigurationError, match="an API key is required"):
+        ScoringClient(API, "")
+    with pytest.raises(ConfigurationError, match="AzureKeyCredential"):
+        ScoringClient(API, 42)  # type: ignore[arg-type]

@@ -125,3 +125,24 @@ def test_uploading_a_missing_file_is_refused(tmp_path):
     store = BlobStore.from_connection_string(CONN)
     with pytest.raises(ConfigurationError):
         store.upload(tmp_path / "nope.csv", container="c")
+
+
+def test_a_store_is_a_context_manager_that_closes_its_service_client():
+    with BlobStore.from_connection_string(CONN) as store:
+        service = store.service
+        closed: list[bool] = []
+        original = service.close
+        service.close = lambda: (closed.append(True), original())[1]  # type: ignore[method-assign]
+    assert closed == [True]
+    store.close()  # closing twice is harmless
+    assert closed == [True]
+    assert store.service is not service  # used again, it opens a new client
+
+
+def test_a_named_key_credential_signs_and_is_not_shown():
+    from azure.core.credentials import AzureNamedKeyCredential
+
+    store = BlobStore("https://acct.blob.core.windows.net", AzureNamedKeyCredential("acct", KEY))
+    assert store.sas("models/m.ilearner").sas_token
+    assert KEY not in repr(store)
+    assert "account key" in repr(store)
