@@ -540,12 +540,15 @@ class WebServicesClient:
         new_definition: WebServiceDefinition,
         *,
         expected: WebServiceDefinition | None = None,
+        expected_is_fresh: bool = False,
     ) -> WebServicePoller:
         """PATCH only what changed (plus ``packageType``); the result is verified.
 
         The change is computed from ``expected`` (the definition ``new_definition`` was
         made from) when given, otherwise from a fresh GET. With ``expected``, the service's
-        current trained models must still be those of ``expected``.
+        current trained models must still be those of ``expected`` (a GET checks it,
+        unless ``expected_is_fresh``: the caller has just read it and holds the target's
+        lease, so that read is the check).
 
         Raises:
             ConfigurationError: nothing changed (before any request when ``expected`` is
@@ -558,7 +561,9 @@ class WebServicesClient:
             body = patch_body(expected, new_definition)
             if expected.is_read_only:
                 raise _read_only(name)
-        current = self.get(resource_group, name)
+        current = expected if expected is not None and expected_is_fresh else None
+        if current is None:
+            current = self.get(resource_group, name)
         if current.is_read_only:
             raise _read_only(name)
         if expected is not None:

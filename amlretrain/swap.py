@@ -159,18 +159,18 @@ class _Run:
         at its deadline is not sent again (its outcome is unknown until reconciled).
         """
         try:
-            return self._deploy(model)
+            return self._deploy(model, pinned=True)  # read just now, under the lease
         except (ServiceError, OperationTimeout) as err:
             if isinstance(err, OperationStillRunning) or not _unanswered(err):
                 raise  # answered (an error, a failed operation), or accepted and running
             if self.run.stop is not None and self.run.stop.requested:
                 raise
             log.warning("%s: no answer to the swap (%s); sending it again", self.target.label, err)
-            return self._deploy(model)
+            return self._deploy(model, pinned=False)  # read again: it may have landed
 
-    def _deploy(self, model: BlobRef) -> str:
+    def _deploy(self, model: BlobRef, *, pinned: bool) -> str:
         try:
-            return self.target.deploy(model, stop=self.run.stop)
+            return self.target.deploy(model, stop=self.run.stop, pinned=pinned)
         finally:
             self.request_ids.extend(r for r in self.target.request_ids if r)
 

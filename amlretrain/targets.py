@@ -115,8 +115,13 @@ class Target(Protocol):
         """Seconds a write may take to show in reads (the verify window)."""
         ...
 
-    def deploy(self, model: BlobRef, *, stop: StopSignal | None = None) -> str:
+    def deploy(
+        self, model: BlobRef, *, stop: StopSignal | None = None, pinned: bool = False
+    ) -> str:
         """Swap to ``model`` and verify with fresh reads; returns the served URL.
+
+        ``pinned``: the caller has just read the target (:meth:`current_model`) under its
+        lease; that read is the pin, and the target is not read again before the write.
 
         Raises:
             OperationTimeout: the change did not finish in time (or within the grace of
@@ -295,14 +300,20 @@ class ArmTarget:
             "body": patch_body(current, new),
         }
 
-    def deploy(self, model: BlobRef, *, stop: StopSignal | None = None) -> str:
+    def deploy(
+        self, model: BlobRef, *, stop: StopSignal | None = None, pinned: bool = False
+    ) -> str:
         # The definition read by check()/current_model() is the expected one: the client
-        # re-reads the service and refuses (ConflictError) if its model changed since.
+        # re-reads the service and refuses (ConflictError) if its model changed since
+        # (unless that read was just made under the lease: ``pinned``).
+        just_read = pinned and self._definition is not None
         current = self._definition or self._fetch()
         new = current.with_trained_model(self._uri(model), asset=self.asset)
         self._request_ids = ()
         try:
-            poller = self.client.begin_update(self.resource_group, self.name, new, expected=current)
+            poller = self.client.begin_update(
+                self.resource_group, self.name, new, expected=current, expected_is_fresh=just_read
+            )
         except ConflictError:
             # "Already ours" passes: an earlier attempt of this swap may have landed late.
             fresh = self._fetch()
@@ -492,15 +503,20 @@ class ClassicTarget:
             },
         }
 
-    def deploy(self, model: BlobRef, *, stop: StopSignal | None = None) -> str:
+    def deploy(
+        self, model: BlobRef, *, stop: StopSignal | None = None, pinned: bool = False
+    ) -> str:
         # The management API has no conditional PATCH: pin the model read by
         # current_model() with a fresh read right before the write. What remains is the
         # window between this read and the PATCH (one round trip plus the client's own
         # pre-PATCH reads): a concurrent write landing there is not detected here, but
         # the verification read after the PATCH then shows another model.
-        expected, pinned = self._expected, self._read
-        endpoint = self._read_endpoint()
-        if pinned:
+        expected, was_read = self._expected, self._read
+        if pinned and self._endpoint is not None:
+            endpoint = self._endpoint  # just read under the lease: that read is the pin
+        else:
+            endpoint = self._read_endpoint()
+        if was_read:
             now = strip_sas(self._model_in(endpoint))
             # "Already ours" passes: an earlier attempt of this swap may have landed late.
             if now not in (expected, model.url):

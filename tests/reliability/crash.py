@@ -23,8 +23,8 @@ really references, each job's status; the request log) and from the ledger file:
 
 The exchanges of a retrain (``ARM_STEPS``, ``CLASSIC_STEPS``) are each HTTP request of a
 clean run, a polling series counting once (its first request); a route that comes back
-at another step (``arm.get``: the check, the re-read under the lease, the pin, the final
-verify read) is reached with the fault's ``skip``. The ``baseline`` cases check that
+at another step (``arm.get``: the check, the re-read under the lease, which is the pin,
+and the final verify read) is reached with the fault's ``skip``. The ``baseline`` cases check that
 list against a clean run.
 
 Run as ``python -m tests.reliability.crash --full --out docs/reliability.md`` (or
@@ -110,11 +110,10 @@ def _bes() -> tuple[Step, ...]:
 ARM_STEPS: tuple[Step, ...] = (
     Step("check: arm.get", "arm.get", 0),
     *_bes(),
-    Step("lease re-read: arm.get", "arm.get", 1),
-    Step("pin: arm.get", "arm.get", 2),
+    Step("lease re-read (the pin): arm.get", "arm.get", 1),
     Step("arm.patch", "arm.patch"),
     Step("arm.operation (first poll)", "arm.operation"),
-    Step("verify: arm.get", "arm.get", 3),
+    Step("verify: arm.get", "arm.get", 2),
     Step("arm.listkeys", "arm.listkeys"),
     Step("rrs.execute", "rrs.execute"),
 )
@@ -122,10 +121,9 @@ CLASSIC_STEPS: tuple[Step, ...] = (
     Step("check: classic.get_service", "classic.get_service"),
     Step("check: classic.get_endpoint", "classic.get_endpoint", 0),
     *_bes(),
-    Step("lease re-read: classic.get_endpoint", "classic.get_endpoint", 1),
-    Step("pin: classic.get_endpoint", "classic.get_endpoint", 2),
+    Step("lease re-read (the pin): classic.get_endpoint", "classic.get_endpoint", 1),
     Step("classic.patch_endpoint", "classic.patch_endpoint"),
-    Step("verify: classic.get_endpoint", "classic.get_endpoint", 3),
+    Step("verify: classic.get_endpoint", "classic.get_endpoint", 2),
     Step("rrs.execute", "rrs.execute"),
 )
 STEPS = {"arm": ARM_STEPS, "classic": CLASSIC_STEPS}
@@ -838,7 +836,7 @@ class CrashRig:
                 pid=proc.pid,
                 signal=case.signal,
                 when="before",
-                skip=3,
+                skip=2,  # the check, the re-read under the lease (the pin), then the verify
             )
         self.release(proc)
         ran = self.keep(ctx, self.finish(proc, start, began))
@@ -1248,7 +1246,7 @@ request log) and the ledger file:
 
 The exchanges of a retrain are every HTTP request of a clean run (a polling series counts
 once; a route that comes back at another step, such as `arm.get` for the check, the
-re-read under the lease, the pin and the final verify read, is reached with the fault's
+re-read under the lease (which is the pin) and the final verify read, is reached with the fault's
 `skip`); `baseline` checks that list against a clean run. `kill` sends SIGKILL when the
 request arrives (`before`: never applied) or once it is applied (`after`); `signal` sends
 SIGINT or SIGTERM once it is applied (the client survives it). Ledger-folder cases run the

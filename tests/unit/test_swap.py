@@ -58,7 +58,9 @@ class FakeTarget:
         self._fail("plan")
         return {"method": "PATCH", "url": "https://svc/ep", "body": {"uri": model.sas_url}}
 
-    def deploy(self, model: BlobRef, *, stop: StopSignal | None = None) -> str:
+    def deploy(
+        self, model: BlobRef, *, stop: StopSignal | None = None, pinned: bool = False
+    ) -> str:
         self.sent.append(model.url)
         if self.failures.get("lands_anyway"):
             self.serves = model.url
