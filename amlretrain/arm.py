@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from amlretrain._http import error_from_azure, error_from_response
-from amlretrain.blobs import BlobRef, is_loopback_host
+from amlretrain.blobs import BlobRef, is_loopback_host, same_blob, strip_sas
 from amlretrain.definition import WebServiceDefinition, WebServiceKeys
 from amlretrain.errors import (
     ConfigurationError,
@@ -201,13 +201,6 @@ def _translated(context: str, request_id: Callable[[], str | None] | None = None
     except AzureError as exc:
         rid = request_id() if request_id else None
         raise error_from_azure(exc, request_id=rid, context=context) from exc
-
-
-def _base(uri: str | None) -> str | None:
-    if not uri:
-        return uri
-    parts = urllib.parse.urlsplit(uri)
-    return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, "", ""))
 
 
 def _model_uris(definition: WebServiceDefinition) -> dict[str, str | None]:
@@ -667,14 +660,15 @@ class WebServicesClient:
             fresh = WebServiceDefinition.from_dict(final.body, validate=False)
         else:
             fresh = self.get(resource_group, name)
-        have = {k: _base(v) for k, v in _model_uris(fresh).items()}
+        have = _model_uris(fresh)
         for asset_id, uri in _model_uris(wanted).items():
-            if have.get(asset_id) != _base(uri):
+            got = have.get(asset_id)
+            if got != uri and not same_blob(got, uri):  # (two absent URIs agree)
                 raise VerificationFailed(
                     f"web service {name}: the operation succeeded but asset {asset_id} still "
                     f"references another model (request id {request_id})",
-                    expected=_base(uri),
-                    actual=have.get(asset_id),
+                    expected=strip_sas(uri),
+                    actual=strip_sas(got),
                 )
         log.info("verified web service %s", name)
         return fresh

@@ -21,7 +21,7 @@ import attrs
 from amlretrain._redact import redact
 from amlretrain.errors import ConfigurationError
 
-__all__ = ["BlobRef", "is_loopback_host", "sas_expiry"]
+__all__ = ["BlobRef", "is_loopback_host", "same_blob", "sas_expiry", "strip_sas"]
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -35,6 +35,43 @@ def is_loopback_host(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def strip_sas(uri: str | None) -> str | None:
+    """A blob URL without its query string (the SAS), or None.
+
+    Example:
+        >>> strip_sas("https://a.blob.core.windows.net/models/m.ilearner?sv=1&sig=s3cr3t")
+        'https://a.blob.core.windows.net/models/m.ilearner'
+    """
+    if not uri:
+        return uri
+    parts = urllib.parse.urlsplit(uri)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def same_blob(a: str | BlobRef | None, b: str | BlobRef | None) -> bool:
+    """True when ``a`` and ``b`` name the same blob, whatever their SAS.
+
+    The URLs are compared without their query string, the scheme and host
+    case-insensitively, the path (container and blob name) exactly. A missing reference
+    (None or ``""``) is the same as nothing.
+
+    Example:
+        >>> same_blob("https://A.blob.core.windows.net/m/x.ilearner?sig=1",
+        ...           "https://a.blob.core.windows.net/m/x.ilearner")
+        True
+    """
+    left = a.url if isinstance(a, BlobRef) else a
+    right = b.url if isinstance(b, BlobRef) else b
+    if not left or not right:
+        return False
+    pa, pb = urllib.parse.urlsplit(left), urllib.parse.urlsplit(right)
+    return (pa.scheme.lower(), pa.netloc.lower(), pa.path) == (
+        pb.scheme.lower(),
+        pb.netloc.lower(),
+        pb.path,
+    )
 
 
 def _parse_time(value: str) -> datetime | None:

@@ -25,7 +25,7 @@ import attrs
 
 from amlretrain._http import DEFAULT_TIMEOUT, HttpClient, bearer_auth
 from amlretrain._redact import redact
-from amlretrain.blobs import BlobRef
+from amlretrain.blobs import BlobRef, same_blob
 from amlretrain.errors import (
     ConfigurationError,
     NotFoundError,
@@ -273,15 +273,6 @@ class Endpoint:
             f"endpoint {self.name!r} has no resource {name!r}{hint}; it lists: "
             + ", ".join(repr(n) for n in listed)
         )
-
-
-def _same_location(a: BlobRef | None, b: BlobRef) -> bool:
-    if a is None:
-        return False
-    return (
-        a.base_location.rstrip("/").lower() == b.base_location.rstrip("/").lower()
-        and a.relative_location == b.relative_location
-    )
 
 
 class ClassicClient:
@@ -675,7 +666,7 @@ class ClassicClient:
         while True:
             endpoint = self.get_endpoint(web_service_id, endpoint_name)
             current = endpoint.resource(resource_name).location
-            if _same_location(current, blob):
+            if same_blob(current, blob):
                 return endpoint
             cut = stop.deadline() if stop is not None else None
             remaining = (deadline if cut is None else min(deadline, cut)) - time.monotonic()

@@ -38,7 +38,6 @@ import os
 import secrets
 import socket
 import threading
-import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from amlretrain._redact import redact, redact_data
+from amlretrain.blobs import strip_sas  # re-exported for compatibility: it lives in blobs
 from amlretrain.errors import ConfigurationError, LedgerError
 
 if TYPE_CHECKING:
@@ -85,14 +85,6 @@ OUTCOMES = ("succeeded", "failed", "rejected", "restored", "dry-run", "unknown")
 #: Job statuses after which a training job will not change again (``Orphaned``: reported
 #: by reconcile as never started; ``NotSubmitted``: the service refused the submit).
 _JOB_ENDS = ("Finished", "Failed", "Cancelled", "Orphaned", "NotSubmitted")
-
-
-def strip_sas(uri: str | None) -> str | None:
-    """A blob URL without its query string (the SAS), or None."""
-    if not uri:
-        return uri
-    parts = urllib.parse.urlsplit(uri)
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def _now() -> str:

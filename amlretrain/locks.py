@@ -528,7 +528,7 @@ class BlobTargetLocks:
         return f"BlobTargetLocks({self._where(self.prefix)!r})"
 
     def _where(self, name: str) -> str:
-        from amlretrain.ledger import strip_sas
+        from amlretrain.blobs import strip_sas
 
         base = strip_sas(str(self._container.url)) or ""
         return f"{base.rstrip('/')}/{name}"

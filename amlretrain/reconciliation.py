@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from amlretrain._redact import redact
+from amlretrain.blobs import strip_sas
 from amlretrain.errors import AmlRetrainError
-from amlretrain.ledger import JobRecord, Ledger, LedgerEntry, Pending, strip_sas
+from amlretrain.ledger import JobRecord, Ledger, LedgerEntry, Pending
 
 if TYPE_CHECKING:
     from amlretrain.jobs import BatchClient

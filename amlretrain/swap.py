@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from amlretrain._redact import redact
-from amlretrain.blobs import BlobRef
+from amlretrain.blobs import BlobRef, same_blob, strip_sas
 from amlretrain.errors import (
     AmlRetrainError,
     ConfigurationError,
@@ -35,7 +35,7 @@ from amlretrain.errors import (
     VerificationFailed,
 )
 from amlretrain.gate import Gate
-from amlretrain.ledger import Intent, Ledger, LedgerEntry, strip_sas
+from amlretrain.ledger import Intent, Ledger, LedgerEntry
 from amlretrain.result import TargetOutcome
 from amlretrain.targets import Sample, Target, redacted_plan
 
@@ -175,10 +175,6 @@ class _Run:
             self.request_ids.extend(r for r in self.target.request_ids if r)
 
 
-def _same(a: str | None, b: str | None) -> bool:
-    return a is not None and strip_sas(a) == strip_sas(b)
-
-
 def deploy_one(
     target: Target, model: BlobRef, previous: str | None, run: Deployment
 ) -> TargetOutcome:
@@ -242,7 +238,7 @@ def _locked(work: _Run, base: TargetOutcome, previous: str | None) -> TargetOutc
                 base, status="rejected", error="gate: " + "; ".join(decision.reasons)
             )
             return work.record(outcome, "gate", "rejected", previous)
-    if _same(previous, model.url):
+    if same_blob(previous, model.url):
         outcome = attrs.evolve(base, status="skipped", error="the target already serves this model")
         return attrs.evolve(outcome, seconds=time.monotonic() - work.started)
     try:
@@ -355,7 +351,7 @@ def _restore(
             serving_model=None,
             error=f"{message}; the target could not be read afterwards: {redact(str(read_err))}",
         )
-    if previous is None or _same(now, previous):
+    if previous is None or same_blob(now, previous):
         return attrs.evolve(
             base,
             serving_model=strip_sas(now),

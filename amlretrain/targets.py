@@ -25,14 +25,13 @@ import attrs
 
 from amlretrain._numbers import DURATION, POLLING_INTERVAL, checked
 from amlretrain._redact import redact_data
-from amlretrain.blobs import BlobRef
+from amlretrain.blobs import BlobRef, same_blob, strip_sas
 from amlretrain.errors import (
     ConfigurationError,
     ConflictError,
     OperationStillRunning,
     VerificationFailed,
 )
-from amlretrain.ledger import strip_sas
 
 if TYPE_CHECKING:
     from amlretrain.arm import WebServicePoller, WebServicesClient
@@ -143,10 +142,6 @@ class Target(Protocol):
     def score(self, sample: Sample) -> ScoreResult:
         """Score ``sample`` through the service's request-response API."""
         ...
-
-
-def _same_model(a: str | None, b: str | None) -> bool:
-    return bool(a and b) and strip_sas(a) == strip_sas(b)
 
 
 def _bounded(deadline: float, stop: StopSignal | None) -> float:
@@ -318,7 +313,7 @@ class ArmTarget:
             # "Already ours" passes: an earlier attempt of this swap may have landed late.
             fresh = self._fetch()
             served = self._model_of(fresh)
-            if _same_model(served, model.url):
+            if same_blob(served, model.url):
                 return served or model.url
             raise
         self._request_ids = (poller.request_id,) if poller.request_id else ()
@@ -333,7 +328,7 @@ class ArmTarget:
             after = self._fetch()
         self._definition = after
         served = self._model_of(after)
-        if not _same_model(served, model.url):
+        if not same_blob(served, model.url):
             raise VerificationFailed(
                 f"web service {self.label} serves another model after the update",
                 expected=model.url,
@@ -347,7 +342,7 @@ class ArmTarget:
         while True:
             fresh = self._fetch()
             served = self._model_of(fresh)
-            if _same_model(served, model.url):
+            if same_blob(served, model.url):
                 return fresh
             remaining = _bounded(deadline, stop) - time.monotonic()
             if remaining <= 0:

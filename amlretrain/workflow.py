@@ -24,11 +24,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from amlretrain._numbers import CONCURRENCY, DURATION, checked, checked_int
-from amlretrain.blobs import BlobRef
+from amlretrain.blobs import BlobRef, strip_sas
 from amlretrain.errors import ConfigurationError, LedgerError
 from amlretrain.gate import Gate
 from amlretrain.interrupt import StopSignal, handle_signals
-from amlretrain.ledger import JobRecord, Ledger, LedgerEntry, new_run_id, strip_sas
+from amlretrain.ledger import JobRecord, Ledger, LedgerEntry, new_run_id
 from amlretrain.reconciliation import reconcile
 from amlretrain.result import RetrainResult, StepRecorder, TargetOutcome
 from amlretrain.swap import (

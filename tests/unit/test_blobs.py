@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from amlretrain import BlobRef, ConfigurationError
-from amlretrain.blobs import is_loopback_host, sas_expiry
+from amlretrain.blobs import is_loopback_host, same_blob, sas_expiry, strip_sas
 
 SAS = "?sv=2019-02-02&sr=b&sp=r&se=2030-01-01T00:00:00Z&sig=S3CRET%2Fx"
 
@@ -109,3 +109,42 @@ def test_any_blob_name_survives_url_round_trip(container: str, blob: list[str]) 
         sas_token=SAS,
     )
     assert BlobRef.from_url(ref.sas_url) == ref
+
+
+MODEL = "https://acct.blob.core.windows.net/models/m.ilearner"
+
+
+def test_strip_sas_drops_the_query_and_keeps_none() -> None:
+    assert strip_sas(MODEL + SAS) == MODEL
+    assert strip_sas(None) is None
+    assert strip_sas("") == ""
+
+
+def test_the_ledger_still_exports_strip_sas() -> None:
+    from amlretrain import ledger
+
+    assert ledger.strip_sas is strip_sas
+
+
+def test_same_blob_ignores_the_sas_and_the_host_case() -> None:
+    assert same_blob(MODEL + SAS, MODEL)
+    assert same_blob(MODEL.replace("acct", "ACCT").replace("https", "HTTPS"), MODEL + "?sig=x")
+    assert same_blob(BlobRef.from_url(MODEL + SAS), MODEL)
+
+
+def test_same_blob_compares_container_and_name_exactly() -> None:
+    assert not same_blob(MODEL, MODEL.replace("m.ilearner", "M.ilearner"))
+    assert not same_blob(MODEL, MODEL.replace("models", "other"))
+    assert not same_blob(MODEL, MODEL.replace("acct", "acct2"))
+
+
+def test_a_missing_reference_is_never_the_same_blob() -> None:
+    assert not same_blob(None, MODEL)
+    assert not same_blob(MODEL, "")
+    assert not same_blob(None, None)
+
+
+@given(st.sampled_from(["", SAS, "?sig=a", "?sv=1&se=2030-01-01T00:00:00Z"]), st.booleans())
+def test_same_blob_holds_for_any_sas_and_host_case(query: str, upper: bool) -> None:
+    host = "ACCT.BLOB.CORE.WINDOWS.NET" if upper else "acct.blob.core.windows.net"
+    assert same_blob(f"https://{host}/models/m.ilearner{query}", MODEL)
