@@ -26,6 +26,9 @@ urllib3 logs request lines (with query strings, hence SAS signatures) at DEBUG o
 ``urllib3.connectionpool``; :func:`new_session` adds a filter to that logger that redacts
 those lines (it changes no level and adds no handler).
 
+Tracing: each call is one CLIENT span (:func:`amlretrain._tracing.http_span`), a child of
+the public method's span, when the user configured azure-core tracing.
+
 ``requests`` and ``urllib3`` are imported inside functions, so that ``import amlretrain``
 stays light.
 """
@@ -42,6 +45,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from amlretrain._redact import redact, redact_data
+from amlretrain._tracing import http_span
 from amlretrain._version import __version__
 from amlretrain.errors import (
     AmlRetrainError,
@@ -564,19 +568,21 @@ class HttpClient:
             send_headers.update(headers)
         data = json.dumps(json_body).encode("utf-8") if json_body is not None else None
         started = time.monotonic()
-        try:
-            response = self.session.request(
-                method,
-                url,
-                params=dict(params) if params else None,
-                data=data,
-                headers=send_headers,
-                timeout=self.timeout,
-                stream=stream,
-            )
-        except requests.exceptions.RequestException as exc:
-            log.debug("%s %s failed: %s", method, redact(url), type(exc).__name__)
-            raise error_from_exception(exc, method=method, url=url) from exc
+        with http_span(method, url, params) as span:
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=dict(params) if params else None,
+                    data=data,
+                    headers=send_headers,
+                    timeout=self.timeout,
+                    stream=stream,
+                )
+            except requests.exceptions.RequestException as exc:
+                log.debug("%s %s failed: %s", method, redact(url), type(exc).__name__)
+                raise error_from_exception(exc, method=method, url=url) from exc
+            span.response(response.status_code, response.headers.get("x-ms-request-id"))
         elapsed = (time.monotonic() - started) * 1000
         full_url = response.url or url
         log.debug(

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from amlretrain._http import error_from_azure, error_from_response
-from amlretrain.blobs import BlobRef, is_loopback_host, same_blob, strip_sas
+from amlretrain.blobs import BlobRef, is_loopback_host
 from amlretrain.definition import WebServiceDefinition, WebServiceKeys
 from amlretrain.errors import (
     ConfigurationError,
@@ -203,6 +203,13 @@ def _translated(context: str, request_id: Callable[[], str | None] | None = None
         raise error_from_azure(exc, request_id=rid, context=context) from exc
 
 
+def _base(uri: str | None) -> str | None:
+    if not uri:
+        return uri
+    parts = urllib.parse.urlsplit(uri)
+    return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, "", ""))
+
+
 def _model_uris(definition: WebServiceDefinition) -> dict[str, str | None]:
     return {m.asset_id: m.uri for m in definition.trained_models}
 
@@ -236,6 +243,15 @@ class WebServicePoller:
 
     def done(self) -> bool:
         """True when the long-running operation has ended."""
+        return bool(self._poller.done())
+
+    def wait_done(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the operation to end (returning as soon as
+        it does); True when it has. Its outcome, a failure too, is :meth:`result`'s."""
+        try:
+            self._poller.wait(timeout)
+        except Exception:  # the failure is raised, translated, by result()
+            return True
         return bool(self._poller.done())
 
     def status(self) -> str:
@@ -660,15 +676,14 @@ class WebServicesClient:
             fresh = WebServiceDefinition.from_dict(final.body, validate=False)
         else:
             fresh = self.get(resource_group, name)
-        have = _model_uris(fresh)
+        have = {k: _base(v) for k, v in _model_uris(fresh).items()}
         for asset_id, uri in _model_uris(wanted).items():
-            got = have.get(asset_id)
-            if got != uri and not same_blob(got, uri):  # (two absent URIs agree)
+            if have.get(asset_id) != _base(uri):
                 raise VerificationFailed(
                     f"web service {name}: the operation succeeded but asset {asset_id} still "
                     f"references another model (request id {request_id})",
-                    expected=strip_sas(uri),
-                    actual=strip_sas(got),
+                    expected=_base(uri),
+                    actual=have.get(asset_id),
                 )
         log.info("verified web service %s", name)
         return fresh

@@ -25,6 +25,7 @@ import attrs
 
 from amlretrain._http import DEFAULT_TIMEOUT, HttpClient, bearer_auth
 from amlretrain._redact import redact
+from amlretrain._tracing import traced
 from amlretrain.blobs import BlobRef, same_blob
 from amlretrain.errors import (
     ConfigurationError,
@@ -360,11 +361,13 @@ class ClassicClient:
 
     # -- web services -----------------------------------------------------------------------
 
+    @traced
     def list_web_services(self) -> list[ClassicWebService]:
         """All web services of the workspace (an empty list when there are none)."""
         data = self._json("GET", self._url("webservices"))
         return [ClassicWebService.from_dict(d) for d in _as_list(data)]
 
+    @traced
     def get_web_service(self, web_service_id: str, *, max_age: float = 0.0) -> ClassicWebService:
         """One web service.
 
@@ -390,6 +393,7 @@ class ClassicClient:
         data = self._json("GET", self._url("webservices", web_service_id))
         return ClassicWebService.from_dict(_as_dict(data))
 
+    @traced
     def delete_web_service(self, web_service_id: str) -> None:
         """Delete a web service and its endpoints; one that does not exist is not an error."""
         try:
@@ -399,11 +403,13 @@ class ClassicClient:
 
     # -- endpoints ---------------------------------------------------------------------------
 
+    @traced
     def list_endpoints(self, web_service_id: str) -> list[Endpoint]:
         """All endpoints of a web service."""
         data = self._json("GET", self._url("webservices", web_service_id, "endpoints"))
         return [Endpoint.from_dict(d) for d in _as_list(data)]
 
+    @traced
     def get_endpoint(self, web_service_id: str, endpoint_name: str) -> Endpoint:
         """One endpoint.
 
@@ -413,6 +419,7 @@ class ClassicClient:
         url = self._url("webservices", web_service_id, "endpoints", endpoint_name)
         return Endpoint.from_dict(_as_dict(self._json("GET", url)))
 
+    @traced
     def add_endpoint(
         self,
         web_service_id: str,
@@ -446,6 +453,7 @@ class ClassicClient:
         log.info("added endpoint %s to web service %s", endpoint_name, web_service_id)
         return self.get_endpoint(web_service_id, endpoint_name)
 
+    @traced
     def update_endpoint(
         self,
         web_service_id: str,
@@ -518,6 +526,7 @@ class ClassicClient:
         log.info("updated the settings of endpoint %s of %s", endpoint_name, web_service_id)
         return self.get_endpoint(web_service_id, endpoint_name)
 
+    @traced
     def refresh_endpoint(
         self, web_service_id: str, endpoint_name: str, *, overwrite_resources: bool = False
     ) -> bool:
@@ -549,6 +558,7 @@ class ClassicClient:
         )
         return response.status_code != 304
 
+    @traced
     def delete_endpoint(self, web_service_id: str, endpoint_name: str) -> None:
         """Delete an endpoint; deleting one that does not exist is not an error."""
         url = self._url("webservices", web_service_id, "endpoints", endpoint_name)
@@ -559,6 +569,7 @@ class ClassicClient:
 
     # -- the swap -------------------------------------------------------------------------------
 
+    @traced
     def update_trained_model(
         self,
         web_service_id: str,

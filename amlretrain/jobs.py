@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient, parse_retry_after
 from amlretrain._redact import redact
+from amlretrain._tracing import traced
 from amlretrain.blobs import BlobRef
 from amlretrain.errors import (
     ConfigurationError,
@@ -99,6 +100,7 @@ class BatchClient(EndpointClient):
 
     _params = {"api-version": API_VERSION}
 
+    @traced
     def swagger(self) -> dict[str, Any] | None:
         """The endpoint's swagger document (``{ApiLocation}/swagger.json``), or None when
         the service has none (404) or it is not a JSON object."""
@@ -114,6 +116,7 @@ class BatchClient(EndpointClient):
 
     # -- requests --------------------------------------------------------------------------------
 
+    @traced
     def submit(
         self,
         inputs: Mapping[str, str | Path | BlobRef],
@@ -208,6 +211,7 @@ class BatchClient(EndpointClient):
             "could not read it"
         )
 
+    @traced
     def get_job(self, job_id: str) -> TrainingJob:
         """A handle on an existing job, with its current status read.
 
@@ -277,6 +281,7 @@ class TrainingJob:
 
         return dict(redact_data(dict(self._document)))
 
+    @traced
     def refresh(self) -> TrainingJob:
         """Read the job's status and results again (also renews the results' SAS tokens).
 
@@ -294,6 +299,7 @@ class TrainingJob:
         self._status = JobStatus.parse(_ci(data, "statuscode"))
         return self
 
+    @traced
     def start(self) -> TrainingJob:
         """Start the job (POST .../start); returns self.
 
@@ -307,6 +313,7 @@ class TrainingJob:
         log.info("started BES job %s", self.job_id)
         return self
 
+    @traced
     def cancel(self) -> None:
         """Cancel (DELETE) the job; cancelling a job that is gone is not an error."""
         try:
@@ -319,6 +326,7 @@ class TrainingJob:
         if not self._status.is_terminal:
             self._status = JobStatus.CANCELLED
 
+    @traced
     def wait(
         self,
         timeout: float | None = 3600.0,
@@ -448,6 +456,7 @@ class TrainingJob:
         """
         return self._one_output(".ilearner", "trained model")
 
+    @traced
     def evaluation(self, output: str | None = None) -> EvaluationMetrics:
         """Download and parse the evaluation output (the one CSV output, or ``output``).
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient
+from amlretrain._tracing import traced
 from amlretrain.errors import (
     AmlRetrainError,
     ConfigurationError,
@@ -181,6 +182,7 @@ class ScoringClient(EndpointClient):
             raise ConfigurationError("transient_retries must be at least 0")
         self.transient_retries = transient_retries
 
+    @traced
     def score(
         self,
         columns: Sequence[str],

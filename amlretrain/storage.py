@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from amlretrain._http import error_from_azure
 from amlretrain._redact import redact
+from amlretrain._tracing import traced
 from amlretrain.blobs import BlobRef
 from amlretrain.errors import ConfigurationError
 
@@ -283,6 +284,7 @@ class BlobStore:
 
     # -- operations -------------------------------------------------------------------------
 
+    @traced
     def upload(
         self,
         source: str | os.PathLike[str] | bytes,
@@ -343,6 +345,7 @@ class BlobStore:
         log.info("uploaded %d bytes to %s", size, ref.url)
         return ref
 
+    @traced
     def ensure_container(self, container: str) -> None:
         """Create the container unless it exists (idempotent).
 
@@ -367,6 +370,7 @@ class BlobStore:
             self.service.create_container(container)
         self._containers.add(container)
 
+    @traced
     def download_bytes(self, blob: BlobRef | str, *, max_concurrency: int = 4) -> bytes:
         """The content of a blob.
 
@@ -378,6 +382,7 @@ class BlobStore:
             data: bytes = client.download_blob(max_concurrency=max_concurrency).readall()
         return data
 
+    @traced
     def download(
         self, blob: BlobRef | str, path: str | os.PathLike[str], *, max_concurrency: int = 4
     ) -> Path:
@@ -394,12 +399,14 @@ class BlobStore:
         os.replace(tmp, target)
         return target
 
+    @traced
     def exists(self, blob: BlobRef | str) -> bool:
         """True when the blob exists."""
         client = self._blob_client(blob)
         with _translated(f"existence check of {self._as_ref(blob).url}"):
             return bool(client.exists())
 
+    @traced
     def check_readable(self, blob: BlobRef) -> None:
         """Refuse a model a service could not read: read its properties *with the SAS
         the service will be sent* (anonymously; without a SAS only a public blob passes).
@@ -410,6 +417,7 @@ class BlobStore:
         """
         check_readable(blob, **self._transport_options())
 
+    @traced
     def delete(self, blob: BlobRef | str) -> None:
         """Delete a blob; deleting a missing blob is not an error."""
         from azure.core.exceptions import ResourceNotFoundError
@@ -421,6 +429,7 @@ class BlobStore:
             except ResourceNotFoundError:
                 log.debug("%s was already absent", self._as_ref(blob).url)
 
+    @traced
     def sas(
         self,
         blob: BlobRef | str,

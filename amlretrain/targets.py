@@ -173,7 +173,7 @@ def _await(poller: WebServicePoller, label: str, timeout: float, stop: StopSigna
                 "unknown until it is reconciled",
                 waited=now - started,
             )
-        time.sleep(min(0.05, limit - now))
+        poller.wait_done(min(0.5, limit - now))  # returns as soon as the operation ends
 
 
 class ArmTarget:
