@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from amlretrain._http import error_from_azure, error_from_response
+from amlretrain._tracing import traced
 from amlretrain.blobs import BlobRef, is_loopback_host
 from amlretrain.definition import WebServiceDefinition, WebServiceKeys
 from amlretrain.errors import (
@@ -352,6 +353,7 @@ class WebServicesClient:
 
     # -- reads --------------------------------------------------------------------------------
 
+    @traced
     def get(
         self, resource_group: str, name: str, *, region: str | None = None
     ) -> WebServiceDefinition:
@@ -370,6 +372,7 @@ class WebServicesClient:
             data = self._adapter.get(rid, self.api_version, params)
         return WebServiceDefinition.from_dict(data, validate=False, source=rid)
 
+    @traced
     def list(self, resource_group: str | None = None) -> list[WebServiceDefinition]:
         """All web services of a resource group (or of the subscription), every page.
 
@@ -396,6 +399,7 @@ class WebServicesClient:
                     raise ConfigurationError("more than 1000 pages of web services: stopping")
         return items
 
+    @traced
     def list_keys(self, resource_group: str, name: str) -> WebServiceKeys:
         """The service's API keys (GET ``.../listKeys``); never shown in a repr."""
         rid = self.resource_id(resource_group, name)
@@ -406,6 +410,7 @@ class WebServicesClient:
 
     # -- writes -------------------------------------------------------------------------------
 
+    @traced
     def begin_create_or_update(
         self,
         resource_group: str,
@@ -442,6 +447,7 @@ class WebServicesClient:
             lambda final: self._verify(resource_group, name, wanted, ids.initial, final),
         )
 
+    @traced
     def create_or_update(
         self,
         resource_group: str,
@@ -457,6 +463,7 @@ class WebServicesClient:
         )
         return _required(poller.result(timeout))
 
+    @traced
     def begin_create_from_blob(
         self,
         resource_group: str,
@@ -520,6 +527,7 @@ class WebServicesClient:
         body_props["payloadsLocation"] = location
         return self._put(resource_group, name, definition, body)
 
+    @traced
     def create_from_blob(
         self,
         resource_group: str,
@@ -542,6 +550,7 @@ class WebServicesClient:
         )
         return _required(poller.result(timeout))
 
+    @traced
     def begin_update(
         self,
         resource_group: str,
@@ -598,6 +607,7 @@ class WebServicesClient:
             lambda final: self._verify(resource_group, name, new_definition, ids.initial, final),
         )
 
+    @traced
     def update(
         self,
         resource_group: str,
@@ -616,6 +626,7 @@ class WebServicesClient:
         poller = self.begin_update(resource_group, name, new_definition, expected=expected)
         return _required(poller.result(timeout))
 
+    @traced
     def begin_delete(self, resource_group: str, name: str) -> WebServicePoller:
         """DELETE a web service; deleting one that does not exist is success.
 
@@ -632,10 +643,12 @@ class WebServicesClient:
             return WebServicePoller(_DonePoller(), ids, "DELETE", lambda _: None)
         return WebServicePoller(poller, ids, f"DELETE web service {name}", lambda _: None)
 
+    @traced
     def delete(self, resource_group: str, name: str, *, timeout: float | None = None) -> None:
         """:meth:`begin_delete` and wait for it."""
         self.begin_delete(resource_group, name).wait(timeout)
 
+    @traced
     def begin_create_regional_properties(
         self, resource_group: str, name: str, region: str
     ) -> WebServicePoller:
@@ -652,6 +665,7 @@ class WebServicesClient:
             poller = self._adapter.begin_post(f"{rid}/CreateRegionalBlob", params, ids)
         return WebServicePoller(poller, ids, f"CreateRegionalBlob of {name}", lambda _: None)
 
+    @traced
     def create_regional_properties(
         self, resource_group: str, name: str, region: str, *, timeout: float | None = None
     ) -> None:
