@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from amlretrain._http import error_from_azure, error_from_response
 from amlretrain._tracing import traced
-from amlretrain.blobs import BlobRef, is_loopback_host
+from amlretrain.blobs import BlobRef, is_loopback_host, same_blob, strip_sas
 from amlretrain.definition import WebServiceDefinition, WebServiceKeys
 from amlretrain.errors import (
     ConfigurationError,
@@ -41,6 +41,7 @@ from amlretrain.errors import (
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
+    from azure.core.paging import ItemPaged
     from azure.core.polling import LROPoller
 
 __all__ = ["PAYLOAD_MEMBERS", "WebServicePoller", "WebServicesClient", "split_payloads"]
@@ -202,13 +203,6 @@ def _translated(context: str, request_id: Callable[[], str | None] | None = None
     except AzureError as exc:
         rid = request_id() if request_id else None
         raise error_from_azure(exc, request_id=rid, context=context) from exc
-
-
-def _base(uri: str | None) -> str | None:
-    if not uri:
-        return uri
-    parts = urllib.parse.urlsplit(uri)
-    return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, "", ""))
 
 
 def _model_uris(definition: WebServiceDefinition) -> dict[str, str | None]:
@@ -373,31 +367,44 @@ class WebServicesClient:
         return WebServiceDefinition.from_dict(data, validate=False, source=rid)
 
     @traced
-    def list(self, resource_group: str | None = None) -> list[WebServiceDefinition]:
-        """All web services of a resource group (or of the subscription), every page.
+    def list(self, resource_group: str | None = None) -> ItemPaged[WebServiceDefinition]:
+        """The web services of a resource group (or of the subscription), page by page.
 
-        List items are sparse (top-level members only), as the service returns them.
+        Returns an azure-core ``ItemPaged``: nothing is read until it is iterated, and
+        each page (the service's ``nextLink``) is read when the iteration reaches it;
+        ``.by_page()`` iterates the pages. ``list(arm.list(rg))`` reads them all. List
+        items are sparse (top-level members only), as the service returns them.
+
+        Raises:
+            ConfigurationError: a bad resource group name (at the call, before any request).
+            AmlRetrainError: (or a subclass) a page could not be read (while iterating).
+
+        Example:
+            >>> names = [s.name for s in arm.list("rg")]                # doctest: +SKIP
         """
+        from azure.core.paging import ItemPaged
+
         scope = f"/subscriptions/{self.subscription_id}"
         if resource_group is not None:
             _check_segment("resource_group", resource_group)
             scope += f"/resourceGroups/{resource_group}"
-        url: str | None = f"{scope}/providers/{PROVIDER}"
-        params: dict[str, str] | None = {"api-version": self.api_version}
-        items: list[WebServiceDefinition] = []
-        pages = 0
-        with _translated("list web services"):
-            while url:
-                page = self._adapter.send("GET", url, params).json()
-                pages += 1
-                items.extend(
-                    WebServiceDefinition.from_dict(v, validate=False) for v in page.get("value", [])
-                )
-                url = page.get("nextLink")
-                params = None  # nextLink carries its own query
-                if pages > 1000:
-                    raise ConfigurationError("more than 1000 pages of web services: stopping")
-        return items
+        first = f"{scope}/providers/{PROVIDER}"
+
+        def get_page(next_link: str | None) -> Any:
+            with _translated("list web services"):
+                if next_link is None:
+                    return self._adapter.send("GET", first, {"api-version": self.api_version})
+                return self._adapter.send("GET", next_link)  # nextLink carries its own query
+
+        def read_page(response: Any) -> tuple[str | None, Iterator[WebServiceDefinition]]:
+            with _translated("list web services"):
+                page = response.json()
+            items = [
+                WebServiceDefinition.from_dict(v, validate=False) for v in page.get("value", [])
+            ]
+            return page.get("nextLink") or None, iter(items)
+
+        return ItemPaged(get_page, read_page)
 
     @traced
     def list_keys(self, resource_group: str, name: str) -> WebServiceKeys:
@@ -690,14 +697,15 @@ class WebServicesClient:
             fresh = WebServiceDefinition.from_dict(final.body, validate=False)
         else:
             fresh = self.get(resource_group, name)
-        have = {k: _base(v) for k, v in _model_uris(fresh).items()}
+        have = _model_uris(fresh)
         for asset_id, uri in _model_uris(wanted).items():
-            if have.get(asset_id) != _base(uri):
+            got = have.get(asset_id)
+            if got != uri and not same_blob(got, uri):  # (two absent URIs agree)
                 raise VerificationFailed(
                     f"web service {name}: the operation succeeded but asset {asset_id} still "
                     f"references another model (request id {request_id})",
-                    expected=_base(uri),
-                    actual=have.get(asset_id),
+                    expected=strip_sas(uri),
+                    actual=strip_sas(got),
                 )
         log.info("verified web service %s", name)
         return fresh

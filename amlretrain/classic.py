@@ -18,8 +18,8 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -37,6 +37,7 @@ from amlretrain.errors import (
 if TYPE_CHECKING:
     import requests
     from azure.core.credentials import AzureKeyCredential
+    from azure.core.paging import ItemPaged
 
     from amlretrain.interrupt import StopSignal
 
@@ -50,6 +51,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: Management API host per region (API-NOTES 3.1, azuremlps ``SetApiUrl``).
 MANAGEMENT_HOSTS: dict[str, str] = {
@@ -362,10 +365,13 @@ class ClassicClient:
     # -- web services -----------------------------------------------------------------------
 
     @traced
-    def list_web_services(self) -> list[ClassicWebService]:
-        """All web services of the workspace (an empty list when there are none)."""
-        data = self._json("GET", self._url("webservices"))
-        return [ClassicWebService.from_dict(d) for d in _as_list(data)]
+    def list_web_services(self) -> ItemPaged[ClassicWebService]:
+        """All web services of the workspace (none when there are none).
+
+        Returns an azure-core ``ItemPaged``, read when first iterated (the management API
+        answers one page); ``list(client.list_web_services())`` for a list.
+        """
+        return self._paged(self._url("webservices"), ClassicWebService.from_dict)
 
     @traced
     def get_web_service(self, web_service_id: str, *, max_age: float = 0.0) -> ClassicWebService:
@@ -404,10 +410,30 @@ class ClassicClient:
     # -- endpoints ---------------------------------------------------------------------------
 
     @traced
-    def list_endpoints(self, web_service_id: str) -> list[Endpoint]:
-        """All endpoints of a web service."""
-        data = self._json("GET", self._url("webservices", web_service_id, "endpoints"))
-        return [Endpoint.from_dict(d) for d in _as_list(data)]
+    def list_endpoints(self, web_service_id: str) -> ItemPaged[Endpoint]:
+        """All endpoints of a web service.
+
+        Returns an azure-core ``ItemPaged``, read when first iterated (the management API
+        answers one page); ``list(client.list_endpoints(ws))`` for a list.
+
+        Raises:
+            ConfigurationError: an empty web service id (at the call, before any request).
+            NotFoundError: no such web service (while iterating).
+        """
+        url = self._url("webservices", web_service_id, "endpoints")
+        return self._paged(url, Endpoint.from_dict)
+
+    def _paged(self, url: str, parse: Callable[[Mapping[str, Any]], _T]) -> ItemPaged[_T]:
+        """The items of the JSON array at ``url``, as one lazily read page."""
+        from azure.core.paging import ItemPaged
+
+        def get_page(_token: str | None) -> Any:
+            return self._json("GET", url)
+
+        def read_page(data: Any) -> tuple[str | None, Iterator[_T]]:
+            return None, iter([parse(d) for d in _as_list(data)])
+
+        return ItemPaged(get_page, read_page)
 
     @traced
     def get_endpoint(self, web_service_id: str, endpoint_name: str) -> Endpoint:

@@ -130,7 +130,7 @@ def _list(args: argparse.Namespace) -> int:
     from amlretrain.cli._settings import resolve
 
     with resolve(args).classic_client() as client:
-        endpoints = client.list_endpoints(args.web_service)
+        endpoints = list(client.list_endpoints(args.web_service))  # read while open
     emit(args, [_data(e) for e in endpoints], "\n".join(e.name for e in endpoints) or "(none)")
     return 0
 

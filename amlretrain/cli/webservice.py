@@ -128,7 +128,7 @@ def _list(args: argparse.Namespace) -> int:
 
     settings = resolve(args)
     with settings.arm_client() as arm:
-        items = arm.list(None if args.all else _rg(settings))
+        items = list(arm.list(None if args.all else _rg(settings)))  # every page, while open
     emit(
         args,
         [d.to_dict() for d in items],

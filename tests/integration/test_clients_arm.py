@@ -73,6 +73,38 @@ def test_get_and_list_every_page(arm: WebServicesClient, rg: str, service: str):
     assert service in [x.name for x in arm.list()]
 
 
+def _list_reads(emu: Emulator) -> int:
+    return sum(1 for r in emu.requests if r.method == "GET" and r.path.endswith("/webServices"))
+
+
+def test_list_reads_each_page_only_when_the_iteration_reaches_it(
+    arm: WebServicesClient, rg: str, service: str, emulator: Emulator
+):
+    assert emulator.state is not None
+    page_size, emulator.state.page_size = emulator.state.page_size, 1
+    try:
+        emulator.clear_requests()
+        pager = arm.list(rg)
+        assert _list_reads(emulator) == 0, "nothing is read before the iteration"
+        items = iter(pager)
+        first = next(items)
+        assert _list_reads(emulator) == 1, "the first item needs the first page only"
+        rest = list(items)
+        names = [first.name, *(x.name for x in rest)]
+        assert service in names and len(names) >= 2
+        assert _list_reads(emulator) == len(names), "one read per page (nextLink)"
+        pages = [list(page) for page in arm.list(rg).by_page()]
+        assert [len(p) for p in pages] == [1] * len(names)
+        assert [x.name for p in pages for x in p] == names
+    finally:
+        emulator.state.page_size = page_size
+
+
+def test_a_list_with_a_bad_resource_group_is_refused_at_the_call(arm: WebServicesClient):
+    with pytest.raises(ConfigurationError):
+        arm.list("bad/group")
+
+
 def test_get_of_a_missing_service_is_not_found(arm: WebServicesClient, rg: str):
     with pytest.raises(NotFoundError) as info:
         arm.get(rg, "does-not-exist")

@@ -166,10 +166,10 @@ def test_a_wrong_token_is_an_authentication_error(emulator: Emulator):
         emulator.info.workspace_id, "wrong-token", base_url=emulator.info.management_url
     )
     with pytest.raises(AuthenticationError) as info:
-        bad.list_web_services()
+        list(bad.list_web_services())
     assert "wrong-token" not in str(info.value)
 
 
 def test_throttled_reads_are_retried(client, emulator: Emulator, faults: Faults):
     faults.add(route="classic.list_services", kind="status", status=503, retry_after=0, count=1)
-    assert client.list_web_services()
+    assert list(client.list_web_services())

@@ -95,7 +95,7 @@ def test_every_python_block_runs_against_the_emulator(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     blocks = python_blocks(PAGE)
-    assert len(blocks) == 7, "docs/clients.md gained or lost examples: look at this test"
+    assert len(blocks) == 8, "docs/clients.md gained or lost examples: look at this test"
     assert "Emulator().start()" in blocks[0]
     assert blocks[-1].strip() == "emu.stop()"
     monkeypatch.chdir(tmp_path)

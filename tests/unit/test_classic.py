@@ -117,7 +117,7 @@ def test_list_web_services_sends_the_workspace_token():
         json=[SERVICE],
         match=[matchers.header_matcher({"Authorization": "Bearer WORKSPACETOKEN"})],
     )
-    services = ClassicClient("ws1", "WORKSPACETOKEN").list_web_services()
+    services = list(ClassicClient("ws1", "WORKSPACETOKEN").list_web_services())
     assert services == [ClassicWebService.from_dict(SERVICE)]
     assert services[0].default_endpoint_name == "default"
     assert "api-version" not in responses.calls[0].request.url
@@ -129,6 +129,24 @@ def test_list_and_get_endpoints(client):
     responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
     assert [e.name for e in client.list_endpoints("svc1")] == ["default", "retrained"]
     assert client.get_endpoint("svc1", "retrained").api_location.endswith("/services/e1")
+
+
+@responses.activate
+def test_lists_are_item_pagers_read_when_iterated(client):
+    from azure.core.paging import ItemPaged
+
+    responses.get(f"{SVC}/endpoints", json=[_endpoint("default"), _endpoint()])
+    responses.get(f"{WS}/webservices", json={"value": [SERVICE]})  # OData form tolerated
+    endpoints = client.list_endpoints("svc1")
+    services = client.list_web_services()
+    assert isinstance(endpoints, ItemPaged) and isinstance(services, ItemPaged)
+    assert len(responses.calls) == 0, "nothing is read before the iteration"
+    pages = [[e.name for e in page] for page in endpoints.by_page()]
+    assert pages == [["default", "retrained"]]  # the management API answers one page
+    assert [s.id for s in services] == ["svc1"]
+    assert len(responses.calls) == 2
+    with pytest.raises(ConfigurationError):
+        client.list_endpoints("")  # refused at the call, before any request
 
 
 @responses.activate
@@ -146,7 +164,7 @@ def test_errors_carry_code_details_and_request_id(client):
         },
     )
     with pytest.raises(AuthenticationError) as info:
-        client.list_endpoints("svc1")
+        list(client.list_endpoints("svc1"))
     assert info.value.code == "Unauthorized"
     assert info.value.request_id == "req-7"
     assert "WORKSPACETOKEN" not in str(info.value)
