@@ -4,7 +4,8 @@
 ``Class.method``); :func:`http_span` wraps one request sent through ``requests`` in a
 child span (kind CLIENT) with its method, redacted URL and status. Both do nothing
 unless the user configured a tracing implementation
-(``azure.core.settings.settings.tracing_implementation = "opentelemetry"``). The ARM
+(``azure.core.settings.settings.tracing_implementation = "opentelemetry"``) or turned on
+azure-core's own OpenTelemetry tracing (``settings.tracing_enabled = True``). The ARM
 and storage clients need no :func:`http_span`: azure-core's pipeline makes their HTTP
 spans.
 
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 from amlretrain._redact import REDACTED, redact
+from amlretrain._version import __version__
 
 __all__ = ["http_span", "traced"]
 
@@ -51,17 +53,17 @@ def traced(func: Callable[P, T]) -> Callable[P, T]:
 class _Recorder:
     """What :func:`http_span` hands the request code: set the response's status."""
 
-    def __init__(self, span: Any) -> None:
-        self._span = span
+    def __init__(self, set_attribute: Callable[[str, Any], object] | None) -> None:
+        self._set = set_attribute
 
     def response(self, status: int, request_id: str | None) -> None:
-        if self._span is None:
+        if self._set is None:
             return
-        self._span.add_attribute("http.response.status_code", status)
+        self._set("http.response.status_code", status)
         if status >= 400:
-            self._span.add_attribute("error.type", str(status))
+            self._set("error.type", str(status))
         if request_id:
-            self._span.add_attribute("az.service_request_id", request_id)
+            self._set("az.service_request_id", request_id)
 
 
 #: Query parameters whose values a span may show (as azure-core's pipeline allows).
@@ -96,21 +98,43 @@ def http_span(
     from azure.core.settings import settings
 
     span_type = settings.tracing_implementation()
-    # tracing_enabled (azure-core >= 1.31) may switch off a configured implementation.
+    # tracing_enabled (newer azure-core) may switch off a configured implementation,
+    # or switch on azure-core's own OpenTelemetry tracing without one.
     enabled = getattr(settings, "tracing_enabled", None)
-    if span_type is None or (enabled is not None and not enabled()):
+    if enabled is not None and not enabled():
+        yield _Recorder(None)
+        return
+    tracer: Any = _native_tracer() if span_type is None and enabled is not None else None
+    if span_type is None and tracer is None:
         yield _Recorder(None)
         return
     from azure.core.tracing import SpanKind
 
     if params:
         url += ("&" if "?" in url else "?") + urllib.parse.urlencode(params)
-    with span_type(name=method, kind=SpanKind.CLIENT) as span:
-        span.add_attribute("http.request.method", method)
-        span.add_attribute("url.full", _sanitized(url))
-        parts = urllib.parse.urlsplit(url)
-        if parts.hostname:
-            span.add_attribute("server.address", parts.hostname)
-        if parts.port:
-            span.add_attribute("server.port", parts.port)
-        yield _Recorder(span)
+    attributes: dict[str, str | int] = {
+        "http.request.method": method,
+        "url.full": _sanitized(url),
+    }
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname:
+        attributes["server.address"] = parts.hostname
+    if parts.port:
+        attributes["server.port"] = parts.port
+    if span_type is not None:
+        with span_type(name=method, kind=SpanKind.CLIENT) as span:
+            for key, value in attributes.items():
+                span.add_attribute(key, value)
+            yield _Recorder(span.add_attribute)
+        return
+    with tracer.start_as_current_span(method, kind=SpanKind.CLIENT, attributes=attributes) as span:
+        yield _Recorder(span.set_attribute)
+
+
+def _native_tracer() -> Any:
+    """azure-core's own OpenTelemetry tracer (newer azure-core), or None."""
+    try:
+        from azure.core.instrumentation import get_tracer
+    except ImportError:  # an older azure-core: no native tracing
+        return None
+    return get_tracer(library_name="amlretrain", library_version=__version__)

@@ -410,3 +410,29 @@ def test_no_span_attribute_holds_a_secret(
                         after = text.split(sig, 1)[1]
                         assert after.startswith("REDACTED"), f"{span.name} {key}: a SAS sig"
     assert seen
+
+
+def test_azure_cores_own_tracing_also_gives_the_requests_based_clients_http_spans(
+    emulator: Emulator, exporter: InMemorySpanExporter
+) -> None:
+    """``settings.tracing_enabled = True`` without an implementation: native OpenTelemetry."""
+    info = emulator.info
+    settings.tracing_implementation.unset_value()
+    settings.tracing_enabled = True
+    try:
+        with ClassicClient(
+            info.workspace_id, info.workspace_token, base_url=info.management_url
+        ) as classic:
+            exporter.clear()
+            classic.get_web_service(str(info.predictive_service))
+            spans = list(exporter.get_finished_spans())
+    finally:
+        settings.tracing_enabled.unset_value()
+        settings.tracing_implementation = "opentelemetry"
+    (span,) = [s for s in spans if s.name == "ClassicClient.get_web_service"]
+    assert span.context is not None
+    (http,) = [s for s in spans if s.kind is SpanKind.CLIENT]
+    assert http.parent is not None and http.parent.span_id == span.context.span_id
+    assert http.attributes is not None
+    assert http.attributes.get("http.response.status_code") == 200
+    assert info.workspace_token not in str(dict(http.attributes))
