@@ -55,7 +55,7 @@ from amlretrain.errors import ConfigurationError, ConflictError
 if TYPE_CHECKING:
     from filelock import BaseFileLock
 
-    from amlretrain.config import RetrainConfig
+    from amlretrain.storage import BlobStore
 
 __all__ = [
     "LEASE_SECONDS",
@@ -230,7 +230,21 @@ class TargetLocks(Protocol):
         ...
 
 
-def locks_for(config: RetrainConfig) -> TargetLocks:
+class LedgerSettings(Protocol):
+    """What :func:`locks_for` reads of a :class:`~amlretrain.config.RetrainConfig`."""
+
+    @property
+    def ledger_path(self) -> str: ...
+
+    @property
+    def ledger_blob(self) -> str | None: ...
+
+    def resolve(self, path: str) -> Path: ...
+
+    def store(self) -> BlobStore: ...
+
+
+def locks_for(config: LedgerSettings) -> TargetLocks:
     """The locks beside a config's ledger (:attr:`amlretrain.ledger.Ledger.locks`).
 
     A blob ledger (``[ledger] blob = "container/path/ledger.jsonl"``): blob leases in that
