@@ -24,7 +24,7 @@ from typing import Any, ParamSpec, TypeVar
 from amlretrain._redact import REDACTED, redact
 from amlretrain._version import __version__
 
-__all__ = ["http_span", "traced"]
+__all__ = ["http_span", "in_this_span", "traced"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -35,7 +35,8 @@ def traced(func: Callable[P, T]) -> Callable[P, T]:
 
     The span is named by the method's qualified name (``BlobStore.upload``). A method
     returning an ``ItemPaged`` gets the span of the call that builds the pager, as in
-    the Azure SDKs.
+    the Azure SDKs (its page reads are children of that span when the pager runs them
+    through :func:`in_this_span`).
     """
     decorated: list[Callable[P, T]] = []
 
@@ -64,6 +65,18 @@ class _Recorder:
             self._set("error.type", str(status))
         if request_id:
             self._set("az.service_request_id", request_id)
+
+
+def in_this_span(func: Callable[P, T]) -> Callable[P, T]:
+    """``func``, to be run later (a pager's page reads), as a child of the current span.
+
+    azure-core's ``with_current_context``: without it the requests of an ``ItemPaged``,
+    read while the caller iterates, would belong to no span of the call that built it.
+    """
+    from azure.core.tracing.common import with_current_context
+
+    wrapped: Callable[P, T] = with_current_context(func)
+    return wrapped
 
 
 #: Query parameters whose values a span may show (as azure-core's pipeline allows).

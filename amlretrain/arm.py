@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from amlretrain._http import error_from_azure, error_from_response
-from amlretrain._tracing import traced
+from amlretrain._tracing import in_this_span, traced
 from amlretrain.blobs import BlobRef, is_loopback_host, same_blob, strip_sas
 from amlretrain.definition import WebServiceDefinition, WebServiceKeys
 from amlretrain.errors import (
@@ -404,7 +404,7 @@ class WebServicesClient:
             ]
             return page.get("nextLink") or None, iter(items)
 
-        return ItemPaged(get_page, read_page)
+        return ItemPaged(in_this_span(get_page), read_page)
 
     @traced
     def list_keys(self, resource_group: str, name: str) -> WebServiceKeys:

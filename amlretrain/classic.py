@@ -25,7 +25,7 @@ import attrs
 
 from amlretrain._http import DEFAULT_TIMEOUT, HttpClient, bearer_auth
 from amlretrain._redact import redact
-from amlretrain._tracing import traced
+from amlretrain._tracing import in_this_span, traced
 from amlretrain.blobs import BlobRef, same_blob
 from amlretrain.errors import (
     ConfigurationError,
@@ -433,7 +433,7 @@ class ClassicClient:
         def read_page(data: Any) -> tuple[str | None, Iterator[_T]]:
             return None, iter([parse(d) for d in _as_list(data)])
 
-        return ItemPaged(get_page, read_page)
+        return ItemPaged(in_this_span(get_page), read_page)
 
     @traced
     def get_endpoint(self, web_service_id: str, endpoint_name: str) -> Endpoint:
