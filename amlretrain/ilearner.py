@@ -365,7 +365,8 @@ def _merge_diff(old: Any, new: Any) -> Any:
 
     Members of ``old`` missing from ``new`` are not in the result: a PATCH merges, so an
     absent member means "unchanged" (definitions exported without secrets lack keys and
-    credentials that the service still holds). Member names match in any case, as in
+    credentials that the service still holds); an empty object ``new`` adds is not one
+    either. Member names match in any case, as in
     :func:`diff`; a matched member is spelled as in ``old`` (the member the service has),
     a new one as in ``new``.
     """
@@ -375,7 +376,11 @@ def _merge_diff(old: Any, new: Any) -> Any:
     out: dict[str, Any] = {}
     for key, value in new.items():
         if key not in pairs:
-            out[key] = copy.deepcopy(value)
+            # An empty object the service lacks is no change: the live service drops empty
+            # members such as ``parameters: {}`` (API-NOTES 1.3a), so an older export
+            # still has them.
+            if not (isinstance(value, Mapping) and not value):
+                out[key] = copy.deepcopy(value)
             continue
         before = old[pairs[key]]
         if before is value or _equivalent(before, value):

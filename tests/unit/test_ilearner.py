@@ -353,3 +353,17 @@ def test_values_still_differ_by_case() -> None:
     doc["properties"]["title"] = "CENSUS PREDICTIVE"
     ops = list(d.diff(WebServiceDefinition.from_dict(doc)))
     assert [op["path"] for op in ops] == ["/properties/title"] * 2
+
+
+def test_an_empty_member_the_service_dropped_is_not_a_change() -> None:
+    served = sample_definition()
+    served["properties"].pop("parameters", None)  # the live service drops empty members
+    exported = sample_definition()
+    exported["properties"]["parameters"] = {}  # an older export still has it
+    current = WebServiceDefinition.from_dict(served)
+    new = WebServiceDefinition.from_dict(exported).with_trained_model(NEW_URI)
+    body = patch_body(current, new)
+    assert set(body["properties"]) == {"assets", "packageType"}
+    exported["properties"]["parameters"] = {"Split": "0.7"}  # a real one is sent
+    changed = WebServiceDefinition.from_dict(exported).with_trained_model(NEW_URI)
+    assert patch_body(current, changed)["properties"]["parameters"] == {"Split": "0.7"}
