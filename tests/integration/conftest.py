@@ -129,3 +129,26 @@ def _seed_restored_after_each_module() -> Iterator[None]:
     yield
     if _instance is not None:
         restore_seeded_models(_instance)
+
+
+@pytest.fixture(scope="module")
+def clients(emulator: Emulator) -> Iterator[dict[str, Any]]:
+    """The emulator's ARM, classic, storage and batch clients, polling fast."""
+    from amlretrain.arm import WebServicesClient
+    from amlretrain.classic import ClassicClient
+    from amlretrain.jobs import BatchClient
+    from amlretrain.storage import BlobStore
+
+    info = emulator.info
+    arm = WebServicesClient(
+        emulator.credential(), info.subscription_id, base_url=info.arm_base_url,
+        polling_interval=0.05,
+    )  # fmt: skip
+    classic = ClassicClient(info.workspace_id, info.workspace_token, base_url=info.management_url)
+    classic.verify_interval = 0.1
+    store = BlobStore.from_connection_string(info.storage_connection_string)
+    batch = BatchClient(info.training_endpoint_api_location, info.training_api_key)
+    yield {"arm": arm, "classic": classic, "store": store, "batch": batch, "info": info}
+    arm.close()
+    classic.close()
+    batch.close()

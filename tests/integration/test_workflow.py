@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,14 +10,11 @@ from typing import Any
 import pytest
 
 from amlretrain import ConfigurationError, GateRejected
-from amlretrain.arm import WebServicesClient
 from amlretrain.blobs import BlobRef
 from amlretrain.classic import ClassicClient
 from amlretrain.emulator import Emulator, Faults
 from amlretrain.gate import Gate
-from amlretrain.jobs import BatchClient
 from amlretrain.ledger import Ledger, strip_sas
-from amlretrain.storage import BlobStore
 from amlretrain.targets import ArmTarget, ClassicTarget, Sample
 from amlretrain.training import Training
 from amlretrain.workflow import deploy, retrain, rollback
@@ -26,23 +22,6 @@ from amlretrain.workflow import deploy, retrain, rollback
 pytestmark = pytest.mark.integration
 
 DATA = Path(__file__).resolve().parents[2] / "amlretrain" / "emulator" / "data"
-
-
-@pytest.fixture(scope="module")
-def clients(emulator: Emulator) -> Iterator[dict[str, Any]]:
-    info = emulator.info
-    arm = WebServicesClient(
-        emulator.credential(), info.subscription_id, base_url=info.arm_base_url,
-        polling_interval=0.1,
-    )  # fmt: skip
-    classic = ClassicClient(info.workspace_id, info.workspace_token, base_url=info.management_url)
-    classic.verify_interval = 0.1
-    store = BlobStore.from_connection_string(info.storage_connection_string)
-    batch = BatchClient(info.training_endpoint_api_location, info.training_api_key)
-    yield {"arm": arm, "classic": classic, "store": store, "batch": batch, "info": info}
-    arm.close()
-    classic.close()
-    batch.close()
 
 
 @pytest.fixture

@@ -9,23 +9,18 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from amlretrain import ConfigurationError, ConflictError, OperationTimeout, VerificationFailed
-from amlretrain.arm import WebServicesClient
 from amlretrain.blobs import BlobRef
-from amlretrain.classic import ClassicClient
 from amlretrain.emulator import Emulator, Faults
 from amlretrain.emulator.state import trained_model_asset
 from amlretrain.interrupt import StopSignal
-from amlretrain.jobs import BatchClient
 from amlretrain.ledger import Ledger, strip_sas
 from amlretrain.reconciliation import reconcile
-from amlretrain.storage import BlobStore
 from amlretrain.targets import ArmTarget, ClassicTarget
 from amlretrain.training import Training
 from amlretrain.workflow import deploy, retrain, rollback
@@ -35,30 +30,15 @@ pytestmark = pytest.mark.integration
 DATA = Path(__file__).resolve().parents[2] / "amlretrain" / "emulator" / "data"
 
 
-@pytest.fixture(scope="module")
-def c(emulator: Emulator) -> Iterator[dict[str, Any]]:
-    info = emulator.info
-    arm = WebServicesClient(
-        emulator.credential(), info.subscription_id, base_url=info.arm_base_url,
-        polling_interval=0.05,
-    )  # fmt: skip
-    classic = ClassicClient(info.workspace_id, info.workspace_token, base_url=info.management_url)
-    classic.verify_interval = 0.1
-    store = BlobStore.from_connection_string(info.storage_connection_string)
-    batch = BatchClient(info.training_endpoint_api_location, info.training_api_key)
-    yield {"arm": arm, "classic": classic, "store": store, "batch": batch, "info": info}
-    arm.close()
-    classic.close()
-    batch.close()
-
-
-def _target(c: dict[str, Any], kind: str, **kw: Any) -> ArmTarget | ClassicTarget:
-    info = c["info"]
+def _target(clients: dict[str, Any], kind: str, **kw: Any) -> ArmTarget | ClassicTarget:
+    info = clients["info"]
     if kind == "arm":
         return ArmTarget(
-            c["arm"], info.resource_group, info.arm_service_name, verify_interval=0.1, **kw
+            clients["arm"], info.resource_group, info.arm_service_name, verify_interval=0.1, **kw
         )
-    return ClassicTarget(c["classic"], info.predictive_service, info.predictive_endpoint, **kw)
+    return ClassicTarget(
+        clients["classic"], info.predictive_service, info.predictive_endpoint, **kw
+    )
 
 
 def _served(emu: Emulator, kind: str) -> str | None:
@@ -81,15 +61,15 @@ def _served(emu: Emulator, kind: str) -> str | None:
         return strip_sas(loc["BaseLocation"].rstrip("/") + "/" + loc["RelativeLocation"])
 
 
-def _other_model(c: dict[str, Any], emu: Emulator, kind: str) -> BlobRef:
+def _other_model(clients: dict[str, Any], emu: Emulator, kind: str) -> BlobRef:
     """A new model blob (the served one's bytes under a new name), with a read SAS."""
     served = _served(emu, kind)
     assert served is not None
-    data = c["store"].download_bytes(BlobRef.from_url(served))
-    ref = c["store"].upload(
+    data = clients["store"].download_bytes(BlobRef.from_url(served))
+    ref = clients["store"].upload(
         data, container="amlretrain-models", blob_name=f"wal/{kind}-{time.monotonic_ns()}.ilearner"
     )
-    return c["store"].sas(ref, expires_in=__import__("datetime").timedelta(days=1))
+    return clients["store"].sas(ref, expires_in=__import__("datetime").timedelta(days=1))
 
 
 def _kinds(path: Path) -> list[str]:
@@ -98,11 +78,11 @@ def _kinds(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("kind", ["arm", "classic"])
 def test_every_change_is_announced_before_it_is_sent(
-    c: dict[str, Any], emulator: Emulator, tmp_path: Path, kind: str
+    clients: dict[str, Any], emulator: Emulator, tmp_path: Path, kind: str
 ) -> None:
     path = tmp_path / "ledger.jsonl"
-    model = _other_model(c, emulator, kind)
-    result = deploy(model, [_target(c, kind)], ledger=Ledger(path), store=c["store"])
+    model = _other_model(clients, emulator, kind)
+    result = deploy(model, [_target(clients, kind)], ledger=Ledger(path), store=clients["store"])
     assert result.targets[0].status == "succeeded", result.targets[0].error
     assert _served(emulator, kind) == model.url
     assert _kinds(path) == ["run-start", "intent", "outcome"]
@@ -115,13 +95,13 @@ def test_every_change_is_announced_before_it_is_sent(
 
 
 def test_stale_reads_past_the_verify_window_are_unknown_then_reconciled(
-    c: dict[str, Any], emulator: Emulator, faults: Faults, tmp_path: Path
+    clients: dict[str, Any], emulator: Emulator, faults: Faults, tmp_path: Path
 ) -> None:
     ledger = Ledger(tmp_path / "ledger.jsonl")
-    model = _other_model(c, emulator, "arm")
+    model = _other_model(clients, emulator, "arm")
     faults.add(route="arm.patch", kind="stale", seconds=2.5)
-    target = _target(c, "arm", verify_timeout=1)
-    result = deploy(model, [target], ledger=ledger, store=c["store"])
+    target = _target(clients, "arm", verify_timeout=1)
+    result = deploy(model, [target], ledger=ledger, store=clients["store"])
     outcome = result.targets[0]
     assert outcome.status == "unknown", outcome.error
     assert _served(emulator, "arm") == model.url  # it did land: "previous" would be a lie
@@ -130,7 +110,7 @@ def test_stale_reads_past_the_verify_window_are_unknown_then_reconciled(
         result.raise_for_status()
     assert [p.target for p in ledger.pending()] == [target.key]
     time.sleep(2.6)  # the reads catch up
-    report = reconcile([_target(c, "arm", verify_timeout=1)], ledger=ledger)
+    report = reconcile([_target(clients, "arm", verify_timeout=1)], ledger=ledger)
     assert [t.status for t in report.targets] == ["confirmed"]
     last = ledger.entries()[-1]
     assert last.reconciled and last.outcome == "succeeded"
@@ -139,33 +119,35 @@ def test_stale_reads_past_the_verify_window_are_unknown_then_reconciled(
 
 
 def test_a_stale_read_within_the_verify_window_is_waited_out(
-    c: dict[str, Any], emulator: Emulator, faults: Faults, tmp_path: Path
+    clients: dict[str, Any], emulator: Emulator, faults: Faults, tmp_path: Path
 ) -> None:
     ledger = Ledger(tmp_path / "ledger.jsonl")
-    model = _other_model(c, emulator, "arm")
+    model = _other_model(clients, emulator, "arm")
     faults.add(route="arm.patch", kind="stale", seconds=1.0)
-    result = deploy(model, [_target(c, "arm", verify_timeout=10)], ledger=ledger, store=c["store"])
+    result = deploy(
+        model, [_target(clients, "arm", verify_timeout=10)], ledger=ledger, store=clients["store"]
+    )
     assert result.targets[0].status == "succeeded", result.targets[0].error
     assert ledger.entries()[-1].serving_model == _served(emulator, "arm") == model.url
 
 
 def test_an_operation_that_never_completes_hits_operation_timeout_and_reconcile_settles_it(
-    c: dict[str, Any], emulator: Emulator, faults: Faults, tmp_path: Path
+    clients: dict[str, Any], emulator: Emulator, faults: Faults, tmp_path: Path
 ) -> None:
     ledger = Ledger(tmp_path / "ledger.jsonl")
     before = _served(emulator, "arm")
-    model = _other_model(c, emulator, "arm")
+    model = _other_model(clients, emulator, "arm")
     faults.add(route="arm.patch", kind="lro_hang")
     started = time.monotonic()
     result = deploy(
-        model, [_target(c, "arm", operation_timeout=1, verify_timeout=1)], ledger=ledger
+        model, [_target(clients, "arm", operation_timeout=1, verify_timeout=1)], ledger=ledger
     )
     assert time.monotonic() - started < 30
     assert result.targets[0].status == "unknown"
     with pytest.raises(OperationTimeout):
         result.raise_for_status()
     assert _served(emulator, "arm") == before
-    report = reconcile([_target(c, "arm", verify_timeout=1)], ledger=ledger)
+    report = reconcile([_target(clients, "arm", verify_timeout=1)], ledger=ledger)
     assert report.targets[0].status == "confirmed"
     last = ledger.entries()[-1]
     assert (last.outcome, last.serving_model) == ("failed", before)
@@ -174,14 +156,14 @@ def test_an_operation_that_never_completes_hits_operation_timeout_and_reconcile_
 
 @pytest.mark.parametrize("kind", ["arm", "classic"])
 def test_an_open_intent_is_reconciled_before_the_next_run_and_rollback_goes_one_back(
-    c: dict[str, Any], emulator: Emulator, tmp_path: Path, kind: str
+    clients: dict[str, Any], emulator: Emulator, tmp_path: Path, kind: str
 ) -> None:
     """A crash after the change landed but before its outcome: the next run settles it."""
     ledger = Ledger(tmp_path / "ledger.jsonl")
-    first = _other_model(c, emulator, kind)
-    deploy(first, [_target(c, kind)], ledger=ledger).raise_for_status()
-    second = _other_model(c, emulator, kind)
-    target = _target(c, kind, verify_timeout=1)
+    first = _other_model(clients, emulator, kind)
+    deploy(first, [_target(clients, kind)], ledger=ledger).raise_for_status()
+    second = _other_model(clients, emulator, kind)
+    target = _target(clients, kind, verify_timeout=1)
     target.check()
     # what a SIGKILL between the swap and its outcome leaves: an intent, the change live
     from amlretrain.ledger import Intent
@@ -198,7 +180,9 @@ def test_an_open_intent_is_reconciled_before_the_next_run_and_rollback_goes_one_
     )
     target.deploy(second)
     assert _served(emulator, kind) == second.url
-    outcome = rollback(_target(c, kind, verify_timeout=1), ledger=ledger, store=c["store"])
+    outcome = rollback(
+        _target(clients, kind, verify_timeout=1), ledger=ledger, store=clients["store"]
+    )
     assert outcome.status == "succeeded", outcome.error
     assert _served(emulator, kind) == first.url  # one back, not two
     reconciled = [e for e in ledger.entries() if e.reconciled]
@@ -210,14 +194,14 @@ def test_an_open_intent_is_reconciled_before_the_next_run_and_rollback_goes_one_
 
 @pytest.mark.parametrize("kind", ["arm", "classic"])
 def test_a_target_leased_by_another_run_is_refused_before_anything_changes(
-    c: dict[str, Any], emulator: Emulator, tmp_path: Path, kind: str
+    clients: dict[str, Any], emulator: Emulator, tmp_path: Path, kind: str
 ) -> None:
     ledger = Ledger(tmp_path / "ledger.jsonl")
     before = _served(emulator, kind)
-    model = _other_model(c, emulator, kind)
-    target = _target(c, kind)
+    model = _other_model(clients, emulator, kind)
+    target = _target(clients, kind)
     with ledger.locks.hold(target.key, run_id="the-other-run"):
-        result = deploy(model, [target], ledger=ledger, store=c["store"])
+        result = deploy(model, [target], ledger=ledger, store=clients["store"])
     outcome = result.targets[0]
     assert outcome.status == "failed"
     assert "the-other-run" in (outcome.error or "") and "nothing was sent" in (outcome.error or "")
@@ -228,22 +212,22 @@ def test_a_target_leased_by_another_run_is_refused_before_anything_changes(
 
 
 def test_wait_lock_waits_for_the_holder_and_records_the_right_previous_model(
-    c: dict[str, Any], emulator: Emulator, tmp_path: Path
+    clients: dict[str, Any], emulator: Emulator, tmp_path: Path
 ) -> None:
     ledger = Ledger(tmp_path / "ledger.jsonl")
-    winner, loser = _other_model(c, emulator, "arm"), _other_model(c, emulator, "arm")
+    winner, loser = _other_model(clients, emulator, "arm"), _other_model(clients, emulator, "arm")
     held = threading.Event()
 
     def hold_then_deploy() -> None:
-        with ledger.locks.hold(_target(c, "arm").key, run_id="winner"):
+        with ledger.locks.hold(_target(clients, "arm").key, run_id="winner"):
             held.set()
             time.sleep(0.5)
-        deploy(winner, [_target(c, "arm")], ledger=ledger, wait_lock=10).raise_for_status()
+        deploy(winner, [_target(clients, "arm")], ledger=ledger, wait_lock=10).raise_for_status()
 
     thread = threading.Thread(target=hold_then_deploy)
     thread.start()
     held.wait(5)
-    result = deploy(loser, [_target(c, "arm")], ledger=ledger, wait_lock=20)
+    result = deploy(loser, [_target(clients, "arm")], ledger=ledger, wait_lock=20)
     thread.join()
     assert result.targets[0].status == "succeeded", result.targets[0].error
     successes = [e for e in ledger.entries() if e.outcome == "succeeded"]
@@ -254,20 +238,22 @@ def test_wait_lock_waits_for_the_holder_and_records_the_right_previous_model(
 
 
 def test_an_unwritable_ledger_refuses_the_run_before_anything_is_trained(
-    c: dict[str, Any], emulator: Emulator, tmp_path: Path
+    clients: dict[str, Any], emulator: Emulator, tmp_path: Path
 ) -> None:
     (tmp_path / "ledger.jsonl").mkdir()  # cannot be opened as a file
     submits = sum(1 for r in emulator.requests if r.path.endswith("/jobs"))
     before = _served(emulator, "arm")
-    training = Training(batch=c["batch"], data=DATA / "census_new.csv", store=c["store"])
+    training = Training(
+        batch=clients["batch"], data=DATA / "census_new.csv", store=clients["store"]
+    )
     with pytest.raises(ConfigurationError, match="nothing was changed"):
-        retrain(training, [_target(c, "arm")], ledger=Ledger(tmp_path / "ledger.jsonl"))
+        retrain(training, [_target(clients, "arm")], ledger=Ledger(tmp_path / "ledger.jsonl"))
     assert sum(1 for r in emulator.requests if r.path.endswith("/jobs")) == submits
     assert _served(emulator, "arm") == before
 
 
 def test_a_stop_during_training_cancels_the_job_and_changes_nothing(
-    c: dict[str, Any], emulator: Emulator, faults: Faults, tmp_path: Path
+    clients: dict[str, Any], emulator: Emulator, faults: Faults, tmp_path: Path
 ) -> None:
     from amlretrain.errors import Interrupted
 
@@ -276,9 +262,11 @@ def test_a_stop_during_training_cancels_the_job_and_changes_nothing(
     faults.add(route="bes.*", kind="job_slow", seconds=20)
     stop = StopSignal(grace=5)
     threading.Timer(1.5, stop.request, args=(15,)).start()
-    training = Training(batch=c["batch"], data=DATA / "census_new.csv", store=c["store"])
+    training = Training(
+        batch=clients["batch"], data=DATA / "census_new.csv", store=clients["store"]
+    )
     with pytest.raises(Interrupted) as caught:
-        retrain(training, [_target(c, "arm")], ledger=ledger, stop=stop)
+        retrain(training, [_target(clients, "arm")], ledger=ledger, stop=stop)
     assert caught.value.exit_code == 143
     jobs = [r for r in ledger.read().records if type(r).__name__ == "JobRecord"]
     assert [j.status for j in jobs] == ["Submitting", "Submitted", "Cancelled"]  # type: ignore[attr-defined]
@@ -289,17 +277,17 @@ def test_a_stop_during_training_cancels_the_job_and_changes_nothing(
 
 
 def test_a_stop_during_the_swap_lets_it_finish_and_records_it(
-    c: dict[str, Any], emulator: Emulator, faults: Faults, tmp_path: Path
+    clients: dict[str, Any], emulator: Emulator, faults: Faults, tmp_path: Path
 ) -> None:
     from amlretrain.errors import Interrupted
 
     ledger = Ledger(tmp_path / "ledger.jsonl")
-    model = _other_model(c, emulator, "arm")
+    model = _other_model(clients, emulator, "arm")
     stop = StopSignal(grace=10)
     faults.add(route="arm.patch", kind="latency", seconds=0.5)
     threading.Timer(0.2, stop.request).start()
     with pytest.raises(Interrupted) as caught:
-        deploy(model, [_target(c, "arm")], ledger=ledger, stop=stop, store=c["store"])
+        deploy(model, [_target(clients, "arm")], ledger=ledger, stop=stop, store=clients["store"])
     result = caught.value.result
     assert caught.value.exit_code == 130
     assert result.targets[0].status == "succeeded", result.targets[0].error
