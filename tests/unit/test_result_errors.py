@@ -59,6 +59,7 @@ def test_the_key_and_the_exception_are_not_mangled_in_json() -> None:
     outcome = _t("a", "failed", ConflictError("held"))
     data = outcome.to_dict()
     assert "exception" not in data
+    assert data["key"] == "k:a"  # a target key is not a secret: not redacted
     assert data["key"] == "k:a"  # a ledger key is not a secret, though an API "key" is
     result = RetrainResult(steps=(), targets=(outcome,), job_id="j", dry_run=True)
     shown = result.to_dict()
