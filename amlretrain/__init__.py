@@ -11,11 +11,8 @@ import typing as _typing
 from amlretrain._version import __version__
 
 if _typing.TYPE_CHECKING:
-    from amlretrain.arm import WebServicesClient
     from amlretrain.blobs import BlobRef
-    from amlretrain.classic import ClassicClient, Endpoint
     from amlretrain.credentials import StaticTokenCredential
-    from amlretrain.definition import WebServiceDefinition
     from amlretrain.errors import (
         AmlRetrainError,
         AuthenticationError,
@@ -35,13 +32,18 @@ if _typing.TYPE_CHECKING:
     )
     from amlretrain.gate import Gate
     from amlretrain.interrupt import StopSignal
-    from amlretrain.jobs import BatchClient, TrainingJob
     from amlretrain.ledger import Ledger
     from amlretrain.reconciliation import ReconcileReport, reconcile
     from amlretrain.result import RetrainResult
-    from amlretrain.scoring import ScoringClient
     from amlretrain.storage import BlobStore
-    from amlretrain.targets import ArmTarget, ClassicTarget, Sample
+    from amlretrain.studio.batch import BatchClient, TrainingJob
+    from amlretrain.studio.definition import WebServiceDefinition
+    from amlretrain.studio.management import ClassicClient
+    from amlretrain.studio.models import Endpoint
+    from amlretrain.studio.scoring import ScoringClient
+    from amlretrain.studio.targets import ArmTarget, ClassicTarget
+    from amlretrain.studio.webservices import WebServicesClient
+    from amlretrain.targets import Sample
     from amlretrain.training import Training
     from amlretrain.workflow import deploy, retrain, rollback
 
@@ -91,17 +93,17 @@ __all__ = [
 #: (and the CLI) load only what they need.
 _LAZY = {
     "AmlRetrainError": "amlretrain.errors",
-    "ArmTarget": "amlretrain.targets",
+    "ArmTarget": "amlretrain.studio.targets",
     "AuthenticationError": "amlretrain.errors",
-    "BatchClient": "amlretrain.jobs",
+    "BatchClient": "amlretrain.studio.batch",
     "BlobRef": "amlretrain.blobs",
     "BlobStore": "amlretrain.storage",
-    "ClassicClient": "amlretrain.classic",
-    "ClassicTarget": "amlretrain.targets",
+    "ClassicClient": "amlretrain.studio.management",
+    "ClassicTarget": "amlretrain.studio.targets",
     "ConfigurationError": "amlretrain.errors",
     "ConflictError": "amlretrain.errors",
     "DefinitionError": "amlretrain.errors",
-    "Endpoint": "amlretrain.classic",
+    "Endpoint": "amlretrain.studio.models",
     "Gate": "amlretrain.gate",
     "GateRejected": "amlretrain.errors",
     "Interrupted": "amlretrain.errors",
@@ -113,17 +115,17 @@ _LAZY = {
     "ReconcileReport": "amlretrain.reconciliation",
     "RetrainResult": "amlretrain.result",
     "Sample": "amlretrain.targets",
-    "ScoringClient": "amlretrain.scoring",
+    "ScoringClient": "amlretrain.studio.scoring",
     "ServiceError": "amlretrain.errors",
     "StaticTokenCredential": "amlretrain.credentials",
     "StopSignal": "amlretrain.interrupt",
     "ThrottledError": "amlretrain.errors",
     "Training": "amlretrain.training",
-    "TrainingJob": "amlretrain.jobs",
+    "TrainingJob": "amlretrain.studio.batch",
     "TrainingJobFailed": "amlretrain.errors",
     "VerificationFailed": "amlretrain.errors",
-    "WebServiceDefinition": "amlretrain.definition",
-    "WebServicesClient": "amlretrain.arm",
+    "WebServiceDefinition": "amlretrain.studio.definition",
+    "WebServicesClient": "amlretrain.studio.webservices",
     "deploy": "amlretrain.workflow",
     "reconcile": "amlretrain.reconciliation",
     "retrain": "amlretrain.workflow",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from amlretrain._redact import redact
 
 if TYPE_CHECKING:
-    from amlretrain.definition import WebServiceDefinition
+    from amlretrain.studio.definition import WebServiceDefinition
 
 __all__ = ["definition_html", "table_html"]
 

@@ -1,7 +1,7 @@
 """Lossless (un)structuring of wire documents into attrs models.
 
 The one converter between JSON-like dicts and the typed models of
-:mod:`amlretrain.definition`. Models stay plain attrs classes; this module reads the
+:mod:`amlretrain.studio.definition`. Models stay plain attrs classes; this module reads the
 ``wire`` metadata of their fields. Guarantees:
 
 * **Lossless**: ``unstructure(structure(cls, x)) == x`` for any mapping ``x``: unknown

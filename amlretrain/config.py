@@ -39,9 +39,9 @@ from amlretrain.targets import Sample
 
 if TYPE_CHECKING:
     from amlretrain.blobs import BlobRef
-    from amlretrain.jobs import BatchClient
     from amlretrain.ledger import Ledger
     from amlretrain.storage import BlobStore
+    from amlretrain.studio.batch import BatchClient
     from amlretrain.targets import Target
     from amlretrain.training import Training
 
@@ -280,7 +280,7 @@ class RetrainConfig:
                 like ``container/path``), a bad extension or a bad container name.
         """
         from amlretrain.blobs import BlobRef
-        from amlretrain.jobs import INPUT_EXTENSIONS
+        from amlretrain.studio.batch import INPUT_EXTENSIONS
 
         where = f"{self.source}: training data {value!r}"
         if not value.lower().endswith(INPUT_EXTENSIONS):
@@ -333,7 +333,7 @@ class RetrainConfig:
 
     def batch(self) -> BatchClient:
         """The training service's batch client."""
-        from amlretrain.jobs import BatchClient
+        from amlretrain.studio.batch import BatchClient
 
         return BatchClient(self.training_api_location, self.training_api_key)
 
@@ -350,7 +350,7 @@ class RetrainConfig:
 
     def targets(self) -> list[tuple[Target, str | None]]:
         """The targets, each with its own data file (None: the shared one)."""
-        from amlretrain.targets import ArmTarget, ClassicTarget
+        from amlretrain.studio.targets import ArmTarget, ClassicTarget
 
         out: list[tuple[Target, str | None]] = []
         arm_clients: dict[tuple[str, str, str, str | None, float], Any] = {}
@@ -384,7 +384,7 @@ class RetrainConfig:
             else:
                 ckey = (config.workspace_id, config.token, config.management_url)
                 if ckey not in classic_clients:
-                    from amlretrain.classic import ClassicClient
+                    from amlretrain.studio.management import ClassicClient
 
                     classic_clients[ckey] = ClassicClient(
                         config.workspace_id,
@@ -408,7 +408,7 @@ class RetrainConfig:
 
 
 def _arm_client(config: ArmTargetConfig) -> Any:
-    from amlretrain.arm import WebServicesClient
+    from amlretrain.studio.webservices import WebServicesClient
 
     credential: Any
     if config.arm_token:

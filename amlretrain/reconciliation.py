@@ -31,7 +31,7 @@ from amlretrain.errors import AmlRetrainError
 from amlretrain.ledger import JobRecord, Ledger, LedgerEntry, Pending
 
 if TYPE_CHECKING:
-    from amlretrain.jobs import BatchClient
+    from amlretrain.studio.batch import BatchClient
     from amlretrain.targets import Target
 
 __all__ = ["JobReport", "ReconcileReport", "Reconciled", "reconcile", "reconcile_target"]

@@ -24,8 +24,8 @@ from amlretrain.result import StepRecorder
 
 if TYPE_CHECKING:
     from amlretrain.interrupt import StopSignal
-    from amlretrain.jobs import BatchClient, TrainingJob
     from amlretrain.storage import BlobStore
+    from amlretrain.studio.batch import BatchClient, TrainingJob
 
 __all__ = ["Training", "check_data", "plan_training", "run_training"]
 
@@ -37,7 +37,7 @@ class Training:
     """How to train the new model: the training service's batch endpoint and the data.
 
     Attributes:
-        batch: the training web service's :class:`~amlretrain.jobs.BatchClient`.
+        batch: the training web service's :class:`~amlretrain.studio.batch.BatchClient`.
         data: the new training data: a local file (uploaded), a ``BlobRef`` or a
             ``"container/blob"`` path in ``store``.
         store: the storage account for uploads and outputs (and SAS minting).
@@ -162,13 +162,13 @@ def check_data(training: Training) -> None:
     """Refuse local training data that lacks a column the training service expects.
 
     The expected columns come from the service's swagger document (a GUESS at its
-    shape, :mod:`amlretrain.schema`); when it names none, or the data is already in
+    shape, :mod:`amlretrain.studio.schema`); when it names none, or the data is already in
     storage, a warning says the columns were not checked.
 
     Raises:
         ConfigurationError: a missing column (nothing was uploaded).
     """
-    from amlretrain.schema import check_columns, data_columns, expected_columns
+    from amlretrain.studio.schema import check_columns, data_columns, expected_columns
 
     data = training.data
     if not isinstance(data, Path):

@@ -28,7 +28,7 @@ NEW_URI = "https://acct.blob.core.windows.net/models/retrained/model.ilearner"
 
 
 def _ours(source: Path, target: Path) -> None:
-    from amlretrain.definition import WebServiceDefinition
+    from amlretrain.studio.definition import WebServiceDefinition
 
     definition = WebServiceDefinition.load(source)
     new = definition.with_trained_model(NEW_URI)
@@ -65,8 +65,8 @@ def _peak(work: Callable[[Path, Path], None], source: Path, target: Path) -> int
 
 def run(quick: bool) -> Report:
     """Time and trace both ways on the same file, interleaved."""
-    import amlretrain.definition
-    import amlretrain.ilearner  # noqa: F401  (import time belongs to benchmark 'startup')
+    import amlretrain.studio.definition
+    import amlretrain.studio.ilearner  # noqa: F401  (import time belongs to benchmark 'startup')
 
     size = (100 if quick else 3 * 1024) * 1024
     reps = 2 if quick else 7

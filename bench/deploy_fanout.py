@@ -47,9 +47,9 @@ def _sequential_loop(info: Any, names: list[str], model: Any) -> float:
 
 def run(quick: bool) -> Report:
     """Deploy with amlretrain and with the sequential loop, interleaved; compare."""
-    from amlretrain.classic import ClassicClient
     from amlretrain.storage import BlobStore
-    from amlretrain.targets import ClassicTarget
+    from amlretrain.studio.management import ClassicClient
+    from amlretrain.studio.targets import ClassicTarget
     from amlretrain.workflow import deploy
 
     count = 10 if quick else 100

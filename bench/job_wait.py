@@ -38,8 +38,8 @@ def _fixed_loop(url: str, key: str) -> None:
 
 def run(quick: bool) -> Report:
     """Start every job, wait for each with its method in its own thread, compare."""
-    from amlretrain.jobs import BatchClient, TrainingJob
     from amlretrain.storage import BlobStore
+    from amlretrain.studio.batch import BatchClient, TrainingJob
 
     durations = (2.0,) if quick else DURATIONS
     reps = 1 if quick else 3
@@ -122,7 +122,7 @@ def run(quick: bool) -> Report:
         f"medians of {reps} job(s) per duration and method, all running concurrently; "
         "the finish moment is when the emulator's job thread set the terminal status"
     )
-    from amlretrain.jobstatus import PollPolicy
+    from amlretrain.polling import PollPolicy
 
     report.notes.append(f"amlretrain polls with the default {PollPolicy()!r}")
     report.data = {"plan": plan, "returned": returned, "ended": ended}

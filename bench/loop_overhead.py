@@ -113,11 +113,12 @@ def _azurite_route(method: str, path: str) -> str:
 
 def run(quick: bool) -> Report:
     """Run retrain() a few times; split its wall time; count its requests by step."""
-    from amlretrain.arm import WebServicesClient
-    from amlretrain.classic import ClassicClient
-    from amlretrain.jobs import BatchClient
     from amlretrain.storage import BlobStore
-    from amlretrain.targets import ArmTarget, ClassicTarget, Sample, Target
+    from amlretrain.studio.batch import BatchClient
+    from amlretrain.studio.management import ClassicClient
+    from amlretrain.studio.targets import ArmTarget, ClassicTarget
+    from amlretrain.studio.webservices import WebServicesClient
+    from amlretrain.targets import Sample, Target
     from amlretrain.training import Training
     from amlretrain.workflow import retrain
 

@@ -1,9 +1,9 @@
 """Bytes sent to swap the model of a New web service, vs a whole-definition update.
 
 For definitions of 100 KB, 1 MB and 3 MB (the emulator's predictive definition grown
-with module assets and graph nodes), an :class:`~amlretrain.targets.ArmTarget` swaps the
+with module assets and graph nodes), an :class:`~amlretrain.studio.targets.ArmTarget` swaps the
 trained model; the PATCH body size is read on the emulator side (the probe records the
-bytes it received) and checked equal to :func:`amlretrain.ilearner.patch_body`. The
+bytes it received) and checked equal to :func:`amlretrain.studio.ilearner.patch_body`. The
 baseline is what ``Update-AzMlWebService -ServiceUpdates`` sends: the whole definition
 as Json.NET writes it (camelCase, nulls dropped, no indentation, UTF-8).
 """
@@ -97,10 +97,10 @@ def _base_definition(emu: Any, store: Any) -> dict[str, Any]:
 
 def run(quick: bool) -> Report:
     """Swap the model of services of each size; compare the PATCH body with the PUT-like one."""
-    from amlretrain.arm import WebServicesClient
-    from amlretrain.definition import WebServiceDefinition
     from amlretrain.storage import BlobStore
-    from amlretrain.targets import ArmTarget
+    from amlretrain.studio.definition import WebServiceDefinition
+    from amlretrain.studio.targets import ArmTarget
+    from amlretrain.studio.webservices import WebServicesClient
 
     report = Report(name=NAME, title=TITLE)
     sizes = {"100 KB": SIZES["100 KB"]} if quick else SIZES

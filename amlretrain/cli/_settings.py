@@ -38,10 +38,10 @@ import attrs
 from amlretrain.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from amlretrain.arm import WebServicesClient
-    from amlretrain.classic import ClassicClient
-    from amlretrain.jobs import BatchClient
     from amlretrain.storage import BlobStore
+    from amlretrain.studio.batch import BatchClient
+    from amlretrain.studio.management import ClassicClient
+    from amlretrain.studio.webservices import WebServicesClient
 
 __all__ = ["Settings", "add_arm_flags", "add_bes_flags", "add_classic_flags", "resolve"]
 
@@ -94,7 +94,7 @@ class Settings:
 
     def arm_client(self, *, polling_interval: float = 5) -> WebServicesClient:
         """A WebServicesClient for these settings."""
-        from amlretrain.arm import WebServicesClient
+        from amlretrain.studio.webservices import WebServicesClient
 
         if self.arm_token:
             from amlretrain.credentials import StaticTokenCredential
@@ -117,7 +117,7 @@ class Settings:
 
     def classic_client(self) -> ClassicClient:
         """A ClassicClient for these settings."""
-        from amlretrain.classic import ClassicClient
+        from amlretrain.studio.management import ClassicClient
 
         return ClassicClient(
             self.need("workspace_id"),
@@ -128,7 +128,7 @@ class Settings:
 
     def batch_client(self) -> BatchClient:
         """A BatchClient for the endpoint named by ``api_location`` and ``api_key``."""
-        from amlretrain.jobs import BatchClient
+        from amlretrain.studio.batch import BatchClient
 
         return BatchClient(self.need("api_location"), self.need("api_key"))
 

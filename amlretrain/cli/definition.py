@@ -10,7 +10,7 @@ from amlretrain._redact import redact, redact_data
 from amlretrain.cli._common import add_group, add_output_flag, emit
 
 if TYPE_CHECKING:
-    from amlretrain.definition import WebServiceDefinition
+    from amlretrain.studio.definition import WebServiceDefinition
 
 
 __all__ = ["register"]
@@ -89,7 +89,7 @@ def summary(definition: WebServiceDefinition) -> dict[str, Any]:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from amlretrain.definition import WebServiceDefinition
+    from amlretrain.studio.definition import WebServiceDefinition
 
     definition = WebServiceDefinition.load(args.file)
     data = summary(definition)
@@ -112,7 +112,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from amlretrain.definition import WebServiceDefinition
+    from amlretrain.studio.definition import WebServiceDefinition
 
     definition = WebServiceDefinition.load(args.file)
     data = {"file": args.file, "valid": True, "trained_models": len(definition.trained_models)}
@@ -131,7 +131,7 @@ def _patch_lines(ops: list[dict[str, Any]]) -> str:
 
 
 def _rewrite(args: argparse.Namespace) -> int:
-    from amlretrain.definition import WebServiceDefinition
+    from amlretrain.studio.definition import WebServiceDefinition
 
     definition = WebServiceDefinition.load(args.file)
     new = definition.with_trained_model(args.uri, asset=args.asset, credentials=args.credentials)
@@ -152,7 +152,7 @@ def _rewrite(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from amlretrain.definition import WebServiceDefinition
+    from amlretrain.studio.definition import WebServiceDefinition
 
     old = WebServiceDefinition.load(args.old, validate=False)
     new = WebServiceDefinition.load(args.new, validate=False)

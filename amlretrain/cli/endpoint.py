@@ -10,7 +10,7 @@ from amlretrain.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from amlretrain.blobs import BlobRef
-    from amlretrain.classic import Endpoint
+    from amlretrain.studio.models import Endpoint
 
 
 __all__ = ["register"]

@@ -17,7 +17,7 @@ from amlretrain.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from amlretrain.blobs import BlobRef
-    from amlretrain.jobs import TrainingJob
+    from amlretrain.studio.batch import TrainingJob
 
 
 __all__ = ["register"]
@@ -154,7 +154,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _wait(args: argparse.Namespace) -> int:
     from amlretrain.cli._settings import resolve
-    from amlretrain.jobs import TrainingJob
+    from amlretrain.studio.batch import TrainingJob
 
     with resolve(args).batch_client() as bes:
         job = TrainingJob(bes, args.job_id).wait(
@@ -166,7 +166,7 @@ def _wait(args: argparse.Namespace) -> int:
 
 def _cancel(args: argparse.Namespace) -> int:
     from amlretrain.cli._settings import resolve
-    from amlretrain.jobs import TrainingJob
+    from amlretrain.studio.batch import TrainingJob
 
     with resolve(args).batch_client() as bes:
         TrainingJob(bes, args.job_id).cancel()

@@ -13,10 +13,10 @@ from amlretrain.cli._common import add_group, add_output_flag, emit
 from amlretrain.errors import ConfigurationError, NotFoundError
 
 if TYPE_CHECKING:
-    from amlretrain.arm import WebServicesClient
     from amlretrain.cli._settings import Settings
-    from amlretrain.definition import WebServiceDefinition
     from amlretrain.storage import BlobStore
+    from amlretrain.studio.definition import WebServiceDefinition
+    from amlretrain.studio.webservices import WebServicesClient
 
 
 __all__ = ["register"]
@@ -155,7 +155,7 @@ def _import(args: argparse.Namespace) -> int:
     import attrs
 
     from amlretrain.cli._settings import resolve
-    from amlretrain.definition import WebServiceDefinition
+    from amlretrain.studio.definition import WebServiceDefinition
 
     d = WebServiceDefinition.load(args.file)
     d = attrs.evolve(d, location=args.location or d.location)
@@ -180,8 +180,8 @@ def _import(args: argparse.Namespace) -> int:
 def _update(args: argparse.Namespace) -> int:
     from amlretrain.blobs import BlobRef
     from amlretrain.cli._settings import resolve
-    from amlretrain.definition import WebServiceDefinition
-    from amlretrain.ilearner import patch_body
+    from amlretrain.studio.definition import WebServiceDefinition
+    from amlretrain.studio.ilearner import patch_body
     from amlretrain.swap import with_read_sas
 
     settings = resolve(args)
@@ -228,7 +228,8 @@ def _scoring_check(arm: WebServicesClient, rg: str, name: str, result: WebServic
         VerificationFailed: the service serves the new model but cannot score with it.
     """
     from amlretrain.errors import AmlRetrainError, VerificationFailed
-    from amlretrain.targets import ArmTarget, Sample
+    from amlretrain.studio.targets import ArmTarget
+    from amlretrain.targets import Sample
 
     sample = Sample.from_example_request(result)
     if sample is None:

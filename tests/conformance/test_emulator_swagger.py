@@ -351,8 +351,8 @@ def _sdk_puts(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_the_sdks_put_bodies_validate_against_the_swagger(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from amlretrain.arm import split_payloads
     from amlretrain.storage import BlobStore
+    from amlretrain.studio.webservices import split_payloads
 
     client = _sdk_puts(emulator, monkeypatch)
     rg = emulator.info.resource_group

@@ -88,10 +88,10 @@ def restore_seeded_models(emu: Emulator) -> None:
     """
     from datetime import timedelta
 
-    from amlretrain.arm import WebServicesClient
-    from amlretrain.classic import ClassicClient
     from amlretrain.ledger import strip_sas
     from amlretrain.storage import BlobStore
+    from amlretrain.studio.management import ClassicClient
+    from amlretrain.studio.webservices import WebServicesClient
 
     info = emu.info
     if not (info.initial_model and info.arm_service_name and info.predictive_service):
@@ -134,10 +134,10 @@ def _seed_restored_after_each_module() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def clients(emulator: Emulator) -> Iterator[dict[str, Any]]:
     """The emulator's ARM, classic, storage and batch clients, polling fast."""
-    from amlretrain.arm import WebServicesClient
-    from amlretrain.classic import ClassicClient
-    from amlretrain.jobs import BatchClient
     from amlretrain.storage import BlobStore
+    from amlretrain.studio.batch import BatchClient
+    from amlretrain.studio.management import ClassicClient
+    from amlretrain.studio.webservices import WebServicesClient
 
     info = emulator.info
     arm = WebServicesClient(

@@ -24,11 +24,11 @@ from typing import Any
 import attrs
 import pytest
 
-from amlretrain.arm import WebServicesClient
-from amlretrain.classic import ClassicClient
 from amlretrain.cli import main
 from amlretrain.emulator import Emulator, Faults
 from amlretrain.storage import BlobStore
+from amlretrain.studio.management import ClassicClient
+from amlretrain.studio.webservices import WebServicesClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

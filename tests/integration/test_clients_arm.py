@@ -10,8 +10,6 @@ from datetime import timedelta
 import attrs
 import pytest
 
-from amlretrain.arm import WebServicesClient, split_payloads
-from amlretrain.definition import WebServiceDefinition
 from amlretrain.emulator import Emulator, Faults
 from amlretrain.errors import (
     ConfigurationError,
@@ -22,6 +20,8 @@ from amlretrain.errors import (
     VerificationFailed,
 )
 from amlretrain.storage import BlobStore
+from amlretrain.studio.definition import WebServiceDefinition
+from amlretrain.studio.webservices import WebServicesClient, split_payloads
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

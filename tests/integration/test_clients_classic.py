@@ -7,11 +7,11 @@ import uuid
 import pytest
 
 from amlretrain.blobs import BlobRef
-from amlretrain.classic import ClassicClient
 from amlretrain.emulator import Emulator, Faults
 from amlretrain.errors import AuthenticationError, ConfigurationError, NotFoundError
-from amlretrain.jobs import BatchClient, PollPolicy
 from amlretrain.storage import BlobStore
+from amlretrain.studio.batch import BatchClient, PollPolicy
+from amlretrain.studio.management import ClassicClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -20,9 +20,9 @@ from amlretrain.errors import (
     ThrottledError,
     TrainingJobFailed,
 )
-from amlretrain.jobs import BatchClient, JobStatus, PollPolicy
-from amlretrain.scoring import ScoringClient
 from amlretrain.storage import BlobStore, parse_connection_string
+from amlretrain.studio.batch import BatchClient, JobStatus, PollPolicy
+from amlretrain.studio.scoring import ScoringClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

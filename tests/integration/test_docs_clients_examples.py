@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 import amlretrain.emulator
-from amlretrain.arm import WebServicesClient
-from amlretrain.classic import ClassicClient
 from amlretrain.emulator import Emulator
 from amlretrain.storage import BlobStore
+from amlretrain.studio.management import ClassicClient
+from amlretrain.studio.webservices import WebServicesClient
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

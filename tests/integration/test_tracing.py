@@ -27,12 +27,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from amlretrain.arm import WebServicesClient, split_payloads
-from amlretrain.classic import ClassicClient
 from amlretrain.emulator import Emulator
-from amlretrain.jobs import BatchClient, PollPolicy, TrainingJob
-from amlretrain.scoring import ScoringClient
 from amlretrain.storage import BlobStore
+from amlretrain.studio.batch import BatchClient, PollPolicy, TrainingJob
+from amlretrain.studio.management import ClassicClient
+from amlretrain.studio.scoring import ScoringClient
+from amlretrain.studio.webservices import WebServicesClient, split_payloads
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

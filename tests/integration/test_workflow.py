@@ -11,11 +11,12 @@ import pytest
 
 from amlretrain import ConfigurationError, GateRejected
 from amlretrain.blobs import BlobRef
-from amlretrain.classic import ClassicClient
 from amlretrain.emulator import Emulator, Faults
 from amlretrain.gate import Gate
 from amlretrain.ledger import Ledger, strip_sas
-from amlretrain.targets import ArmTarget, ClassicTarget, Sample
+from amlretrain.studio.management import ClassicClient
+from amlretrain.studio.targets import ArmTarget, ClassicTarget
+from amlretrain.targets import Sample
 from amlretrain.training import Training
 from amlretrain.workflow import deploy, retrain, rollback
 

@@ -21,7 +21,7 @@ from amlretrain.emulator.state import trained_model_asset
 from amlretrain.interrupt import StopSignal
 from amlretrain.ledger import Ledger, strip_sas
 from amlretrain.reconciliation import reconcile
-from amlretrain.targets import ArmTarget, ClassicTarget
+from amlretrain.studio.targets import ArmTarget, ClassicTarget
 from amlretrain.training import Training
 from amlretrain.workflow import deploy, retrain, rollback
 

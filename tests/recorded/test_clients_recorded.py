@@ -10,12 +10,12 @@ from datetime import timedelta
 
 import pytest
 
-from amlretrain.arm import WebServicesClient, split_payloads
-from amlretrain.classic import ClassicClient
 from amlretrain.errors import NotFoundError
-from amlretrain.jobs import BatchClient, JobStatus, PollPolicy, TrainingJob
-from amlretrain.scoring import ScoringClient
 from amlretrain.storage import BlobStore
+from amlretrain.studio.batch import BatchClient, JobStatus, PollPolicy, TrainingJob
+from amlretrain.studio.management import ClassicClient
+from amlretrain.studio.scoring import ScoringClient
+from amlretrain.studio.webservices import WebServicesClient, split_payloads
 from tests.recorded.conftest import Target
 
 pytestmark = [pytest.mark.vcr, pytest.mark.block_network, pytest.mark.timeout(120)]

@@ -35,18 +35,19 @@ from typing import Any
 
 import attrs
 
-from amlretrain.arm import WebServicesClient
 from amlretrain.blobs import BlobRef
-from amlretrain.classic import ClassicClient
 from amlretrain.emulator import Emulator
 from amlretrain.errors import AmlRetrainError
-from amlretrain.jobs import BatchClient
-from amlretrain.jobstatus import PollPolicy
 from amlretrain.ledger import Ledger, strip_sas
+from amlretrain.polling import PollPolicy
 from amlretrain.reconciliation import reconcile
 from amlretrain.result import STATUSES, RetrainResult
 from amlretrain.storage import BlobStore
-from amlretrain.targets import ArmTarget, ClassicTarget, Sample
+from amlretrain.studio.batch import BatchClient
+from amlretrain.studio.management import ClassicClient
+from amlretrain.studio.targets import ArmTarget, ClassicTarget
+from amlretrain.studio.webservices import WebServicesClient
+from amlretrain.targets import Sample
 from amlretrain.training import Training
 from amlretrain.workflow import retrain
 

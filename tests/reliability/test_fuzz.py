@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 
 from amlretrain import WebServiceDefinition
 from amlretrain._http import MAX_BODY_IN_MESSAGE, _make_retry, error_from_response
-from amlretrain.classic import Endpoint
 from amlretrain.cli import main
 from amlretrain.config import parse_config
 from amlretrain.errors import AmlRetrainError, DefinitionError, ServiceError
 from amlretrain.evaluation import EvaluationMetrics
-from amlretrain.jobstatus import JobStatus
+from amlretrain.studio.jobstatus import JobStatus
+from amlretrain.studio.models import Endpoint
 
 FAST = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

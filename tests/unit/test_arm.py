@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-import amlretrain.arm as arm_module
-from amlretrain.arm import WebServicesClient
-from amlretrain.definition import WebServiceDefinition
+import amlretrain.studio.webservices as arm_module
 from amlretrain.errors import ConfigurationError, ConflictError, VerificationFailed
+from amlretrain.studio.definition import WebServiceDefinition
+from amlretrain.studio.webservices import WebServicesClient
 
 OLD = "https://acct.blob.core.windows.net/models/old.ilearner"
 NEW = "https://acct.blob.core.windows.net/models/new.ilearner"
@@ -314,7 +314,7 @@ def test_a_delete_answered_404_is_success(live):
 
 
 def test_a_put_from_a_blob_sends_payloads_in_blob_storage_and_the_location_only(client, fake):
-    from amlretrain.arm import split_payloads
+    from amlretrain.studio.webservices import split_payloads
 
     small, graph = split_payloads(WebServiceDefinition.from_dict(_doc(fetched=False)))
     assert set(graph) == {"assets"}
@@ -327,7 +327,7 @@ def test_a_put_from_a_blob_sends_payloads_in_blob_storage_and_the_location_only(
 
 
 def test_split_payloads_keeps_the_graph_spelled_as_written_and_drops_the_blob_flags():
-    from amlretrain.arm import split_payloads
+    from amlretrain.studio.webservices import split_payloads
 
     doc = _doc(fetched=False)
     doc["properties"]["Package"] = {"Nodes": {}}

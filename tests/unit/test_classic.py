@@ -10,13 +10,6 @@ import responses
 from responses import matchers
 
 from amlretrain.blobs import BlobRef
-from amlretrain.classic import (
-    ClassicClient,
-    ClassicWebService,
-    Endpoint,
-    EndpointResource,
-    management_url,
-)
 from amlretrain.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -25,6 +18,8 @@ from amlretrain.errors import (
     ServiceError,
     VerificationFailed,
 )
+from amlretrain.studio.management import ClassicClient, management_url
+from amlretrain.studio.models import ClassicWebService, Endpoint, EndpointResource
 
 BASE = "https://management.azureml.net"
 WS = f"{BASE}/workspaces/ws1"

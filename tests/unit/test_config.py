@@ -336,7 +336,7 @@ def test_operation_timeout_is_an_arm_key_only() -> None:
 
 
 def test_the_targets_get_the_new_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
-    import amlretrain.targets
+    import amlretrain.studio.targets
 
     made: list[dict[str, Any]] = []
 
@@ -344,7 +344,7 @@ def test_the_targets_get_the_new_timeouts(monkeypatch: pytest.MonkeyPatch) -> No
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             made.append(kwargs)
 
-    monkeypatch.setattr(amlretrain.targets, "ArmTarget", RecordingArmTarget)
+    monkeypatch.setattr(amlretrain.studio.targets, "ArmTarget", RecordingArmTarget)
     document = _set(_document(), ("targets", 0, "operation_timeout"), 600)
     document = _set(document, ("targets", 0, "verify_timeout"), 30)
     document = _set(document, ("targets", 0, "arm_token_env"), "WS_TOKEN")

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amlretrain import DefinitionError, WebServiceDefinition
-from amlretrain.definition import GraphNode, WebServiceParameter
+from amlretrain.studio.definition import GraphNode, WebServiceParameter
 from tests.conftest import MODEL_URI, REFERENCE, sample_definition
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 REFERENCE = REPO / "docs" / "reference"
 # A module-level `::: amlretrain.x` directive of a reference page (not `::: amlretrain.x.Name`).
-DIRECTIVE = re.compile(r"^::: (amlretrain(?:\.[a-z]\w*)?)\s*$", re.M)
+DIRECTIVE = re.compile(r"^::: (amlretrain(?:\.[a-z]\w*)*)\s*$", re.M)
 
 
 def documented_modules() -> dict[str, str]:
@@ -76,15 +76,15 @@ def test_the_package_page_lists_every_name_of_all(site: Path) -> None:
 
 
 def test_the_definition_page_documents_the_rewriter(site: Path) -> None:
-    html = page(site, "definition")
-    assert 'id="amlretrain.definition.WebServiceDefinition.with_trained_model"' in html
-    assert 'id="amlretrain.definition.WebServiceDefinition.diff"' in html
+    html = page(site, "studio.definition")
+    assert 'id="amlretrain.studio.definition.WebServiceDefinition.with_trained_model"' in html
+    assert 'id="amlretrain.studio.definition.WebServiceDefinition.diff"' in html
 
 
 def test_example_sections_render_as_code_and_sphinx_roles_do_not_show(site: Path) -> None:
     # docs/_griffe_docstrings.py: "Example:" is read as Google "Examples:" (a doctest block).
-    html = page(site, "definition")
-    doctest = html[html.index('id="amlretrain.definition.WebServiceDefinition"') :]
+    html = page(site, "studio.definition")
+    doctest = html[html.index('id="amlretrain.studio.definition.WebServiceDefinition"') :]
     assert (
         '<div class="highlight"><pre><span></span><code><span class="gp">&gt;&gt;&gt; </span>'
         in doctest

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amlretrain import ConfigurationError, WebServiceDefinition
-from amlretrain.ilearner import SasExpiryWarning, check_model_uri, patch_body
+from amlretrain.studio.ilearner import SasExpiryWarning, check_model_uri, patch_body
 from tests.conftest import MODEL_URI, sample_definition
 
 NEW_URI = "https://acct.blob.core.windows.net/models/v2/census.ilearner"

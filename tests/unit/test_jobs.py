@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from responses import matchers
 
-import amlretrain.jobs as jobs_module
+import amlretrain.studio.batch as jobs_module
 from amlretrain.blobs import BlobRef
 from amlretrain.errors import (
     ConfigurationError,
@@ -20,7 +20,7 @@ from amlretrain.errors import (
     ServiceError,
     TrainingJobFailed,
 )
-from amlretrain.jobs import BatchClient, JobStatus, PollPolicy, TrainingJob
+from amlretrain.studio.batch import BatchClient, JobStatus, PollPolicy, TrainingJob
 
 API = "https://ussouthcentral.services.azureml.net/workspaces/ws/services/svc"
 JOBS = f"{API}/jobs"

@@ -29,22 +29,23 @@ PACKAGE = Path(amlretrain.__file__).parent
 #: Lowest first. A unit is a module of the package, or a subpackage as a whole.
 LAYERS: tuple[frozenset[str], ...] = (
     # imports nothing of amlretrain
-    frozenset({"_redact", "_version", "_progress", "jobstatus"}),
+    frozenset({"_redact", "_version", "_progress", "_deprecated", "polling", "studio.jobstatus"}),
     frozenset({"errors"}),
     # pure code (no network) and the HTTP plumbing the clients share
     frozenset(
         {
             "blobs",
             "_wire",
-            "_validate",
+            "studio._validate",
             "_numbers",
             "_html",
             "_http",
             "_tracing",
             "credentials",
-            "definition",
-            "ilearner",
-            "schema",
+            "studio.definition",
+            "studio.ilearner",
+            "studio.schema",
+            "studio.models",
             "metrics",
             "evaluation",
             "interrupt",
@@ -52,15 +53,40 @@ LAYERS: tuple[frozenset[str], ...] = (
         }
     ),
     # the service clients
-    frozenset({"arm", "classic", "jobs", "scoring", "storage"}),
+    frozenset(
+        {
+            "studio.webservices",
+            "studio.management",
+            "studio.batch",
+            "studio.scoring",
+            "storage",
+        }
+    ),
     # what the loop is made of
-    frozenset({"targets", "ledger", "locks", "gate", "training"}),
+    frozenset({"targets", "studio.targets", "ledger", "locks", "gate", "training"}),
     # the loop, and the configuration that builds it from retrain.toml
     frozenset({"swap", "reconciliation", "workflow", "config"}),
     # the package's lazy re-exports
-    frozenset({"amlretrain"}),
+    # the package's lazy re-exports, the subpackage's docstring, and the deprecated
+    # module paths of 0.1.0 (each an alias of its new module)
+    frozenset(
+        {
+            "amlretrain",
+            "studio",
+            "arm",
+            "classic",
+            "jobs",
+            "jobstatus",
+            "scoring",
+            "definition",
+            "ilearner",
+            "schema",
+        }
+    ),
     frozenset({"cli", "__main__"}),
 )
+#: Subpackages whose modules sit in different layers (a platform's clients and targets).
+PLATFORMS = ("studio",)
 #: Imports anything (it serves the real protocols with the library's own models).
 EMULATOR = "emulator"
 
@@ -141,8 +167,11 @@ GRAPH = import_graph()
 
 
 def unit(module: str) -> str:
-    """The layer unit of a module: ``amlretrain.cli.job`` -> ``cli``."""
+    """The layer unit of a module: ``amlretrain.cli.job`` -> ``cli``; a platform's modules
+    are units of their own: ``amlretrain.studio.batch`` -> ``studio.batch``."""
     parts = module.split(".")
+    if len(parts) > 2 and parts[1] in PLATFORMS:
+        return f"{parts[1]}.{parts[2]}"
     return parts[1] if len(parts) > 1 else "amlretrain"
 
 
@@ -259,5 +288,21 @@ def test_nothing_in_the_library_imports_the_emulator_or_the_cli() -> None:
         for module in library
         for target, _, line in GRAPH[module]
         if unit(target) in (EMULATOR, "cli")
+    ]
+    assert offending == []
+
+
+DEPRECATED = ("arm", "classic", "jobs", "jobstatus", "scoring", "definition", "ilearner", "schema")
+
+
+def test_nothing_in_the_library_imports_a_deprecated_module_path() -> None:
+    offending = [
+        f"{module}:{line} imports {target}"
+        for module, imports in GRAPH.items()
+        for target, _, line in imports
+        if target.split(".")[1:2]
+        and target.split(".")[1] in DEPRECATED
+        and len(target.split(".")) == 2
+        and unit(module) not in DEPRECATED
     ]
     assert offending == []

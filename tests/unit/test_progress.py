@@ -81,11 +81,13 @@ def test_the_default_stream_is_stderr(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_a_wait_between_two_reads_ticks_the_display(monkeypatch: pytest.MonkeyPatch) -> None:
-    from amlretrain.jobs import _pause
+    from amlretrain.studio.batch import _pause
 
     now = [0.0]
-    monkeypatch.setattr("amlretrain.jobs.time.monotonic", lambda: now[0])
-    monkeypatch.setattr("amlretrain.jobs.time.sleep", lambda s: now.__setitem__(0, now[0] + s))
+    monkeypatch.setattr("amlretrain.studio.batch.time.monotonic", lambda: now[0])
+    monkeypatch.setattr(
+        "amlretrain.studio.batch.time.sleep", lambda s: now.__setitem__(0, now[0] + s)
+    )
 
     class Display:
         interval = 1.0

@@ -137,7 +137,7 @@ class FakeBatch:
         self.statuses = statuses
 
     def get_job(self, job_id: str) -> Any:
-        from amlretrain.jobstatus import JobStatus
+        from amlretrain.studio.jobstatus import JobStatus
 
         status = JobStatus.parse(self.statuses[job_id])
         return type("Job", (), {"status": status})()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from amlretrain import ConfigurationError
-from amlretrain.schema import check_columns, data_columns, expected_columns
+from amlretrain.studio.schema import check_columns, data_columns, expected_columns
 
 COLUMNS = {"age": {"type": "integer"}, "Income": {"type": "string"}}
 

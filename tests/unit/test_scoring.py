@@ -7,7 +7,7 @@ import responses
 from responses import matchers
 
 from amlretrain.errors import ConfigurationError, ServiceError
-from amlretrain.scoring import ScoreResult, ScoringClient
+from amlretrain.studio.scoring import ScoreResult, ScoringClient
 
 API = "https://ussouthcentral.services.azureml.net/workspaces/ws/services/svc"
 

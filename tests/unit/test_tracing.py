@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from amlretrain._tracing import _sanitized, http_span, traced
-from amlretrain.classic import ClassicClient
 from amlretrain.storage import BlobStore
+from amlretrain.studio.management import ClassicClient
 
 
 def test_a_traced_method_keeps_its_name_signature_and_docstring() -> None:

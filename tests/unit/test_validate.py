@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from amlretrain import DefinitionError, WebServiceDefinition
-from amlretrain.ilearner import patch_body
+from amlretrain.studio.ilearner import patch_body
 from tests.conftest import sample_definition
 
 
@@ -239,8 +239,8 @@ class _Adapter:
 def test_the_arm_client_never_sends_such_a_definition(
     monkeypatch: pytest.MonkeyPatch, case: tuple[str, str, str, str, str]
 ) -> None:
-    import amlretrain.arm as arm_module
-    from amlretrain.arm import WebServicesClient
+    import amlretrain.studio.webservices as arm_module
+    from amlretrain.studio.webservices import WebServicesClient
 
     current = sample_definition()
     current["properties"]["provisioningState"] = "Succeeded"
