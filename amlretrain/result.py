@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from amlretrain._enums import StrStatus
 from amlretrain._html import table_html
 from amlretrain._redact import redact, redact_data
 from amlretrain.errors import (
@@ -23,15 +24,46 @@ from amlretrain.errors import (
     VerificationFailed,
 )
 
-__all__ = ["RetrainResult", "StepRecorder", "StepResult", "TargetOutcome"]
+__all__ = [
+    "RetrainResult",
+    "StepRecorder",
+    "StepResult",
+    "StepStatus",
+    "TargetOutcome",
+    "TargetStatus",
+]
 
-#: Target statuses: ``succeeded``, ``rejected`` (by the gate), ``failed`` (see
-#: ``serving_model``), ``restored`` (the swap failed and the previous model was put
-#: back), ``unknown`` (the change was sent but what the target serves could not be
-#: confirmed: run reconcile), ``skipped`` (already serves the model), ``dry-run``
-#: (planned only).
-STATUSES = ("succeeded", "rejected", "failed", "restored", "unknown", "skipped", "dry-run")
-_OK = ("succeeded", "dry-run", "skipped")
+
+class TargetStatus(StrStatus):
+    """What happened to a target (a ``str``: ``TargetStatus.SUCCEEDED == "succeeded"``)."""
+
+    #: It serves the new model, verified.
+    SUCCEEDED = "succeeded"
+    #: The gate refused the new model; nothing was changed.
+    REJECTED = "rejected"
+    #: It failed (see ``serving_model`` for what it serves).
+    FAILED = "failed"
+    #: The swap failed and the previous model was put back (verified).
+    RESTORED = "restored"
+    #: The change was sent but what it serves could not be confirmed: run reconcile.
+    UNKNOWN = "unknown"
+    #: It already served the model; nothing was sent.
+    SKIPPED = "skipped"
+    #: Planned only (a dry run).
+    DRY_RUN = "dry-run"
+
+
+class StepStatus(StrStatus):
+    """How a step of a run ended (a ``str``)."""
+
+    OK = "ok"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+#: Every target status, as strings (``tuple(TargetStatus)``).
+STATUSES = tuple(s.value for s in TargetStatus)
+_OK = (TargetStatus.SUCCEEDED, TargetStatus.DRY_RUN, TargetStatus.SKIPPED)
 
 #: The members of a plan as printed (the request's own members keep their names).
 _PLAN_MEMBERS = {"jsonPatch": "json_patch"}
@@ -42,7 +74,7 @@ class StepResult:
     """One step of a run: its name, ``ok``/``skipped``/``failed``, duration and detail."""
 
     name: str
-    status: str
+    status: StepStatus = attrs.field(converter=StepStatus)
     seconds: float
     detail: str = ""
     data: Mapping[str, Any] = attrs.field(factory=dict)
@@ -69,7 +101,7 @@ class TargetOutcome:
 
     target: str
     key: str
-    status: str
+    status: TargetStatus = attrs.field(converter=TargetStatus)
     previous_model: str | None = None
     new_model: str | None = None
     serving_model: str | None = None

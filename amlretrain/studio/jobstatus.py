@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 from typing import Any
+
+from amlretrain._enums import StrStatus
 
 __all__ = ["JobStatus"]
 
 log = logging.getLogger("amlretrain.studio.batch")
 
 
-class JobStatus(enum.Enum):
+class JobStatus(StrStatus):
     """The state of a BES job (``StatusCode``), read tolerantly.
 
+    A ``str``: its value is the service's spelling (``"NotStarted"``, ``"Running"``,
+    ``"Failed"``, ``"Cancelled"``, ``"Finished"``; ``"Unknown"`` for anything else).
     Names in any case, ``Cancelled`` or ``Canceled``, numbers 0-4 and numeric strings
     are understood; anything else is ``UNKNOWN`` (logged, never a crash).
     """
 
-    NOT_STARTED = 0
-    RUNNING = 1
-    FAILED = 2
-    CANCELLED = 3
-    FINISHED = 4
-    UNKNOWN = -1
+    NOT_STARTED = "NotStarted"
+    RUNNING = "Running"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+    FINISHED = "Finished"
+    UNKNOWN = "Unknown"
 
     @classmethod
     def parse(cls, value: Any) -> JobStatus:
@@ -37,41 +40,35 @@ class JobStatus(enum.Enum):
         else:
             number = None
         if number is not None:
-            for status in cls:
-                if status.value == number and status is not cls.UNKNOWN:
-                    return status
+            if number in _BY_NUMBER:
+                return _BY_NUMBER[number]
             log.warning("unknown BES status code %r", value)
             return cls.UNKNOWN
         key = str(value).replace(" ", "").replace("_", "").lower()
-        names = {
-            "notstarted": cls.NOT_STARTED,
-            "running": cls.RUNNING,
-            "failed": cls.FAILED,
-            "cancelled": cls.CANCELLED,
-            "canceled": cls.CANCELLED,
-            "finished": cls.FINISHED,
-        }
-        if key in names:
-            return names[key]
+        if key == "canceled":
+            return cls.CANCELLED
+        for status in cls:
+            if status is not cls.UNKNOWN and status.value.lower() == key:
+                return status
         log.warning("unknown BES status %r", value)
         return cls.UNKNOWN
 
     @property
     def label(self) -> str:
         """The service's spelling: ``NotStarted``, ``Running``, ``Failed``, ``Cancelled``..."""
-        return {
-            JobStatus.NOT_STARTED: "NotStarted",
-            JobStatus.RUNNING: "Running",
-            JobStatus.FAILED: "Failed",
-            JobStatus.CANCELLED: "Cancelled",
-            JobStatus.FINISHED: "Finished",
-            JobStatus.UNKNOWN: "Unknown",
-        }[self]
+        return str(self.value)
 
     @property
     def is_terminal(self) -> bool:
         """True for Finished, Failed and Cancelled."""
         return self in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELLED)
 
-    def __str__(self) -> str:
-        return self.label
+
+#: The numeric ``StatusCode`` values the BES API documents (0-4).
+_BY_NUMBER = {
+    0: JobStatus.NOT_STARTED,
+    1: JobStatus.RUNNING,
+    2: JobStatus.FAILED,
+    3: JobStatus.CANCELLED,
+    4: JobStatus.FINISHED,
+}

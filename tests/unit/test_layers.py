@@ -29,7 +29,9 @@ PACKAGE = Path(amlretrain.__file__).parent
 #: Lowest first. A unit is a module of the package, or a subpackage as a whole.
 LAYERS: tuple[frozenset[str], ...] = (
     # imports nothing of amlretrain
-    frozenset({"_redact", "_version", "_progress", "_deprecated", "polling", "studio.jobstatus"}),
+    frozenset(
+        {"_redact", "_version", "_progress", "_deprecated", "_enums", "polling", "studio.jobstatus"}
+    ),
     frozenset({"errors"}),
     # pure code (no network) and the HTTP plumbing the clients share
     frozenset(
