@@ -1,8 +1,13 @@
-"""amlretrain: retrain, gate, swap and verify Azure ML Studio (classic) models.
+"""amlretrain: keep deployed Azure Machine Learning models fresh.
 
-Every public name is imported on first use (``amlretrain.retrain`` loads the workflow
-then), and no module loads requests, urllib3 or the Azure SDK before a client needs
-them: ``import amlretrain`` and the CLI stay fast.
+Retrain on new data, evaluate, gate, swap the live service to the new model, verify,
+record, roll back. Every public name is importable from here; :data:`_NAMES` is the one
+table of them (``__all__`` is derived from it). Each is imported on first use
+(``amlretrain.retrain`` loads the workflow then), and no module loads requests, urllib3
+or the Azure SDK before a client needs them: ``import amlretrain`` and the CLI stay fast.
+
+Platforms sit in subpackages (:mod:`amlretrain.studio`: Studio (classic)); the loop that
+drives them (workflow, targets, ledger, gate) is the package's own.
 """
 
 import importlib as _importlib
@@ -11,130 +16,263 @@ import typing as _typing
 from amlretrain._version import __version__
 
 if _typing.TYPE_CHECKING:
-    from amlretrain.blobs import BlobRef
-    from amlretrain.credentials import StaticTokenCredential
+    from amlretrain.blobs import BlobRef as BlobRef
+    from amlretrain.credentials import StaticTokenCredential as StaticTokenCredential
     from amlretrain.errors import (
-        AmlRetrainError,
-        AuthenticationError,
-        ConfigurationError,
-        ConflictError,
-        DefinitionError,
-        GateRejected,
-        Interrupted,
-        LedgerError,
-        NotFoundError,
-        OperationStillRunning,
-        OperationTimeout,
-        ServiceError,
-        ThrottledError,
-        TrainingJobFailed,
-        VerificationFailed,
+        AmlRetrainError as AmlRetrainError,
     )
-    from amlretrain.gate import Gate
-    from amlretrain.interrupt import StopSignal
-    from amlretrain.ledger import Ledger
-    from amlretrain.reconciliation import ReconcileReport, reconcile
-    from amlretrain.result import RetrainResult
-    from amlretrain.storage import BlobStore
-    from amlretrain.studio.batch import BatchClient, TrainingJob
-    from amlretrain.studio.definition import WebServiceDefinition
-    from amlretrain.studio.management import ClassicClient
-    from amlretrain.studio.models import Endpoint
-    from amlretrain.studio.scoring import ScoringClient
-    from amlretrain.studio.targets import ArmTarget, ClassicTarget
-    from amlretrain.studio.webservices import WebServicesClient
-    from amlretrain.targets import Sample
-    from amlretrain.training import Training
-    from amlretrain.workflow import deploy, retrain, rollback
+    from amlretrain.errors import (
+        AuthenticationError as AuthenticationError,
+    )
+    from amlretrain.errors import (
+        ConfigurationError as ConfigurationError,
+    )
+    from amlretrain.errors import (
+        ConflictError as ConflictError,
+    )
+    from amlretrain.errors import (
+        DefinitionError as DefinitionError,
+    )
+    from amlretrain.errors import (
+        GateRejected as GateRejected,
+    )
+    from amlretrain.errors import (
+        Interrupted as Interrupted,
+    )
+    from amlretrain.errors import (
+        LedgerError as LedgerError,
+    )
+    from amlretrain.errors import (
+        NotFoundError as NotFoundError,
+    )
+    from amlretrain.errors import (
+        OperationStillRunning as OperationStillRunning,
+    )
+    from amlretrain.errors import (
+        OperationTimeout as OperationTimeout,
+    )
+    from amlretrain.errors import (
+        ServiceError as ServiceError,
+    )
+    from amlretrain.errors import (
+        TargetsFailed as TargetsFailed,
+    )
+    from amlretrain.errors import (
+        ThrottledError as ThrottledError,
+    )
+    from amlretrain.errors import (
+        TrainingJobFailed as TrainingJobFailed,
+    )
+    from amlretrain.errors import (
+        VerificationFailed as VerificationFailed,
+    )
+    from amlretrain.evaluation import EvaluationMetrics as EvaluationMetrics
+    from amlretrain.gate import Gate as Gate
+    from amlretrain.gate import GateDecision as GateDecision
+    from amlretrain.interrupt import StopSignal as StopSignal
+    from amlretrain.ledger import (
+        Intent as Intent,
+    )
+    from amlretrain.ledger import (
+        JobRecord as JobRecord,
+    )
+    from amlretrain.ledger import (
+        Ledger as Ledger,
+    )
+    from amlretrain.ledger import (
+        LedgerContents as LedgerContents,
+    )
+    from amlretrain.ledger import (
+        LedgerEntry as LedgerEntry,
+    )
+    from amlretrain.ledger import (
+        LedgerProblem as LedgerProblem,
+    )
+    from amlretrain.ledger import (
+        Pending as Pending,
+    )
+    from amlretrain.ledger import (
+        RunStart as RunStart,
+    )
+    from amlretrain.locks import Lease as Lease
+    from amlretrain.locks import LockInfo as LockInfo
+    from amlretrain.locks import TargetLocks as TargetLocks
+    from amlretrain.polling import PollPolicy as PollPolicy
+    from amlretrain.reconciliation import (
+        Reconciled as Reconciled,
+    )
+    from amlretrain.reconciliation import (
+        ReconcileReport as ReconcileReport,
+    )
+    from amlretrain.reconciliation import (
+        reconcile as reconcile,
+    )
+    from amlretrain.result import (
+        RetrainResult as RetrainResult,
+    )
+    from amlretrain.result import (
+        StepResult as StepResult,
+    )
+    from amlretrain.result import (
+        StepStatus as StepStatus,
+    )
+    from amlretrain.result import (
+        TargetOutcome as TargetOutcome,
+    )
+    from amlretrain.result import (
+        TargetStatus as TargetStatus,
+    )
+    from amlretrain.storage import BlobStore as BlobStore
+    from amlretrain.studio.batch import BatchClient as BatchClient
+    from amlretrain.studio.batch import TrainingJob as TrainingJob
+    from amlretrain.studio.definition import (
+        AssetItem as AssetItem,
+    )
+    from amlretrain.studio.definition import (
+        WebServiceDefinition as WebServiceDefinition,
+    )
+    from amlretrain.studio.definition import (
+        WebServiceKeys as WebServiceKeys,
+    )
+    from amlretrain.studio.ilearner import TrainedModel as TrainedModel
+    from amlretrain.studio.jobstatus import JobStatus as JobStatus
+    from amlretrain.studio.management import ClassicClient as ClassicClient
+    from amlretrain.studio.models import (
+        ClassicWebService as ClassicWebService,
+    )
+    from amlretrain.studio.models import (
+        Endpoint as Endpoint,
+    )
+    from amlretrain.studio.models import (
+        EndpointResource as EndpointResource,
+    )
+    from amlretrain.studio.scoring import (
+        ScoreResult as ScoreResult,
+    )
+    from amlretrain.studio.scoring import (
+        ScoreTable as ScoreTable,
+    )
+    from amlretrain.studio.scoring import (
+        ScoringClient as ScoringClient,
+    )
+    from amlretrain.studio.targets import ArmTarget as ArmTarget
+    from amlretrain.studio.targets import ClassicTarget as ClassicTarget
+    from amlretrain.studio.webservices import (
+        WebServicePoller as WebServicePoller,
+    )
+    from amlretrain.studio.webservices import (
+        WebServicesClient as WebServicesClient,
+    )
+    from amlretrain.targets import Sample as Sample
+    from amlretrain.targets import Target as Target
+    from amlretrain.training import Training as Training
+    from amlretrain.workflow import deploy as deploy
+    from amlretrain.workflow import retrain as retrain
+    from amlretrain.workflow import rollback as rollback
 
-__all__ = [
-    "AmlRetrainError",
-    "ArmTarget",
-    "AuthenticationError",
-    "BatchClient",
-    "BlobRef",
-    "BlobStore",
-    "ClassicClient",
-    "ClassicTarget",
-    "ConfigurationError",
-    "ConflictError",
-    "DefinitionError",
-    "Endpoint",
-    "Gate",
-    "GateRejected",
-    "Interrupted",
-    "Ledger",
-    "LedgerError",
-    "NotFoundError",
-    "OperationStillRunning",
-    "OperationTimeout",
-    "ReconcileReport",
-    "RetrainResult",
-    "Sample",
-    "ScoringClient",
-    "ServiceError",
-    "StaticTokenCredential",
-    "StopSignal",
-    "ThrottledError",
-    "Training",
-    "TrainingJob",
-    "TrainingJobFailed",
-    "VerificationFailed",
-    "WebServiceDefinition",
-    "WebServicesClient",
-    "__version__",
-    "deploy",
-    "reconcile",
-    "retrain",
-    "rollback",
-]
-
-#: Where each public name lives; imported on first use, so ``import amlretrain``
-#: (and the CLI) load only what they need.
-_LAZY = {
+#: Every public name, with the module that defines it (imported on first use, so
+#: ``import amlretrain`` and the CLI load only what they need). ``__all__`` is its keys;
+#: a test checks the typing imports above list the same names, and that every type a
+#: public name returns is here.
+_NAMES: dict[str, str] = {
+    # amlretrain.errors
     "AmlRetrainError": "amlretrain.errors",
-    "ArmTarget": "amlretrain.studio.targets",
     "AuthenticationError": "amlretrain.errors",
-    "BatchClient": "amlretrain.studio.batch",
-    "BlobRef": "amlretrain.blobs",
-    "BlobStore": "amlretrain.storage",
-    "ClassicClient": "amlretrain.studio.management",
-    "ClassicTarget": "amlretrain.studio.targets",
     "ConfigurationError": "amlretrain.errors",
     "ConflictError": "amlretrain.errors",
     "DefinitionError": "amlretrain.errors",
-    "Endpoint": "amlretrain.studio.models",
-    "Gate": "amlretrain.gate",
     "GateRejected": "amlretrain.errors",
     "Interrupted": "amlretrain.errors",
-    "Ledger": "amlretrain.ledger",
     "LedgerError": "amlretrain.errors",
     "NotFoundError": "amlretrain.errors",
     "OperationStillRunning": "amlretrain.errors",
     "OperationTimeout": "amlretrain.errors",
-    "ReconcileReport": "amlretrain.reconciliation",
-    "RetrainResult": "amlretrain.result",
-    "Sample": "amlretrain.targets",
-    "ScoringClient": "amlretrain.studio.scoring",
     "ServiceError": "amlretrain.errors",
-    "StaticTokenCredential": "amlretrain.credentials",
-    "StopSignal": "amlretrain.interrupt",
     "ThrottledError": "amlretrain.errors",
-    "Training": "amlretrain.training",
-    "TrainingJob": "amlretrain.studio.batch",
     "TrainingJobFailed": "amlretrain.errors",
     "VerificationFailed": "amlretrain.errors",
+    "TargetsFailed": "amlretrain.errors",
+    # amlretrain.blobs
+    "BlobRef": "amlretrain.blobs",
+    # amlretrain.credentials
+    "StaticTokenCredential": "amlretrain.credentials",
+    # amlretrain.polling
+    "PollPolicy": "amlretrain.polling",
+    # amlretrain.evaluation
+    "EvaluationMetrics": "amlretrain.evaluation",
+    # amlretrain.result
+    "RetrainResult": "amlretrain.result",
+    "StepResult": "amlretrain.result",
+    "StepStatus": "amlretrain.result",
+    "TargetOutcome": "amlretrain.result",
+    "TargetStatus": "amlretrain.result",
+    # amlretrain.studio.jobstatus
+    "JobStatus": "amlretrain.studio.jobstatus",
+    # amlretrain.studio.definition
     "WebServiceDefinition": "amlretrain.studio.definition",
+    "WebServiceKeys": "amlretrain.studio.definition",
+    "AssetItem": "amlretrain.studio.definition",
+    # amlretrain.studio.ilearner
+    "TrainedModel": "amlretrain.studio.ilearner",
+    # amlretrain.studio.models
+    "ClassicWebService": "amlretrain.studio.models",
+    "Endpoint": "amlretrain.studio.models",
+    "EndpointResource": "amlretrain.studio.models",
+    # amlretrain.studio.webservices
+    "WebServicePoller": "amlretrain.studio.webservices",
     "WebServicesClient": "amlretrain.studio.webservices",
-    "deploy": "amlretrain.workflow",
+    # amlretrain.studio.management
+    "ClassicClient": "amlretrain.studio.management",
+    # amlretrain.studio.batch
+    "BatchClient": "amlretrain.studio.batch",
+    "TrainingJob": "amlretrain.studio.batch",
+    # amlretrain.studio.scoring
+    "ScoreResult": "amlretrain.studio.scoring",
+    "ScoreTable": "amlretrain.studio.scoring",
+    "ScoringClient": "amlretrain.studio.scoring",
+    # amlretrain.storage
+    "BlobStore": "amlretrain.storage",
+    # amlretrain.targets
+    "Sample": "amlretrain.targets",
+    "Target": "amlretrain.targets",
+    # amlretrain.studio.targets
+    "ArmTarget": "amlretrain.studio.targets",
+    "ClassicTarget": "amlretrain.studio.targets",
+    # amlretrain.gate
+    "Gate": "amlretrain.gate",
+    "GateDecision": "amlretrain.gate",
+    # amlretrain.interrupt
+    "StopSignal": "amlretrain.interrupt",
+    # amlretrain.ledger
+    "Ledger": "amlretrain.ledger",
+    "LedgerEntry": "amlretrain.ledger",
+    "LedgerContents": "amlretrain.ledger",
+    "LedgerProblem": "amlretrain.ledger",
+    "Intent": "amlretrain.ledger",
+    "JobRecord": "amlretrain.ledger",
+    "Pending": "amlretrain.ledger",
+    "RunStart": "amlretrain.ledger",
+    # amlretrain.locks
+    "Lease": "amlretrain.locks",
+    "LockInfo": "amlretrain.locks",
+    "TargetLocks": "amlretrain.locks",
+    # amlretrain.training
+    "Training": "amlretrain.training",
+    # amlretrain.reconciliation
+    "ReconcileReport": "amlretrain.reconciliation",
+    "Reconciled": "amlretrain.reconciliation",
     "reconcile": "amlretrain.reconciliation",
+    # amlretrain.workflow
+    "deploy": "amlretrain.workflow",
     "retrain": "amlretrain.workflow",
     "rollback": "amlretrain.workflow",
 }
 
+__all__ = ["__version__", *sorted(_NAMES)]
+
 
 def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
+    module = _NAMES.get(name)
     if module is None:
         raise AttributeError(f"module 'amlretrain' has no attribute {name!r}")
     value = getattr(_importlib.import_module(module), name)

@@ -8,15 +8,12 @@ local emulator's ARM token. Everything else uses azure-identity
 from __future__ import annotations
 
 import time
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from azure.core.credentials import AccessToken
 
 __all__ = ["StaticTokenCredential"]
-
-
-class _AccessToken(NamedTuple):
-    # The shape of azure.core.credentials.AccessToken, without importing azure.core.
-    token: str
-    expires_on: int
 
 
 class StaticTokenCredential:
@@ -38,8 +35,8 @@ class StaticTokenCredential:
     def __repr__(self) -> str:
         return "StaticTokenCredential(<token hidden>)"
 
-    def get_token(self, *scopes: str, **kwargs: Any) -> _AccessToken:
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         """The token (scopes are ignored)."""
         from azure.core.credentials import AccessToken
 
-        return AccessToken(self._token, self._expires_on)  # type: ignore[return-value]
+        return AccessToken(self._token, self._expires_on)
