@@ -52,6 +52,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "evaluation",
             "interrupt",
             "result",
+            "waves",
         }
     ),
     # the service clients
