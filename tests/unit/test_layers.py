@@ -53,6 +53,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "interrupt",
             "result",
             "waves",
+            "_fleet_progress",
         }
     ),
     # the service clients
