@@ -1,9 +1,10 @@
-"""HTTP plumbing for the requests-based clients, and the one mapping of errors to the tree.
+"""HTTP plumbing for the requests-based clients.
 
 One :class:`HttpClient` (one ``requests.Session``) per client object. Every call gets a
 connect and a read timeout (defaults 10 s and 60 s), the user agent
 ``amlretrain/<version> python-requests/<version>``, debug logging with redacted URLs, and
-its error response mapped once to :mod:`amlretrain.errors` by :func:`error_from_response`.
+its error response mapped once to :mod:`amlretrain.errors` (by
+:mod:`amlretrain._errormap`, the one mapping of errors).
 
 Which calls retry (urllib3 ``Retry`` mounted on the session, at most ``retries`` times,
 exponential back-off 0.5 s x 2^n with a 30 s cap; ``Retry-After`` honoured, capped at
@@ -35,28 +36,26 @@ stays light.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+# error_from_azure is re-exported for the modules that import it from here (storage, locks).
+from amlretrain._errormap import (
+    MAX_BODY_PARSED,
+    error_from_azure,
+    error_from_exception,
+    error_from_response,
+    parse_retry_after,
+    truncate,
+)
 from amlretrain._redact import redact, redact_data
 from amlretrain._tracing import http_span
 from amlretrain._version import __version__
-from amlretrain.errors import (
-    AmlRetrainError,
-    AuthenticationError,
-    ConfigurationError,
-    ConflictError,
-    NotFoundError,
-    OperationTimeout,
-    ServiceError,
-    ThrottledError,
-)
+from amlretrain.errors import ConfigurationError
 
 if TYPE_CHECKING:
     import requests
@@ -65,18 +64,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TIMEOUT",
     "IDEMPOTENT_METHODS",
-    "MAX_BODY_IN_MESSAGE",
     "MAX_RETRY_AFTER",
     "EndpointClient",
     "HttpClient",
     "api_base_url",
     "bearer_auth",
     "error_from_azure",
-    "error_from_exception",
-    "error_from_response",
     "new_session",
-    "parse_error_body",
-    "parse_retry_after",
     "redacted_json",
     "user_agent",
 ]
@@ -93,10 +87,6 @@ IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: Statuses retried for POST/PATCH, and only with Retry-After.
 REFUSED_STATUSES = frozenset({429, 503})
-#: Longest slice of a response body quoted in an exception message.
-MAX_BODY_IN_MESSAGE = 500
-#: Bodies longer than this are not parsed as JSON for the error (only their head is quoted).
-_MAX_BODY_PARSED = 1 << 20
 
 
 #: Connections kept per host by a session (at least the deployment concurrency you use).
@@ -108,19 +98,6 @@ def user_agent() -> str:
     import requests
 
     return f"amlretrain/{__version__} python-requests/{requests.__version__}"
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or HTTP date), or None."""
-    if value is None:
-        return None
-    text = value.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parsed = email.utils.parsedate_tz(text)
-    if parsed is None:
-        return None
-    return max(0.0, email.utils.mktime_tz(parsed) - time.time())
 
 
 def _make_retry(retries: int, backoff_factor: float, max_retry_after: float) -> Any:
@@ -267,220 +244,6 @@ def api_base_url(api_location: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-# -- error mapping --------------------------------------------------------------------------
-
-
-def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
-    if not headers:
-        return None
-    value = headers.get(name)
-    if value is not None:
-        return str(value)
-    lower = name.lower()
-    for key, val in headers.items():
-        if str(key).lower() == lower:
-            return str(val)
-    return None
-
-
-def _truncate(text: str, limit: int = MAX_BODY_IN_MESSAGE) -> str:
-    text = text.strip()
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"... ({len(text) - limit} more characters)"
-
-
-def _ci_get(data: Mapping[str, Any], *names: str) -> Any:
-    wanted = {n.lower() for n in names}
-    for key, value in data.items():
-        if isinstance(key, str) and key.lower() in wanted:
-            return value
-    return None
-
-
-def parse_error_body(body: Any) -> tuple[str | None, str | None, list[tuple[str, str]]]:
-    """Read ``(code, message, details)`` from a decoded error body, whatever its shape.
-
-    Understands the runtime/classic and ARM shape ``{"error": {"code", "message",
-    "details": [{"code", "message"}]}}``, an LRO status document's ``error`` or
-    ``errorInfo``, and a bare ``{"code", "message"}`` (any key casing). Unknown shapes
-    give ``(None, None, [])``.
-    """
-    if not isinstance(body, Mapping):
-        return None, None, []
-    inner = _ci_get(body, "error", "errorInfo", "odata.error")
-    node: Mapping[str, Any] = inner if isinstance(inner, Mapping) else body
-    code = _ci_get(node, "code")
-    message = _ci_get(node, "message")
-    if isinstance(message, Mapping):  # OData: {"message": {"lang", "value"}}
-        message = _ci_get(message, "value")
-    details: list[tuple[str, str]] = []
-    raw_details = _ci_get(node, "details")
-    if isinstance(raw_details, list):
-        for item in raw_details[:10]:
-            if isinstance(item, Mapping):
-                dcode = _ci_get(item, "code")
-                dmsg = _ci_get(item, "message")
-                details.append((str(dcode or ""), _truncate(str(dmsg or ""), MAX_BODY_IN_MESSAGE)))
-    return (
-        str(code) if code is not None else None,
-        _truncate(str(message)) if message is not None else None,
-        details,
-    )
-
-
-def _decode(body: bytes | str | None) -> tuple[Any, str]:
-    if body is None:
-        return None, ""
-    if isinstance(body, bytes):
-        head = body[: MAX_BODY_IN_MESSAGE * 4].decode("utf-8", "replace")
-        if len(body) > _MAX_BODY_PARSED:
-            return None, head
-        text = body.decode("utf-8", "replace")
-    else:
-        if len(body) > _MAX_BODY_PARSED:
-            return None, body[: MAX_BODY_IN_MESSAGE * 4]
-        text = body
-    try:
-        return json.loads(text), text
-    except ValueError:
-        return None, text
-
-
-def error_from_response(
-    status: int | None,
-    *,
-    headers: Mapping[str, str] | None = None,
-    body: bytes | str | Any = None,
-    method: str | None = None,
-    url: str | None = None,
-    request_id: str | None = None,
-    code: str | None = None,
-    message: str | None = None,
-) -> ServiceError:
-    """Map one error response to its member of the exception tree (the one mapping).
-
-    Args:
-        status: the HTTP status (None when the failure is not an HTTP status).
-        headers: the response headers (for ``x-ms-request-id``, ``Retry-After``,
-            ``x-ms-error-code``).
-        body: raw bytes or text, or an already decoded JSON value.
-        method, url: the request (the URL is redacted).
-        request_id: overrides the response's ``x-ms-request-id`` (an LRO failure reports
-            the id of the initial request).
-        code, message: used when the body does not carry them.
-
-    Returns:
-        401/403 AuthenticationError, 404 NotFoundError, 409/412 ConflictError,
-        429/503 ThrottledError (with ``retry_after``), anything else ServiceError. The
-        message is truncated and redacted.
-    """
-    if isinstance(body, bytes | str) or body is None:
-        decoded, text = _decode(body)
-    else:
-        decoded, text = body, ""
-    body_code, body_message, details = parse_error_body(decoded)
-    code = body_code or code or _header(headers, "x-ms-error-code")
-    if body_message:
-        message = body_message
-    elif not message:
-        message = _truncate(text) if text.strip() else "no error body"
-    rid = request_id or _header(headers, "x-ms-request-id")
-    kwargs: dict[str, Any] = {
-        "status": status,
-        "code": code,
-        "details": [(c, redact(m)) for c, m in details],
-        "request_id": rid,
-        "method": method,
-        "url": redact(url) if url else None,
-    }
-    text_message = redact(message)
-    if status in (401, 403):
-        return AuthenticationError(text_message, **kwargs)
-    if status == 404:
-        return NotFoundError(text_message, **kwargs)
-    if status in (409, 412):
-        return ConflictError(text_message, **kwargs)
-    if status in (429, 503):
-        retry_after = parse_retry_after(_header(headers, "Retry-After"))
-        return ThrottledError(text_message, retry_after=retry_after, **kwargs)
-    return ServiceError(text_message, **kwargs)
-
-
-def error_from_exception(exc: BaseException, *, method: str, url: str) -> AmlRetrainError:
-    """Map a requests transport exception (no response) to the tree.
-
-    A read timeout becomes :class:`OperationTimeout`; every other connection failure a
-    :class:`ServiceError` with ``status=None``.
-    """
-    import requests
-
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return OperationTimeout(
-            f"{method} {redact(url)}: no response within the read timeout ({type(exc).__name__})"
-        )
-    if isinstance(exc, requests.exceptions.RetryError):
-        return ServiceError(
-            "the service kept failing after the retries", method=method, url=redact(url)
-        )
-    return ServiceError(
-        f"could not reach the service ({type(exc).__name__})", method=method, url=redact(url)
-    )
-
-
-def error_from_azure(
-    exc: BaseException, *, request_id: str | None = None, context: str | None = None
-) -> AmlRetrainError:
-    """Map an azure-core exception (ARM, storage) to the tree, through :func:`error_from_response`.
-
-    Args:
-        exc: an ``azure.core.exceptions.AzureError``.
-        request_id: the id to report instead of the failing response's (for a failed
-            long-running operation: the id of the initial request).
-        context: a few words on what was being done, prefixed to the message.
-
-    Returns:
-        The mapped error. A failed long-running operation (a 2xx status document that
-        says ``Failed``) gives a :class:`ServiceError` with ``status=None`` and the
-        operation's error code; a read timeout an :class:`OperationTimeout`; no response
-        a :class:`ServiceError` with ``status=None``.
-    """
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        HttpResponseError,
-        ServiceResponseTimeoutError,
-    )
-
-    prefix = f"{context}: " if context else ""
-    first_line = (str(getattr(exc, "message", None) or exc).strip().splitlines() or [""])[0]
-    response: Any = getattr(exc, "response", None)
-    if isinstance(exc, HttpResponseError) and response is not None:
-        status = exc.status_code
-        try:
-            body: Any = response.body() if hasattr(response, "body") else response.content
-        except Exception:  # a streamed or closed response: the message is all we have
-            body = None
-        request: Any = getattr(response, "request", None)
-        return error_from_response(
-            status if status is not None and status >= 400 else None,
-            headers=dict(response.headers),
-            body=body,
-            method=getattr(request, "method", None),
-            url=getattr(request, "url", None),
-            request_id=request_id,
-            code=getattr(exc, "error_code", None),
-            message=prefix + first_line,
-        )
-    if isinstance(exc, ClientAuthenticationError):  # no response: the credential failed
-        return AuthenticationError(f"{prefix}could not get a token: {redact(first_line)}")
-    if isinstance(exc, ServiceResponseTimeoutError):
-        return OperationTimeout(f"{prefix}no response within the read timeout")
-    return ServiceError(
-        f"{prefix}could not reach the service ({type(exc).__name__}: {redact(first_line)})",
-        request_id=request_id,
-    )
-
-
 # -- the per-client wrapper -------------------------------------------------------------------
 
 
@@ -596,7 +359,7 @@ class HttpClient:
         good = ok(response.status_code) if callable(ok) else response.status_code in set(ok)
         if good:
             return response
-        body = response.content if not stream else response.raw.read(_MAX_BODY_PARSED + 1)
+        body = response.content if not stream else response.raw.read(MAX_BODY_PARSED + 1)
         err = error_from_response(
             response.status_code,
             headers=response.headers,
@@ -610,7 +373,7 @@ class HttpClient:
 
 def redacted_json(data: Any) -> str:
     """JSON text of ``data`` with secrets redacted (for debug logs)."""
-    return _truncate(json.dumps(redact_data(data), default=str), 2000)
+    return truncate(json.dumps(redact_data(data), default=str), 2000)
 
 
 _E = TypeVar("_E", bound="EndpointClient")

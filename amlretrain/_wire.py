@@ -45,6 +45,7 @@ __all__ = [
     "MapOfParameters",
     "Nested",
     "WireModel",
+    "ci_get",
     "find_key",
     "read_json",
     "structure",
@@ -277,7 +278,12 @@ def unstructure(model: WireModel, *, canonical: bool = False, copy: bool = True)
     return out
 
 
-def _find_key(node: Mapping[str, Any], name: str) -> str | None:
+def find_key(node: Mapping[str, Any], name: str) -> str | None:
+    """The member of ``node`` called ``name`` in any casing, or None.
+
+    The one case-insensitive lookup of the package: the name spelled exactly wins, else
+    the first member (in document order) spelled the same in any case.
+    """
     if name in node:
         return name
     low = name.lower()
@@ -287,9 +293,23 @@ def _find_key(node: Mapping[str, Any], name: str) -> str | None:
     return None
 
 
-def find_key(node: Mapping[str, Any], name: str) -> str | None:
-    """The member of ``node`` called ``name`` in any casing, or None."""
-    return _find_key(node, name)
+def ci_get(node: Mapping[str, Any] | None, *names: str) -> Any:
+    """The value of the first of ``names`` that ``node`` has in any casing, or None.
+
+    For reading services' JSON and headers tolerantly (``Results``, ``results`` and
+    ``RESULTS`` are one member); see :func:`find_key` for which member wins.
+
+    Example:
+        >>> ci_get({"StatusCode": "Finished"}, "statusCode")
+        'Finished'
+    """
+    if not node:
+        return None
+    for name in names:
+        key = find_key(node, name)
+        if key is not None:
+            return node[key]
+    return None
 
 
 # -- JSON text --------------------------------------------------------------------------

@@ -21,9 +21,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient, parse_retry_after
+from amlretrain._errormap import parse_retry_after
+from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient
 from amlretrain._redact import redact
 from amlretrain._tracing import traced
+from amlretrain._wire import ci_get
 from amlretrain.blobs import BlobRef
 from amlretrain.errors import (
     ConfigurationError,
@@ -514,22 +516,18 @@ class TrainingJob:
 
 
 def _ci(data: Mapping[str, Any], key: str) -> Any:
-    for k, v in data.items():
-        if str(k).lower() == key:
-            return v
-    return None
+    return ci_get(data, key)
 
 
 def _result_ref(name: str, entry: Mapping[str, Any]) -> BlobRef:
     """A BES ``Results`` entry as a BlobRef (SAS form, or connection-string form)."""
-    low = {str(k).lower(): v for k, v in entry.items()}
-    if low.get("baselocation"):
+    if ci_get(entry, "BaseLocation"):
         try:
             return BlobRef.from_bes(entry)
         except ConfigurationError as err:
             raise ServiceError(f"output {name!r}: {err.message}") from err
-    conn = low.get("connectionstring")
-    rel = low.get("relativelocation")
+    conn = ci_get(entry, "ConnectionString")
+    rel = ci_get(entry, "RelativeLocation")
     if conn and rel:
         from amlretrain.storage import account_url_from_connection_string
 

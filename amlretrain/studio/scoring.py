@@ -22,6 +22,7 @@ import attrs
 
 from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient
 from amlretrain._tracing import traced
+from amlretrain._wire import ci_get
 from amlretrain.errors import (
     AmlRetrainError,
     ConfigurationError,
@@ -101,17 +102,10 @@ class ScoreResult:
         Raises:
             ServiceError: the body has no ``Results`` object.
         """
-        results = _ci(data, "results") if isinstance(data, Mapping) else None
+        results = ci_get(data, "Results") if isinstance(data, Mapping) else None
         if not isinstance(results, Mapping):
             raise ServiceError("the scoring response has no Results object")
         return cls(outputs={str(n): _table(t) for n, t in results.items()})
-
-
-def _ci(data: Mapping[str, Any], key: str) -> Any:
-    for k, v in data.items():
-        if str(k).lower() == key:
-            return v
-    return None
 
 
 def _transient(err: AmlRetrainError) -> bool:
@@ -134,13 +128,13 @@ def _table(raw: Any) -> ScoreTable:
         )
         return ScoreTable(columns=tuple(columns), rows=rows)
     if isinstance(raw, Mapping):
-        value = _ci(raw, "value")
+        value = ci_get(raw, "Value")
         table = value if isinstance(value, Mapping) else raw
         if isinstance(value, list):
             return _table(value)
-        names = _ci(table, "columnnames") or []
-        types = _ci(table, "columntypes") or []
-        values = _ci(table, "values") or []
+        names = ci_get(table, "ColumnNames") or []
+        types = ci_get(table, "ColumnTypes") or []
+        values = ci_get(table, "Values") or []
         return ScoreTable(
             columns=tuple(str(n) for n in names),
             types=tuple(str(t) for t in types),

@@ -21,13 +21,13 @@ DELETE of a service that does not exist is 204 without operation headers (the sw
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from amlretrain._http import error_from_azure, error_from_response
+from amlretrain._errormap import error_from_response
+from amlretrain._errormap import translated as _translated
 from amlretrain._tracing import in_this_span, traced
 from amlretrain.blobs import BlobRef, is_loopback_host, same_blob, strip_sas
 from amlretrain.errors import (
@@ -192,17 +192,6 @@ class _ResourcesAdapter:
 
     def close(self) -> None:
         self.client.close()
-
-
-@contextlib.contextmanager
-def _translated(context: str, request_id: Callable[[], str | None] | None = None) -> Iterator[None]:
-    from azure.core.exceptions import AzureError
-
-    try:
-        yield
-    except AzureError as exc:
-        rid = request_id() if request_id else None
-        raise error_from_azure(exc, request_id=rid, context=context) from exc
 
 
 def _model_uris(definition: WebServiceDefinition) -> dict[str, str | None]:

@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amlretrain import WebServiceDefinition
-from amlretrain._http import MAX_BODY_IN_MESSAGE, _make_retry, error_from_response
+from amlretrain._errormap import MAX_BODY_IN_MESSAGE, error_from_response
+from amlretrain._http import _make_retry
 from amlretrain.cli import main
 from amlretrain.config import parse_config
 from amlretrain.errors import AmlRetrainError, DefinitionError, ServiceError

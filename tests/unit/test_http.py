@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from amlretrain._http import api_base_url, error_from_response, parse_error_body
+from amlretrain._errormap import error_from_response, parse_error_body
+from amlretrain._http import api_base_url
 from amlretrain.errors import (
     AuthenticationError,
     ConfigurationError,

@@ -42,6 +42,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "_numbers",
             "_html",
             "_http",
+            "_errormap",
             "_tracing",
             "credentials",
             "studio.definition",
