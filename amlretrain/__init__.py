@@ -50,6 +50,7 @@ if _typing.TYPE_CHECKING:
     )
     from amlretrain.errors import (
         OperationTimeout as OperationTimeout,
+        RunHalted as RunHalted,
     )
     from amlretrain.errors import (
         ServiceError as ServiceError,
@@ -187,6 +188,7 @@ _NAMES: dict[str, str] = {
     "NotFoundError": "amlretrain.errors",
     "OperationStillRunning": "amlretrain.errors",
     "OperationTimeout": "amlretrain.errors",
+    "RunHalted": "amlretrain.errors",
     "ServiceError": "amlretrain.errors",
     "ThrottledError": "amlretrain.errors",
     "TrainingJobFailed": "amlretrain.errors",

@@ -16,7 +16,8 @@ Every error the library raises on purpose is an :class:`AmlRetrainError`::
     ├── OperationTimeout         a wait passed its deadline
     │   └── OperationStillRunning  an accepted operation still runs at its deadline
     ├── LedgerError              the ledger could not be written after a run began
-    └── TargetsFailed            some targets did not succeed, for different reasons
+    ├── TargetsFailed            some targets did not succeed, for different reasons
+    └── RunHalted                a fleet run stopped: its failures crossed the failure budget
 
 :class:`Interrupted` (a ``KeyboardInterrupt``) ends a run stopped by SIGINT or SIGTERM
 once the truth about its targets was recorded.
@@ -42,6 +43,7 @@ __all__ = [
     "NotFoundError",
     "OperationStillRunning",
     "OperationTimeout",
+    "RunHalted",
     "ServiceError",
     "TargetsFailed",
     "ThrottledError",
@@ -249,6 +251,25 @@ class TargetsFailed(AmlRetrainError):
 
     def __init__(self, message: str, *, failures: Sequence[tuple[str, str, str]] = ()) -> None:
         self.failures = tuple(failures)
+        super().__init__(message)
+
+
+class RunHalted(AmlRetrainError):
+    """A fleet run halted: its failures crossed the failure budget (``max_failures``).
+
+    The targets of the waves after the one that crossed it were not changed (status
+    ``halted``); with ``rollback_on_halt`` that wave's changed targets were put back.
+
+    Attributes:
+        failures: ``(target, status, error)`` of each target that did not succeed.
+        wave: the wave (1-based) in which the run halted.
+    """
+
+    def __init__(
+        self, message: str, *, failures: Sequence[tuple[str, str, str]] = (), wave: int = 0
+    ) -> None:
+        self.failures = tuple(failures)
+        self.wave = wave
         super().__init__(message)
 
 

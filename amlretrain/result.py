@@ -20,6 +20,7 @@ from amlretrain.errors import (
     AmlRetrainError,
     GateRejected,
     OperationTimeout,
+    RunHalted,
     TargetsFailed,
     VerificationFailed,
 )
@@ -51,6 +52,8 @@ class TargetStatus(StrStatus):
     SKIPPED = "skipped"
     #: Planned only (a dry run).
     DRY_RUN = "dry-run"
+    #: Not attempted: the fleet run halted (its failure budget) before this target's wave.
+    HALTED = "halted"
 
 
 class StepStatus(StrStatus):
@@ -96,6 +99,9 @@ class TargetOutcome:
         plan: the exact request sent, or for a dry run planned (redacted).
         error: why it did not succeed (redacted).
         seconds: time spent on this target.
+        data: the training data of this target's model (a fleet trains one per data file).
+        job_id: the training job of this target's model.
+        metrics: that model's evaluation.
         exception: the error behind ``error``, when there was one (not serialised).
     """
 
@@ -111,6 +117,9 @@ class TargetOutcome:
     plan: Mapping[str, Any] | None = None
     error: str | None = None
     seconds: float = 0.0
+    data: str | None = None
+    job_id: str | None = None
+    metrics: Mapping[str, float] = attrs.field(factory=dict)
     exception: BaseException | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
@@ -145,6 +154,7 @@ class TargetOutcome:
         )
         data = {"target": data.pop("target"), "key": redact(self.key), **data}
         data["gate_checks"] = list(self.gate_checks)
+        data["metrics"] = dict(self.metrics)
         if isinstance(data.get("plan"), dict):
             data["plan"] = {_PLAN_MEMBERS.get(k, k): v for k, v in data["plan"].items()}
         return data
@@ -161,6 +171,11 @@ class RetrainResult:
         job_id: the training job (None for a plain deployment).
         model: the new model's URL (without SAS).
         dry_run: nothing was changed.
+        run_id: the run's id in the ledger (``amlretrain runs show RUN_ID``).
+        halted_wave: the wave (1-based) in which a fleet run halted on its failure
+            budget; None when it did not halt.
+        key_metrics: the metrics the summary's table shows (the gate's; default: the
+            first two of each model's).
     """
 
     steps: tuple[StepResult, ...]
@@ -169,6 +184,65 @@ class RetrainResult:
     job_id: str | None = None
     model: str | None = None
     dry_run: bool = False
+    run_id: str | None = None
+    halted_wave: int | None = None
+    key_metrics: tuple[str, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        """Targets per status, in :class:`TargetStatus` order (statuses with none left out)."""
+        found = {status: 0 for status in TargetStatus}
+        for t in self.targets:
+            found[t.status] += 1
+        return {str(status): n for status, n in found.items() if n}
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The per-target table: one JSON-ready, redacted row per target.
+
+        Columns: ``target``, ``data``, ``job_id``, ``metrics`` (the model's evaluation),
+        ``gate`` (``passed``/``rejected``/None when no gate ran), ``status``,
+        ``serving_model``, ``seconds``, ``error``.
+        """
+        out = []
+        for t in self.targets:
+            gate = None if t.gate_passed is None else ("passed" if t.gate_passed else "rejected")
+            out.append(
+                {
+                    "target": t.target,
+                    "data": t.data,
+                    "job_id": t.job_id or self.job_id,
+                    "metrics": dict(t.metrics or self.metrics),
+                    "gate": gate,
+                    "status": str(t.status),
+                    "serving_model": t.serving_model,
+                    "seconds": round(t.seconds, 3),
+                    "error": t.error,
+                }
+            )
+        rows: list[dict[str, Any]] = redact_data(out)
+        return rows
+
+    def to_frame(self) -> Any:
+        """The per-target table (:meth:`rows`) as a pandas ``DataFrame``, one row a target.
+
+        The metrics are spread into columns of their own (``metric:AUC``...).
+
+        Raises:
+            ImportError: pandas is not installed (``pip install 'amlretrain[pandas]'``).
+        """
+        import importlib
+
+        try:
+            pd: Any = importlib.import_module("pandas")
+        except ImportError as err:
+            raise ImportError(
+                "RetrainResult.to_frame() needs pandas: pip install 'amlretrain[pandas]'"
+            ) from err
+        records = []
+        for row in self.rows():
+            metrics = row.pop("metrics")
+            row.update({f"metric:{name}": value for name, value in metrics.items()})
+            records.append(row)
+        return pd.DataFrame.from_records(records)
 
     @property
     def split(self) -> bool:
@@ -193,7 +267,19 @@ class RetrainResult:
                 ``VerificationFailed`` for an unconfirmed swap, ``OperationTimeout``,
                 ``ConflictError`` for a target leased by another run); otherwise an
                 ``AmlRetrainError`` listing them.
+            RunHalted: a fleet run halted on its failure budget (:attr:`halted_wave`).
         """
+        if self.halted_wave is not None:
+            bad = [t for t in self.targets if t.status not in _OK]
+            failed = [t for t in bad if t.status != TargetStatus.HALTED]
+            raise RunHalted(
+                f"the run halted in wave {self.halted_wave}: {len(failed)} target(s) failed, "
+                f"crossing the failure budget; {len(bad) - len(failed)} target(s) of later "
+                "waves were not changed: "
+                + "; ".join(f"{t.target}: {t.status}: {t.error}" for t in failed),
+                failures=[(t.target, str(t.status), t.error or "") for t in bad],
+                wave=self.halted_wave,
+            )
         _raise_for(self.targets, len(self.targets), self.metrics)
         return self
 
@@ -205,6 +291,7 @@ class RetrainResult:
         (:meth:`TargetOutcome.to_dict`). ``amlretrain retrain --output json`` prints it.
         """
         data: dict[str, Any] = {
+            "run_id": self.run_id,
             "succeeded": self.succeeded,
             "split": self.split,
             "dry_run": self.dry_run,
@@ -213,6 +300,8 @@ class RetrainResult:
             "metrics": dict(self.metrics),
             "steps": [attrs.asdict(s) for s in self.steps],
             "targets": [t.to_dict() for t in self.targets],
+            "counts": self.counts(),
+            "halted_wave": self.halted_wave,
         }
         clean: dict[str, Any] = redact_data(data)
         for outcome, shown in zip(self.targets, clean["targets"], strict=True):
@@ -220,25 +309,29 @@ class RetrainResult:
         return clean
 
     def summary(self) -> str:
-        """A readable multi-line summary (steps, metrics, a table of targets)."""
+        """A readable multi-line summary: the steps, one table of targets, a line of counts.
+
+        The table has a row per target: ``target``, ``data``, ``job``, ``metrics`` (the
+        key ones), ``gate``, ``status``, ``serving``, ``time``; a column no target has a
+        value for is left out; a target's error follows on its own line.
+        """
         lines = []
         for step in self.steps:
             lines.append(f"{step.status:<8}{step.name:<15}{step.seconds:7.2f}s  {step.detail}")
-        if self.metrics:
+        models = {t.new_model for t in self.targets if t.new_model}
+        if self.metrics and len(models) <= 1:
             lines.append("metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in self.metrics.items()))
         if self.model:
             lines.append(f"model:   {self.model}")
-        width = max([len(t.target) for t in self.targets] + [6])
         lines.append("")
-        lines.append(f"{'target':<{width}}  {'status':<9} serving")
-        for t in self.targets:
-            lines.append(f"{t.target:<{width}}  {t.status:<9} {t.serving_text}")
-            if t.error:
-                lines.append(f"{'':<{width}}  {t.error}")
-        counts: dict[str, int] = {}
-        for t in self.targets:
-            counts[t.status] = counts.get(t.status, 0) + 1
-        lines.append(", ".join(f"{n} {status}" for status, n in counts.items()))
+        lines += _table(self.rows(), self.key_metrics)
+        counts = ", ".join(f"{n} {status}" for status, n in self.counts().items())
+        lines.append(counts + (f" (run {self.run_id})" if self.run_id else ""))
+        if self.halted_wave is not None:
+            lines.append(
+                f"HALTED in wave {self.halted_wave}: the failures crossed the failure budget; "
+                "the targets of later waves were not changed"
+            )
         if self.split:
             new = sum(1 for t in self.targets if t.status in ("succeeded", "skipped"))
             lines.append(
@@ -259,6 +352,56 @@ class RetrainResult:
             caption="targets",
         )
         return steps + targets
+
+
+_COLUMNS = (
+    ("target", "target"),
+    ("data", "data"),
+    ("job", "job_id"),
+    ("metrics", "metrics"),
+    ("gate", "gate"),
+    ("status", "status"),
+    ("serving", "serving_model"),
+    ("time", "seconds"),
+)
+
+
+def _cell(row: Mapping[str, Any], key: str, key_metrics: Sequence[str]) -> str:
+    value = row.get(key)
+    if key == "metrics":
+        value = value or {}
+        shown = [m for m in key_metrics if m in value] or list(value)[:2]
+        return ", ".join(f"{m} {value[m]:.4g}" for m in shown)
+    if key == "job_id" and value:
+        return str(value)[:12]
+    if key == "seconds":
+        return f"{value:.1f}s"
+    if key == "serving_model" and not value:
+        return "unknown" if row.get("status") == "unknown" else "-"
+    return "" if value is None else str(value)
+
+
+def _table(rows: Sequence[Mapping[str, Any]], key_metrics: Sequence[str]) -> list[str]:
+    """The per-target rows as aligned text; empty columns left out, errors below a row."""
+    columns = [
+        (title, key)
+        for title, key in _COLUMNS
+        if key in ("target", "status", "serving_model") or any(r.get(key) for r in rows)
+    ]
+    cells = [[_cell(r, key, key_metrics) for _, key in columns] for r in rows]
+    widths = [
+        max([len(title)] + [len(c[n]) for c in cells]) for n, (title, _) in enumerate(columns)
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+    out = [line([title for title, _ in columns])]
+    for row, values in zip(rows, cells, strict=True):
+        out.append(line(values))
+        if row.get("error"):
+            out.append(f"    {row['error']}")
+    return out
 
 
 def _raise_for(targets: Sequence[TargetOutcome], total: int, metrics: Mapping[str, float]) -> None:

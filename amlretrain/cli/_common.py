@@ -24,6 +24,7 @@ from amlretrain.errors import (
     GateRejected,
     NotFoundError,
     OperationTimeout,
+    RunHalted,
     ServiceError,
     TargetsFailed,
     ThrottledError,
@@ -57,6 +58,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (VerificationFailed, 12),
     (OperationTimeout, 13),
     (TargetsFailed, 14),
+    (RunHalted, 15),
     (AmlRetrainError, 1),
 )
 

@@ -12,7 +12,16 @@ from amlretrain.studio.jobstatus import JobStatus
 
 TODAY = {
     JobStatus: ["NotStarted", "Running", "Failed", "Cancelled", "Finished", "Unknown"],
-    TargetStatus: ["succeeded", "rejected", "failed", "restored", "unknown", "skipped", "dry-run"],
+    TargetStatus: [
+        "succeeded",
+        "rejected",
+        "failed",
+        "restored",
+        "unknown",
+        "skipped",
+        "dry-run",
+        "halted",
+    ],
     StepStatus: ["ok", "skipped", "failed"],
 }
 
