@@ -196,7 +196,7 @@ def reconcile_target(
     started = time.monotonic()
     while True:
         try:
-            served = strip_sas(target.current_model())
+            served = strip_sas(target.read().model)
         except AmlRetrainError as err:
             message = f"could not read it: {redact(str(err))}; still open"
             log.warning("%s: %s", target.label, message)

@@ -37,7 +37,7 @@ from amlretrain.errors import (
 from amlretrain.gate import Gate
 from amlretrain.ledger import Intent, Ledger, LedgerEntry
 from amlretrain.result import TargetOutcome
-from amlretrain.targets import Sample, Target, redacted_plan
+from amlretrain.targets import Sample, Target, TargetState, redacted_plan
 
 if TYPE_CHECKING:
     from amlretrain.interrupt import StopSignal
@@ -150,41 +150,52 @@ class _Run:
 
     # -- the change ----------------------------------------------------------------------
 
-    def send(self, model: BlobRef) -> str:
-        """``target.deploy(model)``; once more when no answer came back.
+    def send(self, model: BlobRef, state: TargetState) -> TargetState:
+        """``target.deploy(model, state)``; once more when no answer came back.
 
-        A request that lost its connection may still land later. A swap sets an absolute
-        value and the targets accept "already serves this model" as their pin, so sending
-        it again converges. An operation the service accepted and that is still running
-        at its deadline is not sent again (its outcome is unknown until reconciled).
+        ``state`` was read just now, under the lease: it is the pin. A request that lost
+        its connection may still land later. A swap sets an absolute value and the
+        targets accept "already serves this model" as their pin, so sending it again
+        (with ``state`` as the expected one: the target reads again) converges. An
+        operation the service accepted and that is still running at its deadline is not
+        sent again (its outcome is unknown until reconciled).
+
+        Returns:
+            The state after the swap.
         """
         try:
-            return self._deploy(model, pinned=True)  # read just now, under the lease
+            return self._deploy(model, state, pinned=True)
         except (ServiceError, OperationTimeout) as err:
             if isinstance(err, OperationStillRunning) or not _unanswered(err):
                 raise  # answered (an error, a failed operation), or accepted and running
             if self.run.stop is not None and self.run.stop.requested:
                 raise
             log.warning("%s: no answer to the swap (%s); sending it again", self.target.label, err)
-            return self._deploy(model, pinned=False)  # read again: it may have landed
+            return self._deploy(model, state, pinned=False)  # read again: it may have landed
 
-    def _deploy(self, model: BlobRef, *, pinned: bool) -> str:
-        try:
-            return self.target.deploy(model, stop=self.run.stop, pinned=pinned)
-        finally:
-            self.request_ids.extend(r for r in self.target.request_ids if r)
+    def _deploy(self, model: BlobRef, state: TargetState, *, pinned: bool) -> TargetState:
+        return self.target.deploy(
+            model, state, stop=self.run.stop, pinned=pinned, on_request=self._accepted
+        )
+
+    def _accepted(self, request_id: str) -> None:
+        """A changing request's id, recorded with the outcome (also when the swap fails)."""
+        if request_id:
+            self.request_ids.append(request_id)
 
 
 def deploy_one(
-    target: Target, model: BlobRef, previous: str | None, run: Deployment
+    target: Target, model: BlobRef, state: TargetState, run: Deployment
 ) -> TargetOutcome:
     """Gate, swap, verify and record one target; never raises for target failures.
 
     Args:
-        previous: what the target served when the run checked it (re-read under the
-            lease before the swap).
+        state: the target as the run checked it (:meth:`Target.check`); a real run reads
+            it again under the lease before the swap, and that read is the pin. A dry run
+            plans from ``state``.
     """
     work = _Run(target, model, run)
+    previous = state.model
     base = TargetOutcome(
         target=target.label,
         key=target.key,
@@ -198,11 +209,13 @@ def deploy_one(
     try:
         with _held(target, run):
             if not run.dry_run:
-                previous = target.current_model()  # the last read before the swap
+                state = target.read(state)  # the last read before the swap: the pin
                 base = attrs.evolve(
-                    base, previous_model=strip_sas(previous), serving_model=strip_sas(previous)
+                    base,
+                    previous_model=strip_sas(state.model),
+                    serving_model=strip_sas(state.model),
                 )
-            return _locked(work, base, previous)
+            return _locked(work, base, state)
     except (ConflictError, LedgerError, ConfigurationError, ServiceError) as err:
         # The lease is held by another run, the intent could not be written, or the
         # last read failed: nothing was sent.
@@ -225,8 +238,9 @@ def _held(target: Target, run: Deployment) -> Iterator[None]:
             yield
 
 
-def _locked(work: _Run, base: TargetOutcome, previous: str | None) -> TargetOutcome:
+def _locked(work: _Run, base: TargetOutcome, state: TargetState) -> TargetOutcome:
     target, model, run = work.target, work.model, work.run
+    previous = state.model
     if run.dry_run and not run.metrics and run.gate is not None and not run.gate.is_empty:
         base = attrs.evolve(base, gate_checks=("skip the gate: a dry run trains nothing",))
     elif run.gate is not None and not run.gate.is_empty:
@@ -242,7 +256,7 @@ def _locked(work: _Run, base: TargetOutcome, previous: str | None) -> TargetOutc
         outcome = attrs.evolve(base, status="skipped", error="the target already serves this model")
         return attrs.evolve(outcome, seconds=time.monotonic() - work.started)
     try:
-        plan = target.plan(model)
+        plan = target.plan(model, state)
     except AmlRetrainError as err:
         failed = attrs.evolve(base, error=redact(str(err)), exception=err)
         return work.record(failed, run.action, "failed", previous)
@@ -253,25 +267,25 @@ def _locked(work: _Run, base: TargetOutcome, previous: str | None) -> TargetOutc
         return attrs.evolve(base, error="not started: the run is stopping; nothing was sent")
     work.intend(run.action, previous, model, plan)  # LedgerError: nothing was sent
     try:
-        served = work.send(model)
+        after = work.send(model, state)
     except _UNCONFIRMED as err:
         return work.record(_unconfirmed(target, base, err), run.action, "unknown", previous)
     except AmlRetrainError as err:
         if _unanswered(err):
             return work.record(_unconfirmed(target, base, err), run.action, "unknown", previous)
         log.warning("%s: %s; restoring the previous model", target.label, err)
-        restored = _restore(work, base, previous, err)
+        restored = _restore(work, base, state, err)
         return work.record(restored, run.action, _entry_outcome(restored), previous)
     try:
-        scores = _verify_scoring(target, run.sample)
+        scores = _verify_scoring(target, run.sample, after)
     except AmlRetrainError as err:
         log.warning("%s: %s; restoring the previous model", target.label, err)
-        restored = _restore(work, base, previous, err)
+        restored = _restore(work, base, state, err)
         return work.record(restored, run.action, _entry_outcome(restored), previous)
     outcome = attrs.evolve(
         base,
         status="succeeded",
-        serving_model=strip_sas(served),
+        serving_model=strip_sas(after.model),
         scores=scores,
         plan=redacted_plan(plan),
     )
@@ -292,11 +306,14 @@ def _unconfirmed(target: Target, base: TargetOutcome, err: AmlRetrainError) -> T
     return attrs.evolve(base, status="unknown", serving_model=None, error=message, exception=err)
 
 
-def _verify_scoring(target: Target, sample: Sample | None) -> list[dict[str, Any]] | None:
-    sample = sample or target.sample()
+def _verify_scoring(
+    target: Target, sample: Sample | None, state: TargetState
+) -> list[dict[str, Any]] | None:
+    """Score ``sample`` (default: the target's own) through the service as swapped."""
+    sample = sample or target.sample(state)
     if sample is None:
         return None
-    return target.score(sample).first.records()
+    return target.score(sample, state).first.records()
 
 
 _process_locks: dict[str, threading.Lock] = {}
@@ -336,14 +353,20 @@ def with_read_sas(model: BlobRef, store: BlobStore | None, lifetime: timedelta) 
 
 
 def _restore(
-    work: _Run, base: TargetOutcome, previous: str | None, err: AmlRetrainError
+    work: _Run, base: TargetOutcome, known: TargetState, err: AmlRetrainError
 ) -> TargetOutcome:
-    """After a failed swap: make sure the target serves a verified model, and say which."""
+    """After a failed swap: make sure the target serves a verified model, and say which.
+
+    Args:
+        known: the target as read under the lease before the swap.
+    """
     target, store = work.target, work.run.store
+    previous = known.model
     message = redact(str(err))
     base = attrs.evolve(base, exception=err)
     try:
-        now = target.current_model()
+        state = target.read(known)
+        now = state.model
     except AmlRetrainError as read_err:
         return attrs.evolve(
             base,
@@ -374,8 +397,8 @@ def _restore(
             # The old SAS may have expired meanwhile; the restored model must stay
             # readable as long as a deployed one.
             old = store.sas(old, expires_in=RESTORE_SAS_LIFETIME)
-        work.intend("restore", now, old, target.plan(old))
-        work.send(old)
+        work.intend("restore", now, old, target.plan(old, state))
+        work.send(old, state)  # the read just now, under the lease, is the pin
     except _UNCONFIRMED as restore_err:
         return attrs.evolve(
             base,

@@ -2,17 +2,19 @@
 
 :class:`Target` is the protocol the loop drives; each platform's targets implement it
 (Studio (classic): :class:`~amlretrain.studio.targets.ArmTarget` and
-:class:`~amlretrain.studio.targets.ClassicTarget`). :class:`Sample` is the rows a
-deployment is scored with.
+:class:`~amlretrain.studio.targets.ClassicTarget`). :class:`TargetState` is what one
+read of a target found; :class:`Sample` is the rows a deployment is scored with.
 
-Targets refuse a wrong target before any change (:meth:`Target.check`), report the model
+Targets refuse a wrong target before any change (:meth:`Target.check`), read the model
 they serve now, describe the exact request a swap would send (for dry runs), swap and
-verify, and score sample rows through the service's request-response API.
+verify, and score sample rows through the service's request-response API. They hold no
+state between calls: each read returns a :class:`TargetState`, and the calls that act
+on what the target serves take one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from amlretrain.studio.definition import WebServiceDefinition
     from amlretrain.studio.scoring import ScoreResult
 
-__all__ = ["Sample", "Target", "redacted_plan"]
+__all__ = ["Sample", "Target", "TargetState", "redacted_plan"]
 
 
 def _columns(value: Sequence[str]) -> tuple[str, ...]:
@@ -63,8 +65,45 @@ class Sample:
         return None
 
 
+@attrs.frozen(kw_only=True)
+class TargetState:
+    """What one read of a target found: an immutable value the loop passes back.
+
+    A target keeps nothing between calls: :meth:`Target.check` and :meth:`Target.read`
+    return a state, and :meth:`Target.plan`, :meth:`Target.deploy`,
+    :meth:`Target.sample` and :meth:`Target.score` work from the state they are given.
+
+    Attributes:
+        target: the :attr:`Target.key` of the target that was read (a target refuses the
+            state of another).
+        model: the model URL it serves (may carry a SAS: a secret, left out of the repr).
+        resource: the trained-model asset or resource the model is in, as resolved.
+        document: what was read (a web-service definition, an endpoint; may hold keys:
+            left out of the repr and of comparisons).
+        checked: :meth:`Target.check` accepted the target (carried over by
+            :meth:`Target.read`), so a swap need not refuse a wrong one again.
+    """
+
+    target: str
+    model: str | None = attrs.field(repr=False)
+    resource: str | None = None
+    document: object = attrs.field(default=None, repr=False, eq=False)
+    checked: bool = False
+
+
 class Target(Protocol):
-    """What the retrain loop needs of a deployment target."""
+    """What the retrain loop needs of a deployment target.
+
+    A target is configuration: it holds no state between calls. Every read returns a
+    :class:`TargetState`; the calls that need what the target serves take one.
+
+    Example:
+        >>> state = target.check()                                    # doctest: +SKIP
+        >>> target.plan(model, state)["method"]                       # doctest: +SKIP
+        'PATCH'
+        >>> after = target.deploy(model, state)                       # doctest: +SKIP
+        >>> target.score(sample, after).first.records()               # doctest: +SKIP
+    """
 
     @property
     def key(self) -> str:
@@ -76,36 +115,69 @@ class Target(Protocol):
         """A short name for people."""
         ...
 
-    def check(self) -> str | None:
-        """Refuse a wrong target before anything changes (reads only).
-
-        Returns:
-            The model URL the target serves now, as :meth:`current_model` would.
-        """
-        ...
-
-    def current_model(self) -> str | None:
-        """The model URL the target serves now (may carry a SAS: a secret)."""
-        ...
-
-    def plan(self, model: BlobRef) -> dict[str, Any]:
-        """The exact request a swap to ``model`` would send (secrets included)."""
-        ...
-
     @property
     def verify_timeout(self) -> float:
         """Seconds a write may take to show in reads (the verify window)."""
         ...
 
-    def deploy(
-        self, model: BlobRef, *, stop: StopSignal | None = None, pinned: bool = False
-    ) -> str:
-        """Swap to ``model`` and verify with fresh reads; returns the served URL.
+    def check(self) -> TargetState:
+        """Refuse a wrong target before anything changes (reads only).
 
-        ``pinned``: the caller has just read the target (:meth:`current_model`) under its
-        lease; that read is the pin, and the target is not read again before the write.
+        Returns:
+            What the target serves now (``checked`` set).
 
         Raises:
+            ConfigurationError: a target that cannot be swapped (read-only, a default
+                endpoint, no or an ambiguous trained model).
+        """
+        ...
+
+    def read(self, known: TargetState | None = None) -> TargetState:
+        """Read what the target serves now.
+
+        Args:
+            known: an earlier state of this target (from :meth:`check`): what it
+                established carries over (the resolved resource, ``checked``).
+        """
+        ...
+
+    def current_model(self) -> str | None:
+        """The model URL the target serves now: ``read().model`` (may carry a SAS)."""
+        ...
+
+    def plan(self, model: BlobRef, state: TargetState) -> dict[str, Any]:
+        """The exact request a swap from ``state`` to ``model`` would send (secrets
+        included: print it through :func:`redacted_plan`)."""
+        ...
+
+    def deploy(
+        self,
+        model: BlobRef,
+        state: TargetState | None = None,
+        *,
+        stop: StopSignal | None = None,
+        pinned: bool = False,
+        on_request: Callable[[str], None] | None = None,
+    ) -> TargetState:
+        """Swap from ``state`` to ``model`` and verify with fresh reads.
+
+        Args:
+            model: the new model (with the SAS the service is sent).
+            state: what the target served before. ``pinned``: it was read just now,
+                under the target's lease, and is the pin: the target is not read again
+                before the write. Not pinned: it is the expected state, and a fresh read
+                must still show its model (or already ``model``). None: the target is
+                read first and that read is the pin.
+            stop: a run's stop request: waits end at its grace deadline.
+            on_request: called with the ``x-ms-request-id`` of each changing request
+                the service accepted, as soon as it is known (also when the swap then
+                fails: the ledger records it).
+
+        Returns:
+            The state after the swap (serving ``model``).
+
+        Raises:
+            ConflictError: the target no longer serves what ``state`` says (nothing sent).
             OperationTimeout: the change did not finish in time (or within the grace of
                 a ``stop`` request): what the target serves is unknown.
             VerificationFailed: the change was accepted but reads did not show the new
@@ -113,17 +185,14 @@ class Target(Protocol):
         """
         ...
 
-    @property
-    def request_ids(self) -> tuple[str, ...]:
-        """The ``x-ms-request-id`` of the last swap's changing request, when known."""
+    def sample(self, state: TargetState | None = None) -> Sample | None:
+        """Default rows for the scoring check, if the service as read in ``state``
+        documents some (None: the target is read)."""
         ...
 
-    def sample(self) -> Sample | None:
-        """Default rows for the scoring check, if the service documents some."""
-        ...
-
-    def score(self, sample: Sample) -> ScoreResult:
-        """Score ``sample`` through the service's request-response API."""
+    def score(self, sample: Sample, state: TargetState | None = None) -> ScoreResult:
+        """Score ``sample`` through the request-response API of the service as read in
+        ``state`` (its address and key; None: the target is read)."""
         ...
 
 

@@ -38,7 +38,7 @@ from amlretrain.swap import (
     deploy_one,
     with_read_sas,
 )
-from amlretrain.targets import Sample, Target
+from amlretrain.targets import Sample, Target, TargetState
 from amlretrain.training import Training, plan_training, run_training
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def _deploy_all(
     steps: StepRecorder,
     targets: Sequence[Target],
     model: BlobRef,
-    current: Mapping[str, str | None],
+    current: Mapping[str, TargetState],
     run: Deployment,
     concurrency: int,
 ) -> RetrainResult:
@@ -162,8 +162,12 @@ def _deploy_status(statuses: Sequence[str]) -> str:
 
 def _check_targets(
     targets: Sequence[Target], steps: StepRecorder, concurrency: int
-) -> dict[str, str | None]:
-    """Check every target (``concurrency`` at a time); the first refusal is raised."""
+) -> dict[str, TargetState]:
+    """Check every target (``concurrency`` at a time); the first refusal is raised.
+
+    Returns:
+        Each target's state (by key): what it served when checked.
+    """
     _check_listed(targets)
     concurrency = checked_int(
         concurrency, name="concurrency", low=CONCURRENCY[0], high=CONCURRENCY[1]
@@ -171,12 +175,12 @@ def _check_targets(
     keys = [t.key for t in targets]
     with steps.step("check targets") as info:
         if concurrency <= 1 or len(targets) == 1:
-            served = [t.check() for t in targets]
+            states = [t.check() for t in targets]
         else:
             with ThreadPoolExecutor(max_workers=min(concurrency, len(targets))) as pool:
-                served = list(pool.map(lambda t: t.check(), targets))
+                states = list(pool.map(lambda t: t.check(), targets))
         info["_text"] = f"{len(targets)} target(s) checked"
-    return dict(zip(keys, served, strict=True))
+    return dict(zip(keys, states, strict=True))
 
 
 def _check_listed(targets: Sequence[Target]) -> None:
@@ -358,11 +362,11 @@ def rollback(
         Interrupted: SIGINT or SIGTERM; its ``result`` is the target's outcome.
     """
     with _stopping(stop, interrupt_grace) as stopper:
-        current = target.check()
+        state = target.check()
         run_id = _begin(ledger, "rollback", [target], dry_run, wait_lock, StepRecorder(None))
         if not dry_run:
-            current = target.current_model()  # reconcile may have settled a newer state
-        entry, wanted = _rollback_choice(target, ledger, to, current)
+            state = target.read(state)  # reconcile may have settled a newer state
+        entry, wanted = _rollback_choice(target, ledger, to, state.model)
         model = with_read_sas(BlobRef.from_url(wanted), store, sas_lifetime)
         try:
             check_model(model, store)
@@ -382,7 +386,7 @@ def rollback(
             stop=stopper,
             wait_lock=wait_lock,
         )
-        outcome = deploy_one(target, model, current, run)
+        outcome = deploy_one(target, model, state, run)
         stopper.raise_if_requested(outcome)
         return outcome
 

@@ -119,17 +119,18 @@ def run(quick: bool) -> Report:
                 doc = grown_definition(size, base)
                 arm.create_or_update(info.resource_group, name, WebServiceDefinition.from_dict(doc))
                 target = ArmTarget(arm, info.resource_group, name)
-                target.check()
-                fetched = target._fetch()
+                state = target.check()
+                fetched = state.document
+                assert isinstance(fetched, WebServiceDefinition)
                 model = store.sas(
                     store.upload(model_bytes, container="models", blob_name=f"{name}/m.ilearner"),
                     expires_in=timedelta(days=1),
                 )
-                planned = target.plan(model)["body"]
+                planned = target.plan(model, state)["body"]
                 new = fetched.with_trained_model(model.sas_url)
                 whole = jsonnet_bytes(new.to_dict(canonical=True))
                 probe.clear()
-                target.deploy(model)
+                target.deploy(model, state)
                 patches = [s for s in probe.served if s.route == "arm.patch"]
                 sent = [s.request_bytes for s in patches]
                 received = sum(s.response_bytes for s in probe.served)

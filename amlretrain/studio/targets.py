@@ -2,9 +2,13 @@ r"""Studio (classic) deployment targets: the :class:`~amlretrain.targets.Target`
 
 * :class:`ArmTarget`: a New (ARM) web service. The swap is a definition rewrite sent as
   a minimal PATCH, awaited and verified by a fresh GET (:class:`WebServicesClient`).
+  Its :class:`~amlretrain.targets.TargetState` holds the definition read.
 * :class:`ClassicTarget`: a non-default endpoint of a classic predictive web service.
   The swap is a PATCH of its trained-model resource, verified by GET
-  (:class:`ClassicClient`).
+  (:class:`ClassicClient`). Its state holds the endpoint read (address and keys).
+
+Both are configuration only: nothing is written to a target after it is made, so one
+target serves many runs and threads; what a read found travels in its state.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from __future__ import annotations
 import logging
 import time
 import urllib.parse
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from amlretrain._numbers import DURATION, POLLING_INTERVAL, checked
 from amlretrain.blobs import BlobRef, same_blob, strip_sas
@@ -22,7 +29,7 @@ from amlretrain.errors import (
     OperationStillRunning,
     VerificationFailed,
 )
-from amlretrain.targets import Sample
+from amlretrain.targets import Sample, TargetState
 
 if TYPE_CHECKING:
     from amlretrain.interrupt import StopSignal
@@ -88,6 +95,11 @@ class ArmTarget:
         verify_timeout: seconds reads may keep showing the previous model after the
             operation succeeded (ARM reads can lag; default 120).
         verify_interval: seconds between those reads.
+
+    Example:
+        >>> target = ArmTarget(arm, "my-rg", "census-predictive")         # doctest: +SKIP
+        >>> state = target.check()                                        # doctest: +SKIP
+        >>> after = target.deploy(model, state)                           # doctest: +SKIP
     """
 
     def __init__(
@@ -107,11 +119,12 @@ class ArmTarget:
         self.resource_group = resource_group
         self.name = name
         self.asset = asset
+        self.scoring_url = scoring_url
         self.include_sas = include_sas
         self.operation_timeout = checked(
             operation_timeout, name="operation_timeout", low=DURATION[0], high=DURATION[1]
         )
-        self._verify_timeout = checked(
+        self.verify_timeout = checked(
             verify_timeout, name="verify_timeout", low=DURATION[0], high=DURATION[1]
         )
         self.verify_interval = checked(
@@ -120,9 +133,6 @@ class ArmTarget:
             low=POLLING_INTERVAL[0],
             high=POLLING_INTERVAL[1],
         )
-        self._scoring_url = scoring_url
-        self._definition: WebServiceDefinition | None = None
-        self._request_ids: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"ArmTarget({self.resource_group!r}, {self.name!r})"
@@ -135,27 +145,49 @@ class ArmTarget:
     def label(self) -> str:
         return f"{self.resource_group}/{self.name}"
 
-    @property
-    def request_ids(self) -> tuple[str, ...]:
-        return self._request_ids
+    # -- reads ---------------------------------------------------------------------------
 
-    @property
-    def verify_timeout(self) -> float:
-        return self._verify_timeout
+    def check(self) -> TargetState:
+        """Read the service; refuse a read-only one and no or an ambiguous trained model.
 
-    def _fetch(self) -> WebServiceDefinition:
-        self._definition = self.client.get(self.resource_group, self.name)
-        return self._definition
-
-    def check(self) -> str | None:
-        definition = self._fetch()
+        Raises:
+            ConfigurationError: the service cannot be swapped.
+        """
+        definition = self.client.get(self.resource_group, self.name)
         if definition.is_read_only:
             raise ConfigurationError(
                 f"web service {self.label} is read-only: it can only be deleted, not updated"
             )
-        return self._model_of(definition)  # no or an ambiguous trained model: refused here
+        return self._state(definition, checked=True)
 
-    def _model_of(self, definition: WebServiceDefinition) -> str | None:
+    def read(self, known: TargetState | None = None) -> TargetState:
+        """Read the service's definition (one GET); ``known``'s ``checked`` is kept."""
+        self._definition_in(known)  # refuses another target's state
+        definition = self.client.get(self.resource_group, self.name)
+        return self._state(definition, checked=known is not None and known.checked)
+
+    def current_model(self) -> str | None:
+        """The model URL the service serves now (one read; may carry a SAS: a secret)."""
+        return self.read().model
+
+    def _state(self, definition: WebServiceDefinition, *, checked: bool) -> TargetState:
+        asset, uri = self._model_of(definition)  # no or an ambiguous trained model: refused
+        return TargetState(
+            target=self.key, model=uri, resource=asset, document=definition, checked=checked
+        )
+
+    def _definition_in(self, state: TargetState | None) -> WebServiceDefinition | None:
+        """The definition ``state`` holds (None for None); another target's is refused."""
+        from amlretrain.studio.definition import WebServiceDefinition
+
+        if state is None:
+            return None
+        if state.target != self.key or not isinstance(state.document, WebServiceDefinition):
+            raise ValueError(f"{state!r} is not a state of web service {self.label}")
+        return state.document
+
+    def _model_of(self, definition: WebServiceDefinition) -> tuple[str, str | None]:
+        """The trained model's asset id and uri."""
         models = definition.trained_models
         if self.asset is None:
             if len(models) != 1:
@@ -164,22 +196,22 @@ class ArmTarget:
                     f"web service {self.label} has {len(models)} trained models ({names}); "
                     "name one with the target's asset setting (asset in retrain.toml)"
                 )
-            return models[0].uri
+            return models[0].asset_id, models[0].uri
         for model in models:
             if self.asset in (model.asset_id, model.name):
-                return model.uri
+                return model.asset_id, model.uri
         raise ConfigurationError(f"web service {self.label} has no trained model {self.asset!r}")
 
-    def current_model(self) -> str | None:
-        return self._model_of(self._fetch())
+    # -- the swap ------------------------------------------------------------------------
 
     def _uri(self, model: BlobRef) -> str:
         return model.sas_url if self.include_sas else model.url
 
-    def plan(self, model: BlobRef) -> dict[str, Any]:
+    def plan(self, model: BlobRef, state: TargetState) -> dict[str, Any]:
+        """The PATCH a swap from ``state`` to ``model`` sends (no request)."""
         from amlretrain.studio.ilearner import patch_body
 
-        current = self._definition or self._fetch()
+        current = self._required(state)
         new = current.with_trained_model(self._uri(model), asset=self.asset)
         return {
             "method": "PATCH",
@@ -188,54 +220,67 @@ class ArmTarget:
             "body": patch_body(current, new),
         }
 
+    def _required(self, state: TargetState) -> WebServiceDefinition:
+        definition = self._definition_in(state)
+        assert definition is not None  # a state was given
+        return definition
+
     def deploy(
-        self, model: BlobRef, *, stop: StopSignal | None = None, pinned: bool = False
-    ) -> str:
-        # The definition read by check()/current_model() is the expected one: the client
-        # re-reads the service and refuses (ConflictError) if its model changed since
-        # (unless that read was just made under the lease: ``pinned``).
-        just_read = pinned and self._definition is not None
-        current = self._definition or self._fetch()
+        self,
+        model: BlobRef,
+        state: TargetState | None = None,
+        *,
+        stop: StopSignal | None = None,
+        pinned: bool = False,
+        on_request: Callable[[str], None] | None = None,
+    ) -> TargetState:
+        """Rewrite the definition read in ``state`` to ``model``: a minimal PATCH, awaited
+        (at most ``operation_timeout``) and verified by fresh reads (see
+        :meth:`Target.deploy <amlretrain.targets.Target.deploy>`)."""
+        if state is None:
+            state, pinned = self.read(), True
+        # The client re-reads the service and refuses (ConflictError) if its model changed
+        # since ``state`` was read, unless that read was just made under the lease.
+        current = self._required(state)
         new = current.with_trained_model(self._uri(model), asset=self.asset)
-        self._request_ids = ()
         try:
             poller = self.client.begin_update(
-                self.resource_group, self.name, new, expected=current, expected_is_fresh=just_read
+                self.resource_group, self.name, new, expected=current, expected_is_fresh=pinned
             )
         except ConflictError:
             # "Already ours" passes: an earlier attempt of this swap may have landed late.
-            fresh = self._fetch()
-            served = self._model_of(fresh)
-            if same_blob(served, model.url):
-                return served or model.url
+            fresh = self.read(state)
+            if same_blob(fresh.model, model.url):
+                return fresh
             raise
-        self._request_ids = (poller.request_id,) if poller.request_id else ()
+        if poller.request_id and on_request is not None:
+            on_request(poller.request_id)
         _await(poller, self.label, self.operation_timeout, stop)
         try:
-            after = poller.result()
+            definition = poller.result()
         except VerificationFailed:
             # The operation succeeded but the read after it shows another model: reads
             # can lag behind a write. Read again until the verify window ends.
-            after = self._settle(model, stop)
-        if after is None:  # pragma: no cover - an update always returns the service
-            after = self._fetch()
-        self._definition = after
-        served = self._model_of(after)
-        if not same_blob(served, model.url):
+            return self._settle(model, state, stop)
+        after = (
+            self.read(state)  # pragma: no cover - an update always returns the service
+            if definition is None
+            else self._state(definition, checked=state.checked)
+        )
+        if not same_blob(after.model, model.url):
             raise VerificationFailed(
                 f"web service {self.label} serves another model after the update",
                 expected=model.url,
-                actual=strip_sas(served),
+                actual=strip_sas(after.model),
             )
-        return served or model.url
+        return after
 
-    def _settle(self, model: BlobRef, stop: StopSignal | None) -> WebServiceDefinition:
+    def _settle(self, model: BlobRef, known: TargetState, stop: StopSignal | None) -> TargetState:
         """Read until the service shows ``model`` or the verify window ends."""
         deadline = _bounded(time.monotonic() + self.verify_timeout, stop)
         while True:
-            fresh = self._fetch()
-            served = self._model_of(fresh)
-            if same_blob(served, model.url):
+            fresh = self.read(known)
+            if same_blob(fresh.model, model.url):
                 return fresh
             remaining = _bounded(deadline, stop) - time.monotonic()
             if remaining <= 0:
@@ -243,20 +288,22 @@ class ArmTarget:
                     f"web service {self.label}: the update operation succeeded but reads "
                     f"still show another model after {self.verify_timeout:g} s",
                     expected=model.url,
-                    actual=strip_sas(served),
+                    actual=strip_sas(fresh.model),
                 )
             time.sleep(min(self.verify_interval, remaining))
 
-    def sample(self) -> Sample | None:
-        definition = self._definition or self._fetch()
-        return Sample.from_example_request(definition)
+    # -- scoring -------------------------------------------------------------------------
 
-    def _scoring(self) -> ScoringClient:
+    def sample(self, state: TargetState | None = None) -> Sample | None:
+        """The definition's ``exampleRequest`` (``state``'s; read when None)."""
+        return Sample.from_example_request(self._required(state or self.read()))
+
+    def _scoring(self, state: TargetState | None) -> ScoringClient:
         from amlretrain.studio.scoring import ScoringClient
 
-        url = self._scoring_url
+        url = self.scoring_url
         if url is None:
-            definition = self._definition or self._fetch()
+            definition = self._required(state or self.read())
             swagger = definition.properties.swagger_location if definition.properties else None
             if not swagger:
                 raise ConfigurationError(
@@ -272,8 +319,10 @@ class ArmTarget:
             raise ConfigurationError(f"web service {self.label} has no API key")
         return ScoringClient(url, key)
 
-    def score(self, sample: Sample) -> ScoreResult:
-        with self._scoring() as scoring:
+    def score(self, sample: Sample, state: TargetState | None = None) -> ScoreResult:
+        """Score ``sample`` (the URL from ``state``'s ``swaggerLocation`` unless the target
+        was given one; the key from ``listKeys``)."""
+        with self._scoring(state) as scoring:
             return scoring.score(sample.columns, sample.rows, input_name=sample.input_name)
 
 
@@ -287,6 +336,11 @@ class ClassicTarget:
         resource_name: the trained-model resource (``"... [trained model]"``); default:
             the endpoint's only resource.
         verify_timeout: seconds to wait for the endpoint to show the new model.
+
+    Example:
+        >>> target = ClassicTarget(classic, ws_id, "retrained")           # doctest: +SKIP
+        >>> state = target.check()  # refuses the default endpoint     # doctest: +SKIP
+        >>> after = target.deploy(model, state)                           # doctest: +SKIP
     """
 
     def __init__(
@@ -305,13 +359,6 @@ class ClassicTarget:
         self.verify_timeout = checked(
             verify_timeout, name="verify_timeout", low=DURATION[0], high=DURATION[1]
         )
-        #: The model (without SAS) of the last read: :meth:`deploy` pins it.
-        self._expected: str | None = None
-        self._read = False
-        #: The endpoint as last read (check, pin or verification).
-        self._endpoint: Endpoint | None = None
-        #: check() refused the default endpoint already: deploy need not read the service.
-        self._checked = False
 
     def __repr__(self) -> str:
         return f"ClassicTarget({self.web_service_id!r}, {self.endpoint!r})"
@@ -324,18 +371,55 @@ class ClassicTarget:
     def label(self) -> str:
         return f"{self.web_service_id}/{self.endpoint}"
 
-    @property
-    def request_ids(self) -> tuple[str, ...]:
-        # The management API's PATCH response is not surfaced by ClassicClient.
-        return ()
+    # -- reads ---------------------------------------------------------------------------
 
-    def _read_endpoint(self) -> Endpoint:
-        self._endpoint = self.client.get_endpoint(self.web_service_id, self.endpoint)
-        return self._endpoint
+    def check(self) -> TargetState:
+        """Refuse the default endpoint and no or an ambiguous resource; read the endpoint.
 
-    def _resource_of(self, endpoint: Endpoint) -> str:
-        if self.resource_name is not None:
-            return endpoint.resource(self.resource_name).name
+        Raises:
+            ConfigurationError: the endpoint cannot be swapped.
+        """
+        # Many endpoints of one service are checked together: one read of the service
+        # (its default endpoint name does not change under a deployment) serves them all.
+        service = self.client.get_web_service(self.web_service_id, max_age=60.0)
+        service.refuse_default(self.endpoint)
+        state = self._state(self._get(), self.resource_name)
+        return attrs.evolve(state, checked=True)
+
+    def read(self, known: TargetState | None = None) -> TargetState:
+        """Read the endpoint (one GET); ``known``'s resolved resource is kept."""
+        if known is None:
+            return self._state(self._get(), self.resource_name)
+        self._endpoint_in(known)  # refuses another target's state
+        return attrs.evolve(self._state(self._get(), known.resource), checked=known.checked)
+
+    def current_model(self) -> str | None:
+        """The model URL the endpoint serves now (one read; carries a SAS: a secret)."""
+        return self.read().model
+
+    def _get(self) -> Endpoint:
+        return self.client.get_endpoint(self.web_service_id, self.endpoint)
+
+    def _state(self, endpoint: Endpoint, resource: str | None) -> TargetState:
+        name = self._resource_of(endpoint, resource)
+        location = endpoint.resource(name).location
+        return TargetState(
+            target=self.key,
+            model=location.sas_url if location else None,
+            resource=name,
+            document=endpoint,
+        )
+
+    def _endpoint_in(self, state: TargetState) -> Endpoint:
+        from amlretrain.studio.models import Endpoint
+
+        if state.target != self.key or not isinstance(state.document, Endpoint):
+            raise ValueError(f"{state!r} is not a state of endpoint {self.label}")
+        return state.document
+
+    def _resource_of(self, endpoint: Endpoint, resource: str | None) -> str:
+        if resource is not None:
+            return endpoint.resource(resource).name
         names = [r.name for r in endpoint.resources if r.name]
         if len(names) == 1:
             return names[0]
@@ -346,29 +430,13 @@ class ClassicTarget:
             "resource name (resource_name in retrain.toml): " + ", ".join(repr(n) for n in names)
         )
 
-    def _model_in(self, endpoint: Endpoint) -> str | None:
-        location = endpoint.resource(self._resource_of(endpoint)).location
-        served = location.sas_url if location else None
-        self._expected, self._read = strip_sas(served), True
-        return served
+    # -- the swap ------------------------------------------------------------------------
 
-    def check(self) -> str | None:
-        # Many endpoints of one service are checked together: one read of the service
-        # (its default endpoint name does not change under a deployment) serves them all.
-        service = self.client.get_web_service(self.web_service_id, max_age=60.0)
-        service.refuse_default(self.endpoint)
-        endpoint = self._read_endpoint()
-        self.resource_name = self._resource_of(endpoint)
-        self._checked = True
-        return self._model_in(endpoint)
-
-    def current_model(self) -> str | None:
-        return self._model_in(self._read_endpoint())
-
-    def plan(self, model: BlobRef) -> dict[str, Any]:
+    def plan(self, model: BlobRef, state: TargetState) -> dict[str, Any]:
+        """The PATCH of the trained-model resource a swap sends (no request)."""
         from amlretrain.studio.management import trained_model_patch
 
-        resource = self._resource_of(self._endpoint or self._read_endpoint())
+        resource = self._resource_of(self._endpoint_in(state), state.resource)
         return {
             "method": "PATCH",
             "url": self.client.endpoint_url(self.web_service_id, self.endpoint),
@@ -376,20 +444,30 @@ class ClassicTarget:
         }
 
     def deploy(
-        self, model: BlobRef, *, stop: StopSignal | None = None, pinned: bool = False
-    ) -> str:
-        # The management API has no conditional PATCH: pin the model read by
-        # current_model() with a fresh read right before the write. What remains is the
-        # window between this read and the PATCH (one round trip plus the client's own
-        # pre-PATCH reads): a concurrent write landing there is not detected here, but
-        # the verification read after the PATCH then shows another model.
-        expected, was_read = self._expected, self._read
-        if pinned and self._endpoint is not None:
-            endpoint = self._endpoint  # just read under the lease: that read is the pin
-        else:
-            endpoint = self._read_endpoint()
-        if was_read:
-            now = strip_sas(self._model_in(endpoint))
+        self,
+        model: BlobRef,
+        state: TargetState | None = None,
+        *,
+        stop: StopSignal | None = None,
+        pinned: bool = False,
+        on_request: Callable[[str], None] | None = None,
+    ) -> TargetState:
+        """PATCH the endpoint's trained-model resource to ``model`` and read it until it
+        shows it (see :meth:`Target.deploy <amlretrain.targets.Target.deploy>`).
+
+        The management API's PATCH response is not surfaced by ClassicClient:
+        ``on_request`` is never called.
+        """
+        # The management API has no conditional PATCH: an expected (not pinned) state is
+        # checked by a fresh read right before the write. What remains is the window
+        # between that read and the PATCH (one round trip plus the client's own pre-PATCH
+        # reads): a concurrent write landing there is not detected here, but the
+        # verification read after the PATCH then shows another model.
+        if state is None:
+            state = self.read()  # that read is the pin
+        elif not pinned:
+            fresh = self.read(state)
+            now, expected = strip_sas(fresh.model), strip_sas(state.model)
             # "Already ours" passes: an earlier attempt of this swap may have landed late.
             if now not in (expected, model.url):
                 raise ConflictError(
@@ -397,27 +475,34 @@ class ClassicTarget:
                     f"not {expected}; read it again and redo the change",
                     code="ModelChanged",
                 )
-        self._endpoint = self.client.update_trained_model(
+            state = fresh
+        endpoint = self._endpoint_in(state)
+        resource = self._resource_of(endpoint, state.resource)
+        after = self.client.update_trained_model(
             self.web_service_id,
             self.endpoint,
-            self._resource_of(endpoint),
+            resource,
             model,
             verify_timeout=self.verify_timeout,
             endpoint=endpoint,
-            check_default=not self._checked,
+            check_default=not state.checked,
             stop=stop,
         )
-        return self._model_in(self._endpoint) or model.url
+        # update_trained_model refused the default endpoint when the state had not.
+        return attrs.evolve(self._state(after, resource), checked=True)
 
-    def sample(self) -> Sample | None:
+    # -- scoring -------------------------------------------------------------------------
+
+    def sample(self, state: TargetState | None = None) -> Sample | None:
+        """None: a classic endpoint documents no example rows."""
         return None
 
-    def score(self, sample: Sample) -> ScoreResult:
+    def score(self, sample: Sample, state: TargetState | None = None) -> ScoreResult:
+        """Score ``sample`` with the address and key of the endpoint as read in ``state``
+        (read when None)."""
         from amlretrain.studio.scoring import ScoringClient
 
-        # The endpoint read by the last swap's verification (or check) has the address
-        # and keys: no need to read it again.
-        endpoint = self._endpoint or self._read_endpoint()
+        endpoint = self._endpoint_in(state) if state is not None else self._get()
         key = endpoint.primary_key or endpoint.secondary_key
         if not endpoint.api_location or not key:
             raise ConfigurationError(f"endpoint {self.label} reports no ApiLocation or key")

@@ -164,7 +164,7 @@ def test_an_open_intent_is_reconciled_before_the_next_run_and_rollback_goes_one_
     deploy(first, [_target(clients, kind)], ledger=ledger).raise_for_status()
     second = _other_model(clients, emulator, kind)
     target = _target(clients, kind, verify_timeout=1)
-    target.check()
+    state = target.check()
     # what a SIGKILL between the swap and its outcome leaves: an intent, the change live
     from amlretrain.ledger import Intent
 
@@ -178,7 +178,7 @@ def test_an_open_intent_is_reconciled_before_the_next_run_and_rollback_goes_one_
             metrics={"AUC": 0.9},
         )
     )
-    target.deploy(second)
+    target.deploy(second, state)
     assert _served(emulator, kind) == second.url
     outcome = rollback(
         _target(clients, kind, verify_timeout=1), ledger=ledger, store=clients["store"]

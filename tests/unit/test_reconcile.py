@@ -10,6 +10,7 @@ import pytest
 from amlretrain.errors import ServiceError
 from amlretrain.ledger import Intent, JobRecord, Ledger, LedgerEntry
 from amlretrain.reconciliation import reconcile
+from amlretrain.targets import TargetState
 
 OLD = "https://a.blob.core.windows.net/m/old.ilearner"
 NEW = "https://a.blob.core.windows.net/m/new.ilearner"
@@ -25,12 +26,13 @@ class FakeTarget:
         self.verify_timeout = verify_timeout
         self.reads = 0
 
-    def current_model(self) -> str | None:
+    def read(self, known: TargetState | None = None) -> TargetState:
         value = self.serves[min(self.reads, len(self.serves) - 1)]
         self.reads += 1
         if isinstance(value, Exception):
             raise value
-        return None if value is None else value + "?sv=1&sig=SECRET"
+        model = None if value is None else value + "?sv=1&sig=SECRET"
+        return TargetState(target=self.key, model=model)
 
 
 def _ledger(tmp_path: Path, *, action: str = "deploy") -> tuple[Ledger, Intent]:
