@@ -166,6 +166,7 @@ if _typing.TYPE_CHECKING:
     )
     from amlretrain.targets import Sample as Sample
     from amlretrain.targets import Target as Target
+    from amlretrain.targets import TargetState as TargetState
     from amlretrain.training import Training as Training
     from amlretrain.workflow import deploy as deploy
     from amlretrain.workflow import retrain as retrain
@@ -237,6 +238,7 @@ _NAMES: dict[str, str] = {
     # amlretrain.targets
     "Sample": "amlretrain.targets",
     "Target": "amlretrain.targets",
+    "TargetState": "amlretrain.targets",
     # amlretrain.studio.targets
     "ArmTarget": "amlretrain.studio.targets",
     "ClassicTarget": "amlretrain.studio.targets",
