@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from amlretrain._redact import redact
-
-if TYPE_CHECKING:
-    from amlretrain.studio.definition import WebServiceDefinition
 
 __all__ = ["definition_html", "table_html"]
 
@@ -28,24 +25,26 @@ def table_html(
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def definition_html(definition: WebServiceDefinition) -> str:
-    """Assets and trained models of a definition at a glance."""
-    props = definition.properties
-    title = props.title if props and props.title else definition.name or "web service"
-    trained = {m.asset_id for m in definition.trained_models}
-    rows = [
-        (
-            asset_id,
-            asset.name,
-            asset.type,
-            "yes" if asset_id in trained else "",
-            asset.location_info.uri if asset.location_info else "",
-        )
-        for asset_id, asset in definition.assets.items()
-    ]
+def definition_html(
+    *,
+    title: str,
+    package_type: str | None,
+    rows: Sequence[tuple[str, str | None, str | None, bool, str | None]],
+    read_only: bool,
+) -> str:
+    """A web-service definition at a glance: a summary line and a table of its assets.
+
+    Args:
+        title: the service's title (or name).
+        package_type: ``properties.packageType``.
+        rows: per asset: its id, name, type, whether it holds a trained model, its uri.
+        read_only: the service is read-only.
+    """
+    trained = sum(1 for row in rows if row[3])
     summary = (
-        f"<p><b>{html.escape(str(title))}</b> · package {_cell(definition.package_type)}"
-        f" · {len(rows)} assets · {len(trained)} trained model(s)"
-        f"{' · read-only' if definition.is_read_only else ''}</p>"
+        f"<p><b>{html.escape(title)}</b> · package {_cell(package_type)}"
+        f" · {len(rows)} assets · {trained} trained model(s)"
+        f"{' · read-only' if read_only else ''}</p>"
     )
-    return summary + table_html(("asset", "name", "type", "trained model", "uri"), rows)
+    cells = [(a, name, kind, "yes" if model else "", uri) for a, name, kind, model, uri in rows]
+    return summary + table_html(("asset", "name", "type", "trained model", "uri"), cells)

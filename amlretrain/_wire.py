@@ -1,8 +1,11 @@
-"""Lossless (un)structuring of wire documents into attrs models.
+"""The one tolerant reader: (un)structuring of wire documents into attrs models.
 
-The one converter between JSON-like dicts and the typed models of
-:mod:`amlretrain.studio.definition`. Models stay plain attrs classes; this module reads the
-``wire`` metadata of their fields. Guarantees:
+The one converter between JSON-like dicts and typed models: the definitions of
+:mod:`amlretrain.studio.definition` (losslessly, both ways), and documents that are only
+read (the classic management API's answers in :mod:`amlretrain.studio.models`, ledger
+lines in :mod:`amlretrain.ledger`). Models stay plain attrs classes; this module reads the
+``wire`` metadata of their fields, and :func:`find_key` / :func:`ci_get` are the one
+case-insensitive lookup for code that reads a mapping member by member. Guarantees:
 
 * **Lossless**: ``unstructure(structure(cls, x)) == x`` for any mapping ``x``: unknown
   members go to ``extra``, the member names as read (order and casing) to ``wire_keys``,
@@ -12,6 +15,12 @@ The one converter between JSON-like dicts and the typed models of
 * **Written back as read**: members keep the name they were read under; members the
   library adds get the service's camelCase name. ``canonical=True`` writes every known
   member under its camelCase name instead (for request bodies).
+
+Documents that are only read use :class:`Lenient` fields instead: their value is
+converted (``"4"`` to ``4`` for an integer field, a malformed one to None), a missing
+member gets the field's ``missing`` value (or raises :class:`KeyError` when
+:data:`REQUIRED`), and a model without ``extra`` or ``wire_keys`` fields drops what
+they would hold. Such models are never written back through :func:`unstructure`.
 
 It also reads and writes the JSON *text* of a document (:func:`read_json`,
 :func:`write_json`): any Unicode encoding (UTF-8, UTF-16, UTF-32, with or without a
@@ -37,14 +46,19 @@ from amlretrain.errors import DefinitionError
 
 __all__ = [
     "MAX_SAFE_INTEGER",
+    "REQUIRED",
     "SCALAR",
     "JsonText",
     "Kind",
+    "Lenient",
     "ListOf",
     "MapOf",
     "MapOfParameters",
     "Nested",
     "WireModel",
+    "as_bool",
+    "as_int",
+    "as_text",
     "ci_get",
     "find_key",
     "read_json",
@@ -66,6 +80,9 @@ def _resolve(ref: type[WireModel] | Callable[[], type[WireModel]]) -> type[WireM
 class Kind:
     """How a field's wire value becomes a Python value and back."""
 
+    #: True when :meth:`parse` reads every value, None included (see :class:`Lenient`).
+    lenient = False
+
     def accepts(self, value: Any) -> bool:
         """True when ``value`` has the shape this kind can structure losslessly."""
         return True
@@ -80,6 +97,50 @@ class Kind:
 
 
 SCALAR = Kind()
+
+#: The ``missing`` of a :class:`Lenient` field without which a document is unreadable.
+REQUIRED: Any = object()
+
+
+@attrs.frozen
+class Lenient(Kind):
+    """A member of a document that is only read, converted by ``convert``.
+
+    Args:
+        convert: wire value (None included) -> Python value; raises ``ValueError`` or
+            ``TypeError`` when the document is unreadable without it.
+        missing: the value of an absent member; :data:`REQUIRED` raises ``KeyError``
+            (its wire name); unset, the field's own default.
+    """
+
+    convert: Callable[[Any], Any]
+    missing: Any = attrs.NOTHING
+    lenient = True
+
+    def parse(self, value: Any, copy: bool) -> Any:
+        return self.convert(value)
+
+
+def as_text(value: Any) -> str | None:
+    """A member read as text: None stays None, anything else its ``str``."""
+    return None if value is None else str(value)
+
+
+def as_int(value: Any) -> int | None:
+    """A member read as an integer (``4`` or ``"4"``); None when it is none."""
+    try:
+        return int(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def as_bool(value: Any) -> bool | None:
+    """A member read as a boolean (``true``, ``"True"``, ``"1"``, ``"yes"``); None stays None."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
 
 
 @attrs.frozen
@@ -195,7 +256,7 @@ def _copied(value: Any, copy: bool) -> Any:
 Spec = tuple[str, str, Kind]
 
 
-def _specs(cls: type[WireModel]) -> tuple[list[Spec], dict[str, Spec]]:
+def _specs(cls: type[Any]) -> tuple[list[Spec], dict[str, Spec]]:
     """The wire fields of ``cls`` and the same by lower-case wire name (cached)."""
     cached: tuple[list[Spec], dict[str, Spec]] | None = cls.__dict__.get("_wire_specs")
     if cached is None:
@@ -205,16 +266,38 @@ def _specs(cls: type[WireModel]) -> tuple[list[Spec], dict[str, Spec]]:
             if "wire" in f.metadata
         ]
         cached = (specs, {wire_name.lower(): spec for spec in specs for wire_name in [spec[1]]})
-        cls._wire_specs = cached  # type: ignore[attr-defined]
+        cls._wire_specs = cached
+    return cached
+
+
+def _slots(cls: type[Any]) -> tuple[bool, bool, list[tuple[str, str, Any]]]:
+    """Whether ``cls`` has ``extra`` and ``wire_keys``, and its missing values (cached)."""
+    cached: tuple[bool, bool, list[tuple[str, str, Any]]] | None = cls.__dict__.get("_wire_slots")
+    if cached is None:
+        names = attrs.fields_dict(cls)
+        missing = [
+            (attr, wire_name, kind.missing)
+            for attr, wire_name, kind in _specs(cls)[0]
+            if isinstance(kind, Lenient) and kind.missing is not attrs.NOTHING
+        ]
+        cached = ("extra" in names, "wire_keys" in names, missing)
+        cls._wire_slots = cached
     return cached
 
 
 def structure(cls: type[T], data: Mapping[str, Any], *, copy: bool = True) -> T:
     """Build a ``cls`` from a wire mapping, losslessly (see module docstring).
 
+    ``cls`` is a :class:`WireModel`, or (for a document that is only read) any attrs
+    class whose fields carry :func:`wire` metadata, typically with :class:`Lenient` kinds.
+
     Args:
         copy: copy the containers of ``data`` (False only for a mapping nobody else
             holds, such as fresh ``json.loads`` output).
+
+    Raises:
+        KeyError: a :data:`REQUIRED` member is missing (its wire name).
+        ValueError, TypeError: a :class:`Lenient` field could not read its member.
     """
     by_lower = _specs(cls)[1]
     values: dict[str, Any] = {}
@@ -226,7 +309,7 @@ def structure(cls: type[T], data: Mapping[str, Any], *, copy: bool = True) -> T:
             extra[key] = _copied(value, copy)
             continue
         attr, _, kind = match
-        if value is None:
+        if value is None and not kind.lenient:
             values[attr] = None
         elif kind.accepts(value):
             values[attr] = kind.parse(value, copy)
@@ -234,7 +317,17 @@ def structure(cls: type[T], data: Mapping[str, Any], *, copy: bool = True) -> T:
             # Wrong shape: keep the raw value so nothing is lost; the field stays None.
             extra[key] = _copied(value, copy)
             values[attr] = None
-    return cls(extra=extra, wire_keys=tuple(str(k) for k in data), **values)
+    has_extra, has_wire_keys, missing = _slots(cls)
+    for attr, wire_name, value in missing:
+        if attr not in values:
+            if value is REQUIRED:
+                raise KeyError(wire_name)
+            values[attr] = value
+    if has_extra:
+        values["extra"] = extra
+    if has_wire_keys:
+        values["wire_keys"] = tuple(str(k) for k in data)
+    return cls(**values)
 
 
 def unstructure(model: WireModel, *, canonical: bool = False, copy: bool = True) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from amlretrain._html import definition_html
 from amlretrain._redact import redact
 from amlretrain._wire import (
     JsonText,
@@ -38,6 +39,7 @@ from amlretrain._wire import (
     MapOfParameters,
     Nested,
     WireModel,
+    find_key,
     read_json,
     structure,
     unstructure,
@@ -46,11 +48,20 @@ from amlretrain._wire import (
 )
 from amlretrain.errors import ConfigurationError, DefinitionError
 from amlretrain.studio._validate import validate_document
+from amlretrain.studio.ilearner import (
+    READ_ONLY_PROPERTIES,
+    READ_ONLY_RESOURCE_FIELDS,
+    TrainedModel,
+    check_model_uri,
+    select_trained_model,
+)
+from amlretrain.studio.ilearner import diff as _diff
+from amlretrain.studio.ilearner import trained_models as _trained_models
 
 if TYPE_CHECKING:
-    import jsonpatch
+    from datetime import datetime
 
-    from amlretrain.studio.ilearner import TrainedModel
+    import jsonpatch
 
 __all__ = [
     "READ_ONLY_PROPERTIES",
@@ -79,11 +90,6 @@ __all__ = [
     "WebServiceParameter",
     "WebServiceProperties",
 ]
-
-#: Members of the resource that the service sets and a PUT must not send.
-READ_ONLY_RESOURCE_FIELDS = ("id", "name", "type")
-#: Members of ``properties`` that the service sets and a PUT must not send.
-READ_ONLY_PROPERTIES = ("createdOn", "modifiedOn", "provisioningState", "swaggerLocation")
 
 
 def _redacted_repr(value: Any) -> str:
@@ -533,7 +539,7 @@ class WebServiceDefinition(WireModel):
         """Set the (non-canonical) :meth:`document` this object would compute.
 
         For code that derives a definition from another and can build its document by
-        sharing the unchanged parts (see :func:`amlretrain.studio.ilearner.with_trained_model`);
+        sharing the unchanged parts (see :meth:`with_trained_model`);
         ``document`` must equal ``unstructure(self)`` and is never modified afterwards.
         """
         self._documents[False] = document
@@ -541,8 +547,8 @@ class WebServiceDefinition(WireModel):
     def keep_format(self, original: WebServiceDefinition) -> None:
         """Make :meth:`save` write this definition in the format ``original`` was read in.
 
-        For code that derives a definition from another (see
-        :func:`amlretrain.studio.ilearner.with_trained_model`): the file keeps its encoding, BOM,
+        For code that derives a definition from another (see :meth:`with_trained_model`):
+        the file keeps its encoding, BOM,
         newlines, indentation and number spellings, and only the changed values differ.
         """
         object.__setattr__(self, "_text", original._text)
@@ -680,29 +686,55 @@ class WebServiceDefinition(WireModel):
     @property
     def trained_models(self) -> tuple[TrainedModel, ...]:
         """The assets that hold a trained model (see ``ilearner.trained_models``)."""
-        from amlretrain.studio.ilearner import trained_models
-
-        return trained_models(self)
+        return _trained_models(self)
 
     def with_trained_model(
-        self, uri: str, asset: str | None = None, credentials: str | None = None
+        self,
+        uri: str,
+        asset: str | None = None,
+        credentials: str | None = None,
+        *,
+        now: datetime | None = None,
     ) -> WebServiceDefinition:
-        """A new definition whose trained-model asset points at ``uri``.
+        """A new definition in which only the trained model's uri (and credentials) changed.
 
-        See :func:`amlretrain.studio.ilearner.with_trained_model`.
+        Saved (:meth:`save`), it differs from the file this one was read from in that
+        value only.
+
+        Args:
+            uri: the new model's blob URL (``BaseLocation + RelativeLocation``, optionally
+                with a SAS), checked with :func:`~amlretrain.studio.ilearner.check_model_uri`.
+            asset: the asset id or name; when None, the only trained model.
+            credentials: a new ``locationInfo.credentials``, when given.
+            now: the time the SAS expiry is checked against (default: now).
+
+        Raises:
+            ConfigurationError: a bad uri, or no / an ambiguous asset (the message lists
+                the candidates).
         """
-        from amlretrain.studio.ilearner import with_trained_model
-
-        return with_trained_model(self, uri, asset=asset, credentials=credentials)
+        check_model_uri(uri, now=now)
+        asset_id = select_trained_model(self, asset)
+        props = self.properties
+        item = props.assets.get(asset_id) if props is not None and props.assets else None
+        if props is None or props.assets is None or item is None:
+            raise ConfigurationError(f"asset {asset_id!r} is not an object: it cannot be rewritten")
+        location = item.location_info or BlobLocation()
+        location = attrs.evolve(location, uri=uri)
+        if credentials is not None:
+            location = attrs.evolve(location, credentials=credentials)
+        assets = dict(props.assets)
+        assets[asset_id] = attrs.evolve(item, location_info=location)
+        new = attrs.evolve(self, properties=attrs.evolve(props, assets=assets))
+        _share_document(self, new, asset_id, location)
+        new.keep_format(self)  # saved, only the changed value differs from the file
+        return new
 
     def diff(self, other: WebServiceDefinition) -> jsonpatch.JsonPatch:
         """The minimal RFC 6902 JSON Patch from this definition to ``other``.
 
         See :func:`amlretrain.studio.ilearner.diff`.
         """
-        from amlretrain.studio.ilearner import diff
-
-        return diff(self, other)
+        return _diff(self, other)
 
     def __repr__(self) -> str:
         props = self.properties
@@ -715,9 +747,47 @@ class WebServiceDefinition(WireModel):
         )
 
     def _repr_html_(self) -> str:
-        from amlretrain._html import definition_html
+        props = self.properties
+        trained = {m.asset_id for m in self.trained_models}
+        return definition_html(
+            title=str(props.title if props and props.title else self.name or "web service"),
+            package_type=self.package_type,
+            rows=[
+                (
+                    asset_id,
+                    asset.name,
+                    asset.type,
+                    asset_id in trained,
+                    asset.location_info.uri if asset.location_info else "",
+                )
+                for asset_id, asset in self.assets.items()
+            ],
+            read_only=self.is_read_only,
+        )
 
-        return definition_html(self)
+
+def _share_document(
+    old: WebServiceDefinition, new: WebServiceDefinition, asset_id: str, location: BlobLocation
+) -> None:
+    """Give ``new`` the document of ``old`` with only the asset's locationInfo replaced.
+
+    The document shares every other member with ``old``'s (both are read-only), so a big
+    definition is not written out again, and a diff compares by identity first. When a
+    member on the way is missing or oddly shaped, ``new`` computes its own.
+    """
+    doc = old.document()
+    props_key = find_key(doc, "properties")
+    props = doc.get(props_key) if props_key else None
+    assets_key = find_key(props, "assets") if isinstance(props, Mapping) else None
+    assets = props.get(assets_key) if assets_key and isinstance(props, Mapping) else None
+    asset = assets.get(asset_id) if isinstance(assets, Mapping) else None
+    loc_key = find_key(asset, "locationInfo") if isinstance(asset, Mapping) else None
+    if not (props_key and assets_key and loc_key and isinstance(asset, Mapping)):
+        return
+    assert isinstance(props, Mapping) and isinstance(assets, Mapping)
+    new_asset = {**asset, loc_key: unstructure(location)}
+    new_doc = {**doc, props_key: {**props, assets_key: {**assets, asset_id: new_asset}}}
+    new.share_document(new_doc)
 
 
 M = TypeVar("M", bound=WireModel)

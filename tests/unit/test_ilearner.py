@@ -367,3 +367,93 @@ def test_an_empty_member_the_service_dropped_is_not_a_change() -> None:
     exported["properties"]["parameters"] = {"Split": "0.7"}  # a real one is sent
     changed = WebServiceDefinition.from_dict(exported).with_trained_model(NEW_URI)
     assert patch_body(current, changed)["properties"]["parameters"] == {"Split": "0.7"}
+
+
+# -- one JSON equality for diff and patch_body --------------------------------------------
+
+SAS = "?sv=2020&se=2099-01-01T00:00:00Z&sig=SECRET"
+
+
+def _with_sas(doc: dict[str, Any]) -> dict[str, Any]:
+    doc["properties"]["assets"]["asset1"]["locationInfo"]["uri"] = MODEL_URI + SAS
+    return doc
+
+
+def _edit(doc: dict[str, Any], edit: str) -> None:
+    props = doc["properties"]
+    if edit == "sas withheld":  # an export without secrets: the same model
+        props["assets"]["asset1"]["locationInfo"]["uri"] = MODEL_URI
+    elif edit == "empty object added":  # the live service drops empty members
+        props["parameters"] = {}
+    elif edit == "member respelled":
+        props["Title"] = props.pop("title")
+    elif edit == "asset members respelled":
+        props["assets"]["asset1"] = _flip_case(props["assets"]["asset1"])
+    elif edit == "integer as float":
+        props["realtimeConfiguration"]["maxConcurrentCalls"] = 4.0
+    elif edit == "boolean as integer":
+        props["exposeSampleData"] = 1
+    elif edit == "title changed":
+        props["title"] = "Census, retitled"
+    elif edit == "uri changed":
+        props["assets"]["asset1"]["locationInfo"]["uri"] = NEW_URI
+    elif edit == "member added":
+        props["diagnostics"]["expiry"] = "2030-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("edit", "changed"),
+    [
+        ("sas withheld", False),
+        ("empty object added", False),
+        ("member respelled", False),
+        ("asset members respelled", False),
+        ("integer as float", True),
+        ("boolean as integer", True),
+        ("title changed", True),
+        ("uri changed", True),
+        ("member added", True),
+    ],
+)
+def test_diff_and_patch_body_agree_on_what_changed(edit: str, changed: bool) -> None:
+    # Before 0.2.0 they did not: diff() reported a replace of a uri that only lost its
+    # SAS, and an add of an empty object, where patch_body() said "changes nothing".
+    old = WebServiceDefinition.from_dict(_with_sas(sample_definition()))
+    doc = _with_sas(sample_definition())
+    _edit(doc, edit)
+    new = WebServiceDefinition.from_dict(doc, validate=False)
+    ops = list(old.diff(new))
+    if changed:
+        assert ops
+        assert patch_body(old, new)
+    else:
+        assert ops == []
+        with pytest.raises(ConfigurationError, match="changes nothing"):
+            patch_body(old, new)
+
+
+def test_same_is_json_equality_as_the_service_reads_it() -> None:
+    from amlretrain.studio.ilearner import same
+
+    assert same({"Nodes": [1, {"A": "x"}]}, {"nodes": [1, {"a": "x"}]})
+    assert same({"a": 1, "b": {}}, {"a": 1})  # an empty object is no member
+    assert same(float("nan"), float("nan"))
+    assert not same(1, 1.0)
+    assert not same(True, 1)
+    assert not same({"a": [1]}, {"a": [True]})
+    assert not same({"a": 1, "b": {"c": 1}}, {"a": 1})
+    assert not same("Value", "value")  # values still differ by case
+
+
+def test_diff_and_patch_body_work_on_plain_documents() -> None:
+    from amlretrain.studio.ilearner import json_patch, merge_patch, trained_models
+
+    old = sample_definition()
+    new = sample_definition()
+    new["properties"]["assets"]["asset1"]["locationInfo"]["uri"] = NEW_URI
+    path = "/properties/assets/asset1/locationInfo/uri"
+    assert [op["op"] for op in json_patch(old, new)] == ["test", "replace"]
+    assert json_patch(old, new)[1] == {"op": "replace", "path": path, "value": NEW_URI}
+    body = merge_patch(old, new)
+    assert body["properties"]["assets"]["asset1"]["locationInfo"] == {"uri": NEW_URI}
+    assert [m.asset_id for m in trained_models(new)] == ["asset1"]
