@@ -62,6 +62,8 @@ class StepStatus(StrStatus):
     OK = "ok"
     SKIPPED = "skipped"
     FAILED = "failed"
+    #: The deploy step when the gate refused the model for every target.
+    REJECTED = "rejected"
 
 
 #: Every target status, as strings (``tuple(TargetStatus)``).
@@ -405,11 +407,17 @@ def _table(rows: Sequence[Mapping[str, Any]], key_metrics: Sequence[str]) -> lis
 
 
 def _raise_for(targets: Sequence[TargetOutcome], total: int, metrics: Mapping[str, float]) -> None:
-    """Raise the error that best says why some of ``targets`` did not succeed."""
+    """Raise the error that best says why some of ``targets`` did not succeed.
+
+    When every target of the run failed in one family, that family's error (its exit
+    code); when some succeeded and others did not, or they failed for different
+    reasons, :class:`TargetsFailed` (exit 14).
+    """
     bad = [t for t in targets if t.status not in _OK]
     if not bad:
         return
-    if all(t.status == "rejected" for t in bad):
+    every = len(bad) == total
+    if every and all(t.status == "rejected" for t in bad):
         reasons = [f"{t.target}: {t.error}" for t in bad]
         raise GateRejected(
             "the new model was not deployed: " + "; ".join(reasons),
@@ -420,7 +428,7 @@ def _raise_for(targets: Sequence[TargetOutcome], total: int, metrics: Mapping[st
     text = f"{len(bad)} of {total} target(s) did not succeed: " + "; ".join(lines)
     errors = [t.exception for t in bad if t.status != "rejected"]
     unknown = [t for t in bad if t.status == "unknown"]
-    if len(unknown) == len(bad):
+    if every and len(unknown) == len(bad):
         # What every one of them serves is unknown: that is the one family (12, or 13
         # for operations past their deadline).
         if all(isinstance(t.exception, OperationTimeout) for t in unknown):
@@ -428,7 +436,8 @@ def _raise_for(targets: Sequence[TargetOutcome], total: int, metrics: Mapping[st
         else:
             raise VerificationFailed(text)
     kinds = {type(e) for e in errors}
-    if len(errors) == len(bad) and len(kinds) == 1 and isinstance(errors[0], AmlRetrainError):
+    one_family = len(errors) == len(bad) and len(kinds) == 1
+    if every and one_family and isinstance(errors[0], AmlRetrainError):
         # One family of failure: raise that family (its exit code), saying what happened.
         first = errors[0]
         typed = type(first).__new__(type(first))  # its attributes, without its __init__

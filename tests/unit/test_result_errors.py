@@ -12,6 +12,7 @@ from amlretrain.errors import (
     OperationStillRunning,
     ServiceError,
     TargetsFailed,
+    TrainingJobFailed,
     VerificationFailed,
 )
 from amlretrain.result import RetrainResult, TargetOutcome
@@ -28,7 +29,13 @@ def _t(name: str, status: str, error: BaseException | None = None) -> TargetOutc
     [
         ([_t("a", "succeeded")], None, 0),
         ([_t("a", "rejected"), _t("b", "rejected")], GateRejected, 11),
-        ([_t("a", "failed", ConflictError("held")), _t("b", "succeeded")], ConflictError, 8),
+        ([_t("a", "failed", ConflictError("held")), _t("b", "failed", ConflictError("held"))],
+         ConflictError, 8),
+        # some succeeded, one failed: 14 whatever its family (a fleet with one bad file)
+        ([_t("a", "failed", ConflictError("held")), _t("b", "succeeded")], TargetsFailed, 14),
+        ([_t("a", "failed", TrainingJobFailed("bad", job_id="j", status="Failed")),
+          _t("b", "succeeded"), _t("c", "skipped")], TargetsFailed, 14),
+        ([_t("a", "rejected"), _t("b", "succeeded")], TargetsFailed, 14),
         ([_t("a", "unknown", VerificationFailed("v")), _t("b", "unknown", ServiceError("x"))],
          VerificationFailed, 12),
         ([_t("a", "unknown", OperationStillRunning("slow"))], OperationStillRunning, 13),

@@ -22,7 +22,7 @@ TODAY = {
         "dry-run",
         "halted",
     ],
-    StepStatus: ["ok", "skipped", "failed"],
+    StepStatus: ["ok", "skipped", "failed", "rejected"],
 }
 
 
