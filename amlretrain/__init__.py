@@ -98,6 +98,8 @@ if _typing.TYPE_CHECKING:
     from amlretrain.locks import Lease as Lease
     from amlretrain.locks import LockInfo as LockInfo
     from amlretrain.locks import TargetLocks as TargetLocks
+    from amlretrain.polling import OperationPolling as OperationPolling
+    from amlretrain.polling import Poller as Poller
     from amlretrain.polling import PollPolicy as PollPolicy
     from amlretrain.reconciliation import (
         Reconciled as Reconciled,
@@ -200,6 +202,8 @@ _NAMES: dict[str, str] = {
     # amlretrain.credentials
     "StaticTokenCredential": "amlretrain.credentials",
     # amlretrain.polling
+    "OperationPolling": "amlretrain.polling",
+    "Poller": "amlretrain.polling",
     "PollPolicy": "amlretrain.polling",
     # amlretrain.evaluation
     "EvaluationMetrics": "amlretrain.evaluation",

@@ -5,21 +5,25 @@ outputs read as :class:`~amlretrain.blobs.BlobRef` values: the trained model is 
 ``.ilearner`` output (found by extension, not by assuming ``output1``), the evaluation is
 the CSV output parsed into :class:`~amlretrain.evaluation.EvaluationMetrics`.
 
+The wait is a long-running operation: :meth:`BatchClient.begin_run_job` starts a job and
+returns a :class:`~amlretrain.polling.Poller` whose result is the Finished job, resumable
+in another process from its continuation token; :meth:`TrainingJob.wait` is the same wait.
+
 Example:
     >>> bes = BatchClient(endpoint.api_location, endpoint.primary_key)      # doctest: +SKIP
-    >>> job = bes.submit({"input1": Path("train.csv")}, store=store).start()  # doctest: +SKIP
-    >>> job.wait(timeout=1800, progress=True).trained_model                  # doctest: +SKIP
+    >>> job = bes.create_job({"input1": Path("train.csv")}, store=store)    # doctest: +SKIP
+    >>> bes.begin_run_job(job).result(timeout=1800).trained_model            # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import time
+import time  # noqa: F401 - the wait's clock and sleep, patched through this module by tests
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from amlretrain._errormap import parse_retry_after
 from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient
@@ -37,7 +41,8 @@ from amlretrain.errors import (
     TrainingJobFailed,
 )
 from amlretrain.evaluation import EvaluationMetrics
-from amlretrain.polling import PollPolicy
+from amlretrain.polling import OperationPolling, Poller, PollPolicy
+from amlretrain.polling import pause_between_reads as _pause  # noqa: F401 - its old home
 from amlretrain.studio.jobstatus import JobStatus
 
 if TYPE_CHECKING:
@@ -48,7 +53,7 @@ if TYPE_CHECKING:
     from amlretrain.interrupt import StopSignal
     from amlretrain.storage import BlobStore
 
-__all__ = ["BatchClient", "JobStatus", "PollPolicy", "TrainingJob"]
+__all__ = ["BatchClient", "JobRun", "JobStatus", "PollPolicy", "TrainingJob"]
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +82,16 @@ class BatchClient(EndpointClient):
             request time, so ``credential.update()`` rotates it; a secret: never shown).
         session: a ``requests.Session`` to use (its adapters then decide retries).
         timeout: ``(connect, read)`` seconds for every call.
-        poll: the default :class:`PollPolicy` of :meth:`TrainingJob.wait`.
+        poll: the default :class:`PollPolicy` of :meth:`TrainingJob.wait` and
+            :meth:`begin_run_job`.
 
     Retries: status reads and cancels (GET, DELETE) on connection errors and
-    429/500/502/503/504, honouring Retry-After (capped at 60 s). Submit and start (POST)
+    429/500/502/503/504, honouring Retry-After (capped at 60 s). Create and start (POST)
     are retried only on 429/503 with Retry-After, when the service refused them: never
-    after a connection error or timeout, because a submit is not idempotent.
+    after a connection error or timeout, because a create is not idempotent.
+
+    Verbs: :meth:`create_job` (BES calls it submit: :meth:`submit` is the same call),
+    :meth:`get_job`, :meth:`begin_run_job` (start and wait), :meth:`delete_job` (cancel).
     """
 
     def __init__(
@@ -120,7 +129,7 @@ class BatchClient(EndpointClient):
     # -- requests --------------------------------------------------------------------------------
 
     @traced
-    def submit(
+    def create_job(
         self,
         inputs: Mapping[str, str | Path | BlobRef],
         *,
@@ -130,7 +139,7 @@ class BatchClient(EndpointClient):
         upload_container: str = "amlretrain-inputs",
         start: bool = False,
     ) -> TrainingJob:
-        """Create a job (uploading local input files first); it stays NotStarted.
+        """Create (submit) a job, uploading local input files first; it stays NotStarted.
 
         Args:
             inputs: per input port: a local file (``Path``), a ``BlobRef`` (sent with its
@@ -175,6 +184,118 @@ class BatchClient(EndpointClient):
         log.info("submitted BES job %s to %s", job_id, self.api_location)
         job = TrainingJob(self, job_id)
         return job.start() if start else job
+
+    @traced
+    def submit(
+        self,
+        inputs: Mapping[str, str | Path | BlobRef],
+        *,
+        outputs: Mapping[str, BlobRef | str] | None = None,
+        global_parameters: Mapping[str, str | int | float | bool] | None = None,
+        store: BlobStore | None = None,
+        upload_container: str = "amlretrain-inputs",
+        start: bool = False,
+    ) -> TrainingJob:
+        """:meth:`create_job` under the Batch Execution Service's own name (a submit)."""
+        return self.create_job(
+            inputs,
+            outputs=outputs,
+            global_parameters=global_parameters,
+            store=store,
+            upload_container=upload_container,
+            start=start,
+        )
+
+    @overload
+    def begin_run_job(
+        self,
+        job: str | TrainingJob,
+        *,
+        start: bool = True,
+        poll: PollPolicy | None = None,
+        progress: bool = False,
+        cancel_on_timeout: bool = True,
+        stop: StopSignal | None = None,
+    ) -> Poller[TrainingJob]: ...
+
+    @overload
+    def begin_run_job(
+        self,
+        *,
+        continuation_token: str,
+        poll: PollPolicy | None = None,
+        progress: bool = False,
+        cancel_on_timeout: bool = True,
+        stop: StopSignal | None = None,
+    ) -> Poller[TrainingJob]: ...
+
+    @traced
+    def begin_run_job(
+        self,
+        job: str | TrainingJob | None = None,
+        *,
+        start: bool = True,
+        poll: PollPolicy | None = None,
+        progress: bool = False,
+        cancel_on_timeout: bool = True,
+        stop: StopSignal | None = None,
+        continuation_token: str | None = None,
+    ) -> Poller[TrainingJob]:
+        """Start a job (POST .../start) and return a poller that waits until it ends.
+
+        The poller's ``result(timeout)`` is the Finished job; it reads the status as
+        :meth:`TrainingJob.wait` does (the same loop and arguments), when it is called.
+
+        Args:
+            job: a job (id or :class:`TrainingJob`) made by :meth:`create_job`.
+            start: start it first; False for a job already started (nothing is sent).
+            poll: overrides the client's :class:`PollPolicy`.
+            progress: show the status while waiting (see :meth:`TrainingJob.wait`).
+            cancel_on_timeout: cancel the job when ``result(timeout)``'s timeout passes.
+            stop: a run's stop request: the job is cancelled and
+                :class:`~amlretrain.errors.Interrupted` raised.
+            continuation_token: resume the wait of the poller's ``continuation_token()``,
+                in any process (it holds the job id and the endpoint's ``ApiLocation``,
+                no key: the key is this client's). Nothing is started; give no ``job``.
+
+        Returns:
+            A :class:`~amlretrain.polling.Poller` of the :class:`TrainingJob`.
+
+        Raises:
+            ConfigurationError: a token of another endpoint, or not of a job.
+            ServiceError: the start was refused (e.g. ``CannotStartJob``).
+            TrainingJobFailed: (by ``result()``) the job ended Failed or Cancelled.
+            OperationTimeout: (by ``result(timeout)``) the timeout passed first.
+
+        Example:
+            >>> poller = bes.begin_run_job(bes.create_job(inputs, store=store))  # doctest: +SKIP
+            >>> token = poller.continuation_token()                             # doctest: +SKIP
+            >>> bes.begin_run_job(continuation_token=token).result(timeout=3600)  # doctest: +SKIP
+        """
+        method = JobRun(
+            poll or self.poll, progress=progress, cancel_on_timeout=cancel_on_timeout, stop=stop
+        )
+        if continuation_token is not None:
+            if job is not None:
+                raise ConfigurationError(
+                    "resuming from a continuation token takes no job: the token names it"
+                )
+            try:
+                return Poller.from_continuation_token(method, continuation_token, client=self)
+            except ValueError as err:
+                raise ConfigurationError(str(err)) from err
+        if job is None:
+            raise ConfigurationError("running a job needs the job (or a continuation token)")
+        handle = job if isinstance(job, TrainingJob) else TrainingJob(self, job)
+        if start:
+            handle.start()
+        method.attach(handle)
+        return Poller(method)
+
+    @traced
+    def delete_job(self, job_id: str) -> None:
+        """Cancel and delete a job (DELETE); one that is gone is not an error."""
+        TrainingJob(self, job_id).cancel()
 
     def _reference(
         self,
@@ -341,9 +462,10 @@ class TrainingJob:
     ) -> TrainingJob:
         """Poll until the job ends; return self when it Finished.
 
-        Delays grow exponentially with jitter (:class:`PollPolicy`); a ``Retry-After`` from
-        the service is honoured. On the deadline, and on ``KeyboardInterrupt``, the job is
-        cancelled (DELETE) first.
+        The wait of :meth:`BatchClient.begin_run_job` (``begin_run_job(job,
+        start=False).result(timeout)``), on this handle. Delays grow exponentially with
+        jitter (:class:`PollPolicy`); a ``Retry-After`` from the service is honoured. On
+        the deadline, and on ``KeyboardInterrupt``, the job is cancelled (DELETE) first.
 
         Args:
             timeout: overall seconds to wait (None: no deadline).
@@ -361,59 +483,14 @@ class TrainingJob:
             TrainingJobFailed: the job ended Failed or Cancelled (with its Details).
             OperationTimeout: the deadline passed (the job was cancelled).
         """
-        policy = poll or self.client.poll
-        started = time.monotonic()
-        delays = policy.delays(lambda: time.monotonic() - started)
-        deadline = None if timeout is None else started + timeout
-        bar = _status_bar(progress, self.job_id)
-        try:
-            while True:
-                try:
-                    self.refresh()
-                    pause = next(delays)
-                    if self._retry_after is not None:
-                        pause = max(pause, self._retry_after)
-                except ThrottledError as err:
-                    pause = max(next(delays), err.retry_after or 0.0)
-                    log.info("job %s: status read throttled; waiting %.1f s", self.job_id, pause)
-                if bar is not None:
-                    bar.update(self._status.label)
-                if self._status.is_terminal:
-                    break
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        waited = time.monotonic() - started
-                        if cancel_on_timeout:
-                            self.cancel()
-                        raise OperationTimeout(
-                            f"job {self.job_id} still {self._status.label} after {waited:.0f} s"
-                            + ("; it was cancelled" if cancel_on_timeout else ""),
-                            waited=waited,
-                        )
-                    pause = min(pause, remaining)
-                if _pause(pause, stop, bar) and stop is not None:
-                    log.warning("stopping: cancelling job %s", self.job_id)
-                    self.cancel()
-                    stop.raise_if_requested()
-        except Interrupted:
-            raise  # cancelled already
-        except KeyboardInterrupt:
-            log.warning("interrupted: cancelling job %s", self.job_id)
-            self.cancel()
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-        if self._status is not JobStatus.FINISHED:
-            raise TrainingJobFailed(
-                f"job {self.job_id} ended {self._status.label}"
-                + (f": {self.details}" if self.details else ""),
-                job_id=self.job_id,
-                status=self._status.label,
-                details=self.details,
-            )
-        return self
+        method = JobRun(
+            poll or self.client.poll,
+            progress=progress,
+            cancel_on_timeout=cancel_on_timeout,
+            stop=stop,
+        )
+        method.attach(self)
+        return Poller(method).result(timeout)
 
     # -- outputs -------------------------------------------------------------------------------
 
@@ -515,6 +592,108 @@ class TrainingJob:
         )
 
 
+class JobRun(OperationPolling[TrainingJob]):
+    """The wait of a training job until it ends: the polling of :meth:`TrainingJob.wait`.
+
+    Its continuation token (kind ``bes.job``) holds the job id and the endpoint's
+    ``ApiLocation``, never the API key: :meth:`BatchClient.begin_run_job` with
+    ``continuation_token=`` resumes it with the key of that client.
+    """
+
+    kind = "bes.job"
+
+    def __init__(
+        self,
+        policy: PollPolicy,
+        *,
+        progress: bool = False,
+        cancel_on_timeout: bool = True,
+        stop: StopSignal | None = None,
+    ) -> None:
+        super().__init__(
+            policy=policy, display=lambda: _status_bar(progress, self.job.job_id), wake=stop
+        )
+        self._cancel_on_timeout = cancel_on_timeout
+        self._stop = stop
+        self._job: TrainingJob | None = None
+
+    @property
+    def job(self) -> TrainingJob:
+        """The job waited for."""
+        if self._job is None:
+            raise ConfigurationError("this wait names no job yet")
+        return self._job
+
+    def attach(self, job: TrainingJob) -> None:
+        """Wait for ``job`` (a handle of the caller's: its status is updated)."""
+        self._client = job.client
+        self._job = job
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        client: BatchClient = self._client
+        job_id, location = state.get("job_id"), state.get("api_location")
+        if not isinstance(job_id, str) or not isinstance(location, str):
+            raise ValueError("the continuation token names no training job")
+        if location.rstrip("/").lower() != client.api_location.rstrip("/").lower():
+            raise ValueError(
+                f"the continuation token is of the endpoint {redact(location)}, not of this "
+                "client's"
+            )
+        self._job = TrainingJob(client, job_id)
+
+    def state(self) -> dict[str, Any]:
+        return {"api_location": self.job.client.api_location, "job_id": self.job.job_id}
+
+    def _read(self) -> float | None:
+        job = self.job
+        try:
+            job.refresh()
+        except ThrottledError as err:
+            log.info("job %s: status read throttled (Retry-After %s)", job.job_id, err.retry_after)
+            return err.retry_after or 0.0
+        return job._retry_after
+
+    def finished(self) -> bool:
+        return self._job is not None and self._job.status.is_terminal
+
+    def status(self) -> str:
+        return self.job.status.label
+
+    def resource(self) -> TrainingJob:
+        job = self.job
+        if job.status is not JobStatus.FINISHED:
+            raise TrainingJobFailed(
+                f"job {job.job_id} ended {job.status.label}"
+                + (f": {job.details}" if job.details else ""),
+                job_id=job.job_id,
+                status=job.status.label,
+                details=job.details,
+            )
+        return job
+
+    def timed_out(self, waited: float) -> BaseException:
+        job = self.job
+        if self._cancel_on_timeout:
+            job.cancel()
+        return OperationTimeout(
+            f"job {job.job_id} still {job.status.label} after {waited:.0f} s"
+            + ("; it was cancelled" if self._cancel_on_timeout else ""),
+            waited=waited,
+        )
+
+    def _stopped(self) -> None:
+        if self._stop is not None:
+            log.warning("stopping: cancelling job %s", self.job.job_id)
+            self.job.cancel()
+            self._stop.raise_if_requested()
+
+    def _interrupted(self, error: KeyboardInterrupt) -> None:
+        if isinstance(error, Interrupted):
+            return  # cancelled already
+        log.warning("interrupted: cancelling job %s", self.job.job_id)
+        self.job.cancel()
+
+
 def _ci(data: Mapping[str, Any], key: str) -> Any:
     return ci_get(data, key)
 
@@ -542,25 +721,3 @@ def _status_bar(enabled: bool, job_id: str) -> StatusDisplay | None:
     from amlretrain._progress import status_display
 
     return status_display(f"job {job_id[:12]}")
-
-
-def _pause(seconds: float, stop: StopSignal | None, display: StatusDisplay | None) -> bool:
-    """Wait ``seconds`` between two reads; True when ``stop`` was requested meanwhile.
-
-    A display gets a tick every ``display.interval`` seconds (its elapsed time moves on
-    between two reads of the status, which may be a minute apart).
-    """
-    if display is None:
-        if stop is None:
-            time.sleep(seconds)
-            return False
-        return stop.wait(seconds)
-    end = time.monotonic() + seconds
-    while (left := end - time.monotonic()) > 0:
-        step = min(left, display.interval)
-        if stop is None:
-            time.sleep(step)
-        elif stop.wait(step):
-            return True
-        display.tick()
-    return False

@@ -1,10 +1,11 @@
 """``ClassicClient``: the classic web-service management API (``management.azureml.net``).
 
-Web services (list, get) and their endpoints (list, get, add, update, refresh, delete),
-and the retraining swap: :meth:`ClassicClient.update_trained_model` PATCHes an endpoint's
-trained-model resource and reads the endpoint back until it shows the new location. The
-only PATCH sent carries ``Resources``, as documented; settings changes
-(:meth:`ClassicClient.update_endpoint`) re-send the documented add-endpoint PUT (GUESS).
+Web services (list, get) and their endpoints (list, get, create, update, refresh,
+delete), and the retraining swap: :meth:`ClassicClient.begin_update_trained_model`
+PATCHes an endpoint's trained-model resource and returns a poller that reads the endpoint
+back until it shows the new location (:meth:`ClassicClient.update_trained_model` waits for
+it). The only PATCH sent carries ``Resources``, as documented; settings changes
+(:meth:`ClassicClient.update_endpoint`) re-send the documented create-endpoint PUT (GUESS).
 
 The models (:class:`ClassicWebService`, :class:`Endpoint`, :class:`EndpointResource`) are
 frozen attrs classes read tolerantly (any key casing, unknown fields kept in ``extra``);
@@ -18,9 +19,11 @@ import re
 import threading
 import time
 import urllib.parse
+import warnings
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from amlretrain._deprecated import REMOVED_IN
 from amlretrain._http import DEFAULT_TIMEOUT, HttpClient, bearer_auth
 from amlretrain._redact import redact
 from amlretrain._tracing import in_this_span, traced
@@ -28,9 +31,11 @@ from amlretrain.blobs import BlobRef, same_blob
 from amlretrain.errors import (
     ConfigurationError,
     NotFoundError,
+    OperationTimeout,
     ServiceError,
     VerificationFailed,
 )
+from amlretrain.polling import OperationPolling, Poller, PollPolicy
 from amlretrain.studio.models import (
     ClassicWebService,
     Endpoint,
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MANAGEMENT_HOSTS",
     "ClassicClient",
+    "TrainedModelUpdate",
     "management_url",
     "trained_model_patch",
 ]
@@ -99,6 +105,7 @@ class ClassicClient:
         base_url: overrides the host (an emulator, a proxy).
         session: a ``requests.Session`` to use (its adapters then decide retries).
         timeout: ``(connect, read)`` seconds for every call.
+        poll: spaces the reads that verify a trained-model update (default: every 2 s).
 
     Retries: GET, PUT and DELETE on connection errors and 429/500/502/503/504 (honouring
     Retry-After, capped at 60 s); PATCH and POST only on 429/503 with Retry-After. See
@@ -119,6 +126,7 @@ class ClassicClient:
         base_url: str | None = None,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        poll: PollPolicy | None = None,
     ) -> None:
         if not workspace_id or "/" in workspace_id:
             raise ConfigurationError("the workspace id must be non-empty and without '/'")
@@ -126,13 +134,24 @@ class ClassicClient:
         self.workspace_id = workspace_id
         self.base_url = (base_url or management_url(region)).rstrip("/")
         self._http = HttpClient(session=session, auth=auth, timeout=timeout)
-        #: Seconds between verification reads in :meth:`update_trained_model`.
-        self.verify_interval = 2.0
+        #: Spaces the verification reads of :meth:`begin_update_trained_model`.
+        self.poll = poll or PollPolicy.fixed(2.0)
         self._services: dict[str, tuple[float, ClassicWebService]] = {}
         self._services_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ClassicClient(workspace_id={self.workspace_id!r}, base_url={self.base_url!r})"
+
+    @property
+    def verify_interval(self) -> float:
+        """Deprecated: seconds between verification reads; use ``poll=`` (a PollPolicy)."""
+        _deprecated_interval()
+        return self.poll.initial
+
+    @verify_interval.setter
+    def verify_interval(self, seconds: float) -> None:
+        _deprecated_interval()
+        self.poll = PollPolicy.fixed(seconds)
 
     def close(self) -> None:
         """Close the HTTP session this client created."""
@@ -262,7 +281,7 @@ class ClassicClient:
         return Endpoint.from_dict(_as_dict(self._json("GET", url)))
 
     @traced
-    def add_endpoint(
+    def create_endpoint(
         self,
         web_service_id: str,
         endpoint_name: str,
@@ -272,7 +291,7 @@ class ClassicClient:
         max_concurrent_calls: int | None = None,
         prevent_update: bool = False,
     ) -> Endpoint:
-        """Add an endpoint (PUT), then read it back.
+        """Create an endpoint (PUT), then read it back (PowerShell: ``Add-AmlWebServiceEndpoint``).
 
         Args:
             endpoint_name: at most 24 lowercase letters or digits.
@@ -292,8 +311,35 @@ class ClassicClient:
         )
         url = self._url("webservices", web_service_id, "endpoints", endpoint_name)
         self._http.request("PUT", url, json_body=body)
-        log.info("added endpoint %s to web service %s", endpoint_name, web_service_id)
+        log.info("created endpoint %s to web service %s", endpoint_name, web_service_id)
         return self.get_endpoint(web_service_id, endpoint_name)
+
+    @traced
+    def add_endpoint(
+        self,
+        web_service_id: str,
+        endpoint_name: str,
+        *,
+        description: str | None = None,
+        throttle_level: str = "Low",
+        max_concurrent_calls: int | None = None,
+        prevent_update: bool = False,
+    ) -> Endpoint:
+        """Deprecated alias of :meth:`create_endpoint` (the Azure verb), removed in 0.3.0."""
+        warnings.warn(
+            "ClassicClient.add_endpoint is deprecated: use ClassicClient.create_endpoint; "
+            f"the old name is removed in {REMOVED_IN}",
+            DeprecationWarning,
+            stacklevel=4,  # the caller, past the two tracing wrappers
+        )
+        return self.create_endpoint(
+            web_service_id,
+            endpoint_name,
+            description=description,
+            throttle_level=throttle_level,
+            max_concurrent_calls=max_concurrent_calls,
+            prevent_update=prevent_update,
+        )
 
     @traced
     def update_endpoint(
@@ -311,7 +357,7 @@ class ClassicClient:
         GUESS: the management API documents one settings write, the PUT that adds an
         endpoint (API-NOTES 3.2), and no settings PATCH (its PATCH carries ``Resources``
         only). This method reads the endpoint, then PUTs the same body
-        :meth:`add_endpoint` sends, with the endpoint's current values for every setting
+        :meth:`create_endpoint` sends, with the endpoint's current values for every setting
         not given, to the existing endpoint. That a PUT to an existing endpoint updates it
         is not documented. The trained model is changed by :meth:`update_trained_model`.
 
@@ -411,8 +457,8 @@ class ClassicClient:
 
     # -- the swap -------------------------------------------------------------------------------
 
-    @traced
-    def update_trained_model(
+    @overload
+    def begin_update_trained_model(
         self,
         web_service_id: str,
         endpoint_name: str,
@@ -424,39 +470,88 @@ class ClassicClient:
         endpoint: Endpoint | None = None,
         check_default: bool = True,
         stop: StopSignal | None = None,
-    ) -> Endpoint:
-        """Point an endpoint's trained-model resource at a new ``.ilearner``, and verify it.
+    ) -> Poller[Endpoint]: ...
+
+    @overload
+    def begin_update_trained_model(
+        self, *, continuation_token: str, stop: StopSignal | None = None
+    ) -> Poller[Endpoint]: ...
+
+    @traced
+    def begin_update_trained_model(
+        self,
+        web_service_id: str | None = None,
+        endpoint_name: str | None = None,
+        resource_name: str | None = None,
+        blob: BlobRef | None = None,
+        *,
+        verify_timeout: float = 120.0,
+        blob_check: Callable[[BlobRef], bool] | None = None,
+        endpoint: Endpoint | None = None,
+        check_default: bool = True,
+        stop: StopSignal | None = None,
+        continuation_token: str | None = None,
+    ) -> Poller[Endpoint]:
+        """Point an endpoint's trained-model resource at a new ``.ilearner``; a poller verifies it.
 
         Before the PATCH: refuses the default endpoint, a resource name the endpoint does
         not list, a blob that is not an ``.ilearner``, whose SAS has expired, or that does
         not exist (checked with ``blob_check``, default an HTTP HEAD of its SAS URL).
-        After it: reads the endpoint until the resource shows the new location.
+        The poller then reads the endpoint (spaced by the client's ``poll``) until the
+        resource shows the new location; its result is the endpoint as read then.
 
         Args:
             web_service_id: the *predictive* web service.
             endpoint_name: a non-default endpoint of it.
             resource_name: the resource to replace (``Endpoint.resources[].name``).
             blob: the new model (BES ``Results`` entry), with a read SAS.
-            verify_timeout: seconds to wait for the endpoint to show the new location.
+            verify_timeout: seconds after the PATCH for the endpoint to show the new
+                location.
             blob_check: returns whether the blob exists (e.g. ``BlobStore.exists``).
             endpoint: the endpoint as just read by the caller (saves a read); its
                 resources are checked instead of a fresh read's.
             check_default: refuse the default endpoint (reads the web service); pass
                 False only when the caller has already checked it.
             stop: a run's stop request: the verification ends at its grace deadline.
+            continuation_token: resume the verification of an update already sent (the
+                poller's ``continuation_token()``, from any process; it holds the
+                endpoint, the resource, the blob URL without its SAS and the deadline,
+                no secret). Nothing is sent again; give no other argument but ``stop``.
 
         Returns:
-            The endpoint as read after the swap.
+            A :class:`~amlretrain.polling.Poller` whose ``result()`` is the endpoint.
 
         Raises:
-            ConfigurationError: a refused target (nothing was sent).
-            VerificationFailed: the endpoint still shows another location at the deadline.
+            ConfigurationError: a refused target (nothing was sent); a token of another
+                workspace or not of this operation.
+            VerificationFailed: (by ``result()``) the endpoint still shows another
+                location at the deadline.
 
         Example:
-            >>> model = job.trained_model                                        # doctest: +SKIP
-            >>> client.update_trained_model(ws_id, "retrained", "Census Model [trained model]",
-            ...                             model)                                # doctest: +SKIP
+            >>> poller = client.begin_update_trained_model(
+            ...     ws_id, "retrained", "Census Model [trained model]", job.trained_model
+            ... )                                                                 # doctest: +SKIP
+            >>> token = poller.continuation_token()                              # doctest: +SKIP
+            >>> client.begin_update_trained_model(
+            ...     continuation_token=token
+            ... ).result()                                                        # doctest: +SKIP
         """
+        method = TrainedModelUpdate(self.poll, stop)
+        if continuation_token is not None:
+            if any(v is not None for v in (web_service_id, endpoint_name, resource_name, blob)):
+                raise ConfigurationError(
+                    "resuming from a continuation token takes no other target: the token names it"
+                )
+            try:
+                return Poller.from_continuation_token(method, continuation_token, client=self)
+            except ValueError as err:
+                raise ConfigurationError(str(err)) from err
+        if web_service_id is None or endpoint_name is None or resource_name is None:
+            raise ConfigurationError(
+                "a trained-model update needs the service, endpoint and resource"
+            )
+        if blob is None:
+            raise ConfigurationError("a trained-model update needs the new model's blob")
         if not blob.relative_location.lower().endswith(".ilearner"):
             raise ConfigurationError(f"{blob.url} is not an .ilearner blob")
         if blob.is_expired():
@@ -474,9 +569,60 @@ class ClassicClient:
         url = self.endpoint_url(web_service_id, endpoint_name)
         self._http.request("PATCH", url, json_body=trained_model_patch(resource_name, blob))
         log.info("patched %s of endpoint %s to %s", resource_name, endpoint_name, blob.url)
-        return self._verify(
-            web_service_id, endpoint_name, resource_name, blob, verify_timeout, stop
-        )
+        state = {
+            "workspace_id": self.workspace_id,
+            "web_service_id": web_service_id,
+            "endpoint": endpoint_name,
+            "resource": resource_name,
+            "model": blob.url,
+            "timeout": verify_timeout,
+            "deadline": time.time() + verify_timeout,
+        }
+        method.initialize(self, state, None)
+        return Poller(method)
+
+    @traced
+    def update_trained_model(
+        self,
+        web_service_id: str,
+        endpoint_name: str,
+        resource_name: str,
+        blob: BlobRef,
+        *,
+        verify_timeout: float = 120.0,
+        blob_check: Callable[[BlobRef], bool] | None = None,
+        endpoint: Endpoint | None = None,
+        check_default: bool = True,
+        stop: StopSignal | None = None,
+    ) -> Endpoint:
+        """Point an endpoint's trained-model resource at a new ``.ilearner``, and verify it.
+
+        :meth:`begin_update_trained_model` and its poller's ``result()``: the same
+        arguments, refusals and verification.
+
+        Returns:
+            The endpoint as read after the swap.
+
+        Raises:
+            ConfigurationError: a refused target (nothing was sent).
+            VerificationFailed: the endpoint still shows another location at the deadline.
+
+        Example:
+            >>> model = job.trained_model                                        # doctest: +SKIP
+            >>> client.update_trained_model(ws_id, "retrained", "Census Model [trained model]",
+            ...                             model)                                # doctest: +SKIP
+        """
+        return self.begin_update_trained_model(
+            web_service_id,
+            endpoint_name,
+            resource_name,
+            blob,
+            verify_timeout=verify_timeout,
+            blob_check=blob_check,
+            endpoint=endpoint,
+            check_default=check_default,
+            stop=stop,
+        ).result()
 
     def _refuse_default(self, web_service_id: str, endpoint_name: str, verb: str) -> None:
         self.get_web_service(web_service_id).refuse_default(endpoint_name, verb)
@@ -498,31 +644,95 @@ class ClassicClient:
         if status >= 400:
             raise ConfigurationError(f"could not check {blob.url}: HTTP {status}")
 
-    def _verify(
-        self,
-        web_service_id: str,
-        endpoint_name: str,
-        resource_name: str,
-        blob: BlobRef,
-        timeout: float,
-        stop: StopSignal | None = None,
-    ) -> Endpoint:
-        deadline = time.monotonic() + timeout
-        while True:
-            endpoint = self.get_endpoint(web_service_id, endpoint_name)
-            current = endpoint.resource(resource_name).location
-            if same_blob(current, blob):
-                return endpoint
-            cut = stop.deadline() if stop is not None else None
-            remaining = (deadline if cut is None else min(deadline, cut)) - time.monotonic()
-            if remaining <= 0:
-                raise VerificationFailed(
-                    f"endpoint {endpoint_name!r} still reads {resource_name!r} from another "
-                    f"location {timeout:.0f} s after the update",
-                    expected=blob.url,
-                    actual=current.url if current else None,
-                )
-            time.sleep(min(self.verify_interval, remaining))
+
+class TrainedModelUpdate(OperationPolling[Endpoint]):
+    """The verification of a classic trained-model update: reads until the endpoint shows it.
+
+    Made by :meth:`ClassicClient.begin_update_trained_model` (which sent the PATCH); its
+    continuation token (kind ``classic.trained_model``) holds the workspace, web
+    service, endpoint and resource names, the model's URL without its SAS, the verify
+    timeout and its deadline (wall clock), so another process resumes the same reads.
+    """
+
+    kind = "classic.trained_model"
+
+    def __init__(self, policy: PollPolicy, stop: StopSignal | None = None) -> None:
+        super().__init__(policy=policy)
+        self._stop = stop
+        self._state: dict[str, Any] = {}
+        self._deadline = 0.0
+        self._seen: Endpoint | None = None
+        self._current: BlobRef | None = None
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        client: ClassicClient = self._client
+        try:
+            workspace = str(state["workspace_id"])
+            for key in ("web_service_id", "endpoint", "resource", "model"):
+                str(state[key])
+            deadline, timeout = float(state["deadline"]), float(state["timeout"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError("the continuation token names no trained-model update") from err
+        if workspace.lower() != client.workspace_id.lower():
+            raise ValueError(
+                f"the continuation token is of workspace {workspace}, not of this client's"
+            )
+        self._state = {**state, "deadline": deadline, "timeout": timeout}
+        self._deadline = time.monotonic() + (deadline - time.time())
+
+    def state(self) -> dict[str, Any]:
+        return dict(self._state)
+
+    def _read(self) -> float | None:
+        client: ClassicClient = self._client
+        state = self._state
+        endpoint = client.get_endpoint(state["web_service_id"], state["endpoint"])
+        self._current = endpoint.resource(state["resource"]).location
+        if same_blob(self._current, state["model"]):
+            self._seen = endpoint
+        return None
+
+    def finished(self) -> bool:
+        return self._seen is not None
+
+    def status(self) -> str:
+        return "Succeeded" if self._seen is not None else "InProgress"
+
+    def resource(self) -> Endpoint:
+        if self._seen is None:
+            raise VerificationFailed(
+                f"endpoint {self._state.get('endpoint')!r} was not seen with the new model yet"
+            )
+        return self._seen
+
+    def _cutoff(self) -> float | None:
+        cut = self._stop.deadline() if self._stop is not None else None
+        return self._deadline if cut is None else min(self._deadline, cut)
+
+    def _expired(self) -> BaseException:
+        state = self._state
+        return VerificationFailed(
+            f"endpoint {state['endpoint']!r} still reads {state['resource']!r} from another "
+            f"location {state['timeout']:.0f} s after the update",
+            expected=state["model"],
+            actual=self._current.url if self._current else None,
+        )
+
+    def timed_out(self, waited: float) -> BaseException:
+        return OperationTimeout(
+            f"endpoint {self._state.get('endpoint')!r}: the new model was not seen within "
+            f"{waited:.0f} s of waiting",
+            waited=waited,
+        )
+
+
+def _deprecated_interval() -> None:
+    warnings.warn(
+        "ClassicClient.verify_interval is deprecated: give ClassicClient(poll=PollPolicy"
+        f".fixed(seconds)) or set client.poll; the old name is removed in {REMOVED_IN}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def trained_model_patch(resource_name: str, blob: BlobRef) -> dict[str, Any]:

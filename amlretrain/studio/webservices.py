@@ -10,7 +10,15 @@ major versions); every azure-core error is translated once, here.
 
 Retries (azure-core ``RetryPolicy`` defaults): up to 3 retries with exponential back-off
 on connection errors, 408, 429, 500, 502, 503, 504, honouring Retry-After, for every
-call. Long-running operations are polled every ``polling_interval`` seconds.
+call. Long-running operations are polled every ``polling_interval`` seconds (or
+``polling.initial`` of a :class:`~amlretrain.polling.PollPolicy`).
+
+Every ``begin_*`` method returns a :class:`WebServicePoller`; its
+``continuation_token()`` resumes the wait (and the verification after it) in another
+process, through the same ``begin_*`` method with ``continuation_token=``. The token holds
+the operation, the resource id, the initial request id, the trained-model URIs to verify
+(without their SAS) and azure-core's own ARM token (the operation's URLs, no
+``Authorization`` header): no secret.
 
 What the live service answers (API-NOTES 1.3a) shapes the writes: a PUT or PATCH answers a
 small body (``properties`` holds only ``provisioningState``), so the result of a write is
@@ -44,11 +52,16 @@ if TYPE_CHECKING:
     from azure.core.paging import ItemPaged
     from azure.core.polling import LROPoller
 
+    from amlretrain.polling import PollPolicy
+
 __all__ = ["PAYLOAD_MEMBERS", "WebServicePoller", "WebServicesClient", "split_payloads"]
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "Microsoft.MachineLearning/webServices"
+
+#: The kind of the continuation tokens of :class:`WebServicePoller`.
+ARM_TOKEN_KIND = "arm"
 
 #: The members of ``properties`` that a PUT may leave in a blob (``payloadsInBlobStorage``).
 PAYLOAD_MEMBERS = ("assets", "input", "output", "package", "parameters", "exampleRequest")
@@ -122,29 +135,67 @@ class _ResourcesAdapter:
             resource_id, api_version=api_version, params=params, cls=_raw_json, **self.options
         )
 
-    def begin_put(self, resource_id: str, body: Any, api_version: str, ids: _RequestIds) -> Any:
+    def _resume(self, token: str | None) -> dict[str, Any]:
+        """``continuation_token=`` for a resumed operation (nothing is sent again)."""
+        return {} if token is None else {"continuation_token": token}
+
+    def begin_put(
+        self,
+        resource_id: str,
+        body: Any,
+        api_version: str,
+        ids: _RequestIds,
+        token: str | None = None,
+    ) -> Any:
         return self.client.resources.begin_create_or_update_by_id(
             resource_id,
             body,
             api_version=api_version,
             cls=_final_read,
             raw_response_hook=ids.hook,
+            **self._resume(token),
             **self.options,
         )
 
-    def begin_patch(self, resource_id: str, body: Any, api_version: str, ids: _RequestIds) -> Any:
+    def begin_patch(
+        self,
+        resource_id: str,
+        body: Any,
+        api_version: str,
+        ids: _RequestIds,
+        token: str | None = None,
+    ) -> Any:
         return self.client.resources.begin_update_by_id(
             resource_id,
             body,
             api_version=api_version,
             cls=_final_read,
             raw_response_hook=ids.hook,
+            **self._resume(token),
             **self.options,
         )
 
-    def begin_delete(self, resource_id: str, api_version: str, ids: _RequestIds) -> Any:
+    def begin_delete(
+        self, resource_id: str, api_version: str, ids: _RequestIds, token: str | None = None
+    ) -> Any:
         return self.client.resources.begin_delete_by_id(
-            resource_id, api_version=api_version, raw_response_hook=ids.hook, **self.options
+            resource_id,
+            api_version=api_version,
+            raw_response_hook=ids.hook,
+            **self._resume(token),
+            **self.options,
+        )
+
+    def resume_post(self, token: str) -> Any:
+        """The poller of a POST action (:meth:`begin_post`) from its continuation token."""
+        from azure.core.polling import LROPoller
+        from azure.mgmt.core.polling.arm_polling import ARMPolling
+
+        return LROPoller.from_continuation_token(
+            ARMPolling(self.interval, **self.options),
+            token,
+            client=self.client._client,
+            deserialization_callback=lambda _response: None,
         )
 
     def send(self, method: str, url: str, params: dict[str, str] | None = None) -> Any:
@@ -212,13 +263,35 @@ class WebServicePoller:
         ids: _RequestIds,
         context: str,
         finish: Callable[[Any], WebServiceDefinition | None],
+        state: dict[str, Any] | None = None,
     ) -> None:
         self._poller = poller
         self._ids = ids
         self._context = context
         self._finish = finish
+        self._state = state
         self._result: WebServiceDefinition | None = None
         self._finished = False
+
+    def continuation_token(self) -> str:
+        """A token that resumes this wait and its verification later, in any process.
+
+        Give it to the same ``begin_*`` method (``continuation_token=``) of a client of
+        the same subscription. It holds no secret: the operation, the resource id, the
+        initial request id, the trained-model URIs to verify without their SAS, and
+        azure-core's ARM token (the operation's URLs, no Authorization header).
+
+        Raises:
+            ValueError: the poller was not made by a :class:`WebServicesClient` method.
+        """
+        from amlretrain.polling import encode_token
+
+        if self._state is None:
+            raise ValueError("this poller has no continuation token")
+        lro = None if isinstance(self._poller, _DonePoller) else self._poller.continuation_token()
+        return encode_token(
+            ARM_TOKEN_KIND, {**self._state, "request_id": self._ids.initial, "lro": lro}
+        )
 
     @property
     def request_id(self) -> str | None:
@@ -280,9 +353,17 @@ class WebServicesClient:
         api_version: the provider's api-version.
         polling_interval: seconds between long-running-operation polls.
         timeout: ``(connect, read)`` seconds for every request, polls included.
+        polling: a :class:`~amlretrain.polling.PollPolicy` instead of
+            ``polling_interval``: azure-core polls an ARM operation every
+            ``polling.initial`` seconds (or what the service's ``Retry-After`` asks).
 
     Retries: azure-core's ``RetryPolicy`` (3 retries, exponential, on connection errors,
     408, 429, 5xx, honouring Retry-After) for every call; see the module docstring.
+
+    Verbs: :meth:`get`, :meth:`list`, :meth:`list_keys`, :meth:`create_or_update`,
+    :meth:`create_from_blob`, :meth:`update`, :meth:`delete`,
+    :meth:`create_regional_properties`, and a ``begin_*`` of each write, returning a
+    :class:`WebServicePoller` (``continuation_token=`` resumes one).
 
     Example:
         >>> arm = WebServicesClient(DefaultAzureCredential(), sub_id)          # doctest: +SKIP
@@ -300,13 +381,15 @@ class WebServicesClient:
         api_version: str = "2017-01-01",
         polling_interval: float = 5,
         timeout: tuple[float, float] = (10.0, 60.0),
+        polling: PollPolicy | None = None,
     ) -> None:
         _check_segment("subscription_id", subscription_id)
         self.subscription_id = subscription_id
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
+        interval = polling.initial if polling is not None else polling_interval
         self._adapter = _ResourcesAdapter(
-            credential, subscription_id, self.base_url, polling_interval, timeout
+            credential, subscription_id, self.base_url, interval, timeout
         )
 
     def __repr__(self) -> str:
@@ -411,9 +494,10 @@ class WebServicesClient:
         self,
         resource_group: str,
         name: str,
-        definition: WebServiceDefinition,
+        definition: WebServiceDefinition | None,
         *,
         overwrite_fetched: bool = False,
+        continuation_token: str | None = None,
     ) -> WebServicePoller:
         """PUT a whole definition: creates the service, or OVERWRITES it without recovery.
 
@@ -421,10 +505,19 @@ class WebServicesClient:
         it is refused unless ``overwrite_fetched=True``. Read-only members are not sent.
         The poller's result is the service read back, its trained models verified.
 
+        Args:
+            continuation_token: resume the wait of a PUT already sent (a poller's
+                ``continuation_token()``, from any process): nothing is sent again and
+                ``definition`` is not read (None will do).
+
         Raises:
             ConfigurationError: a fetched document without ``overwrite_fetched``, or no
-                ``location`` (before any request).
+                ``location`` (before any request); a token of another operation.
         """
+        if continuation_token is not None:
+            return self._resume(continuation_token, "PUT", resource_group, name)
+        if definition is None:
+            raise ConfigurationError("a PUT needs the definition")
         _check_put(definition, overwrite_fetched)
         return self._put(resource_group, name, definition, definition.for_put())
 
@@ -436,12 +529,7 @@ class WebServicesClient:
         with _translated(f"PUT web service {name}", lambda: ids.initial):
             poller = self._adapter.begin_put(rid, body, self.api_version, ids)
         log.info("PUT %s (request id %s)", rid, ids.initial)
-        return WebServicePoller(
-            poller,
-            ids,
-            f"PUT web service {name}",
-            lambda final: self._verify(resource_group, name, wanted, ids.initial, final),
-        )
+        return self._poller("PUT", resource_group, name, poller, ids, _model_uris(wanted))
 
     @traced
     def create_or_update(
@@ -464,11 +552,12 @@ class WebServicesClient:
         self,
         resource_group: str,
         name: str,
-        definition: WebServiceDefinition,
-        payloads: BlobRef | str,
+        definition: WebServiceDefinition | None,
+        payloads: BlobRef | str | None,
         *,
         credentials: str | None = None,
         overwrite_fetched: bool = False,
+        continuation_token: str | None = None,
     ) -> WebServicePoller:
         """PUT a definition whose graph is in a blob (``payloadsInBlobStorage``).
 
@@ -488,6 +577,9 @@ class WebServicesClient:
                 with a SAS, or its URL with the SAS.
             credentials: ``payloadsLocation.credentials``, for a blob URL without a SAS.
             overwrite_fetched: as for :meth:`begin_create_or_update`.
+            continuation_token: resume the wait of a PUT already sent (as for
+                :meth:`begin_create_or_update`; ``definition`` and ``payloads`` may be
+                None).
 
         Raises:
             ConfigurationError: ``definition`` still holds graph members, the blob URL has
@@ -501,6 +593,10 @@ class WebServicesClient:
             >>> readable = store.sas(blob, expires_in=timedelta(hours=1))      # doctest: +SKIP
             >>> arm.create_from_blob("rg", "census", small, readable)         # doctest: +SKIP
         """
+        if continuation_token is not None:
+            return self._resume(continuation_token, "PUT", resource_group, name)
+        if definition is None or payloads is None:
+            raise ConfigurationError("a PUT from a blob needs the definition and the blob")
         uri = payloads.sas_url if isinstance(payloads, BlobRef) else str(payloads)
         _check_payloads_uri(uri, credentials)
         props = definition.to_dict().get("properties")
@@ -551,10 +647,11 @@ class WebServicesClient:
         self,
         resource_group: str,
         name: str,
-        new_definition: WebServiceDefinition,
+        new_definition: WebServiceDefinition | None,
         *,
         expected: WebServiceDefinition | None = None,
         expected_is_fresh: bool = False,
+        continuation_token: str | None = None,
     ) -> WebServicePoller:
         """PATCH only what changed (plus ``packageType``); the result is verified.
 
@@ -564,6 +661,11 @@ class WebServicesClient:
         unless ``expected_is_fresh``: the caller has just read it and holds the target's
         lease, so that read is the check).
 
+        Args:
+            continuation_token: resume the wait and the verification of a PATCH already
+                sent (a poller's ``continuation_token()``, from any process): nothing is
+                sent again and ``new_definition`` is not read (None will do).
+
         Raises:
             ConfigurationError: nothing changed (before any request when ``expected`` is
                 given, else before the PATCH), or the service is read-only.
@@ -571,6 +673,10 @@ class WebServicesClient:
         """
         from amlretrain.studio.ilearner import patch_body
 
+        if continuation_token is not None:
+            return self._resume(continuation_token, "PATCH", resource_group, name)
+        if new_definition is None:
+            raise ConfigurationError("an update needs the new definition")
         if expected is not None:
             body = patch_body(expected, new_definition)
             if expected.is_read_only:
@@ -596,12 +702,7 @@ class WebServicesClient:
         with _translated(f"PATCH web service {name}", lambda: ids.initial):
             poller = self._adapter.begin_patch(rid, body, self.api_version, ids)
         log.info("PATCH %s (request id %s)", rid, ids.initial)
-        return WebServicePoller(
-            poller,
-            ids,
-            f"PATCH web service {name}",
-            lambda final: self._verify(resource_group, name, new_definition, ids.initial, final),
-        )
+        return self._poller("PATCH", resource_group, name, poller, ids, _model_uris(new_definition))
 
     @traced
     def update(
@@ -623,12 +724,20 @@ class WebServicesClient:
         return _required(poller.result(timeout))
 
     @traced
-    def begin_delete(self, resource_group: str, name: str) -> WebServicePoller:
+    def begin_delete(
+        self, resource_group: str, name: str, *, continuation_token: str | None = None
+    ) -> WebServicePoller:
         """DELETE a web service; deleting one that does not exist is success.
 
         The live service answers that case 204 without operation headers (done at once);
         the swagger's form (202 and an operation that succeeds) and a 404 are success too.
+
+        Args:
+            continuation_token: resume the wait of a DELETE already sent (a poller's
+                ``continuation_token()``, from any process).
         """
+        if continuation_token is not None:
+            return self._resume(continuation_token, "DELETE", resource_group, name)
         rid = self.resource_id(resource_group, name)
         ids = _RequestIds()
         try:
@@ -636,8 +745,8 @@ class WebServicesClient:
                 poller = self._adapter.begin_delete(rid, self.api_version, ids)
         except NotFoundError:
             log.debug("web service %s was already absent", name)
-            return WebServicePoller(_DonePoller(), ids, "DELETE", lambda _: None)
-        return WebServicePoller(poller, ids, f"DELETE web service {name}", lambda _: None)
+            return self._poller("DELETE", resource_group, name, _DonePoller(), ids, None)
+        return self._poller("DELETE", resource_group, name, poller, ids, None)
 
     @traced
     def delete(self, resource_group: str, name: str, *, timeout: float | None = None) -> None:
@@ -646,12 +755,23 @@ class WebServicesClient:
 
     @traced
     def begin_create_regional_properties(
-        self, resource_group: str, name: str, region: str
+        self,
+        resource_group: str,
+        name: str,
+        region: str,
+        *,
+        continuation_token: str | None = None,
     ) -> WebServicePoller:
         """POST ``CreateRegionalBlob``: encrypt the service's credentials for ``region``.
 
         Needed before :meth:`get` with ``region=`` for a region other than the service's.
+
+        Args:
+            continuation_token: resume the wait of a POST already sent (a poller's
+                ``continuation_token()``, from any process).
         """
+        if continuation_token is not None:
+            return self._resume(continuation_token, "POST", resource_group, name)
         if not region:
             raise ConfigurationError("a region is required")
         rid = self.resource_id(resource_group, name)
@@ -659,7 +779,7 @@ class WebServicesClient:
         params = {"region": region, "api-version": self.api_version}
         with _translated(f"CreateRegionalBlob of {name}", lambda: ids.initial):
             poller = self._adapter.begin_post(f"{rid}/CreateRegionalBlob", params, ids)
-        return WebServicePoller(poller, ids, f"CreateRegionalBlob of {name}", lambda _: None)
+        return self._poller("POST", resource_group, name, poller, ids, None)
 
     @traced
     def create_regional_properties(
@@ -668,13 +788,81 @@ class WebServicesClient:
         """:meth:`begin_create_regional_properties` and wait for it."""
         self.begin_create_regional_properties(resource_group, name, region).wait(timeout)
 
+    # -- pollers and their continuation tokens ------------------------------------------------
+
+    def _poller(
+        self,
+        operation: str,
+        resource_group: str,
+        name: str,
+        poller: LROPoller[Any] | _DonePoller,
+        ids: _RequestIds,
+        models: dict[str, str | None] | None,
+    ) -> WebServicePoller:
+        """The poller of one operation; ``models`` are the trained-model URIs to verify."""
+        context = _CONTEXTS[operation].format(name=name)
+        wanted = None if models is None else dict(models)
+
+        def finish(final: Any) -> WebServiceDefinition | None:
+            if wanted is None:  # a DELETE or a POST: nothing to read back
+                return None
+            return self._verify(resource_group, name, wanted, ids.initial, final)
+
+        state = {
+            "operation": operation,
+            "resource_id": self.resource_id(resource_group, name),
+            "models": None if models is None else {k: strip_sas(v) for k, v in models.items()},
+        }
+        return WebServicePoller(poller, ids, context, finish, state)
+
+    def _resume(
+        self, token: str, operation: str, resource_group: str, name: str
+    ) -> WebServicePoller:
+        """The poller of ``token``: an ``operation`` on this service, already sent."""
+        from amlretrain.polling import decode_token
+
+        try:
+            data = decode_token(token, ARM_TOKEN_KIND)
+        except ValueError as err:
+            raise ConfigurationError(str(err)) from err
+        rid = self.resource_id(resource_group, name)
+        if str(data.get("resource_id", "")).lower() != rid.lower():
+            raise ConfigurationError(
+                f"the continuation token is of {data.get('resource_id')!r}, not of {rid}"
+            )
+        if data.get("operation") != operation:
+            raise ConfigurationError(
+                f"the continuation token resumes a {data.get('operation')!r}, not a {operation}"
+            )
+        models = data.get("models")
+        if models is not None and not isinstance(models, dict):
+            raise ConfigurationError("the continuation token holds no trained models")
+        ids = _RequestIds()
+        ids.initial = data.get("request_id")
+        lro = data.get("lro")
+        context = _CONTEXTS[operation].format(name=name)
+        if lro is None:
+            poller: LROPoller[Any] | _DonePoller = _DonePoller()
+        else:
+            with _translated(context, lambda: ids.initial):
+                if operation == "PUT":
+                    poller = self._adapter.begin_put(rid, {}, self.api_version, ids, str(lro))
+                elif operation == "PATCH":
+                    poller = self._adapter.begin_patch(rid, {}, self.api_version, ids, str(lro))
+                elif operation == "DELETE":
+                    poller = self._adapter.begin_delete(rid, self.api_version, ids, str(lro))
+                else:
+                    poller = self._adapter.resume_post(str(lro))
+        log.info("resumed %s %s (request id %s)", operation, rid, ids.initial)
+        return self._poller(operation, resource_group, name, poller, ids, models)
+
     # -- verification -------------------------------------------------------------------------
 
     def _verify(
         self,
         resource_group: str,
         name: str,
-        wanted: WebServiceDefinition,
+        wanted: dict[str, str | None],
         request_id: str | None,
         final: Any = None,
     ) -> WebServiceDefinition:
@@ -687,7 +875,7 @@ class WebServicesClient:
         else:
             fresh = self.get(resource_group, name)
         have = _model_uris(fresh)
-        for asset_id, uri in _model_uris(wanted).items():
+        for asset_id, uri in wanted.items():
             got = have.get(asset_id)
             if got != uri and not same_blob(got, uri):  # (two absent URIs agree)
                 raise VerificationFailed(
@@ -714,6 +902,15 @@ class _DonePoller:
 
     def result(self, timeout: float | None = None) -> None:
         return None
+
+
+#: What an operation's errors and logs call it.
+_CONTEXTS = {
+    "PUT": "PUT web service {name}",
+    "PATCH": "PATCH web service {name}",
+    "DELETE": "DELETE web service {name}",
+    "POST": "CreateRegionalBlob of {name}",
+}
 
 
 def _is_read_of(final: Any, resource_id: str) -> bool:

@@ -43,6 +43,7 @@ LOCAL = {
     "WebServicesClient.close",
     "WebServicesClient.resource_id",
     "ClassicClient.close",
+    "ClassicClient.endpoint_url",
     "BatchClient.close",
     "ScoringClient.close",
     "BlobStore.close",
@@ -84,9 +85,11 @@ class World:
             polling_interval=0.05,
         )
         self.classic = ClassicClient(
-            info.workspace_id, info.workspace_token, base_url=info.management_url
+            info.workspace_id,
+            info.workspace_token,
+            base_url=info.management_url,
+            poll=PollPolicy.fixed(0.1),
         )
-        self.classic.verify_interval = 0.1
         self.store = BlobStore.from_connection_string(info.storage_connection_string)
         self.bes = BatchClient(
             info.training_endpoint_api_location,
@@ -218,7 +221,11 @@ CALLS: dict[str, Call] = {
             str(w.info.predictive_service), str(w.info.predictive_endpoint)
         ),
     ),
-    "ClassicClient.add_endpoint": (
+    "ClassicClient.create_endpoint": (
+        None,
+        lambda w: w.classic.create_endpoint(str(w.info.predictive_service), w.endpoint),
+    ),
+    "ClassicClient.add_endpoint": (  # the deprecated alias: a PUT of the same endpoint
         None,
         lambda w: w.classic.add_endpoint(str(w.info.predictive_service), w.endpoint),
     ),
@@ -242,6 +249,16 @@ CALLS: dict[str, Call] = {
             verify_timeout=30,
         ),
     ),
+    "ClassicClient.begin_update_trained_model": (
+        lambda w: w.values.update(model=_model(w)),
+        lambda w: w.classic.begin_update_trained_model(
+            str(w.info.predictive_service),
+            w.endpoint,
+            str(w.info.predictive_resource_name),
+            w.values["model"],
+            verify_timeout=30,
+        ).result(),
+    ),
     "ClassicClient.delete_endpoint": (
         None,
         lambda w: w.classic.delete_endpoint(str(w.info.predictive_service), w.endpoint),
@@ -257,6 +274,19 @@ CALLS: dict[str, Call] = {
         lambda w: w.values.update(
             job=w.bes.submit({"input1": str(w.info.new_training_data)}, store=w.store)
         ),
+    ),
+    "BatchClient.create_job": (
+        None,
+        lambda w: w.values.update(
+            run=w.bes.create_job({"input1": str(w.info.new_training_data)}, store=w.store)
+        ),
+    ),
+    "BatchClient.begin_run_job": (None, lambda w: w.bes.begin_run_job(_job(w, "run")).result(60)),
+    "BatchClient.delete_job": (
+        lambda w: w.values.update(
+            gone=w.bes.create_job({"input1": str(w.info.new_training_data)}, store=w.store)
+        ),
+        lambda w: w.bes.delete_job(_job(w, "gone").job_id),
     ),
     "BatchClient.get_job": (None, lambda w: w.bes.get_job(_job(w, "job").job_id)),
     "TrainingJob.start": (None, lambda w: _job(w, "job").start()),
