@@ -371,3 +371,20 @@ def attrs_evolve_succeeded(result: Any) -> Any:
     import attrs
 
     return attrs.evolve(result.targets[0], target="other", key="k", status="succeeded")
+
+
+def test_targets_keep_no_state_between_calls(
+    clients: dict[str, Any], sample: Sample, tmp_path: Path
+) -> None:
+    targets = _targets(clients)
+    before = [dict(vars(t)) for t in targets]
+    states = [t.check() for t in targets]
+    result = retrain(_training(clients), targets, ledger=Ledger(tmp_path / "l"), sample=sample)
+    result.raise_for_status()
+    for target in targets:
+        _probabilities(target, sample)
+    assert [dict(vars(t)) for t in targets] == before  # no attribute written, none added
+    # A state is a value: what the target served when it was read, not what it serves now.
+    assert all(strip_sas(s.model) != result.model for s in states)
+    assert all(strip_sas(t.current_model()) == result.model for t in targets)
+    assert all("sig=" not in repr(s) for s in states)
