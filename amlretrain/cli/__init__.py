@@ -34,6 +34,7 @@ _COMMAND_MODULES = (
     "amlretrain.cli.retrain",
     "amlretrain.cli.blob",
     "amlretrain.cli.locks",
+    "amlretrain.cli.prune",
     "amlretrain.cli.emulator",
     "amlretrain.cli.demo",
 )

@@ -261,6 +261,8 @@ def test_every_command_prints_the_json_its_section_documents(
     with locks_for(loaded).hold(arm.key, run_id="json-run"):
         record("amlretrain locks list", "--config", str(config))
     record("amlretrain locks break", "1", "--config", str(config), "--yes")
+    pruning = ("--keep", "1", "--dry-run", "--allow-rollback-loss")
+    record("amlretrain prune", "--config", str(config), *pruning)
 
     # the emulator: `emulator start` prints render(); `config` writes a retrain.toml for it
     info_file = tmp_path / "emulator.json"
