@@ -36,6 +36,7 @@ from amlretrain._numbers import (
 from amlretrain.errors import ConfigurationError
 from amlretrain.gate import Gate
 from amlretrain.targets import Sample
+from amlretrain.waves import FailureBudget, Waves
 
 if TYPE_CHECKING:
     from amlretrain.blobs import BlobRef
@@ -230,6 +231,10 @@ class RetrainConfig:
     ledger_path: str = ".amlretrain/ledger.jsonl"
     ledger_blob: str | None = None
     concurrency: int = 4
+    training_concurrency: int = 4
+    waves: Waves | None = None
+    bake: float = 0.0
+    max_failures: FailureBudget | None = None
     sample: Sample | None = None
     target_configs: tuple[ArmTargetConfig | ClassicTargetConfig, ...] = ()
 
@@ -548,6 +553,9 @@ def parse_config(
     sample = _parse_sample(source, top.get("sample", dict))
     concurrency = top.integer("concurrency", 4, CONCURRENCY)
     interrupt_grace = top.number("interrupt_grace", 30.0, DURATION)
+    waves = _parse_waves(top)
+    bake = top.number("bake", 0.0, (0.0, DURATION[1]))
+    max_failures = _parse_budget(top)
     top.finish()
 
     t = _Reader(source, training, "training")
@@ -606,6 +614,10 @@ def parse_config(
         ledger_path=ledger_path,
         ledger_blob=ledger_blob,
         concurrency=concurrency,
+        training_concurrency=t.integer("concurrency", 4, CONCURRENCY),
+        waves=waves,
+        bake=bake,
+        max_failures=max_failures,
         sample=sample,
         target_configs=tuple(
             _parse_target(source, i, table, environ) for i, table in enumerate(targets)
@@ -621,6 +633,28 @@ def parse_config(
             sas_advice,
         )
     return config
+
+
+def _parse_waves(top: _Reader) -> Waves | None:
+    """``waves``: ``"1,10%,50%,100%"`` or ``[1, "10%", "50%", "100%"]``."""
+    value = top.get("waves", (str, list))
+    if value is None:
+        return None
+    try:
+        return Waves.parse(value, where=top.name("waves"))
+    except ConfigurationError as err:
+        raise ConfigurationError(f"{top.source}: {err.message}") from None
+
+
+def _parse_budget(top: _Reader) -> FailureBudget | None:
+    """``max_failures``: a count (``3``) or a share of the targets (``"10%"``)."""
+    value = top.get("max_failures", (int, str))
+    if value is None:
+        return None
+    try:
+        return FailureBudget.parse(value, where=top.name("max_failures"))
+    except ConfigurationError as err:
+        raise ConfigurationError(f"{top.source}: {err.message}") from None
 
 
 def _holds_sas(config: RetrainConfig) -> bool:
