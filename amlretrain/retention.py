@@ -103,7 +103,7 @@ class KeepReason:
     detail: str
 
     def __str__(self) -> str:
-        return f"{self.detail} ({self.target})"
+        return f"{self.target}: {self.detail}"
 
     def to_dict(self) -> dict[str, Any]:
         """``{kind, target, detail}``."""
@@ -264,8 +264,8 @@ class PruneReport:
                 verb = "deleted"
             lines.append(f"{verb:<8}{model.model}")
             for use in model.used_by:
-                how = "served" if use.served else "recorded"
-                lines.append(f"          {how} by {use.target}, last {use.last_used}")
+                how = "served by" if use.served else "recorded for"
+                lines.append(f"          {how} {use.target}, last {use.last_used}")
             for target in model.rollback_lost:
                 lines.append(f"          was the rollback target of {target}")
             if not model.owned:
@@ -396,10 +396,10 @@ def plan_prune(
                 keep_it(model, "open", key, f"{why}: run `amlretrain reconcile` first")
         serving = ledger.serving(key)
         if serving is not None:
-            keep_it(serving.serving_model, "served", key, "served (the ledger's last change)")
+            keep_it(serving.serving_model, "served", key, "serves it (its last verified change)")
         last = ledger.last_known(key)
         if last and (serving is None or _norm(last) != _norm(serving.serving_model or "")):
-            keep_it(last, "served", key, "served (the latest outcome)")
+            keep_it(last, "served", key, "serves it (its latest outcome says so)")
         deployments = ledger.deployments(key)
         _served_history(target, deployments, position, len(entries))
         _keep_recent(target, keep, keep_it)
@@ -408,7 +408,7 @@ def plan_prune(
             if allow_rollback_loss:
                 rollback_lost.setdefault(_norm(previous), []).append(key)
             else:
-                keep_it(previous, "rollback", key, "the model `amlretrain rollback` restores")
+                keep_it(previous, "rollback", key, "`amlretrain rollback` would restore it")
 
     kept: list[KeptModel] = []
     prunable: list[PrunableModel] = []
@@ -483,7 +483,7 @@ def _keep_recent(target: _Target, keep: int, keep_it: _Keeper) -> None:
         keep_it(model, "recent", target.key, what)
     for pos, model in target.recorded:
         if pos >= start and model not in recent:
-            keep_it(model, "recent", target.key, f"recorded since the last {keep} deployment(s)")
+            keep_it(model, "recent", target.key, f"recorded since its last {keep} deployment(s)")
 
 
 def _owned(model: str, store: BlobStore | None) -> bool:
