@@ -216,12 +216,6 @@ def test_a_failed_training_job_changes_no_target(ledger: Ledger) -> None:
 # -- the gate --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="StepStatus (amlretrain.result) has no 'rejected' since the status enums, though "
-    "docs/cli-json.md documents it: a run whose every target is rejected raises ValueError",
-)
 def test_the_gate_rejects_a_weak_model_and_nothing_is_sent(ledger: Ledger) -> None:
     target = Target()
     result = _retrain(Batch({"AUC": 0.7}), [target], ledger, gate=Gate(thresholds={"AUC": 0.8}))
