@@ -48,6 +48,7 @@ __all__ = [
     "MAX_SAFE_INTEGER",
     "REQUIRED",
     "SCALAR",
+    "Fields",
     "JsonText",
     "Kind",
     "Lenient",
@@ -68,7 +69,7 @@ __all__ = [
     "write_json",
 ]
 
-T = TypeVar("T", bound="WireModel")
+T = TypeVar("T")
 
 
 def _resolve(ref: type[WireModel] | Callable[[], type[WireModel]]) -> type[WireModel]:
@@ -100,6 +101,8 @@ SCALAR = Kind()
 
 #: The ``missing`` of a :class:`Lenient` field without which a document is unreadable.
 REQUIRED: Any = object()
+#: The ``missing`` of a :class:`Lenient` field that takes the field's own default.
+_OWN_DEFAULT: Any = object()
 
 
 @attrs.frozen
@@ -114,7 +117,7 @@ class Lenient(Kind):
     """
 
     convert: Callable[[Any], Any]
-    missing: Any = attrs.NOTHING
+    missing: Any = _OWN_DEFAULT
     lenient = True
 
     def parse(self, value: Any, copy: bool) -> Any:
@@ -256,32 +259,76 @@ def _copied(value: Any, copy: bool) -> Any:
 Spec = tuple[str, str, Kind]
 
 
-def _specs(cls: type[Any]) -> tuple[list[Spec], dict[str, Spec]]:
-    """The wire fields of ``cls`` and the same by lower-case wire name (cached)."""
-    cached: tuple[list[Spec], dict[str, Spec]] | None = cls.__dict__.get("_wire_specs")
-    if cached is None:
-        specs = [
-            (f.name, f.metadata["wire"], f.metadata["kind"])
-            for f in attrs.fields(cls)
-            if "wire" in f.metadata
+class Fields:
+    """How the members of a mapping become keyword arguments: the one tolerant reader.
+
+    Built from the ``wire`` metadata of a model's fields (:func:`structure` does so, once
+    per class), or written out for a document that is only read into a class whose
+    fields carry no metadata (``Fields(id=("id", Lenient(str, missing=REQUIRED)))``).
+
+    Args:
+        fields: attribute name -> (wire name, kind).
+    """
+
+    def __init__(self, **fields: tuple[str, Kind]) -> None:
+        self.specs = [(attr, wire_name, kind) for attr, (wire_name, kind) in fields.items()]
+        self.by_lower = {wire_name.lower(): spec for spec in self.specs for wire_name in [spec[1]]}
+        self.missing = [
+            (attr, wire_name, kind.missing)
+            for attr, wire_name, kind in self.specs
+            if isinstance(kind, Lenient) and kind.missing is not _OWN_DEFAULT
         ]
-        cached = (specs, {wire_name.lower(): spec for spec in specs for wire_name in [spec[1]]})
-        cls._wire_specs = cached
-    return cached
+
+    def read(self, data: Mapping[str, Any], *, copy: bool = True) -> dict[str, Any]:
+        """The keyword arguments read from ``data``; members it does not name are dropped.
+
+        Raises:
+            KeyError: a :data:`REQUIRED` member is missing (its wire name).
+            ValueError, TypeError: a :class:`Lenient` field could not read its member.
+        """
+        return self._read(data, copy)[0]
+
+    def _read(self, data: Mapping[str, Any], copy: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        by_lower = self.by_lower
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in data.items():
+            key = str(key)
+            match = by_lower.get(key.lower())
+            if match is None or match[0] in values:
+                extra[key] = _copied(value, copy)
+                continue
+            attr, _, kind = match
+            if value is None and not kind.lenient:
+                values[attr] = None
+            elif kind.accepts(value):
+                values[attr] = kind.parse(value, copy)
+            else:
+                # Wrong shape: keep the raw value so nothing is lost; the field stays None.
+                extra[key] = _copied(value, copy)
+                values[attr] = None
+        for attr, wire_name, default in self.missing:
+            if attr not in values:
+                if default is REQUIRED:
+                    raise KeyError(wire_name)
+                values[attr] = default
+        return values, extra
 
 
-def _slots(cls: type[Any]) -> tuple[bool, bool, list[tuple[str, str, Any]]]:
-    """Whether ``cls`` has ``extra`` and ``wire_keys``, and its missing values (cached)."""
-    cached: tuple[bool, bool, list[tuple[str, str, Any]]] | None = cls.__dict__.get("_wire_slots")
+def _fields(cls: type[Any]) -> tuple[Fields, bool, bool]:
+    """The :class:`Fields` of ``cls``, and whether it has ``extra`` and ``wire_keys`` (cached)."""
+    cached: tuple[Fields, bool, bool] | None = cls.__dict__.get("_wire_fields")
     if cached is None:
         names = attrs.fields_dict(cls)
-        missing = [
-            (attr, wire_name, kind.missing)
-            for attr, wire_name, kind in _specs(cls)[0]
-            if isinstance(kind, Lenient) and kind.missing is not attrs.NOTHING
-        ]
-        cached = ("extra" in names, "wire_keys" in names, missing)
-        cls._wire_slots = cached
+        fields = Fields(
+            **{
+                f.name: (f.metadata["wire"], f.metadata["kind"])
+                for f in attrs.fields(cls)
+                if "wire" in f.metadata
+            }
+        )
+        cached = (fields, "extra" in names, "wire_keys" in names)
+        cls._wire_fields = cached
     return cached
 
 
@@ -299,30 +346,8 @@ def structure(cls: type[T], data: Mapping[str, Any], *, copy: bool = True) -> T:
         KeyError: a :data:`REQUIRED` member is missing (its wire name).
         ValueError, TypeError: a :class:`Lenient` field could not read its member.
     """
-    by_lower = _specs(cls)[1]
-    values: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for key, value in data.items():
-        key = str(key)
-        match = by_lower.get(key.lower())
-        if match is None or match[0] in values:
-            extra[key] = _copied(value, copy)
-            continue
-        attr, _, kind = match
-        if value is None and not kind.lenient:
-            values[attr] = None
-        elif kind.accepts(value):
-            values[attr] = kind.parse(value, copy)
-        else:
-            # Wrong shape: keep the raw value so nothing is lost; the field stays None.
-            extra[key] = _copied(value, copy)
-            values[attr] = None
-    has_extra, has_wire_keys, missing = _slots(cls)
-    for attr, wire_name, value in missing:
-        if attr not in values:
-            if value is REQUIRED:
-                raise KeyError(wire_name)
-            values[attr] = value
+    fields, has_extra, has_wire_keys = _fields(cls)
+    values, extra = fields._read(data, copy)
     if has_extra:
         values["extra"] = extra
     if has_wire_keys:
@@ -338,7 +363,8 @@ def unstructure(model: WireModel, *, canonical: bool = False, copy: bool = True)
         copy: copy the containers the model holds (False only for output that is read
             and dropped, such as the text of a file being saved).
     """
-    specs, by_lower = _specs(type(model))
+    fields = _fields(type(model))[0]
+    specs, by_lower = fields.specs, fields.by_lower
     out: dict[str, Any] = {}
     written: set[str] = set()
     for key in model.wire_keys:

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from amlretrain._redact import redact, redact_data
+from amlretrain._wire import REQUIRED, SCALAR, Fields, Lenient, find_key
 from amlretrain.blobs import strip_sas  # re-exported for compatibility: it lives in blobs
 from amlretrain.errors import ConfigurationError, LedgerError
 
@@ -261,27 +262,13 @@ class LedgerEntry:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LedgerEntry:
-        """Read an outcome line (tolerant of unknown members; 0.1.0 lines too)."""
-        return cls(
-            id=str(data["id"]),
-            time=str(data.get("time", "")),
-            target=str(data["target"]),
-            action=str(data.get("action", "deploy")),
-            outcome=str(data.get("outcome", "succeeded")),
-            previous_model=data.get("previousModel"),
-            new_model=data.get("newModel"),
-            serving_model=data.get("servingModel"),
-            metrics={str(k): float(v) for k, v in (data.get("metrics") or {}).items()},
-            job_id=data.get("jobId"),
-            request_ids=tuple(data.get("requestIds") or ()),
-            rollback_of=data.get("rollbackOf"),
-            message=data.get("message"),
-            run_id=data.get("runId"),
-            intents=tuple(str(i) for i in data.get("intents") or ()),
-            reconciled=bool(data.get("reconciled", False)),
-            evidence=dict(data.get("evidence") or {}),
-            schema=int(data.get("schema", 1)),
-        )
+        """Read an outcome line (tolerant of unknown members; 0.1.0 lines too).
+
+        Raises:
+            KeyError: no ``id`` or ``target``.
+            ValueError, TypeError: a member that cannot be read (metrics not numbers).
+        """
+        return cls(**_OUTCOME_FIELDS.read(data, copy=False))
 
 
 def _snake_case(name: str) -> str:
@@ -386,20 +373,8 @@ class Intent:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Intent:
-        """Read an intent line."""
-        return cls(
-            id=str(data["id"]),
-            time=str(data.get("time", "")),
-            run_id=data.get("runId"),
-            target=str(data["target"]),
-            action=str(data.get("action", "deploy")),
-            previous_model=data.get("previousModel"),
-            new_model=data.get("newModel"),
-            request=dict(data.get("request") or {}),
-            metrics={str(k): float(v) for k, v in (data.get("metrics") or {}).items()},
-            job_id=data.get("jobId"),
-            rollback_of=data.get("rollbackOf"),
-        )
+        """Read an intent line (see :meth:`LedgerEntry.from_dict`)."""
+        return cls(**_INTENT_FIELDS.read(data, copy=False))
 
 
 @attrs.frozen(kw_only=True)
@@ -451,16 +426,8 @@ class RunStart:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunStart:
-        """Read a run-start line."""
-        return cls(
-            id=str(data["id"]),
-            time=str(data.get("time", "")),
-            run_id=str(data["runId"]),
-            command=str(data.get("command", "")),
-            host=str(data.get("host", "")),
-            pid=int(data.get("pid", 0)),
-            targets=tuple(str(t) for t in data.get("targets") or ()),
-        )
+        """Read a run-start line (see :meth:`LedgerEntry.from_dict`)."""
+        return cls(**_RUN_START_FIELDS.read(data, copy=False))
 
 
 @attrs.frozen(kw_only=True)
@@ -517,18 +484,74 @@ class JobRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobRecord:
-        """Read a job line."""
-        return cls(
-            id=str(data["id"]),
-            time=str(data.get("time", "")),
-            run_id=data.get("runId"),
-            job_id=str(data["jobId"]),
-            status=str(data.get("status", "Submitted")),
-            service=data.get("service"),
-        )
+        """Read a job line (see :meth:`LedgerEntry.from_dict`)."""
+        return cls(**_JOB_FIELDS.read(data, copy=False))
 
 
 Record = LedgerEntry | Intent | RunStart | JobRecord
+
+
+# -- reading: each record's members through the one tolerant reader (amlretrain._wire) --
+
+
+def _metrics(value: Any) -> dict[str, float]:
+    if value is not None and not isinstance(value, Mapping):
+        raise TypeError("metrics is not an object")
+    return {str(k): float(v) for k, v in (value or {}).items()}
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value or ())
+
+
+def _text(default: Any) -> Lenient:
+    """A text member: its ``str`` (as written), ``default`` when absent."""
+    return Lenient(str, missing=default)
+
+
+_AS_READ = SCALAR  # kept as written (a model URL, an id, a message, or null)
+_RUN_ID = Lenient(lambda v: v, missing=None)  # null or absent before schema 2
+_COMMON = {
+    "id": ("id", _text(REQUIRED)),
+    "time": ("time", _text("")),
+    "target": ("target", _text(REQUIRED)),
+    "action": ("action", _text("deploy")),
+    "previous_model": ("previousModel", _AS_READ),
+    "new_model": ("newModel", _AS_READ),
+    "metrics": ("metrics", Lenient(_metrics)),
+    "job_id": ("jobId", _AS_READ),
+    "rollback_of": ("rollbackOf", _AS_READ),
+    "run_id": ("runId", _RUN_ID),
+}
+_OUTCOME_FIELDS = Fields(
+    **_COMMON,
+    outcome=("outcome", _text("succeeded")),
+    serving_model=("servingModel", _AS_READ),
+    request_ids=("requestIds", Lenient(lambda v: tuple(v or ()))),
+    message=("message", _AS_READ),
+    intents=("intents", Lenient(_texts)),
+    reconciled=("reconciled", Lenient(bool)),
+    evidence=("evidence", Lenient(lambda v: dict(v or {}))),
+    schema=("schema", Lenient(int, missing=1)),  # a line of 0.1.0 has none
+)
+_INTENT_FIELDS = Fields(**_COMMON, request=("request", Lenient(lambda v: dict(v or {}))))
+_RUN_START_FIELDS = Fields(
+    id=_COMMON["id"],
+    time=_COMMON["time"],
+    run_id=("runId", _text(REQUIRED)),
+    command=("command", _text("")),
+    host=("host", _text("")),
+    pid=("pid", Lenient(int, missing=0)),
+    targets=("targets", Lenient(_texts)),
+)
+_JOB_FIELDS = Fields(
+    id=_COMMON["id"],
+    time=_COMMON["time"],
+    run_id=_COMMON["run_id"],
+    job_id=("jobId", _text(REQUIRED)),
+    status=("status", _text("Submitted")),
+    service=("service", _AS_READ),
+)
 
 _READERS: dict[str, Any] = {
     "outcome": LedgerEntry.from_dict,
@@ -582,7 +605,8 @@ def parse(data: bytes) -> LedgerContents:
         try:
             if not isinstance(obj, Mapping):
                 raise TypeError("not an object")
-            reader = _READERS.get(str(obj.get("kind", "outcome")))
+            kind = find_key(obj, "kind")
+            reader = _READERS.get(str(obj[kind]) if kind is not None else "outcome")
             if reader is None:
                 continue  # a record kind of a later version: not ours to judge
             records.append(reader(obj))

@@ -1,6 +1,7 @@
 """The classic management API's typed models: web services, endpoints, their resources.
 
-Frozen attrs classes read tolerantly (any key casing, unknown fields kept in ``extra``);
+Frozen attrs classes read tolerantly through :mod:`amlretrain._wire`, the one tolerant
+reader (any key casing, values converted leniently, unknown members kept in ``extra``);
 endpoint keys never appear in a repr. Pure code: no requests are made here.
 """
 
@@ -11,37 +12,43 @@ from typing import Any
 
 import attrs
 
+from amlretrain._wire import Lenient, as_bool, as_int, as_text, structure, wire
 from amlretrain.blobs import BlobRef
 from amlretrain.errors import ConfigurationError, ServiceError
 
 __all__ = ["ClassicWebService", "Endpoint", "EndpointResource"]
 
 
-def _lower(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {str(k).lower(): v for k, v in data.items()}
+def _name(value: Any) -> str:
+    return str(value or "")
 
 
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _int(value: Any) -> int | None:
+def _location(value: Any) -> BlobRef | None:
+    if not isinstance(value, Mapping):
+        return None
     try:
-        return int(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
+        return BlobRef.from_bes(value)
+    except ConfigurationError:
         return None
 
 
-def _bool(value: Any) -> bool | None:
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
-    return bool(value)
+def _resources(value: Any) -> tuple[EndpointResource, ...]:
+    if not isinstance(value, list):  # tolerant: a malformed member is no list
+        return ()
+    return tuple(EndpointResource.from_dict(r) for r in value if isinstance(r, Mapping))
 
 
-def _extra(data: Mapping[str, Any], known: set[str]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if str(k).lower() not in known}
+# How the members are read (the classic API's answers are only read, never written back).
+_TEXT = Lenient(as_text)
+_INT = Lenient(as_int)
+_BOOL = Lenient(as_bool)
+_NAME = Lenient(_name, missing="")  # the identifying name: "" when absent
+_LOCATION = Lenient(_location)
+_RESOURCES = Lenient(_resources)
+
+
+def _field(name: str, kind: Lenient = _TEXT, **kw: Any) -> Any:
+    return attrs.field(default=None, metadata=wire(name, kind), **kw)
 
 
 @attrs.frozen(kw_only=True)
@@ -55,34 +62,19 @@ class ClassicWebService:
         extra: members this version does not model, as read.
     """
 
-    id: str
-    name: str | None = None
-    description: str | None = None
-    creation_time: str | None = None
-    workspace_id: str | None = None
-    default_endpoint_name: str | None = None
-    endpoint_count: int | None = None
+    id: str = attrs.field(metadata=wire("Id", _NAME))
+    name: str | None = _field("Name")
+    description: str | None = _field("Description")
+    creation_time: str | None = _field("CreationTime")
+    workspace_id: str | None = _field("WorkspaceId")
+    default_endpoint_name: str | None = _field("DefaultEndpointName")
+    endpoint_count: int | None = _field("EndpointCount", _INT)
     extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
-
-    _KNOWN = frozenset(
-        {"id", "name", "description", "creationtime", "workspaceid", "defaultendpointname",
-         "endpointcount"}
-    )  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClassicWebService:
         """Read the service's JSON (any key casing; unknown members kept in ``extra``)."""
-        low = _lower(data)
-        return cls(
-            id=str(low.get("id") or ""),
-            name=_str(low.get("name")),
-            description=_str(low.get("description")),
-            creation_time=_str(low.get("creationtime")),
-            workspace_id=_str(low.get("workspaceid")),
-            default_endpoint_name=_str(low.get("defaultendpointname")),
-            endpoint_count=_int(low.get("endpointcount")),
-            extra=_extra(data, set(cls._KNOWN)),
-        )
+        return structure(cls, data)
 
     def refuse_default(self, endpoint_name: str, verb: str = "patched") -> None:
         """Refuse ``endpoint_name`` when it is this service's default endpoint.
@@ -110,22 +102,14 @@ class EndpointResource:
         location: where the resource is read from, or None when not reported.
     """
 
-    name: str
-    kind: str | None = None
-    location: BlobRef | None = None
+    name: str = attrs.field(metadata=wire("Name", _NAME))
+    kind: str | None = _field("Kind")
+    location: BlobRef | None = attrs.field(default=None, metadata=wire("Location", _LOCATION))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EndpointResource:
         """Read one ``Resources[]`` entry (any key casing)."""
-        low = _lower(data)
-        location: BlobRef | None = None
-        raw = low.get("location")
-        if isinstance(raw, Mapping):
-            try:
-                location = BlobRef.from_bes(raw)
-            except ConfigurationError:
-                location = None
-        return cls(name=str(low.get("name") or ""), kind=_str(low.get("kind")), location=location)
+        return structure(cls, data)
 
 
 @attrs.frozen(kw_only=True)
@@ -143,62 +127,31 @@ class Endpoint:
         extra: members this version does not model, as read.
     """
 
-    name: str
-    description: str | None = None
-    creation_time: str | None = None
-    web_service_id: str | None = None
-    workspace_id: str | None = None
-    help_location: str | None = None
-    primary_key: str | None = attrs.field(default=None, repr=False)
-    secondary_key: str | None = attrs.field(default=None, repr=False)
-    api_location: str | None = None
-    version: str | None = None
-    prevent_update: bool | None = None
-    sample_data_enabled: bool | None = None
-    experiment_location: str | None = None
-    max_concurrent_calls: int | None = None
-    diagnostics_trace_level: str | None = None
-    throttle_level: str | None = None
-    resources: tuple[EndpointResource, ...] = ()
+    name: str = attrs.field(metadata=wire("Name", _NAME))
+    description: str | None = _field("Description")
+    creation_time: str | None = _field("CreationTime")
+    web_service_id: str | None = _field("WebServiceId")
+    workspace_id: str | None = _field("WorkspaceId")
+    help_location: str | None = _field("HelpLocation")
+    primary_key: str | None = _field("PrimaryKey", repr=False)
+    secondary_key: str | None = _field("SecondaryKey", repr=False)
+    api_location: str | None = _field("ApiLocation")
+    version: str | None = _field("Version")
+    prevent_update: bool | None = _field("PreventUpdate", _BOOL)
+    sample_data_enabled: bool | None = _field("SampleDataEnabled", _BOOL)
+    experiment_location: str | None = _field("ExperimentLocation")
+    max_concurrent_calls: int | None = _field("MaxConcurrentCalls", _INT)
+    diagnostics_trace_level: str | None = _field("DiagnosticsTraceLevel")
+    throttle_level: str | None = _field("ThrottleLevel")
+    resources: tuple[EndpointResource, ...] = attrs.field(
+        default=(), metadata=wire("Resources", _RESOURCES)
+    )
     extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
-
-    _KNOWN = frozenset(
-        {"name", "description", "creationtime", "webserviceid", "workspaceid", "helplocation",
-         "primarykey", "secondarykey", "apilocation", "version", "preventupdate",
-         "sampledataenabled", "experimentlocation", "maxconcurrentcalls",
-         "diagnosticstracelevel", "throttlelevel", "resources"}
-    )  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Endpoint:
         """Read the endpoint's JSON (any key casing; unknown members kept in ``extra``)."""
-        low = _lower(data)
-        raw_resources = low.get("resources")
-        if not isinstance(raw_resources, list):  # tolerant: a malformed member is no list
-            raw_resources = []
-        resources = tuple(
-            EndpointResource.from_dict(r) for r in raw_resources if isinstance(r, Mapping)
-        )
-        return cls(
-            name=str(low.get("name") or ""),
-            description=_str(low.get("description")),
-            creation_time=_str(low.get("creationtime")),
-            web_service_id=_str(low.get("webserviceid")),
-            workspace_id=_str(low.get("workspaceid")),
-            help_location=_str(low.get("helplocation")),
-            primary_key=_str(low.get("primarykey")),
-            secondary_key=_str(low.get("secondarykey")),
-            api_location=_str(low.get("apilocation")),
-            version=_str(low.get("version")),
-            prevent_update=_bool(low.get("preventupdate")),
-            sample_data_enabled=_bool(low.get("sampledataenabled")),
-            experiment_location=_str(low.get("experimentlocation")),
-            max_concurrent_calls=_int(low.get("maxconcurrentcalls")),
-            diagnostics_trace_level=_str(low.get("diagnosticstracelevel")),
-            throttle_level=_str(low.get("throttlelevel")),
-            resources=resources,
-            extra=_extra(data, set(cls._KNOWN)),
-        )
+        return structure(cls, data)
 
     def resource(self, name: str) -> EndpointResource:
         """The resource called ``name`` (exact match, as the PATCH needs it).

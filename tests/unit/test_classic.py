@@ -93,6 +93,18 @@ def test_endpoint_is_read_in_any_key_casing_and_keeps_unknown_members():
     assert ep.max_concurrent_calls == 4
 
 
+def test_models_read_values_leniently_as_the_service_spells_them():
+    ep = Endpoint.from_dict(
+        {"NAME": "e", "MaxConcurrentCalls": "8", "PreventUpdate": "True", "Resources": "odd"}
+    )
+    assert (ep.name, ep.max_concurrent_calls, ep.prevent_update) == ("e", 8, True)
+    assert ep.resources == ()  # a malformed member is tolerated
+    assert ep.extra == {}
+    service = ClassicWebService.from_dict({"endpointCount": "two", "Id": None, "Tier": "x"})
+    assert (service.id, service.endpoint_count, service.extra) == ("", None, {"Tier": "x"})
+    assert EndpointResource.from_dict({"Kind": 1}) == EndpointResource(name="", kind="1")
+
+
 def test_keys_and_sas_never_appear_in_reprs():
     ep = Endpoint.from_dict(_endpoint())
     text = repr(ep) + repr(ep.resources) + repr(ClassicClient("ws1", "WORKSPACETOKEN"))

@@ -273,3 +273,42 @@ def test_blob_backend_appends_lines() -> None:
     blob.data += b'{"torn'
     ledger.append(_entry(new_model=OLD))
     assert [e.new_model for e in ledger.entries()] == [OLD, NEW, OLD]
+
+
+def test_every_record_kind_reads_back_what_it_wrote() -> None:
+    from amlretrain.ledger import RunStart
+
+    records = [
+        _entry(new_model=NEW, metrics={"AUC": 0.9}, intents=["i1"], evidence={"reads": 2}),
+        Intent.new(
+            run_id="run-1", target=TARGET, action="deploy", previous_model=OLD, new_model=NEW
+        ),
+        RunStart.new(run_id="run-1", command="retrain", targets=[TARGET]),
+        JobRecord.new(run_id="run-1", job_id="job-1", status="Finished"),
+    ]
+    for record in records:
+        line = json.dumps(record.to_dict())
+        again = type(record).from_dict(json.loads(line))
+        assert again == record
+        assert json.dumps(again.to_dict()) == line  # byte for byte
+
+
+def test_a_line_is_read_tolerantly_and_refused_only_without_its_identity(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    lines = [
+        # any member casing, numbers as text, an unknown member
+        {"ID": "e1", "Target": TARGET, "NewModel": NEW, "Metrics": {"AUC": "0.7"}, "x": 1},
+        {"kind": "outcome", "target": TARGET},  # no id
+        {"kind": "job", "id": "j", "runId": None},  # no jobId
+        {"kind": "outcome", "id": "e2", "target": TARGET, "metrics": ["not", "an", "object"]},
+        {"kind": "a kind of a later version", "id": "z"},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    ledger = Ledger(path)
+    (entry,) = ledger.entries()
+    assert (entry.id, entry.new_model, entry.metrics, entry.schema) == ("e1", NEW, {"AUC": 0.7}, 1)
+    assert [(p.line, p.reason) for p in ledger.problems] == [
+        (2, "is not a ledger record ('id')"),
+        (3, "is not a ledger record ('jobId')"),
+        (4, "is not a ledger record (metrics is not an object)"),
+    ]
