@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from amlretrain._wire import Lenient, as_bool, as_int, as_text, structure, wire
+from amlretrain._wire import Lenient, as_bool, as_int, as_text, ci_get, structure, wire
 from amlretrain.blobs import BlobRef
 from amlretrain.errors import ConfigurationError, ServiceError
 
@@ -181,7 +181,7 @@ class Endpoint:
 
 def _as_list(data: Any) -> list[Mapping[str, Any]]:
     if isinstance(data, Mapping):  # tolerate an OData-style {"value": [...]}
-        data = data.get("value", data.get("Value", []))
+        data = ci_get(data, "value")
     if not isinstance(data, list):
         return []
     return [d for d in data if isinstance(d, Mapping)]
