@@ -41,6 +41,7 @@ from amlretrain.errors import (
 
 __all__ = [
     "MAX_BODY_IN_MESSAGE",
+    "MAX_BODY_PARSED",
     "error_from_azure",
     "error_from_exception",
     "error_from_response",
@@ -75,6 +76,7 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
 
 
 def truncate(text: str, limit: int = MAX_BODY_IN_MESSAGE) -> str:
+    """``text`` stripped and cut to ``limit`` characters, saying how many were left out."""
     text = text.strip()
     if len(text) <= limit:
         return text

@@ -133,3 +133,20 @@ def test_api_location_accepts_help_page_urls():
     assert api_base_url(base + "/execute?api-version=2.0&details=true") == base
     with pytest.raises(ConfigurationError):
         api_base_url("not a url")
+
+
+def test_translated_maps_azure_core_errors_once_with_the_context() -> None:
+    from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+
+    from amlretrain._errormap import translated
+    from amlretrain.errors import AuthenticationError, ServiceError
+
+    refused = pytest.raises(AuthenticationError, match="GET web service w: could not get a token")
+    with refused, translated("GET web service w"):
+        raise ClientAuthenticationError("no credential")
+    unreachable = pytest.raises(ServiceError, match="list web services: could not reach")
+    with unreachable as info, translated("list web services", lambda: "rid-1"):
+        raise ServiceRequestError("connection refused")
+    assert info.value.status is None
+    assert info.value.request_id == "rid-1"
+    assert isinstance(info.value.__cause__, ServiceRequestError)
