@@ -18,13 +18,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 @pytest.fixture
 def client(emulator: Emulator) -> ClassicClient:
-    c = ClassicClient(
+    return ClassicClient(
         emulator.info.workspace_id,
         emulator.info.workspace_token,
         base_url=emulator.info.management_url,
+        poll=PollPolicy.fixed(0.1),
     )
-    c.verify_interval = 0.1
-    return c
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +34,8 @@ def new_model(emulator: Emulator) -> BlobRef:
     bes = BatchClient(
         info.training_endpoint_api_location, info.training_api_key, poll=PollPolicy(initial=0.05)
     )
-    job = bes.submit({"input1": str(info.new_training_data)}, store=store, start=True)
-    return job.wait(timeout=60).trained_model
+    job = bes.create_job({"input1": str(info.new_training_data)}, store=store)
+    return bes.begin_run_job(job).result(timeout=60).trained_model
 
 
 def _patches(emu: Emulator) -> list[str]:
@@ -55,10 +54,10 @@ def test_web_services_and_endpoints(client: ClassicClient, emulator: Emulator):
     assert ep.primary_key not in repr(ep)
 
 
-def test_add_update_refresh_delete_an_endpoint(client: ClassicClient, emulator: Emulator):
+def test_create_update_refresh_delete_an_endpoint(client: ClassicClient, emulator: Emulator):
     svc = str(emulator.info.predictive_service)
     name = "it" + uuid.uuid4().hex[:10]
-    ep = client.add_endpoint(svc, name, description="integration")
+    ep = client.create_endpoint(svc, name, description="integration")
     assert ep.name == name and ep.description == "integration"
     emulator.clear_requests()
     ep = client.update_endpoint(svc, name, description="changed", throttle_level="High")
@@ -77,7 +76,7 @@ def test_add_update_refresh_delete_an_endpoint(client: ClassicClient, emulator: 
 def test_bad_endpoint_names_are_refused_before_any_request(client, emulator: Emulator):
     emulator.clear_requests()
     with pytest.raises(ConfigurationError):
-        client.add_endpoint(str(emulator.info.predictive_service), "Not_Valid")
+        client.create_endpoint(str(emulator.info.predictive_service), "Not_Valid")
     assert emulator.requests == []
 
 
@@ -124,7 +123,7 @@ def test_an_unknown_resource_name_is_refused(client, emulator: Emulator, new_mod
 def test_an_endpoint_of_the_training_service_is_refused(client, emulator: Emulator, new_model):
     svc = str(emulator.info.training_service)
     name = "tr" + uuid.uuid4().hex[:10]
-    client.add_endpoint(svc, name)
+    client.create_endpoint(svc, name)
     try:
         emulator.clear_requests()
         with pytest.raises(ConfigurationError, match="no updatable resources"):

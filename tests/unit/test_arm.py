@@ -288,6 +288,56 @@ def test_a_patch_answered_with_the_small_body_is_verified_against_the_get_after_
     assert [m for m, _ in _methods_sent(mock)] == ["GET", "PATCH", "GET", "GET"]
 
 
+def test_a_patch_token_resumes_the_wait_and_the_verification_on_another_client(live):
+    import base64
+
+    from amlretrain.credentials import StaticTokenCredential
+    from amlretrain.polling import PollPolicy, decode_token
+
+    mock, _ = live
+    slow = WebServicesClient(StaticTokenCredential("t"), "sub", polling=PollPolicy.fixed(60))
+    mock.patch(f"{ARM}{RID}", status=200, json=_small(put=False), headers=LRO_HEADERS)
+    current = WebServiceDefinition.from_dict(_doc())
+    poller = slow.begin_update(
+        "rg", "svc", current.with_trained_model(NEW + "?sv=1&sig=SECRETSIG"), expected=current,
+        expected_is_fresh=True,
+    )  # fmt: skip
+    token = poller.continuation_token()
+    data = decode_token(token, "arm")
+    assert data["models"] == {"asset1": NEW} and data["request_id"] == "initial-request-id"
+    for text in (base64.urlsafe_b64decode(token), base64.b64decode(data["lro"])):
+        assert b"SECRETSIG" not in text and b"sig=" not in text and b"Bearer" not in text
+
+    mock.get(f"{OP}/operationsStatus/op1", json=_status("Succeeded"))
+    mock.get(f"{ARM}{RID}", json=_doc(NEW))
+    again = WebServicesClient(StaticTokenCredential("t2"), "sub", polling_interval=0)
+    resumed = again.begin_update("rg", "svc", None, continuation_token=token)
+    assert resumed.request_id == "initial-request-id"
+    result = resumed.result()
+    assert result is not None and result.trained_models[0].uri == NEW
+    sent = [(c.request.method, c.request.headers["Authorization"]) for c in mock.calls]
+    assert [m for m, _ in sent].count("PATCH") == 1  # resuming sends no second PATCH
+    # (the first poller polls once at once, azure-core's way, before its minute's pause)
+    assert ("GET", "Bearer t2") in sent and sent[-1] == ("GET", "Bearer t2")
+    slow.close()
+    again.close()
+
+
+def test_a_token_resumes_only_its_own_operation_on_its_own_service():
+    from amlretrain.credentials import StaticTokenCredential
+    from amlretrain.polling import encode_token
+
+    client = WebServicesClient(StaticTokenCredential("t"), "sub")
+    token = encode_token("arm", {"operation": "PUT", "resource_id": RID, "models": {}})
+    with pytest.raises(ConfigurationError, match="resumes a 'PUT', not a DELETE"):
+        client.begin_delete("rg", "svc", continuation_token=token)
+    with pytest.raises(ConfigurationError, match="not of"):
+        client.begin_create_or_update("rg", "other", None, continuation_token=token)
+    with pytest.raises(ConfigurationError, match=r"kind 'bes\.job'"):
+        client.begin_delete("rg", "svc", continuation_token=encode_token("bes.job", {}))
+    client.close()
+
+
 def test_a_delete_of_a_service_that_does_not_exist_is_204_without_headers_and_success(live):
     mock, client = live
     mock.delete(f"{ARM}{RID}", status=204)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -18,6 +19,7 @@ from amlretrain.errors import (
     ServiceError,
     VerificationFailed,
 )
+from amlretrain.polling import PollPolicy, decode_token
 from amlretrain.studio.management import ClassicClient, management_url
 from amlretrain.studio.models import ClassicWebService, Endpoint, EndpointResource
 
@@ -69,9 +71,7 @@ SERVICE = {"Id": "svc1", "Name": "census", "DefaultEndpointName": "default", "En
 
 @pytest.fixture
 def client() -> ClassicClient:
-    c = ClassicClient("ws1", "WORKSPACETOKEN")
-    c.verify_interval = 0
-    return c
+    return ClassicClient("ws1", "WORKSPACETOKEN", poll=PollPolicy.fixed(0))
 
 
 def test_regional_hosts_follow_the_management_api_notes():
@@ -179,14 +179,14 @@ def test_errors_carry_code_details_and_request_id(client):
 
 @pytest.mark.parametrize("name", ["Retrained", "a" * 25, "with-dash", "", "ümlaut"])
 @responses.activate
-def test_add_endpoint_refuses_bad_names_before_any_request(client, name):
+def test_create_endpoint_refuses_bad_names_before_any_request(client, name):
     with pytest.raises(ConfigurationError):
-        client.add_endpoint("svc1", name)
+        client.create_endpoint("svc1", name)
     assert len(responses.calls) == 0
 
 
 @responses.activate
-def test_add_endpoint_puts_the_documented_body_and_reads_back(client):
+def test_create_endpoint_puts_the_documented_body_and_reads_back(client):
     responses.put(
         f"{SVC}/endpoints/retrained",
         match=[
@@ -203,7 +203,7 @@ def test_add_endpoint_puts_the_documented_body_and_reads_back(client):
         ],
     )
     responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
-    ep = client.add_endpoint(
+    ep = client.create_endpoint(
         "svc1",
         "retrained",
         description="for retraining",
@@ -214,9 +214,30 @@ def test_add_endpoint_puts_the_documented_body_and_reads_back(client):
 
 
 @responses.activate
-def test_add_endpoint_refuses_max_calls_with_low_throttle(client):
+def test_add_endpoint_is_a_deprecated_alias_of_create_endpoint(client):
+    responses.put(f"{SVC}/endpoints/retrained")
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
+    with pytest.warns(DeprecationWarning, match="use ClassicClient.create_endpoint") as seen:
+        ep = client.add_endpoint("svc1", "retrained", description="old name")
+    assert seen[0].filename == __file__  # the warning points at the caller
+    assert ep.name == "retrained"
+    assert json.loads(responses.calls[0].request.body)["Description"] == "old name"
+
+
+def test_verify_interval_is_a_deprecated_alias_of_a_fixed_poll_policy():
+    client = ClassicClient("ws1", "WORKSPACETOKEN")
+    assert client.poll == PollPolicy.fixed(2.0)  # the 0.1.0 default: every 2 s
+    with pytest.warns(DeprecationWarning, match="verify_interval is deprecated"):
+        client.verify_interval = 0.5
+    assert client.poll == PollPolicy.fixed(0.5)
+    with pytest.warns(DeprecationWarning, match="verify_interval"):
+        assert client.verify_interval == 0.5
+
+
+@responses.activate
+def test_create_endpoint_refuses_max_calls_with_low_throttle(client):
     with pytest.raises(ConfigurationError):
-        client.add_endpoint("svc1", "retrained", max_concurrent_calls=10)
+        client.create_endpoint("svc1", "retrained", max_concurrent_calls=10)
     assert len(responses.calls) == 0
 
 
@@ -387,6 +408,61 @@ def test_update_trained_model_patches_then_verifies(client):
     head = responses.calls[2].request
     assert "Authorization" not in head.headers
     assert "sig=SIGNATURE" in head.url
+
+
+@responses.activate
+def test_begin_update_trained_model_patches_and_its_poller_verifies(client):
+    responses.get(SVC, json=SERVICE)
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
+    responses.head(NEW_MODEL.url, status=200)
+    responses.patch(f"{SVC}/endpoints/retrained")
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint(relative="models/new.ilearner"))
+    poller = client.begin_update_trained_model("svc1", "retrained", RESOURCE, NEW_MODEL)
+    assert _methods() == ["GET", "GET", "HEAD", "PATCH"]  # no read before it is waited on
+    assert not poller.done() and poller.status() == "InProgress"
+    poller.wait(timeout=0)  # one read: still the old model
+    assert not poller.done()
+    ep = poller.result()
+    assert poller.done() and poller.status() == "Succeeded"
+    assert ep.resource(RESOURCE).location.relative_location == "models/new.ilearner"
+    assert _methods() == ["GET", "GET", "HEAD", "PATCH", "GET", "GET"]
+
+
+@responses.activate
+def test_a_classic_token_resumes_the_reads_with_no_secret_and_sends_nothing_again(client):
+    responses.get(SVC, json=SERVICE)
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint())
+    responses.head(NEW_MODEL.url, status=200)
+    responses.patch(f"{SVC}/endpoints/retrained")
+    token = client.begin_update_trained_model(
+        "svc1", "retrained", RESOURCE, NEW_MODEL, verify_timeout=60
+    ).continuation_token()
+    for secret in ("SIGNATURE", "sig=", "WORKSPACETOKEN", "PRIMARYKEYVALUE"):
+        assert secret not in base64.urlsafe_b64decode(token).decode()
+    data = decode_token(token, "classic.trained_model")
+    assert data["model"] == NEW_MODEL.url and data["timeout"] == 60
+
+    responses.get(f"{SVC}/endpoints/retrained", json=_endpoint(relative="models/new.ilearner"))
+    other = ClassicClient("ws1", "ANOTHERTOKEN", poll=PollPolicy.fixed(0))
+    ep = other.begin_update_trained_model(continuation_token=token).result()
+    assert ep.resource(RESOURCE).location.relative_location == "models/new.ilearner"
+    assert _methods() == ["GET", "GET", "HEAD", "PATCH", "GET"]
+    assert responses.calls[-1].request.headers["Authorization"] == "Bearer ANOTHERTOKEN"
+
+
+def test_a_classic_token_of_another_workspace_or_with_a_target_is_refused(client):
+    from amlretrain.polling import encode_token
+
+    token = encode_token(
+        "classic.trained_model",
+        {"workspace_id": "ws2", "web_service_id": "s", "endpoint": "e", "resource": "r",
+         "model": "https://a/m.ilearner", "timeout": 1, "deadline": 0},
+    )  # fmt: skip
+    with pytest.raises(ConfigurationError, match="workspace ws2"):
+        client.begin_update_trained_model(continuation_token=token)
+    with pytest.raises(ConfigurationError, match="takes no other target"):
+        client.begin_update_trained_model("svc1", continuation_token=token)  # type: ignore[call-overload]
 
 
 @responses.activate

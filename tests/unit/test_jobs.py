@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from amlretrain.errors import (
     ServiceError,
     TrainingJobFailed,
 )
+from amlretrain.polling import decode_token
 from amlretrain.studio.batch import BatchClient, JobStatus, PollPolicy, TrainingJob
 
 API = "https://ussouthcentral.services.azureml.net/workspaces/ws/services/svc"
@@ -297,6 +300,97 @@ def test_ctrl_c_cancels_the_job_and_reraises(bes, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         TrainingJob(bes, "j1").wait(timeout=60)
     assert responses.calls[-1].request.method == "DELETE"
+
+
+@responses.activate
+def test_a_stop_during_a_pause_cancels_the_job_and_raises_interrupted(bes):
+    from amlretrain.errors import Interrupted
+    from amlretrain.interrupt import StopSignal
+
+    responses.get(f"{JOBS}/j1", json=_status("Running"))
+    responses.delete(f"{JOBS}/j1", status=204)
+    stop = StopSignal(grace=5)
+    stop.request()
+    with pytest.raises(Interrupted):
+        TrainingJob(bes, "j1").wait(timeout=60, stop=stop)
+    assert [c.request.method for c in responses.calls] == ["GET", "DELETE"]
+
+
+# -- begin_run_job: the wait as a poller, resumable --------------------------------------------
+
+
+@responses.activate
+def test_create_job_and_submit_are_one_call(bes):
+    responses.post(JOBS, json="job-a")
+    responses.post(JOBS, json="job-b")
+    data = "https://acct.blob.core.windows.net/d/t.csv?sig=X"
+    assert bes.create_job({"input1": data}).job_id == "job-a"
+    assert bes.submit({"input1": data}).job_id == "job-b"
+    first, second = (json.loads(c.request.body) for c in responses.calls)
+    assert first == second
+
+
+@responses.activate
+def test_begin_run_job_starts_then_its_result_is_the_finished_job(bes, no_sleep):
+    responses.post(f"{JOBS}/j1/start")
+    responses.get(f"{JOBS}/j1", json=_status("Running"))
+    responses.get(f"{JOBS}/j1", json=FINISHED)
+    poller = bes.begin_run_job("j1")
+    assert [c.request.method for c in responses.calls] == ["POST"]  # started, not yet read
+    assert poller.status() == "Running" and not poller.done()
+    job = poller.result(timeout=60)
+    assert poller.done() and job.status is JobStatus.FINISHED
+    assert job.trained_model.relative_location == "out/model.ilearner"
+
+
+@responses.activate
+def test_a_job_token_holds_the_job_and_endpoint_but_no_key(bes, no_sleep):
+    token = bes.begin_run_job("j1", start=False).continuation_token()
+    text = base64.urlsafe_b64decode(token).decode()
+    assert "APIKEYVALUE" not in text and "Bearer" not in text
+    assert decode_token(token, "bes.job") == {"api_location": API, "job_id": "j1"}
+    responses.get(f"{JOBS}/j1", json=FINISHED)
+    other = BatchClient(API, "OTHERKEY", poll=PollPolicy(jitter=0))
+    job = other.begin_run_job(continuation_token=token).result()
+    assert job.job_id == "j1" and job.status is JobStatus.FINISHED
+    assert responses.calls[0].request.headers["Authorization"] == "Bearer OTHERKEY"
+
+
+@responses.activate
+def test_a_resumed_failed_job_raises_as_wait_does(bes, no_sleep):
+    token = bes.begin_run_job("j1", start=False).continuation_token()
+    responses.get(f"{JOBS}/j1", json=_status("Failed", details="bad rows"))
+    with pytest.raises(TrainingJobFailed, match="bad rows"):
+        bes.begin_run_job(continuation_token=token).result()
+
+
+def test_a_job_token_of_another_endpoint_is_refused(bes):
+    other = BatchClient(API.replace("/svc", "/other"), "APIKEYVALUE")
+    token = other.begin_run_job("j1", start=False).continuation_token()
+    with pytest.raises(ConfigurationError, match="not of this client's"):
+        bes.begin_run_job(continuation_token=token)
+    with pytest.raises(ConfigurationError, match="takes no job"):
+        bes.begin_run_job("j1", continuation_token=token)  # type: ignore[call-overload]
+
+
+@responses.activate
+def test_a_poller_timeout_cancels_the_job_unless_asked_not_to(bes, no_sleep):
+    responses.get(f"{JOBS}/j1", json=_status("Running"))
+    responses.delete(f"{JOBS}/j1", status=204)
+    with pytest.raises(OperationTimeout, match="it was cancelled"):
+        bes.begin_run_job("j1", start=False).result(timeout=0)
+    assert [c.request.method for c in responses.calls] == ["GET", "DELETE"]
+    with pytest.raises(OperationTimeout) as info:
+        bes.begin_run_job("j1", start=False, cancel_on_timeout=False).result(timeout=0)
+    assert "cancelled" not in str(info.value)
+    assert [c.request.method for c in responses.calls][2:] == ["GET"]
+
+
+@responses.activate
+def test_delete_job_cancels_and_a_gone_job_is_not_an_error(bes):
+    responses.delete(f"{JOBS}/j1", status=404)
+    bes.delete_job("j1")
+    assert [c.request.method for c in responses.calls] == ["DELETE"]
 
 
 @responses.activate
