@@ -322,6 +322,11 @@ class OperationPolling(Generic[T]):
 
         Args:
             deadline: a ``time.monotonic()`` value; None: no deadline.
+
+        Raises:
+            Exception: what :meth:`_expired` makes when the operation's own cutoff
+                passes first; what a read raises; what :meth:`_stopped` raises.
+            KeyboardInterrupt: Ctrl-C, after :meth:`_interrupted` saw it.
         """
         if self._started is None:
             self._started = time.monotonic()
@@ -339,10 +344,10 @@ class OperationPolling(Generic[T]):
                     display.update(self.status())
                 if self.finished():
                     return True
-                limits = [x for x in (self._cutoff(), deadline) if x is not None]
+                cut = self._cutoff()
+                limits = [x for x in (cut, deadline) if x is not None]
                 if limits:
                     now = time.monotonic()
-                    cut = self._cutoff()
                     if cut is not None and cut - now <= 0:
                         raise self._expired()
                     if deadline is not None and deadline - now <= 0:
