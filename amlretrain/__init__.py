@@ -50,6 +50,8 @@ if _typing.TYPE_CHECKING:
     )
     from amlretrain.errors import (
         OperationTimeout as OperationTimeout,
+    )
+    from amlretrain.errors import (
         RunHalted as RunHalted,
     )
     from amlretrain.errors import (
