@@ -548,8 +548,8 @@ class WebServiceDefinition(WireModel):
         """Make :meth:`save` write this definition in the format ``original`` was read in.
 
         For code that derives a definition from another (see :meth:`with_trained_model`):
-        the file keeps its encoding, BOM,
-        newlines, indentation and number spellings, and only the changed values differ.
+        the file keeps its encoding, BOM, newlines, indentation and number spellings, and
+        only the changed values differ.
         """
         object.__setattr__(self, "_text", original._text)
 
