@@ -148,7 +148,7 @@ def _add(args: argparse.Namespace) -> int:
     from amlretrain.cli._settings import resolve
 
     with resolve(args).classic_client() as client:
-        ep = client.add_endpoint(
+        ep = client.create_endpoint(
             args.web_service,
             args.endpoint,
             description=args.description,
