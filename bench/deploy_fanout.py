@@ -47,6 +47,7 @@ def _sequential_loop(info: Any, names: list[str], model: Any) -> float:
 
 def run(quick: bool) -> Report:
     """Deploy with amlretrain and with the sequential loop, interleaved; compare."""
+    from amlretrain.polling import PollPolicy
     from amlretrain.storage import BlobStore
     from amlretrain.studio.management import ClassicClient
     from amlretrain.studio.targets import ClassicTarget
@@ -65,11 +66,11 @@ def run(quick: bool) -> Report:
     with emulator(seed=True) as (emu, probe):
         info = emu.info
         classic = ClassicClient(info.workspace_id, info.workspace_token, base_url=info.base_url)
-        classic.verify_interval = 0.1
+        classic.poll = PollPolicy.fixed(0.1)
         store = BlobStore.from_connection_string(info.storage_connection_string)
         names = [f"fan{i}" for i in range(count)]
         for name in names:
-            classic.add_endpoint(info.predictive_service, name)
+            classic.create_endpoint(info.predictive_service, name)
         data = store.download_bytes(store.ref("models", "initial.ilearner"))
         models = [
             store.sas(

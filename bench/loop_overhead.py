@@ -113,6 +113,7 @@ def _azurite_route(method: str, path: str) -> str:
 
 def run(quick: bool) -> Report:
     """Run retrain() a few times; split its wall time; count its requests by step."""
+    from amlretrain.polling import PollPolicy
     from amlretrain.storage import BlobStore
     from amlretrain.studio.batch import BatchClient
     from amlretrain.studio.management import ClassicClient
@@ -138,7 +139,7 @@ def run(quick: bool) -> Report:
             polling_interval=0.2,
         )  # fmt: skip
         classic = ClassicClient(info.workspace_id, info.workspace_token, base_url=info.base_url)
-        classic.verify_interval = 0.2
+        classic.poll = PollPolicy.fixed(0.2)
         store = BlobStore.from_connection_string(info.storage_connection_string)
         batch = BatchClient(info.training_endpoint_api_location, info.training_api_key or "")
         data = ["census_new.csv", "census_train.csv"]

@@ -134,6 +134,7 @@ def _seed_restored_after_each_module() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def clients(emulator: Emulator) -> Iterator[dict[str, Any]]:
     """The emulator's ARM, classic, storage and batch clients, polling fast."""
+    from amlretrain.polling import PollPolicy
     from amlretrain.storage import BlobStore
     from amlretrain.studio.batch import BatchClient
     from amlretrain.studio.management import ClassicClient
@@ -145,7 +146,7 @@ def clients(emulator: Emulator) -> Iterator[dict[str, Any]]:
         polling_interval=0.05,
     )  # fmt: skip
     classic = ClassicClient(info.workspace_id, info.workspace_token, base_url=info.management_url)
-    classic.verify_interval = 0.1
+    classic.poll = PollPolicy.fixed(0.1)
     store = BlobStore.from_connection_string(info.storage_connection_string)
     batch = BatchClient(info.training_endpoint_api_location, info.training_api_key)
     yield {"arm": arm, "classic": classic, "store": store, "batch": batch, "info": info}

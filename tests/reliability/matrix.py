@@ -216,7 +216,7 @@ class Rig:
         self.classic = ClassicClient(
             info.workspace_id, info.workspace_token, base_url=info.management_url, timeout=timeout
         )
-        self.classic.verify_interval = 0.1
+        self.classic.poll = PollPolicy.fixed(0.1)
         self.store = BlobStore.from_connection_string(info.storage_connection_string)
         self.poll = PollPolicy(initial=0.1, factor=1.5, maximum=0.4, jitter=0.0)
         self.batch = BatchClient(
