@@ -18,156 +18,70 @@ from amlretrain._version import __version__
 if _typing.TYPE_CHECKING:
     from amlretrain.blobs import BlobRef as BlobRef
     from amlretrain.credentials import StaticTokenCredential as StaticTokenCredential
-    from amlretrain.errors import (
-        AmlRetrainError as AmlRetrainError,
-    )
-    from amlretrain.errors import (
-        AuthenticationError as AuthenticationError,
-    )
-    from amlretrain.errors import (
-        ConfigurationError as ConfigurationError,
-    )
-    from amlretrain.errors import (
-        ConflictError as ConflictError,
-    )
-    from amlretrain.errors import (
-        DefinitionError as DefinitionError,
-    )
-    from amlretrain.errors import (
-        GateRejected as GateRejected,
-    )
-    from amlretrain.errors import (
-        Interrupted as Interrupted,
-    )
-    from amlretrain.errors import (
-        LedgerError as LedgerError,
-    )
-    from amlretrain.errors import (
-        NotFoundError as NotFoundError,
-    )
-    from amlretrain.errors import (
-        OperationStillRunning as OperationStillRunning,
-    )
-    from amlretrain.errors import (
-        OperationTimeout as OperationTimeout,
-    )
-    from amlretrain.errors import (
-        RunHalted as RunHalted,
-    )
-    from amlretrain.errors import (
-        ServiceError as ServiceError,
-    )
-    from amlretrain.errors import (
-        TargetsFailed as TargetsFailed,
-    )
-    from amlretrain.errors import (
-        ThrottledError as ThrottledError,
-    )
-    from amlretrain.errors import (
-        TrainingJobFailed as TrainingJobFailed,
-    )
-    from amlretrain.errors import (
-        VerificationFailed as VerificationFailed,
-    )
+    from amlretrain.errors import AmlRetrainError as AmlRetrainError
+    from amlretrain.errors import AuthenticationError as AuthenticationError
+    from amlretrain.errors import ConfigurationError as ConfigurationError
+    from amlretrain.errors import ConflictError as ConflictError
+    from amlretrain.errors import DefinitionError as DefinitionError
+    from amlretrain.errors import GateRejected as GateRejected
+    from amlretrain.errors import Interrupted as Interrupted
+    from amlretrain.errors import LedgerError as LedgerError
+    from amlretrain.errors import NotFoundError as NotFoundError
+    from amlretrain.errors import OperationStillRunning as OperationStillRunning
+    from amlretrain.errors import OperationTimeout as OperationTimeout
+    from amlretrain.errors import RunHalted as RunHalted
+    from amlretrain.errors import ServiceError as ServiceError
+    from amlretrain.errors import TargetsFailed as TargetsFailed
+    from amlretrain.errors import ThrottledError as ThrottledError
+    from amlretrain.errors import TrainingJobFailed as TrainingJobFailed
+    from amlretrain.errors import VerificationFailed as VerificationFailed
     from amlretrain.evaluation import EvaluationMetrics as EvaluationMetrics
     from amlretrain.gate import Gate as Gate
     from amlretrain.gate import GateDecision as GateDecision
+    from amlretrain.history import History as History
+    from amlretrain.history import RunSummary as RunSummary
     from amlretrain.interrupt import StopSignal as StopSignal
-    from amlretrain.ledger import (
-        Intent as Intent,
-    )
-    from amlretrain.ledger import (
-        JobRecord as JobRecord,
-    )
-    from amlretrain.ledger import (
-        Ledger as Ledger,
-    )
-    from amlretrain.ledger import (
-        LedgerContents as LedgerContents,
-    )
-    from amlretrain.ledger import (
-        LedgerEntry as LedgerEntry,
-    )
-    from amlretrain.ledger import (
-        LedgerProblem as LedgerProblem,
-    )
-    from amlretrain.ledger import (
-        Pending as Pending,
-    )
-    from amlretrain.ledger import (
-        RunStart as RunStart,
-    )
+    from amlretrain.ledger import Ledger as Ledger
     from amlretrain.locks import Lease as Lease
     from amlretrain.locks import LockInfo as LockInfo
     from amlretrain.locks import TargetLocks as TargetLocks
     from amlretrain.polling import OperationPolling as OperationPolling
     from amlretrain.polling import Poller as Poller
     from amlretrain.polling import PollPolicy as PollPolicy
-    from amlretrain.reconciliation import (
-        Reconciled as Reconciled,
-    )
-    from amlretrain.reconciliation import (
-        ReconcileReport as ReconcileReport,
-    )
-    from amlretrain.reconciliation import (
-        reconcile as reconcile,
-    )
-    from amlretrain.result import (
-        RetrainResult as RetrainResult,
-    )
-    from amlretrain.result import (
-        StepResult as StepResult,
-    )
-    from amlretrain.result import (
-        StepStatus as StepStatus,
-    )
-    from amlretrain.result import (
-        TargetOutcome as TargetOutcome,
-    )
-    from amlretrain.result import (
-        TargetStatus as TargetStatus,
-    )
+    from amlretrain.reconciliation import Reconciled as Reconciled
+    from amlretrain.reconciliation import ReconcileReport as ReconcileReport
+    from amlretrain.reconciliation import reconcile as reconcile
+    from amlretrain.records import Intent as Intent
+    from amlretrain.records import JobRecord as JobRecord
+    from amlretrain.records import LedgerContents as LedgerContents
+    from amlretrain.records import LedgerEntry as LedgerEntry
+    from amlretrain.records import LedgerProblem as LedgerProblem
+    from amlretrain.records import Pending as Pending
+    from amlretrain.records import RunStart as RunStart
+    from amlretrain.result import RetrainResult as RetrainResult
+    from amlretrain.result import StepResult as StepResult
+    from amlretrain.result import StepStatus as StepStatus
+    from amlretrain.result import TargetOutcome as TargetOutcome
+    from amlretrain.result import TargetStatus as TargetStatus
     from amlretrain.storage import BlobStore as BlobStore
     from amlretrain.studio.batch import BatchClient as BatchClient
     from amlretrain.studio.batch import TrainingJob as TrainingJob
-    from amlretrain.studio.definition import (
-        AssetItem as AssetItem,
-    )
-    from amlretrain.studio.definition import (
-        WebServiceDefinition as WebServiceDefinition,
-    )
-    from amlretrain.studio.definition import (
-        WebServiceKeys as WebServiceKeys,
-    )
+    from amlretrain.studio.definition import AssetItem as AssetItem
+    from amlretrain.studio.definition import WebServiceDefinition as WebServiceDefinition
+    from amlretrain.studio.definition import WebServiceKeys as WebServiceKeys
     from amlretrain.studio.ilearner import TrainedModel as TrainedModel
     from amlretrain.studio.jobstatus import JobStatus as JobStatus
     from amlretrain.studio.management import ClassicClient as ClassicClient
-    from amlretrain.studio.models import (
-        ClassicWebService as ClassicWebService,
-    )
-    from amlretrain.studio.models import (
-        Endpoint as Endpoint,
-    )
-    from amlretrain.studio.models import (
-        EndpointResource as EndpointResource,
-    )
-    from amlretrain.studio.scoring import (
-        ScoreResult as ScoreResult,
-    )
-    from amlretrain.studio.scoring import (
-        ScoreTable as ScoreTable,
-    )
-    from amlretrain.studio.scoring import (
-        ScoringClient as ScoringClient,
-    )
+    from amlretrain.studio.models import ClassicWebService as ClassicWebService
+    from amlretrain.studio.models import Endpoint as Endpoint
+    from amlretrain.studio.models import EndpointResource as EndpointResource
+    from amlretrain.studio.scoring import ScoreResult as ScoreResult
+    from amlretrain.studio.scoring import ScoreTable as ScoreTable
+    from amlretrain.studio.scoring import ScoringClient as ScoringClient
     from amlretrain.studio.targets import ArmTarget as ArmTarget
     from amlretrain.studio.targets import ClassicTarget as ClassicTarget
-    from amlretrain.studio.webservices import (
-        WebServicePoller as WebServicePoller,
-    )
-    from amlretrain.studio.webservices import (
-        WebServicesClient as WebServicesClient,
-    )
+    from amlretrain.studio.webservices import WebServicePoller as WebServicePoller
+    from amlretrain.studio.webservices import WebServicesClient as WebServicesClient
     from amlretrain.targets import Sample as Sample
     from amlretrain.targets import Target as Target
     from amlretrain.targets import TargetState as TargetState
@@ -255,13 +169,15 @@ _NAMES: dict[str, str] = {
     "StopSignal": "amlretrain.interrupt",
     # amlretrain.ledger
     "Ledger": "amlretrain.ledger",
-    "LedgerEntry": "amlretrain.ledger",
-    "LedgerContents": "amlretrain.ledger",
-    "LedgerProblem": "amlretrain.ledger",
-    "Intent": "amlretrain.ledger",
-    "JobRecord": "amlretrain.ledger",
-    "Pending": "amlretrain.ledger",
-    "RunStart": "amlretrain.ledger",
+    "History": "amlretrain.history",
+    "RunSummary": "amlretrain.history",
+    "LedgerEntry": "amlretrain.records",
+    "LedgerContents": "amlretrain.records",
+    "LedgerProblem": "amlretrain.records",
+    "Intent": "amlretrain.records",
+    "JobRecord": "amlretrain.records",
+    "Pending": "amlretrain.records",
+    "RunStart": "amlretrain.records",
     # amlretrain.locks
     "Lease": "amlretrain.locks",
     "LockInfo": "amlretrain.locks",

@@ -28,7 +28,8 @@ import attrs
 from amlretrain._redact import redact
 from amlretrain.blobs import strip_sas
 from amlretrain.errors import AmlRetrainError
-from amlretrain.ledger import JobRecord, Ledger, LedgerEntry, Pending
+from amlretrain.ledger import Ledger
+from amlretrain.records import JobRecord, LedgerEntry, Pending
 
 if TYPE_CHECKING:
     from amlretrain.studio.batch import BatchClient

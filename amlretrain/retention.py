@@ -55,7 +55,8 @@ from amlretrain.blobs import BlobRef, strip_sas
 from amlretrain.errors import ConfigurationError, ConflictError
 
 if TYPE_CHECKING:
-    from amlretrain.ledger import Ledger, LedgerEntry, Pending
+    from amlretrain.ledger import Ledger
+    from amlretrain.records import LedgerEntry, Pending
     from amlretrain.storage import BlobStore
 
 __all__ = [

@@ -35,7 +35,8 @@ from amlretrain.errors import (
     VerificationFailed,
 )
 from amlretrain.gate import Gate
-from amlretrain.ledger import Intent, Ledger, LedgerEntry
+from amlretrain.ledger import Ledger
+from amlretrain.records import Intent, LedgerEntry
 from amlretrain.result import TargetOutcome
 from amlretrain.targets import Sample, Target, TargetState, redacted_plan
 

@@ -28,8 +28,9 @@ from amlretrain.blobs import BlobRef, strip_sas
 from amlretrain.errors import ConfigurationError, LedgerError
 from amlretrain.gate import Gate
 from amlretrain.interrupt import StopSignal, handle_signals
-from amlretrain.ledger import JobRecord, Ledger, LedgerEntry, new_run_id
+from amlretrain.ledger import Ledger
 from amlretrain.reconciliation import reconcile
+from amlretrain.records import JobRecord, LedgerEntry, new_run_id
 from amlretrain.result import RetrainResult, StepRecorder, TargetOutcome
 from amlretrain.swap import (
     RESTORE_SAS_LIFETIME,

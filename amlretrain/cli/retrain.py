@@ -321,8 +321,8 @@ def _outcome_text(outcome: TargetOutcome) -> str:
 def _reconcile(args: argparse.Namespace) -> int:
     from amlretrain.config import load_config
     from amlretrain.errors import VerificationFailed
-    from amlretrain.ledger import new_run_id
     from amlretrain.reconciliation import reconcile
+    from amlretrain.records import new_run_id
 
     config = load_config(args.config)
     targets = (

@@ -59,6 +59,8 @@ LAYERS: tuple[frozenset[str], ...] = (
             "result",
             "waves",
             "_fleet_progress",
+            "records",
+            "history",
         }
     ),
     # the service clients
