@@ -43,6 +43,8 @@ class StopSignal:
         self._event = threading.Event()
         self.signum: int | None = None
         self._at: float | None = None
+        self._children: list[StopSignal] = []
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"StopSignal(grace={self.grace}, requested={self.requested})"
@@ -53,10 +55,25 @@ class StopSignal:
         return self._event.is_set()
 
     def request(self, signum: int = signal.SIGINT) -> None:
-        """Ask the run to stop (what the first signal does)."""
-        if not self._event.is_set():
-            self.signum, self._at = int(signum), time.monotonic()
-            self._event.set()
+        """Ask the run to stop (what the first signal does); its children stop too."""
+        with self._lock:
+            if not self._event.is_set():
+                self.signum, self._at = int(signum), time.monotonic()
+                self._event.set()
+            children = list(self._children)
+        for child in children:
+            child.request(signum)
+
+    def child(self) -> StopSignal:
+        """The stop request of a part of the run: requested with this one, or alone (a
+        fleet stops its training jobs so when its failure budget halts it)."""
+        child = StopSignal(self.grace)
+        with self._lock:
+            self._children.append(child)
+            signum = self.signum if self._event.is_set() else None
+        if signum is not None:
+            child.request(signum)
+        return child
 
     def deadline(self) -> float | None:
         """The ``time.monotonic()`` by which a swap in flight must be settled, if stopping."""

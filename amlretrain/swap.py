@@ -16,7 +16,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,7 @@ from amlretrain.result import TargetOutcome
 from amlretrain.targets import Sample, Target, TargetState, redacted_plan
 
 if TYPE_CHECKING:
+    from amlretrain.history import History
     from amlretrain.interrupt import StopSignal
     from amlretrain.storage import BlobStore
 
@@ -68,6 +69,9 @@ class Deployment:
     run_id: str | None = None
     stop: StopSignal | None = None
     wait_lock: float = 0.0
+    #: The ledger as read once at the run's start (a fleet asks it, not the ledger,
+    #: for each target's incumbent metrics).
+    history: History | None = None
 
 
 _UNCONFIRMED = (VerificationFailed, OperationTimeout)
@@ -245,7 +249,7 @@ def _locked(work: _Run, base: TargetOutcome, state: TargetState) -> TargetOutcom
     if run.dry_run and not run.metrics and run.gate is not None and not run.gate.is_empty:
         base = attrs.evolve(base, gate_checks=("skip the gate: a dry run trains nothing",))
     elif run.gate is not None and not run.gate.is_empty:
-        incumbent = run.ledger.metrics_of(target.key, previous) if run.ledger else None
+        incumbent = _incumbent_metrics(run, target, previous)
         decision = run.gate.decide(run.metrics, incumbent=incumbent)
         base = attrs.evolve(base, gate_passed=decision.passed, gate_checks=decision.checks)
         if not decision.passed:
@@ -291,6 +295,18 @@ def _locked(work: _Run, base: TargetOutcome, state: TargetState) -> TargetOutcom
         plan=redacted_plan(plan),
     )
     return work.record(outcome, run.action, "succeeded", previous)
+
+
+def _incumbent_metrics(
+    run: Deployment, target: Target, previous: str | None
+) -> Mapping[str, float] | None:
+    """The metrics recorded for the model ``target`` serves: from the run's one read of
+    the ledger while it still says the target serves that model, else read afresh."""
+    if run.ledger is None:
+        return None
+    if run.history is not None and run.history.last_known(target.key) == strip_sas(previous):
+        return run.history.metrics_of(target.key, previous)
+    return run.ledger.metrics_of(target.key, previous)
 
 
 def _entry_outcome(outcome: TargetOutcome) -> str:

@@ -72,9 +72,14 @@ def run_training(
     *,
     stop: StopSignal | None = None,
     on_job: Callable[[str, str], None] | None = None,
+    attach: str | None = None,
 ) -> tuple[TrainingJob, BlobRef, dict[str, float]]:
     """Upload the data, run the job, read its evaluation (steps ``upload``, ``train``,
     ``evaluate`` in ``steps``).
+
+    ``attach``: the id of a job this run already submitted (a resumed run): nothing is
+    uploaded or submitted; the job is started if it never was, waited for if it still
+    runs, and its outputs read.
 
     ``on_job(job_id, status)`` is called before the submit (``""``, ``Submitting``), as
     soon as it answered (``Submitted``, before the job is started: a ledger records it
@@ -90,6 +95,9 @@ def run_training(
             ``training.timeout`` (it is cancelled then, and when the wait fails).
     """
     store = training.store
+    if attach is not None:
+        job = _attached(training, steps, progress, stop, on_job, attach)
+        return _evaluated(training, steps, job)
     check_data(training)
     with steps.step("upload") as info:
         data = training.data
@@ -105,7 +113,7 @@ def run_training(
         if on_job is not None:
             on_job("", "Submitting")  # a submit whose answer is lost leaves a job behind
         try:
-            job = training.batch.submit(
+            job = training.batch.create_job(
                 {training.input_name: data},
                 outputs=outputs,
                 global_parameters=training.global_parameters,
@@ -134,6 +142,52 @@ def run_training(
         if on_job is not None:
             on_job(job.job_id, job.status.label)
         info["_text"] = f"job {job.job_id} finished"
+    return _evaluated(training, steps, job)
+
+
+def _attached(
+    training: Training,
+    steps: StepRecorder,
+    progress: bool,
+    stop: StopSignal | None,
+    on_job: Callable[[str, str], None] | None,
+    job_id: str,
+) -> TrainingJob:
+    """The job a resumed run submitted before: started if it never was, waited for."""
+    from amlretrain.studio.jobstatus import JobStatus
+
+    with steps.step("upload") as info:
+        info["_status"] = "skipped"
+        info["_text"] = f"resumed: job {job_id} was submitted by this run before"
+    with steps.step("train") as info:
+        info["job_id"] = job_id
+        job = training.batch.get_job(job_id)
+        try:
+            if job.status is JobStatus.NOT_STARTED:
+                if stop is not None:
+                    stop.raise_if_requested()
+                job.start()
+            if not job.status.is_terminal:
+                job.wait(timeout=training.timeout, progress=progress, stop=stop)
+            elif job.status is not JobStatus.FINISHED:
+                job.wait(timeout=training.timeout)  # raises TrainingJobFailed, as a wait
+        except (AmlRetrainError, KeyboardInterrupt):
+            if not job.status.is_terminal:
+                _cancel_quietly(job)
+            if on_job is not None:
+                on_job(job.job_id, _ended_as(job))
+            raise
+        if on_job is not None:
+            on_job(job.job_id, job.status.label)
+        info["_text"] = f"job {job.job_id} finished (re-attached)"
+    return job
+
+
+def _evaluated(
+    training: Training, steps: StepRecorder, job: TrainingJob
+) -> tuple[TrainingJob, BlobRef, dict[str, float]]:
+    """The finished job's model (with a read SAS when the store holds it) and metrics."""
+    store = training.store
     with steps.step("evaluate") as info:
         model = job.trained_model
         metrics = job.evaluation(training.evaluation_output).as_dict()

@@ -16,21 +16,25 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from amlretrain._numbers import CONCURRENCY, DURATION, checked, checked_int
+from amlretrain._run import (
+    begin,
+    check_targets,
+    deploy_status,
+    run_targets,
+    stopping,
+)
 from amlretrain.blobs import BlobRef, strip_sas
-from amlretrain.errors import ConfigurationError, LedgerError
+from amlretrain.errors import AmlRetrainError, ConfigurationError
+from amlretrain.fleet import FleetGroup, run_fleet
 from amlretrain.gate import Gate
-from amlretrain.interrupt import StopSignal, handle_signals
+from amlretrain.interrupt import StopSignal
 from amlretrain.ledger import Ledger
-from amlretrain.reconciliation import reconcile
-from amlretrain.records import JobRecord, LedgerEntry, new_run_id
+from amlretrain.records import LedgerEntry
 from amlretrain.result import RetrainResult, StepRecorder, TargetOutcome
 from amlretrain.swap import (
     RESTORE_SAS_LIFETIME,
@@ -40,7 +44,7 @@ from amlretrain.swap import (
     with_read_sas,
 )
 from amlretrain.targets import Sample, Target, TargetState
-from amlretrain.training import Training, plan_training, run_training
+from amlretrain.training import Training
 
 if TYPE_CHECKING:
     from amlretrain.storage import BlobStore
@@ -48,80 +52,6 @@ if TYPE_CHECKING:
 __all__ = ["RESTORE_SAS_LIFETIME", "deploy", "retrain", "rollback"]
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def _stopping(stop: StopSignal | None, grace: float) -> Iterator[StopSignal]:
-    """The caller's stop request, or one of our own with SIGINT/SIGTERM routed to it."""
-    if stop is not None:
-        yield stop
-        return
-    grace = checked(grace, name="interrupt_grace", low=DURATION[0], high=DURATION[1])
-    own = StopSignal(grace)
-    with handle_signals(own):
-        yield own
-
-
-def _begin(
-    ledger: Ledger | None,
-    command: str,
-    targets: Sequence[Target],
-    dry_run: bool,
-    wait_lock: float,
-    steps: StepRecorder,
-) -> str:
-    """A run id; for a real run, the ledger proven writable and open intents settled.
-
-    Raises:
-        ConfigurationError: the ledger cannot be written (nothing was changed).
-        ConflictError: a target with an open intent is leased by another run.
-    """
-    run_id = new_run_id()
-    if ledger is None or dry_run:
-        return run_id
-    keys = [t.key for t in targets]
-    ledger.begin_run(run_id=run_id, command=command, targets=keys)
-    open_keys = {p.target for p in ledger.pending()}
-    todo = [t for t in targets if t.key in open_keys]
-    if todo:
-        with steps.step("reconcile") as info:
-            report = reconcile(todo, ledger=ledger, wait_lock=wait_lock, run_id=run_id)
-            info["_text"] = "; ".join(
-                f"{t.target}: {t.status} ({t.serving_model or '-'})" for t in report.targets
-            )
-    return run_id
-
-
-def _job_recorder(ledger: Ledger | None, run_id: str, service: str) -> Callable[[str, str], None]:
-    def record(job_id: str, status: str) -> None:
-        if ledger is None:
-            return
-        entry = JobRecord.new(run_id=run_id, job_id=job_id, status=status, service=service)
-        if status in ("Submitting", "Submitted"):
-            # Write-ahead: without this record no job is submitted (Submitting), or the
-            # submitted one is cancelled before it starts (Submitted).
-            ledger.append(entry)
-            return
-        try:
-            ledger.append(entry)
-        except LedgerError as err:
-            log.error("the end of job %s (%s) could not be recorded: %s", job_id, status, err)
-
-    return record
-
-
-def _run_targets(
-    targets: Sequence[Target],
-    work: Callable[[Target], TargetOutcome],
-    concurrency: int,
-) -> list[TargetOutcome]:
-    concurrency = checked_int(
-        concurrency, name="concurrency", low=CONCURRENCY[0], high=CONCURRENCY[1]
-    )
-    if len(targets) <= 1 or concurrency == 1:
-        return [work(t) for t in targets]
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(targets))) as pool:
-        return list(pool.map(work, targets))
 
 
 def _deploy_all(
@@ -136,9 +66,9 @@ def _deploy_all(
         return deploy_one(target, model, current[target.key], run)
 
     with steps.step("deploy") as info:
-        outcomes = _run_targets(targets, work, concurrency)
+        outcomes = run_targets(targets, work, concurrency)
         info["_text"] = ", ".join(f"{o.target}: {o.status}" for o in outcomes)
-        info["_status"] = _deploy_status([o.status for o in outcomes])
+        info["_status"] = deploy_status([o.status for o in outcomes])
     result = RetrainResult(
         steps=tuple(steps.steps),
         targets=tuple(outcomes),
@@ -150,46 +80,6 @@ def _deploy_all(
     if run.stop is not None:
         run.stop.raise_if_requested(result)
     return result
-
-
-def _deploy_status(statuses: Sequence[str]) -> str:
-    """The deploy step's status: ``ok`` only when every target got (or has) the model."""
-    if all(s in ("succeeded", "skipped", "dry-run") for s in statuses):
-        return "ok"
-    if all(s == "rejected" for s in statuses):
-        return "rejected"
-    return "failed"
-
-
-def _check_targets(
-    targets: Sequence[Target], steps: StepRecorder, concurrency: int
-) -> dict[str, TargetState]:
-    """Check every target (``concurrency`` at a time); the first refusal is raised.
-
-    Returns:
-        Each target's state (by key): what it served when checked.
-    """
-    _check_listed(targets)
-    concurrency = checked_int(
-        concurrency, name="concurrency", low=CONCURRENCY[0], high=CONCURRENCY[1]
-    )
-    keys = [t.key for t in targets]
-    with steps.step("check targets") as info:
-        if concurrency <= 1 or len(targets) == 1:
-            states = [t.check() for t in targets]
-        else:
-            with ThreadPoolExecutor(max_workers=min(concurrency, len(targets))) as pool:
-                states = list(pool.map(lambda t: t.check(), targets))
-        info["_text"] = f"{len(targets)} target(s) checked"
-    return dict(zip(keys, states, strict=True))
-
-
-def _check_listed(targets: Sequence[Target]) -> None:
-    if not targets:
-        raise ConfigurationError("retrain needs at least one target")
-    keys = [t.key for t in targets]
-    if len(set(keys)) != len(keys):
-        raise ConfigurationError("the same target is listed twice")
 
 
 def retrain(
@@ -247,36 +137,32 @@ def retrain(
         TrainingJobFailed, OperationTimeout: the job failed or timed out (nothing changed).
         Interrupted: SIGINT or SIGTERM; its ``result`` holds what each target serves.
     """
-    with _stopping(stop, interrupt_grace) as stopper:
-        steps = StepRecorder(on_step)
-        current = _check_targets(targets, steps, concurrency)
-        run_id = _begin(ledger, "retrain", targets, dry_run, wait_lock, steps)
-        stopper.raise_if_requested()
-        job_id: str | None = None
-        metrics: dict[str, float] = {}
-        if dry_run:
-            model = plan_training(training, steps)
-        else:
-            recorder = _job_recorder(ledger, run_id, training.batch.api_location)
-            job, model, metrics = run_training(
-                training, steps, progress, stop=stopper, on_job=recorder
-            )
-            job_id = job.job_id
-            check_model(model, training.store)  # readable with the SAS the services get
-        stopper.raise_if_requested()
-        run = Deployment(
-            metrics=metrics,
-            gate=gate,
-            ledger=ledger,
-            dry_run=dry_run,
-            sample=sample,
-            job_id=job_id,
-            store=training.store,
-            run_id=run_id,
-            stop=stopper,
-            wait_lock=wait_lock,
-        )
-        return _deploy_all(steps, targets, model, current, run, concurrency)
+    result, errors = run_fleet(
+        [FleetGroup(training=training, targets=targets)],
+        gate=gate,
+        ledger=ledger,
+        dry_run=dry_run,
+        sample=sample,
+        concurrency=concurrency,
+        training_concurrency=1,
+        waves=None,
+        bake=0.0,
+        max_failures=None,
+        rollback_on_halt=False,
+        resume=None,
+        config_fingerprint=None,
+        order=None,
+        progress=progress,
+        display=None,
+        on_step=on_step,
+        interrupt_grace=interrupt_grace,
+        wait_lock=wait_lock,
+        stop=stop,
+    )
+    for error in errors.values():
+        if isinstance(error, AmlRetrainError):
+            raise error  # the job failed, or its data was refused: nothing changed
+    return result
 
 
 def deploy(
@@ -308,12 +194,12 @@ def deploy(
             ledger that cannot be written (nothing changed).
         Interrupted: SIGINT or SIGTERM; its ``result`` holds what each target serves.
     """
-    with _stopping(stop, interrupt_grace) as stopper:
+    with stopping(stop, interrupt_grace) as stopper:
         steps = StepRecorder(None)
-        current = _check_targets(targets, steps, concurrency)
+        current = check_targets(targets, steps, concurrency)
         model = with_read_sas(model, store, sas_lifetime)
         check_model(model, store)
-        run_id = _begin(ledger, "deploy", targets, dry_run, wait_lock, steps)
+        run_id = begin(ledger, "deploy", targets, dry_run, wait_lock, steps)
         settings = Deployment(
             metrics=dict(metrics or {}),
             gate=gate,
@@ -362,9 +248,9 @@ def rollback(
             anything changes).
         Interrupted: SIGINT or SIGTERM; its ``result`` is the target's outcome.
     """
-    with _stopping(stop, interrupt_grace) as stopper:
+    with stopping(stop, interrupt_grace) as stopper:
         state = target.check()
-        run_id = _begin(ledger, "rollback", [target], dry_run, wait_lock, StepRecorder(None))
+        run_id = begin(ledger, "rollback", [target], dry_run, wait_lock, StepRecorder(None))
         if not dry_run:
             state = target.read(state)  # reconcile may have settled a newer state
         entry, wanted = _rollback_choice(target, ledger, to, state.model)

@@ -113,7 +113,7 @@ class Batch:
         self.cancelled: list[str] = []
         self.during_wait: Callable[[], None] | None = None
 
-    def submit(self, inputs: dict[str, Any], **kwargs: Any) -> Job:
+    def create_job(self, inputs: dict[str, Any], **kwargs: Any) -> Job:
         self.submitted.append(inputs)
         return Job(self)
 
