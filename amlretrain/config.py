@@ -674,6 +674,16 @@ def load_config(
         ConfigurationError: the file cannot be read, is not TOML (line and column), or a
             key is missing, unknown or of the wrong type (named).
     """
+    source = os.fspath(path)
+    return parse_config(read_document(source), source=source, environ=environ)
+
+
+def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The TOML document of a ``retrain.toml``, unchecked (:func:`load_config` checks it).
+
+    Raises:
+        ConfigurationError: the file cannot be read or is not TOML (line and column).
+    """
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
@@ -685,10 +695,10 @@ def load_config(
     except OSError as err:
         raise ConfigurationError(f"cannot read {source}: {err.strerror}") from err
     try:
-        data = tomllib.loads(raw.decode("utf-8-sig"))
+        document: dict[str, Any] = tomllib.loads(raw.decode("utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigurationError(f"{source}: not valid TOML: {err}") from err
-    return parse_config(data, source=source, environ=environ)
+    return document
 
 
 def group_by_data(

@@ -72,11 +72,16 @@ class RunSummary:
                 found = job
         return found
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready (snake_case), for ``amlretrain runs``."""
+    def counts(self) -> dict[str, int]:
+        """Its targets' last outcomes, counted by outcome."""
         counts: dict[str, int] = {}
         for entry in self.final().values():
             counts[entry.outcome] = counts.get(entry.outcome, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready (snake_case), for ``amlretrain runs``."""
+        counts = self.counts()
         return {
             "run_id": self.run_id,
             "command": self.command,

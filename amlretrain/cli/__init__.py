@@ -35,6 +35,7 @@ _COMMAND_MODULES = (
     "amlretrain.cli.blob",
     "amlretrain.cli.locks",
     "amlretrain.cli.prune",
+    "amlretrain.cli.runs",
     "amlretrain.cli.emulator",
     "amlretrain.cli.demo",
 )

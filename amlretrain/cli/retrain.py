@@ -44,6 +44,19 @@ def _add_wait_lock(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _bake(text: str) -> float:
+    from amlretrain._numbers import checked
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    try:
+        return checked(value, name="--bake", low=0.0, high=86400.0)
+    except ConfigurationError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _seconds(text: str) -> float:
     from amlretrain._numbers import checked
 
@@ -77,6 +90,37 @@ def register(subparsers: Any) -> None:
         help="training data for every target (overrides the config): a local .csv/.tsv/.arff "
         "file (relative to the current folder), or a blob as an https URL or "
         "blob:container/path",
+    )
+    p.add_argument(
+        "--waves",
+        metavar="STEPS",
+        help="deploy in cumulative waves, in config order, e.g. 1,10%%,50%%,100%% (overrides "
+        "waves in the config; default: one wave)",
+    )
+    p.add_argument(
+        "--bake",
+        type=_bake,
+        metavar="SECONDS",
+        help="seconds to wait after each wave's scoring checks (overrides bake; default 0)",
+    )
+    p.add_argument(
+        "--max-failures",
+        metavar="N|N%%",
+        help="the failure budget: halt (exit 15) when more targets fail than this count or "
+        "share (overrides max_failures; default: never halt)",
+    )
+    p.add_argument(
+        "--rollback-on-halt",
+        action="store_true",
+        help="when the failure budget halts the run, put the halted wave's changed targets "
+        "back on their previous model (verified, recorded)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="continue an interrupted or killed run (`amlretrain runs list`): finished "
+        "targets are kept, jobs re-attached, never submitted twice; a changed config is "
+        "refused (exit 4)",
     )
     add_progress_flag(p)
     _add_wait_lock(p)
@@ -206,40 +250,71 @@ def _interrupted(args: argparse.Namespace, err: Interrupted, done: list[RetrainR
 
 def _retrain(args: argparse.Namespace) -> int:
     from amlretrain.config import group_by_data, load_config
-    from amlretrain.workflow import retrain
+    from amlretrain.fleet import FleetGroup, retrain_fleet
+    from amlretrain.waves import FailureBudget, Waves
 
+    # Flags first: a bad one is refused before the config is read or anything sent.
+    waves = Waves.parse(args.waves, where="--waves") if args.waves else None
+    budget = (
+        FailureBudget.parse(args.max_failures, where="--max-failures")
+        if args.max_failures
+        else None
+    )
     config = load_config(args.config)
-    groups = group_by_data(config, config.targets())
+    pairs = config.targets()
+    groups = group_by_data(config, pairs)
     if args.data:
         groups = {args.data: [t for targets in groups.values() for t in targets]}
     # Every group's data is checked before the first group runs; --data is relative to
     # the current folder, the config's data to the config file's folder.
     base = Path.cwd() if args.data else None
-    trainings = {data: config.training(data, base=base) for data in groups}
-    ledger = config.ledger()
-    results: list[RetrainResult] = []
+    fleet = [
+        FleetGroup(training=config.training(data, base=base), targets=targets, name=data)
+        for data, targets in groups.items()
+    ]
+    waves = waves or config.waves
+    display = None
+    if wants_progress(args) and (len(fleet) > 1 or waves is not None):
+        from amlretrain._fleet_progress import FleetProgress
+
+        display = FleetProgress(len(pairs))
     with _signals(config) as stop:
         try:
-            for data, targets in groups.items():
-                training = trainings[data]
-                results.append(
-                    retrain(
-                        training,
-                        targets,
-                        gate=config.gate,
-                        ledger=ledger,
-                        dry_run=args.dry_run,
-                        sample=config.sample,
-                        concurrency=config.concurrency,
-                        progress=wants_progress(args),
-                        on_step=None if wants_json(args) else _progress,
-                        wait_lock=args.wait_lock,
-                        stop=stop,
-                    )
-                )
+            result = retrain_fleet(
+                fleet,
+                gate=config.gate,
+                ledger=config.ledger(),
+                dry_run=args.dry_run,
+                sample=config.sample,
+                concurrency=config.concurrency,
+                training_concurrency=config.training_concurrency,
+                waves=waves,
+                bake=args.bake if args.bake is not None else config.bake,
+                max_failures=budget or config.max_failures,
+                rollback_on_halt=args.rollback_on_halt,
+                resume=args.resume,
+                config_fingerprint=_fingerprint(args),
+                order=[t for t, _ in pairs],
+                progress=wants_progress(args) and display is None,
+                display=display,
+                on_step=None if wants_json(args) or display is not None else _progress,
+                wait_lock=args.wait_lock,
+                stop=stop,
+            )
         except Interrupted as err:
-            return _interrupted(args, err, results)
-    return _finish(args, results)
+            return _interrupted(args, err, [])
+        finally:
+            if display is not None:
+                display.close()
+    return _finish(args, [result])
+
+
+def _fingerprint(args: argparse.Namespace) -> str:
+    """The digest of what decides a run: the config's TOML document and a --data."""
+    from amlretrain.config import read_document
+    from amlretrain.fleet import fingerprint
+
+    return fingerprint({"config": read_document(args.config), "data": args.data})
 
 
 def _deploy(args: argparse.Namespace) -> int:

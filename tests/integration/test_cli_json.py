@@ -257,6 +257,8 @@ def test_every_command_prints_the_json_its_section_documents(
     )
     ledger.append(JobRecord.new(run_id="json-run", job_id="", status="Submitting"))
     record("amlretrain history", "--config", str(config))
+    record("amlretrain runs list", "--config", str(config))
+    record("amlretrain runs show", result["run_id"], "--config", str(config))
     record("amlretrain reconcile", "--config", str(config))
     with locks_for(loaded).hold(arm.key, run_id="json-run"):
         record("amlretrain locks list", "--config", str(config))
