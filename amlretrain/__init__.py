@@ -36,6 +36,8 @@ if _typing.TYPE_CHECKING:
     from amlretrain.errors import TrainingJobFailed as TrainingJobFailed
     from amlretrain.errors import VerificationFailed as VerificationFailed
     from amlretrain.evaluation import EvaluationMetrics as EvaluationMetrics
+    from amlretrain.fleet import FleetGroup as FleetGroup
+    from amlretrain.fleet import retrain_fleet as retrain_fleet
     from amlretrain.gate import Gate as Gate
     from amlretrain.gate import GateDecision as GateDecision
     from amlretrain.history import History as History
@@ -169,6 +171,8 @@ _NAMES: dict[str, str] = {
     "StopSignal": "amlretrain.interrupt",
     # amlretrain.ledger
     "Ledger": "amlretrain.ledger",
+    "FleetGroup": "amlretrain.fleet",
+    "retrain_fleet": "amlretrain.fleet",
     "History": "amlretrain.history",
     "RunSummary": "amlretrain.history",
     "LedgerEntry": "amlretrain.records",

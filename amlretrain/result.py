@@ -6,6 +6,7 @@ summary for terminals, and an HTML table for notebooks.
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -348,12 +349,23 @@ class RetrainResult:
             [(s.name, s.status, f"{s.seconds:.2f}", s.detail) for s in self.steps],
             caption="steps",
         )
+        rows = self.rows()
+        columns = [
+            (title, key)
+            for title, key in _COLUMNS
+            if key in ("target", "status", "serving_model") or any(r.get(key) for r in rows)
+        ]
         targets = table_html(
-            ("target", "status", "serving model", "error"),
-            [(t.target, t.status, t.serving_model, t.error) for t in self.targets],
+            [title for title, _ in columns] + ["error"],
+            [
+                [_cell(r, key, self.key_metrics) for _, key in columns] + [r.get("error")]
+                for r in rows
+            ],
             caption="targets",
         )
-        return steps + targets
+        counts = ", ".join(f"{n} {status}" for status, n in self.counts().items())
+        run = f" (run {self.run_id})" if self.run_id else ""
+        return steps + targets + f"<p>{html.escape(counts + run)}</p>"
 
 
 _COLUMNS = (

@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from amlretrain import ArmTarget, BlobRef, ClassicClient, ClassicTarget, WebServicesClient
+from amlretrain import (
+    ArmTarget,
+    BlobRef,
+    ClassicClient,
+    ClassicTarget,
+    PollPolicy,
+    WebServicesClient,
+)
 from amlretrain.emulator import Emulator
 from amlretrain.ledger import strip_sas
 from tests.conftest import REPO
@@ -40,8 +47,10 @@ def _seeded_targets(emulator: Emulator) -> list[Any]:
         emulator.credential(), info.subscription_id, base_url=info.arm_base_url,
         polling_interval=0.1,
     )  # fmt: skip
-    classic = ClassicClient(info.workspace_id, info.workspace_token, base_url=info.management_url)
-    classic.verify_interval = 0.1
+    classic = ClassicClient(
+        info.workspace_id, info.workspace_token, base_url=info.management_url,
+        poll=PollPolicy.fixed(0.1),
+    )  # fmt: skip
     return [
         ArmTarget(arm, info.resource_group, str(info.arm_service_name)),
         ClassicTarget(classic, str(info.predictive_service), str(info.predictive_endpoint)),
@@ -83,6 +92,18 @@ def test_examples_run_against_the_emulator(
         os.environ.clear()
         os.environ.update(saved_environ)
         emulator.faults.clear()
+
+
+def test_the_fleet_guide_runs_against_the_emulator(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocks = python_blocks(REPO / "docs/fleet.md")
+    assert len(blocks) == 2, "docs/fleet.md lost its examples"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"emu": emulator, "__name__": "__docs__"}
+    for index, block in enumerate(blocks):
+        exec(compile(block, f"docs/fleet.md[{index}]", "exec"), namespace)
+    assert (tmp_path / "fleet-ledger.jsonl").is_file()
 
 
 def test_azure_examples_are_fenced_so_they_do_not_run() -> None:

@@ -121,3 +121,10 @@ def test_to_frame_without_pandas_says_how_to_get_it(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas -> ImportError
     with pytest.raises(ImportError, match=r"pip install 'amlretrain\[pandas\]'"):
         _fleet().to_frame()
+
+
+def test_the_notebook_view_shows_the_table_and_the_counts() -> None:
+    page = _fleet(halted=1)._repr_html_()
+    assert "<th>data</th>" in page and "<td>data/alpha.csv</td>" in page
+    assert "1 succeeded, 1 failed, 1 halted (run run-1)" in page
+    assert "SECRETSIG" not in page
