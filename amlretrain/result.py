@@ -480,12 +480,15 @@ class StepRecorder:
         try:
             yield detail
         except BaseException as err:
+            for key in ("_status", "_text"):
+                detail.pop(key, None)
             self.steps.append(
                 StepResult(
                     name=name,
                     status="failed",
                     seconds=time.monotonic() - started,
                     detail=redact(str(err)),
+                    data=detail,  # what it found before it failed (the job id...)
                 )
             )
             raise

@@ -110,19 +110,7 @@ def run_training(
             info["_status"] = "skipped"
     outputs = _outputs(training, _run_id())
     with steps.step("train") as info:
-        if on_job is not None:
-            on_job("", "Submitting")  # a submit whose answer is lost leaves a job behind
-        try:
-            job = training.batch.create_job(
-                {training.input_name: data},
-                outputs=outputs,
-                global_parameters=training.global_parameters,
-                store=store,
-            )
-        except AmlRetrainError as err:
-            if on_job is not None and not (isinstance(err, ServiceError) and not err.answered):
-                on_job("", "NotSubmitted")  # the service refused it: no job was created
-            raise
+        job = _submit(training, data, outputs, stop, on_job)
         info["job_id"] = job.job_id
         try:
             if on_job is not None:
@@ -143,6 +131,56 @@ def run_training(
             on_job(job.job_id, job.status.label)
         info["_text"] = f"job {job.job_id} finished"
     return _evaluated(training, steps, job)
+
+
+#: Seconds to wait before submitting again a job the service throttled without saying how
+#: long (429 or 503 without Retry-After); it doubles each time.
+THROTTLE_BACKOFF = 5.0
+#: How many times a throttled submit is sent again before the job is given up.
+THROTTLE_RETRIES = 4
+
+
+def _submit(
+    training: Training,
+    data: BlobRef | str,
+    outputs: Mapping[str, BlobRef | str],
+    stop: StopSignal | None,
+    on_job: Callable[[str, str], None] | None,
+) -> TrainingJob:
+    """Create the job; a submit the service throttled (429/503: nothing was created) is
+    sent again after its Retry-After, or a growing pause, up to ``THROTTLE_RETRIES`` times.
+
+    Many jobs at once (a fleet's ``[training] concurrency``) meet the service's limits;
+    the HTTP layer already honours a short Retry-After once per request.
+    """
+    from amlretrain.errors import ThrottledError
+
+    pause = THROTTLE_BACKOFF
+    for attempt in range(THROTTLE_RETRIES + 1):
+        if on_job is not None:
+            on_job("", "Submitting")  # a submit whose answer is lost leaves a job behind
+        try:
+            return training.batch.create_job(
+                {training.input_name: data},
+                outputs=outputs,
+                global_parameters=training.global_parameters,
+                store=training.store,
+            )
+        except AmlRetrainError as err:
+            if on_job is not None and not (isinstance(err, ServiceError) and not err.answered):
+                on_job("", "NotSubmitted")  # the service refused it: no job was created
+            if not isinstance(err, ThrottledError) or attempt == THROTTLE_RETRIES:
+                raise
+            wait = max(err.retry_after or 0.0, pause)
+            pause *= 2
+            log.warning(
+                "the training service throttled the submit; submitting again in %.0f s", wait
+            )
+            if stop is not None and stop.wait(wait):
+                stop.raise_if_requested()
+            elif stop is None:
+                time.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _attached(
