@@ -43,10 +43,8 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-# error_from_azure is re-exported for the modules that import it from here (storage, locks).
 from amlretrain._errormap import (
     MAX_BODY_PARSED,
-    error_from_azure,
     error_from_exception,
     error_from_response,
     parse_retry_after,
@@ -69,7 +67,6 @@ __all__ = [
     "HttpClient",
     "api_base_url",
     "bearer_auth",
-    "error_from_azure",
     "new_session",
     "redacted_json",
     "user_agent",

@@ -191,9 +191,10 @@ class BlobRef:
         Raises:
             ConfigurationError: ``BaseLocation`` or ``RelativeLocation`` is missing.
         """
-        lower = {str(k).lower(): v for k, v in data.items()}
-        base = lower.get("baselocation")
-        rel = lower.get("relativelocation")
+        from amlretrain._wire import ci_get
+
+        base = ci_get(data, "BaseLocation")
+        rel = ci_get(data, "RelativeLocation")
         if not base or not rel:
             raise ConfigurationError(
                 "a blob location needs BaseLocation and RelativeLocation; got "
@@ -203,7 +204,7 @@ class BlobRef:
         return cls(
             base_location=str(base),
             relative_location=str(rel),
-            sas_token=str(lower.get("sasblobtoken") or ""),
+            sas_token=str(ci_get(data, "SasBlobToken") or ""),
         )
 
     # -- views -------------------------------------------------------------------------

@@ -493,7 +493,7 @@ def _error_code(err: BaseException) -> str:
 
 
 def _translate(err: BaseException, what: str) -> Exception:
-    from amlretrain._http import error_from_azure
+    from amlretrain._errormap import error_from_azure
 
     return error_from_azure(err, context=what)
 

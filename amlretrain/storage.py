@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlretrain._http import error_from_azure
+from amlretrain._errormap import translated
 from amlretrain._redact import redact
 from amlretrain._tracing import traced
 from amlretrain.blobs import BlobRef
@@ -103,17 +103,6 @@ def account_url_from_connection_string(connection_string: str) -> str:
     protocol = parts.get("defaultendpointsprotocol", "https")
     suffix = parts.get("endpointsuffix", "core.windows.net")
     return f"{protocol}://{account}.blob.{suffix}"
-
-
-@contextmanager
-def _translated(what: str) -> Iterator[None]:
-    """Translate azure-core errors raised inside the block, once."""
-    from azure.core.exceptions import AzureError
-
-    try:
-        yield
-    except AzureError as exc:
-        raise error_from_azure(exc, context=what) from exc
 
 
 class BlobStore:
@@ -321,7 +310,7 @@ class BlobStore:
             name = blob_name or f"{uuid.uuid4().hex}/{path.name}"
             size = path.stat().st_size
         ref = self.ref(container, name)
-        with _translated(f"upload to {ref.url}"):
+        with translated(f"upload to {ref.url}"):
             if create_container:
                 self._create_container(container)
             client = self.service.get_blob_client(container, name)
@@ -357,7 +346,7 @@ class BlobStore:
             AuthenticationError: the credential may not create containers.
             ServiceError: storage refused for another reason.
         """
-        with _translated(f"creating container {container!r} in {self.account_url}"):
+        with translated(f"creating container {container!r} in {self.account_url}"):
             self._create_container(container)
 
     def _create_container(self, container: str) -> None:
@@ -378,7 +367,7 @@ class BlobStore:
             NotFoundError: the blob does not exist.
         """
         client = self._blob_client(blob)
-        with _translated(f"download of {self._as_ref(blob).url}"):
+        with translated(f"download of {self._as_ref(blob).url}"):
             data: bytes = client.download_blob(max_concurrency=max_concurrency).readall()
         return data
 
@@ -394,7 +383,7 @@ class BlobStore:
         target = Path(path)
         tmp = target.with_name(target.name + ".part")
         client = self._blob_client(blob)
-        with _translated(f"download of {self._as_ref(blob).url}"), open(tmp, "wb") as handle:
+        with translated(f"download of {self._as_ref(blob).url}"), open(tmp, "wb") as handle:
             client.download_blob(max_concurrency=max_concurrency).readinto(handle)
         os.replace(tmp, target)
         return target
@@ -403,7 +392,7 @@ class BlobStore:
     def exists(self, blob: BlobRef | str) -> bool:
         """True when the blob exists."""
         client = self._blob_client(blob)
-        with _translated(f"existence check of {self._as_ref(blob).url}"):
+        with translated(f"existence check of {self._as_ref(blob).url}"):
             return bool(client.exists())
 
     @traced
@@ -423,7 +412,7 @@ class BlobStore:
         from azure.core.exceptions import ResourceNotFoundError
 
         client = self._blob_client(blob)
-        with _translated(f"delete of {self._as_ref(blob).url}"):
+        with translated(f"delete of {self._as_ref(blob).url}"):
             try:
                 client.delete_blob()
             except ResourceNotFoundError:
@@ -467,7 +456,7 @@ class BlobStore:
         start, expiry = now - _SAS_SKEW, now + expires_in
         permission = BlobSasPermissions(read=True, create=write, write=write)
         account_name, account_key = self._account_key()
-        with _translated(f"SAS for {ref.url}"):
+        with translated(f"SAS for {ref.url}"):
             if account_key:
                 token = generate_blob_sas(
                     account_name,
@@ -562,7 +551,7 @@ def check_readable(blob: BlobRef, **options: Any) -> None:
         )
     client = BlobClient.from_blob_url(blob.sas_url, **options)
     try:
-        with _translated(f"read check of {blob.url}"):
+        with translated(f"read check of {blob.url}"):
             try:
                 client.get_blob_properties()
             except (ClientAuthenticationError, HttpResponseError) as err:

@@ -426,6 +426,7 @@ def _reconcile(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
+    from amlretrain._wire import ci_get
     from amlretrain.config import load_config
     from amlretrain.ledger import Ledger
 
@@ -441,7 +442,7 @@ def _history(args: argparse.Namespace) -> int:
     for e in entries:
         metric = ""
         if e.metrics:
-            auc = next((v for k, v in e.metrics.items() if k.lower() == "auc"), None)
+            auc = ci_get(e.metrics, "AUC")
             metric = f" AUC {auc:.4g}" if auc is not None else ""
         outcome = "UNKNOWN" if e.is_unknown else e.outcome
         lines.append(

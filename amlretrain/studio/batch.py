@@ -357,8 +357,7 @@ def _job_id(response: requests.Response) -> str:
     except ValueError:
         data = response.text
     if isinstance(data, Mapping):
-        low = {str(k).lower(): v for k, v in data.items()}
-        data = low.get("jobid") or low.get("id")
+        data = ci_get(data, "jobId") or ci_get(data, "id")
     job_id = str(data or "").strip().strip('"')
     if not job_id:
         raise ServiceError("the service accepted the job but returned no job id")
@@ -395,7 +394,7 @@ class TrainingJob:
     @property
     def details(self) -> str | None:
         """The service's ``Details`` text (redacted), when it gave one."""
-        value = _ci(self._document, "details")
+        value = ci_get(self._document, "details")
         return redact(str(value)) if value else None
 
     @property
@@ -420,7 +419,7 @@ class TrainingJob:
         if not isinstance(data, Mapping):
             raise ServiceError(f"job {self.job_id}: the status is not a JSON object")
         self._document = data
-        self._status = JobStatus.parse(_ci(data, "statuscode"))
+        self._status = JobStatus.parse(ci_get(data, "statusCode"))
         return self
 
     @traced
@@ -516,7 +515,7 @@ class TrainingJob:
         return refs
 
     def _results(self) -> dict[str, BlobRef]:
-        raw = _ci(self._document, "results") or {}
+        raw = ci_get(self._document, "results") or {}
         refs: dict[str, BlobRef] = {}
         if not isinstance(raw, Mapping):
             return refs
@@ -692,10 +691,6 @@ class JobRun(OperationPolling[TrainingJob]):
             return  # cancelled already
         log.warning("interrupted: cancelling job %s", self.job.job_id)
         self.job.cancel()
-
-
-def _ci(data: Mapping[str, Any], key: str) -> Any:
-    return ci_get(data, key)
 
 
 def _result_ref(name: str, entry: Mapping[str, Any]) -> BlobRef:
