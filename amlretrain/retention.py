@@ -341,15 +341,16 @@ def plan_prune(
         >>> [m.model for m in plan.delete]                                     # doctest: +SKIP
     """
     keep = checked_int(keep, name="keep", low=1, high=MAX_KEEP)
-    problems = ledger.problems
+    history = ledger.history()  # one read of the ledger answers every question below
+    problems = history.problems
     if problems:
         lines = ", ".join(str(p.line) for p in problems)
         raise ConfigurationError(
             f"the ledger has unreadable line(s) {lines}: they may name models still in use; "
             "repair the ledger before pruning (nothing was deleted)"
         )
-    entries = ledger.entries()
-    pending = ledger.pending()
+    entries = history.entries()
+    pending = history.pending()
     position = {entry.id: index for index, entry in enumerate(entries)}
     names: dict[str, str] = {}  # identity -> the URL as first recorded
     targets: dict[str, _Target] = {}
@@ -395,13 +396,13 @@ def plan_prune(
             )
             for model in target.touched:
                 keep_it(model, "open", key, f"{why}: run `amlretrain reconcile` first")
-        serving = ledger.serving(key)
+        serving = history.serving(key)
         if serving is not None:
             keep_it(serving.serving_model, "served", key, "serves it (its last verified change)")
-        last = ledger.last_known(key)
+        last = history.last_known(key)
         if last and (serving is None or _norm(last) != _norm(serving.serving_model or "")):
             keep_it(last, "served", key, "serves it (its latest outcome says so)")
-        deployments = ledger.deployments(key)
+        deployments = history.deployments(key)
         _served_history(target, deployments, position, len(entries))
         _keep_recent(target, keep, keep_it)
         if deployments and deployments[-1].previous_model:
@@ -518,7 +519,8 @@ def execute(plan: PrunePlan, store: BlobStore, *, ledger: Ledger | None = None) 
             f"the plan was made for {made_for}, not {store.account_url}: plan again with "
             "this store (nothing was deleted)"
         )
-    if ledger is not None and _basis(ledger.entries(), ledger.pending()) != plan.basis:
+    now = ledger.history() if ledger is not None else None
+    if now is not None and _basis(now.entries(), now.pending()) != plan.basis:
         raise ConflictError(
             "the ledger changed since the plan was made (another run recorded a change): "
             "nothing was deleted; plan again"
