@@ -34,7 +34,8 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -67,6 +68,8 @@ if TYPE_CHECKING:
 __all__ = ["FleetGroup", "fingerprint", "retrain_fleet", "run_fleet"]
 
 log = logging.getLogger("amlretrain.workflow")
+
+T = TypeVar("T")
 
 #: Target statuses that count against the failure budget (gate rejections do not).
 FAILURES = frozenset({"failed", "restored", "unknown"})
@@ -396,7 +399,7 @@ class _Fleet:
             for number, wave in enumerate(waves, start=1):
                 for _, group in wave:  # the wave's models first: the step times the swaps
                     if group.label in trained:
-                        trained[group.label].result()
+                        _finished(trained[group.label])
                 if self.display is not None:
                     self.display.wave(number, len(waves), len(wave))
                 name = "deploy" if len(waves) == 1 else f"deploy wave {number}"
@@ -541,7 +544,7 @@ class _Fleet:
             target, group = pair
             if target.key in self.done:
                 return self._recorded(target, group, self.done[target.key])
-            result = trained[group.label].result()
+            result = _finished(trained[group.label])
             if self.halted.is_set():
                 return self._halted(target, group)
             outcome = self._deploy(target, group, result)
@@ -566,7 +569,7 @@ class _Fleet:
             results = [work(pair) for pair in wave]
         else:
             with ThreadPoolExecutor(max_workers=min(workers, len(wave))) as pool:
-                results = list(pool.map(work, wave))
+                results = [_finished(f) for f in [pool.submit(work, pair) for pair in wave]]
         return {o.key: o for o in results}
 
     def _deploy(self, target: Target, group: FleetGroup, trained: _Trained) -> TargetOutcome:
@@ -687,6 +690,16 @@ class _Fleet:
     def _show(self, target: Target, state: str, detail: str | None = None) -> None:
         if self.display is not None:
             self.display.set(target.label, state, detail)
+
+
+def _finished(future: Future[T]) -> T:
+    """``future.result()``, waited for in short slices: a signal's handler (SIGINT,
+    SIGTERM) runs in the main thread between two slices, not only when it is done."""
+    while True:
+        try:
+            return future.result(timeout=0.2)
+        except FutureTimeout:
+            continue
 
 
 def _gate_metrics(gate: Gate | None) -> tuple[str, ...]:
