@@ -112,23 +112,7 @@ def run_training(
     with steps.step("train") as info:
         job = _submit(training, data, outputs, stop, on_job)
         info["job_id"] = job.job_id
-        try:
-            if on_job is not None:
-                on_job(job.job_id, "Submitted")  # before the start: a ledger records it
-            if stop is not None:
-                stop.raise_if_requested()
-            job.start()
-            job.wait(timeout=training.timeout, progress=progress, stop=stop)
-        except (AmlRetrainError, KeyboardInterrupt):
-            # wait() cancels on its deadline and on an interrupt; a start that timed out
-            # or lost its connection may still have started the job: cancel it too.
-            if not job.status.is_terminal:
-                _cancel_quietly(job)
-            if on_job is not None:
-                on_job(job.job_id, _ended_as(job))
-            raise
-        if on_job is not None:
-            on_job(job.job_id, job.status.label)
+        _attend(training, job, progress, stop, on_job, submitted=True)
         info["_text"] = f"job {job.job_id} finished"
     return _evaluated(training, steps, job)
 
@@ -192,33 +176,56 @@ def _attached(
     job_id: str,
 ) -> TrainingJob:
     """The job a resumed run submitted before: started if it never was, waited for."""
-    from amlretrain.studio.jobstatus import JobStatus
-
     with steps.step("upload") as info:
         info["_status"] = "skipped"
         info["_text"] = f"resumed: job {job_id} was submitted by this run before"
     with steps.step("train") as info:
         info["job_id"] = job_id
         job = training.batch.get_job(job_id)
-        try:
-            if job.status is JobStatus.NOT_STARTED:
-                if stop is not None:
-                    stop.raise_if_requested()
-                job.start()
-            if not job.status.is_terminal:
-                job.wait(timeout=training.timeout, progress=progress, stop=stop)
-            elif job.status is not JobStatus.FINISHED:
-                job.wait(timeout=training.timeout)  # raises TrainingJobFailed, as a wait
-        except (AmlRetrainError, KeyboardInterrupt):
-            if not job.status.is_terminal:
-                _cancel_quietly(job)
-            if on_job is not None:
-                on_job(job.job_id, _ended_as(job))
-            raise
-        if on_job is not None:
-            on_job(job.job_id, job.status.label)
+        _attend(training, job, progress, stop, on_job)
         info["_text"] = f"job {job.job_id} finished (re-attached)"
     return job
+
+
+def _attend(
+    training: Training,
+    job: TrainingJob,
+    progress: bool,
+    stop: StopSignal | None,
+    on_job: Callable[[str, str], None] | None,
+    *,
+    submitted: bool = False,
+) -> None:
+    """Start the job if it never was, wait for its end, record that end.
+
+    ``submitted``: the job was just created: ``Submitted`` is recorded first, before the
+    start (write-ahead: when that record fails, the job is cancelled, never started).
+
+    Raises:
+        TrainingJobFailed, OperationTimeout, Interrupted: as ``TrainingJob.wait`` (the job
+            is cancelled first when it may still run).
+    """
+    from amlretrain.studio.jobstatus import JobStatus
+
+    try:
+        if submitted and on_job is not None:
+            on_job(job.job_id, "Submitted")
+        if job.status is JobStatus.NOT_STARTED:
+            if stop is not None:
+                stop.raise_if_requested()
+            job.start()
+        # A job that ended already is read once more: a failed one raises, as a wait.
+        job.wait(timeout=training.timeout, progress=progress, stop=stop)
+    except (AmlRetrainError, KeyboardInterrupt):
+        # wait() cancels on its deadline and on an interrupt; a start that timed out or
+        # lost its connection may still have started the job: cancel it too.
+        if not job.status.is_terminal:
+            _cancel_quietly(job)
+        if on_job is not None:
+            on_job(job.job_id, _ended_as(job))
+        raise
+    if on_job is not None:
+        on_job(job.job_id, job.status.label)
 
 
 def _evaluated(

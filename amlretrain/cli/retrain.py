@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,30 +44,26 @@ def _add_wait_lock(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _bake(text: str) -> float:
-    from amlretrain._numbers import checked
+def _seconds_of(flag: str) -> Callable[[str], float]:
+    """The argparse type of a flag that takes seconds (0 to 24 h), named in its errors."""
 
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    try:
-        return checked(value, name="--bake", low=0.0, high=86400.0)
-    except ConfigurationError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+    def parse(text: str) -> float:
+        from amlretrain._numbers import checked
+
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        try:
+            return checked(value, name=flag, low=0.0, high=86400.0)
+        except ConfigurationError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return parse
 
 
-def _seconds(text: str) -> float:
-    from amlretrain._numbers import checked
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    try:
-        return checked(value, name="--wait-lock", low=0.0, high=86400.0)
-    except ConfigurationError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+_bake = _seconds_of("--bake")
+_seconds = _seconds_of("--wait-lock")
 
 
 def register(subparsers: Any) -> None:
