@@ -147,15 +147,8 @@ class _ResourcesAdapter:
         ids: _RequestIds,
         token: str | None = None,
     ) -> Any:
-        return self.client.resources.begin_create_or_update_by_id(
-            resource_id,
-            body,
-            api_version=api_version,
-            cls=_final_read,
-            raw_response_hook=ids.hook,
-            **self._resume(token),
-            **self.options,
-        )
+        begin = self.client.resources.begin_create_or_update_by_id
+        return self._begin_write(begin, resource_id, body, api_version, ids, token)
 
     def begin_patch(
         self,
@@ -165,7 +158,20 @@ class _ResourcesAdapter:
         ids: _RequestIds,
         token: str | None = None,
     ) -> Any:
-        return self.client.resources.begin_update_by_id(
+        begin = self.client.resources.begin_update_by_id
+        return self._begin_write(begin, resource_id, body, api_version, ids, token)
+
+    def _begin_write(
+        self,
+        begin: Callable[..., Any],
+        resource_id: str,
+        body: Any,
+        api_version: str,
+        ids: _RequestIds,
+        token: str | None,
+    ) -> Any:
+        """A PUT or PATCH followed as a long-running operation (its final read kept)."""
+        return begin(
             resource_id,
             body,
             api_version=api_version,
