@@ -76,6 +76,7 @@ def _deploy_all(
         job_id=run.job_id,
         model=model.url,
         dry_run=run.dry_run,
+        run_id=None if run.dry_run else run.run_id,
     )
     if run.stop is not None:
         run.stop.raise_if_requested(result)

@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 
 import amlretrain.training
+from amlretrain.blobs import BlobRef, strip_sas
 from amlretrain.errors import ConfigurationError, ThrottledError
 from amlretrain.fleet import FleetGroup, retrain_fleet
 from amlretrain.interrupt import StopSignal
 from amlretrain.ledger import Ledger
-from tests.unit.test_workflow import JOB, Batch, Job, Target, _records, _training
+from tests.unit.test_swap import OLD
+from tests.unit.test_workflow import JOB, NEW, Batch, Job, Store, Target, _records, _training
 
 
 def _group(batch: Batch, *targets: Target, name: str = "data.csv") -> FleetGroup:
@@ -108,3 +110,32 @@ def test_a_target_in_two_groups_or_a_bad_order_is_refused(ledger: Ledger) -> Non
     with pytest.raises(ConfigurationError, match="the last wave is 50%"):
         retrain_fleet([_group(Batch(), a)], ledger=ledger, waves="1,50%")
     assert _records(ledger) == []  # refused before anything was written
+
+
+def test_rollback_on_halt_puts_the_halted_wave_back(ledger: Ledger) -> None:
+    good, bad = Batch(), Batch(fail=True)
+    first, second, third = Target("first"), Target("second"), Target("third")
+    result = retrain_fleet(
+        [_group(good, first, name="good.csv"), _group(bad, second, name="bad.csv"),
+         _group(good, third, name="good.csv#2")],
+        ledger=ledger,
+        waves="2,100%",
+        max_failures=0,
+        rollback_on_halt=True,
+        concurrency=1,
+        stop=StopSignal(),
+    )  # fmt: skip
+    assert [t.status for t in result.targets] == ["restored", "failed", "halted"]
+    assert first.serves is not None and strip_sas(first.serves) == OLD
+    assert "rolled back to" in (result.targets[0].error or "")
+    assert third.sent == []
+    actions = [(e.action, e.outcome) for e in ledger.entries(first.key)]
+    assert actions == [("deploy", "succeeded"), ("rollback", "succeeded")]
+
+
+def test_deploy_results_carry_the_run_id(ledger: Ledger) -> None:
+    from amlretrain.workflow import deploy
+
+    model = BlobRef.from_url(NEW)
+    result = deploy(model, [Target()], ledger=ledger, store=Store(), stop=StopSignal())  # type: ignore[arg-type]
+    assert result.run_id is not None and result.run_id.startswith("run-")
