@@ -52,6 +52,7 @@ if _typing.TYPE_CHECKING:
     from amlretrain.polling import PollPolicy as PollPolicy
     from amlretrain.reconciliation import Reconciled as Reconciled
     from amlretrain.reconciliation import ReconcileReport as ReconcileReport
+    from amlretrain.reconciliation import ReconcileStatus as ReconcileStatus
     from amlretrain.reconciliation import reconcile as reconcile
     from amlretrain.records import Intent as Intent
     from amlretrain.records import JobRecord as JobRecord
@@ -191,6 +192,7 @@ _NAMES: dict[str, str] = {
     # amlretrain.reconciliation
     "ReconcileReport": "amlretrain.reconciliation",
     "Reconciled": "amlretrain.reconciliation",
+    "ReconcileStatus": "amlretrain.reconciliation",
     "reconcile": "amlretrain.reconciliation",
     # amlretrain.workflow
     "deploy": "amlretrain.workflow",

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from amlretrain._enums import StrStatus
 from amlretrain._redact import redact
 from amlretrain.blobs import strip_sas
 from amlretrain.errors import AmlRetrainError
@@ -35,12 +36,30 @@ if TYPE_CHECKING:
     from amlretrain.studio.batch import BatchClient
     from amlretrain.targets import Target
 
-__all__ = ["JobReport", "ReconcileReport", "Reconciled", "reconcile", "reconcile_target"]
+__all__ = [
+    "JobReport",
+    "ReconcileReport",
+    "ReconcileStatus",
+    "Reconciled",
+    "reconcile",
+    "reconcile_target",
+]
 
 log = logging.getLogger(__name__)
 
 #: Seconds between the reads of a target whose write may not show yet.
 READ_INTERVAL = 1.0
+
+
+class ReconcileStatus(StrStatus):
+    """What reconciling a target found (a ``str``: ``ReconcileStatus.CLEAN == "clean"``)."""
+
+    #: An outcome was appended (the target was read).
+    CONFIRMED = "confirmed"
+    #: It could not be read: nothing appended, still open.
+    UNKNOWN = "unknown"
+    #: Nothing was open.
+    CLEAN = "clean"
 
 
 @attrs.frozen(kw_only=True)
@@ -58,7 +77,7 @@ class Reconciled:
 
     target: str
     key: str
-    status: str
+    status: ReconcileStatus = attrs.field(converter=ReconcileStatus)
     serving_model: str | None = None
     entry: LedgerEntry | None = None
     message: str = ""

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from amlretrain._enums import StrStatus
+from amlretrain.reconciliation import ReconcileStatus
 from amlretrain.result import STATUSES, StepResult, StepStatus, TargetOutcome, TargetStatus
 from amlretrain.studio.jobstatus import JobStatus
 
@@ -23,6 +24,7 @@ TODAY = {
         "halted",
     ],
     StepStatus: ["ok", "skipped", "failed", "rejected"],
+    ReconcileStatus: ["confirmed", "unknown", "clean"],
 }
 
 
