@@ -101,6 +101,8 @@ NAMES = (
     "definition_ops",
     "startup",
     "loop_overhead",
+    "fleet_memory",
+    "fleet_retrain",
 )
 
 

@@ -26,7 +26,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="leave Nagle on in the emulator's handler (each response then stalls ~40 ms)",
     )
+    parser.add_argument(
+        "--fanout-count",
+        type=int,
+        metavar="N",
+        help="endpoints of deploy_fanout's full run (default 1000)",
+    )
     args = parser.parse_args(argv)
+    if args.fanout_count:
+        from bench import deploy_fanout
+
+        deploy_fanout.COUNT = args.fanout_count
     settings["nodelay"] = not args.stock_emulator
     unknown = [n for n in args.names if n not in available]
     if unknown:

@@ -16,7 +16,14 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Served", "ServerProbe", "emulator", "intervals_union", "settings"]
+__all__ = [
+    "Served",
+    "ServerProbe",
+    "add_endpoints",
+    "emulator",
+    "intervals_union",
+    "settings",
+]
 
 #: Process-wide switches set by ``python -m bench`` flags.
 settings = {"nodelay": True}
@@ -181,3 +188,27 @@ def intervals_union(intervals: list[tuple[float, float]]) -> float:
     if current is not None:
         total += current[1] - current[0]
     return total
+
+
+def add_endpoints(emu: Any, service: str, names: list[str]) -> None:
+    """Give the emulator's classic web service ``service`` the endpoints ``names``.
+
+    Written into the emulator's state directly, as its create handler does (each a copy
+    of the default endpoint's resources): creating 10,000 endpoints over HTTP would time
+    the emulator, not the deployment.
+    """
+    import copy
+
+    from amlretrain.emulator.state import ClassicEndpoint, new_id
+
+    state = emu.state
+    with state.lock:
+        ws = state.workspaces[emu.info.workspace_id.lower()]
+        svc = ws.services[service.lower()]
+        for name in names:
+            svc.endpoints[name] = ClassicEndpoint(
+                name=name,
+                endpoint_id=new_id(),
+                version=svc.version,
+                resources=copy.deepcopy(svc.default.resources),
+            )

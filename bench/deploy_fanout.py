@@ -1,26 +1,46 @@
-"""Deploying one model to 100 classic endpoints, the emulator adding 100 ms per request.
+"""Deploying one model to 1,000 classic endpoints, the emulator adding 100 ms per request.
 
-``amlretrain.workflow.deploy(..., concurrency=16)`` against two baselines measured in
-the same run, interleaved: the lower bound (requests per target, counted from the
-emulator's log, x latency x targets / concurrency) and a sequential loop like the
-documented PowerShell one (per endpoint: GET the web service, GET the endpoint, PATCH,
-one after the other: what ``Patch-AmlWebServiceEndpoint`` does).
+``amlretrain.workflow.deploy(..., concurrency=16)`` with a local ledger (a file lock per
+target as its lease, an intent and an outcome per target) against two baselines
+measured in the same run, interleaved:
+
+* the protocol lower bound: the fewest emulator requests per target a verified swap
+  needs (GET the endpoint: its resource and the model it serves; PATCH; GET it again to
+  see the new model) x latency x targets / concurrency, plus the one shared read of the
+  web service (its default endpoint's name);
+* a sequential loop like the documented PowerShell one (per endpoint: GET the web
+  service, GET the endpoint, PATCH, one after the other: what
+  ``Patch-AmlWebServiceEndpoint`` does). At 1,000 endpoints it would take 300 s a run,
+  so it is timed over its first ``LOOP_COUNT`` endpoints and scaled (it is sequential:
+  its time per endpoint does not depend on the count; the scaled figure is labelled).
+
+The requests per target are counted from the emulator's log (probe on its dispatch);
+the lease and ledger cost no emulator request (a local ledger) and Azurite's (the model
+blob HEADs) are counted apart at the HTTP adapter.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from bench import Report, Row, median
-from bench._probe import emulator
+from bench._probe import add_endpoints, emulator
 
 NAME = "deploy_fanout"
-TITLE = "one model to 100 classic endpoints, 100 ms per request"
+TITLE = "one model to 1,000 classic endpoints, 100 ms per request"
 LATENCY = 0.1
 CONCURRENCY = 16
+#: Endpoints of the full run; ``run(count=...)`` takes another.
+COUNT = 1000
+#: Endpoints the sequential loop is timed over (scaled to the count), full run.
+LOOP_COUNT = 100
+#: The fewest emulator requests per target of a verified swap (GET, PATCH, GET).
+MINIMUM_PER_TARGET = 3
 
 
 def _sequential_loop(info: Any, names: list[str], model: Any) -> float:
@@ -45,32 +65,47 @@ def _sequential_loop(info: Any, names: list[str], model: Any) -> float:
     return time.monotonic() - started
 
 
-def run(quick: bool) -> Report:
-    """Deploy with amlretrain and with the sequential loop, interleaved; compare."""
+def run(quick: bool, *, count: int | None = None, reps: int | None = None) -> Report:
+    """Deploy with amlretrain and with the sequential loop, interleaved; compare.
+
+    Args:
+        quick: 10 endpoints, one repetition.
+        count: endpoints (default 10 quick, :data:`COUNT` full).
+        reps: repetitions (default 1 quick, 2 full).
+    """
+    from amlretrain.ledger import Ledger
     from amlretrain.polling import PollPolicy
     from amlretrain.storage import BlobStore
     from amlretrain.studio.management import ClassicClient
     from amlretrain.studio.targets import ClassicTarget
     from amlretrain.workflow import deploy
+    from bench.loop_overhead import _azurite_route, _HttpProbe
 
-    count = 10 if quick else 100
-    reps = 1 if quick else 3
-    report = Report(name=NAME, title=f"one model to {count} classic endpoints, 100 ms/request")
+    count = count or (10 if quick else COUNT)
+    reps = reps or (1 if quick else 2)
+    loop_count = min(count, 10 if quick else LOOP_COUNT)
+    report = Report(
+        name=NAME, title=f"one model to {count:,} classic endpoints, 100 ms per request"
+    )
     ours: list[float] = []
     checks: list[float] = []
     seq: list[float] = []
     per_target: list[float] = []
-    in_check: list[float] = []
+    check_per_target: list[float] = []
     routes: Counter[str] = Counter()
+    storage: Counter[str] = Counter()
     connections: list[int] = []
-    with emulator(seed=True) as (emu, probe):
+    folder = tempfile.TemporaryDirectory(prefix="bench-fanout-")
+    import urllib.parse
+
+    with emulator(seed=True) as (emu, probe), _HttpProbe().installed() as http, folder:
         info = emu.info
+        azurite = urllib.parse.urlsplit(info.blob_endpoint).netloc
         classic = ClassicClient(info.workspace_id, info.workspace_token, base_url=info.base_url)
         classic.poll = PollPolicy.fixed(0.1)
         store = BlobStore.from_connection_string(info.storage_connection_string)
         names = [f"fan{i}" for i in range(count)]
-        for name in names:
-            classic.create_endpoint(info.predictive_service, name)
+        add_endpoints(emu, info.predictive_service, names)
         data = store.download_bytes(store.ref("models", "initial.ilearner"))
         models = [
             store.sas(
@@ -79,45 +114,68 @@ def run(quick: bool) -> Report:
             )
             for i in range(2 * reps)
         ]
+        ledger = Ledger(Path(folder.name) / "ledger.jsonl")
         emu.faults.add(route="classic.*", kind="latency", seconds=LATENCY, count=None)
         try:
             for rep in range(reps):
                 targets = [ClassicTarget(classic, info.predictive_service, n) for n in names]
                 probe.clear()
+                http.calls.clear()
                 started = time.monotonic()
-                result = deploy(models[2 * rep], targets, concurrency=CONCURRENCY, store=store)
+                result = deploy(
+                    models[2 * rep], targets, concurrency=CONCURRENCY, store=store, ledger=ledger
+                )
                 ours.append(time.monotonic() - started)
                 statuses = Counter(o.status for o in result.targets)
                 if statuses != Counter({"succeeded": count}):
                     raise RuntimeError(f"deploy did not succeed everywhere: {statuses}")
                 checks.append(next(s.seconds for s in result.steps if s.name == "check targets"))
                 served = [s for s in probe.served if s.route.startswith("classic.")]
-                per_target.append(len(served) / count)
-                in_check.append(sum(1 for x in served if x.started < started + checks[-1]) / count)
+                per_target.append(
+                    sum(1 for s in served if s.route != "classic.get_service") / count
+                )
+                check_end = started + checks[-1]
+                check_per_target.append(
+                    sum(
+                        1
+                        for s in served
+                        if s.started < check_end and s.route != "classic.get_service"
+                    )
+                    / count
+                )
                 routes = Counter(f"{s.method} {s.route}" for s in served)
+                storage = Counter(
+                    f"azurite {_azurite_route(c[0], c[2])}"
+                    for c in http.calls
+                    if c[1] == azurite and c[5]
+                )
                 connections.append(probe.connections)
-                seq.append(_sequential_loop(info, names, models[2 * rep + 1]))
+                seq.append(_sequential_loop(info, names[:loop_count], models[2 * rep + 1]))
         finally:
             emu.faults.clear()
             classic.close()
-    requests_per_target = median(per_target)
-    bound = requests_per_target * LATENCY * count / CONCURRENCY
-    t_ours, t_seq, t_check = median(ours), median(seq), median(checks)
+    made = median(per_target)
+    shared = LATENCY  # the one read of the web service, before the fan-out
+    bound = MINIMUM_PER_TARGET * LATENCY * count / CONCURRENCY + shared
+    bound_made = made * LATENCY * count / CONCURRENCY + shared
+    t_ours, t_check = median(ours), median(checks)
+    t_seq = median(seq) * count / loop_count
+    scaled = "" if loop_count == count else f", timed over {loop_count} and scaled"
     report.rows.append(
         Row(
-            what=f"deploy(concurrency={CONCURRENCY}) vs lower bound "
-            f"({requests_per_target:g} req/target)",
+            what=f"deploy(concurrency={CONCURRENCY}) vs the protocol lower bound "
+            f"({MINIMUM_PER_TARGET} req/target + 1 shared)",
             figure=f"{t_ours:.2f} s",
             baseline=f"{bound:.2f} s",
             ratio=bound / t_ours,
             ratio_label=" of bound speed",
-            target=">= 0.8 of bound speed",
-            passed=bound / t_ours >= 0.8,
+            target=">= 0.9 of bound speed",
+            passed=bound / t_ours >= 0.9,
         )
     )
     report.rows.append(
         Row(
-            what="deploy vs sequential GET/GET/PATCH loop",
+            what=f"deploy vs sequential GET/GET/PATCH loop{scaled}",
             figure=f"{t_ours:.2f} s",
             baseline=f"{t_seq:.2f} s",
             ratio=t_seq / t_ours,
@@ -126,29 +184,26 @@ def run(quick: bool) -> Report:
             passed=t_seq / t_ours >= 12,
         )
     )
-    minimum = 3 * LATENCY * count / CONCURRENCY + LATENCY
     report.rows.append(
         Row(
-            what="protocol-minimum bound (1 shared GET service; GET, PATCH, GET per target)",
+            what=f"emulator requests per target (the bound counts {MINIMUM_PER_TARGET})",
+            figure=f"{made:g}",
+            baseline=str(MINIMUM_PER_TARGET),
+            ratio=made / MINIMUM_PER_TARGET,
+        )
+    )
+    report.rows.append(
+        Row(
+            what=f"deploy vs the bound of the requests it made ({made:g} req/target + 1 shared)",
             figure=f"{t_ours:.2f} s",
-            baseline=f"{minimum:.2f} s",
-            ratio=minimum / t_ours,
-            ratio_label=" of bound speed",
-        )
-    )
-    parallel_bound = (requests_per_target - median(in_check)) * LATENCY * count / CONCURRENCY
-    report.rows.append(
-        Row(
-            what="the concurrent part alone (after 'check targets') vs its bound",
-            figure=f"{t_ours - t_check:.2f} s",
-            baseline=f"{parallel_bound:.2f} s",
-            ratio=parallel_bound / max(t_ours - t_check, 1e-9),
+            baseline=f"{bound_made:.2f} s",
+            ratio=bound_made / t_ours,
             ratio_label=" of bound speed",
         )
     )
     report.rows.append(
         Row(
-            what="of which the 'check targets' step (sequential)",
+            what=f"of which the 'check targets' step ({median(check_per_target):g} req/target)",
             figure=f"{t_check:.2f} s",
             baseline=f"{t_ours:.2f} s",
             ratio=t_check / t_ours,
@@ -157,7 +212,8 @@ def run(quick: bool) -> Report:
     )
     report.notes.append(
         f"medians of {reps} interleaved runs; amlretrain runs {', '.join(f'{t:.1f}' for t in ours)}"
-        f" s; loop runs {', '.join(f'{t:.1f}' for t in seq)} s"
+        f" s; loop runs over {loop_count} endpoints {', '.join(f'{t:.1f}' for t in seq)} s"
+        + (f" (x {count / loop_count:g} for {count:,})" if loop_count != count else "")
     )
     report.notes.append(
         "emulator requests per deploy: "
@@ -165,8 +221,21 @@ def run(quick: bool) -> Report:
         + f"; TCP connections opened: {connections[-1]}"
     )
     report.notes.append(
-        "the emulator is a ThreadingHTTPServer (one thread per connection) and the latency "
-        "fault sleeps in that thread, so concurrent requests overlap"
+        "lease and ledger: a local ledger (a file lock per target, an intent and an outcome "
+        "line per target): no emulator request; Azurite (no latency fault): "
+        + (", ".join(f"{k} x{v}" for k, v in sorted(storage.items())) or "none")
     )
-    report.data = {"ours": ours, "seq": seq, "checks": checks, "routes": dict(routes)}
+    report.notes.append(
+        "the emulator is a ThreadingHTTPServer (one thread per connection) and the latency "
+        "fault sleeps in that thread, so concurrent requests overlap; endpoints are added "
+        "to the emulator's state directly (bench._probe.add_endpoints)"
+    )
+    report.data = {
+        "ours": ours,
+        "seq": seq,
+        "checks": checks,
+        "routes": dict(routes),
+        "per_target": made,
+        "count": count,
+    }
     return report

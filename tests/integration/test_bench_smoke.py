@@ -27,3 +27,13 @@ def test_each_benchmark_runs_in_quick_mode_and_reports_a_table(name: str) -> Non
     table = bench.render(report)
     assert table.startswith(f"### {name}:")
     assert all(row.what in table for row in report.rows)
+
+
+def test_deploy_fanout_takes_its_endpoint_count_and_counts_requests_per_target() -> None:
+    from bench import deploy_fanout
+
+    report = deploy_fanout.run(True, count=3)
+    assert report.data["count"] == 3
+    assert "3 classic endpoints" in report.title
+    # GET (check), PATCH, GET (verify) at least; the shared web-service read not counted
+    assert report.data["per_target"] >= deploy_fanout.MINIMUM_PER_TARGET

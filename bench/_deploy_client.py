@@ -1,0 +1,69 @@
+"""The client process of ``bench.fleet_memory``: deploy one model to N classic endpoints.
+
+Run as ``python -m bench._deploy_client`` with a JSON request on stdin (the emulator's
+info with its secrets, the model's SAS URL, the endpoint names' prefix and count, the
+concurrency and a ledger path); prints one JSON line: the outcomes counted by status,
+the wall time and this process's peak RSS (``VmHWM`` of /proc/self/status, KB) before
+the targets were made and at the end. Not ``ru_maxrss``: Linux keeps that one across
+``exec``, so it starts at the size of the process that spawned this one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+
+
+def _peak_rss_kb() -> int:
+    """This process's peak resident set size so far, in KB (Linux)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def main() -> int:
+    """Read the request, deploy, print the figures."""
+    request = json.load(sys.stdin)
+    from amlretrain.blobs import BlobRef
+    from amlretrain.ledger import Ledger
+    from amlretrain.storage import BlobStore
+    from amlretrain.studio.management import ClassicClient
+    from amlretrain.studio.targets import ClassicTarget
+    from amlretrain.workflow import deploy
+
+    info = request["info"]
+    classic = ClassicClient(
+        info["workspace_id"], info["workspace_token"], base_url=info["base_url"]
+    )
+    store = BlobStore.from_connection_string(info["storage_connection_string"])
+    model = BlobRef.from_url(request["model"])
+    ledger = Ledger(request["ledger"])
+    before = _peak_rss_kb()
+    service = info["predictive_service"]
+    targets = [
+        ClassicTarget(classic, service, f"{request['prefix']}{i}") for i in range(request["count"])
+    ]
+    started = time.monotonic()
+    result = deploy(model, targets, concurrency=request["concurrency"], store=store, ledger=ledger)
+    wall = time.monotonic() - started
+    classic.close()
+    print(
+        json.dumps(
+            {
+                "statuses": dict(Counter(o.status for o in result.targets)),
+                "seconds": wall,
+                "rss_before_kb": before,
+                "peak_rss_kb": _peak_rss_kb(),
+            }
+        ),
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
