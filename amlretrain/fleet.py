@@ -54,7 +54,13 @@ from amlretrain.errors import AmlRetrainError, ConfigurationError, Interrupted
 from amlretrain.gate import Gate
 from amlretrain.interrupt import StopSignal
 from amlretrain.ledger import Ledger
-from amlretrain.result import RetrainResult, StepRecorder, StepResult, TargetOutcome
+from amlretrain.result import (
+    STATUSES,
+    RetrainResult,
+    StepRecorder,
+    StepResult,
+    TargetOutcome,
+)
 from amlretrain.swap import Deployment, check_model, deploy_one
 from amlretrain.targets import Sample, Target, TargetState
 from amlretrain.training import Training, plan_training, run_training
@@ -631,7 +637,7 @@ class _Fleet:
 
     def _recorded(self, target: Target, group: FleetGroup, entry: Any) -> TargetOutcome:
         """A target the resumed run had finished: its outcome as the ledger has it."""
-        status = {"dry-run": "dry-run"}.get(entry.outcome, entry.outcome)
+        status = entry.outcome if entry.outcome in STATUSES else "unknown"  # a foreign line
         self._show(target, status)
         return TargetOutcome(
             target=target.label,
