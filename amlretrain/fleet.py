@@ -31,58 +31,41 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from amlretrain._fleet_run import FleetRun
 from amlretrain._numbers import CONCURRENCY, DURATION, checked, checked_int
-from amlretrain._redact import redact
 from amlretrain._run import (
     begin,
     check_listed,
     check_targets,
-    deploy_status,
-    job_recorder,
     stopping,
 )
-from amlretrain.blobs import BlobRef, strip_sas
-from amlretrain.errors import AmlRetrainError, ConfigurationError, Interrupted
+from amlretrain.blobs import BlobRef
+from amlretrain.errors import ConfigurationError
 from amlretrain.gate import Gate
 from amlretrain.interrupt import StopSignal
 from amlretrain.ledger import Ledger
 from amlretrain.result import (
-    STATUSES,
     RetrainResult,
     StepRecorder,
-    StepResult,
-    TargetOutcome,
 )
-from amlretrain.swap import Deployment, check_model, deploy_one
-from amlretrain.targets import Sample, Target, TargetState
-from amlretrain.training import Training, plan_training, run_training
+from amlretrain.targets import Sample, Target
+from amlretrain.training import Training
 from amlretrain.waves import FailureBudget, Waves
 
 if TYPE_CHECKING:
     from amlretrain._fleet_progress import FleetProgress
-    from amlretrain.history import History, RunSummary
-    from amlretrain.studio.batch import TrainingJob
+    from amlretrain.history import RunSummary
 
 __all__ = ["FleetGroup", "fingerprint", "retrain_fleet", "run_fleet"]
 
 log = logging.getLogger("amlretrain.workflow")
 
 T = TypeVar("T")
-
-#: Target statuses that count against the failure budget (gate rejections do not).
-FAILURES = frozenset({"failed", "restored", "unknown"})
-#: A job recorded with one of these ended without running: a resume submits anew.
-_RESUBMIT = frozenset({"Cancelled", "NotSubmitted"})
-#: A halt, not a signal: the training stop raised by a halted run.
-_HALT = 0
 
 
 def _targets(value: Iterable[Target]) -> tuple[Target, ...]:
@@ -120,16 +103,6 @@ def fingerprint(document: Any) -> str:
     """
     text = json.dumps(document, sort_keys=True, default=str, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@attrs.frozen
-class _Trained:
-    """A group's training, done: its model (or the error that ended it)."""
-
-    job_id: str | None
-    model: BlobRef | None
-    metrics: Mapping[str, float]
-    error: BaseException | None = None
 
 
 def retrain_fleet(
@@ -270,7 +243,7 @@ def run_fleet(
         if prior is not None and history is not None:
             prior = history.run(run_id)  # with what reconcile just settled
         stopper.raise_if_requested()
-        fleet = _Fleet(
+        fleet = FleetRun(
             groups=groups,
             ordered=ordered,
             states=states,
@@ -335,389 +308,3 @@ def _prior(ledger: Ledger | None, resume: str | None, wanted: str | None) -> Run
             "a resumed run must use the same retrain.toml; start a new run instead"
         )
     return run
-
-
-class _Fleet:
-    """One fleet run's shared state (its threads read it; the lock guards the counts)."""
-
-    def __init__(
-        self,
-        *,
-        groups: tuple[FleetGroup, ...],
-        ordered: list[tuple[Target, FleetGroup]],
-        states: Mapping[str, TargetState],
-        gate: Gate | None,
-        ledger: Ledger | None,
-        history: History | None,
-        dry_run: bool,
-        sample: Sample | None,
-        run_id: str,
-        stop: StopSignal,
-        wait_lock: float,
-        progress: bool,
-        display: FleetProgress | None,
-        prior: RunSummary | None,
-        concurrency: int,
-    ) -> None:
-        self.groups = groups
-        self.ordered = ordered
-        self.states = states
-        self.gate = gate
-        self.ledger = ledger
-        self.history = history
-        self.dry_run = dry_run
-        self.sample = sample
-        self.run_id = run_id
-        self.stop = stop
-        self.wait_lock = wait_lock
-        self.progress = progress and len(groups) == 1  # one job's bar; a fleet has a display
-        self.display = display
-        self.prior = prior
-        self.concurrency = concurrency
-        self.done = prior.final() if prior is not None else {}
-        # Training is stopped by the run's stop request, and by a halt.
-        self.training_stop = stop.child()
-        self.halted = threading.Event()
-        self._lock = threading.Lock()
-        self.failures = 0
-        self.group_steps: dict[str, StepRecorder] = {}
-        #: Each group's training error, by its label.
-        self.errors: dict[str, BaseException] = {}
-
-    # -- the run ----------------------------------------------------------------------------
-
-    def run(
-        self,
-        steps: StepRecorder,
-        plan: Waves | None,
-        budget: FailureBudget | None,
-        bake: float,
-        rollback_on_halt: bool,
-        training_concurrency: int,
-    ) -> RetrainResult:
-        targets = [t for t, _ in self.ordered]
-        waves = plan.split(self.ordered) if plan is not None else [list(self.ordered)]
-        outcomes: dict[str, TargetOutcome] = {}
-        halted_wave: int | None = None
-        pool = ThreadPoolExecutor(max_workers=training_concurrency, thread_name_prefix="train")
-        try:
-            trained = self._train_all(pool, steps)
-            for number, wave in enumerate(waves, start=1):
-                for _, group in wave:  # the wave's models first: the step times the swaps
-                    if group.label in trained:
-                        _finished(trained[group.label])
-                if self.display is not None:
-                    self.display.wave(number, len(waves), len(wave))
-                name = "deploy" if len(waves) == 1 else f"deploy wave {number}"
-                with steps.step(name) as info:
-                    wave_outcomes = self._deploy_wave(wave, trained, budget, len(targets))
-                    shown = list(wave_outcomes.values())
-                    info["_text"] = ", ".join(f"{o.target}: {o.status}" for o in shown[:20]) + (
-                        f" (and {len(shown) - 20} more)" if len(shown) > 20 else ""
-                    )
-                    info["_status"] = deploy_status([o.status for o in shown])
-                    info["wave"] = number
-                outcomes.update(wave_outcomes)
-                if self.halted.is_set():
-                    halted_wave = number
-                    if rollback_on_halt:
-                        outcomes.update(self._roll_back(wave, wave_outcomes))
-                    break
-                self.stop.raise_if_requested(self._result(steps, outcomes, halted_wave))
-                if bake and number < len(waves) and not self.dry_run:
-                    with steps.step(f"bake {number}") as info:
-                        info["_text"] = f"waited {bake:g} s after wave {number}"
-                        if self.stop.wait(bake):
-                            info["_status"] = "skipped"
-        finally:
-            self.training_stop.request(_HALT)  # cancels what still runs (halt or error)
-            pool.shutdown(wait=True)
-        for target, group in self.ordered:
-            if target.key not in outcomes:
-                outcomes[target.key] = self._halted(target, group)
-        self._record_steps(steps)
-        result = self._result(steps, outcomes, halted_wave)
-        self.stop.raise_if_requested(result)
-        return result
-
-    def _result(
-        self, steps: StepRecorder, outcomes: Mapping[str, TargetOutcome], halted: int | None
-    ) -> RetrainResult:
-        rows = tuple(outcomes[t.key] for t, _ in self.ordered if t.key in outcomes)
-        single = self.groups[0] if len(self.groups) == 1 else None
-        first = rows[0] if rows and single is not None else None
-        return RetrainResult(
-            steps=tuple(steps.steps),
-            targets=rows,
-            metrics=dict(first.metrics) if first is not None else {},
-            job_id=first.job_id if first is not None else None,
-            model=first.new_model if first is not None else None,
-            dry_run=self.dry_run,
-            run_id=None if self.dry_run else self.run_id,
-            halted_wave=halted,
-            key_metrics=_gate_metrics(self.gate),
-        )
-
-    def _record_steps(self, steps: StepRecorder) -> None:
-        """A fleet's training as one step (one group's steps are the run's own)."""
-        if len(self.groups) == 1:
-            return
-        ended = [s for r in self.group_steps.values() for s in r.steps if s.name == "train"]
-        failed = sum(1 for s in ended if s.status == "failed")
-        at = next((n for n, st in enumerate(steps.steps) if st.name.startswith("deploy")), None)
-        step = StepResult(
-            name="train",
-            status="failed" if ended and failed == len(ended) else "ok",
-            seconds=max((s.seconds for s in ended), default=0.0),
-            detail=f"{len(self.group_steps)} data file(s): {len(ended) - failed} job(s) "
-            f"finished, {failed} failed",
-            data={"jobs": {label: _job_of(r) for label, r in self.group_steps.items()}},
-        )
-        steps.steps.insert(len(steps.steps) if at is None else at, step)
-
-    # -- training ----------------------------------------------------------------------------
-
-    def _train_all(
-        self, pool: ThreadPoolExecutor, steps: StepRecorder
-    ) -> dict[str, Future[_Trained]]:
-        """Every group that still has work, submitted to the training pool (one group
-        records its steps as the run's own; a fleet's groups each their own)."""
-        futures: dict[str, Future[_Trained]] = {}
-        for group in self.groups:
-            if all(t.key in self.done for t in group.targets):
-                continue  # resumed: every target of the group has its outcome
-            own = steps if len(self.groups) == 1 else StepRecorder(None)
-            futures[group.label] = pool.submit(self._train, group, own)
-        return futures
-
-    def _train(self, group: FleetGroup, steps: StepRecorder) -> _Trained:
-        self.group_steps[group.label] = steps
-        for target in group.targets:
-            self._show(target, "training")
-        if self.training_stop.requested:
-            return _Trained(None, None, {}, Interrupted(self.training_stop.signum or 2))
-        if self.dry_run:
-            return _Trained(None, plan_training(group.training, steps), {})
-        attach, error = self._job_to_resume(group)
-        if error is not None:
-            self.errors[group.label] = error
-            return _Trained(attach, None, {}, error)
-        recorder = job_recorder(
-            self.ledger, self.run_id, group.training.batch.api_location, data=group.label
-        )
-        job: TrainingJob | None = None
-        try:
-            job, model, metrics = run_training(
-                group.training,
-                steps,
-                self.progress,
-                stop=self.training_stop,
-                on_job=recorder,
-                attach=attach,
-            )
-            check_model(model, group.training.store)
-        except (AmlRetrainError, Interrupted) as err:
-            self.errors[group.label] = err
-            job_id = job.job_id if job is not None else _job_of(steps) or attach
-            return _Trained(job_id, None, {}, err)
-        return _Trained(job.job_id, model, metrics)
-
-    def _job_to_resume(self, group: FleetGroup) -> tuple[str | None, AmlRetrainError | None]:
-        """(job id to re-attach to, or None to submit; an error when it must not run)."""
-        if self.prior is None:
-            return None, None
-        job = self.prior.job_for(group.label)
-        if job is None or job.status in _RESUBMIT:
-            return None, None
-        if not job.job_id:
-            return None, ConfigurationError(
-                f"run {self.run_id}: the submit of a job on {group.label} got no answer; it "
-                "may exist on the service without its id, so it is not submitted again (run "
-                "`amlretrain reconcile`, or start a new run)"
-            )
-        return job.job_id, None
-
-    # -- deployment ----------------------------------------------------------------------------
-
-    def _deploy_wave(
-        self,
-        wave: Sequence[tuple[Target, FleetGroup]],
-        trained: Mapping[str, Future[_Trained]],
-        budget: FailureBudget | None,
-        total: int,
-    ) -> dict[str, TargetOutcome]:
-        def work(pair: tuple[Target, FleetGroup]) -> TargetOutcome:
-            target, group = pair
-            if target.key in self.done:
-                return self._recorded(target, group, self.done[target.key])
-            result = _finished(trained[group.label])
-            if self.halted.is_set():
-                return self._halted(target, group)
-            outcome = self._deploy(target, group, result)
-            with self._lock:
-                if outcome.status in FAILURES:
-                    self.failures += 1
-                    if budget is not None and budget.exceeded(self.failures, total):
-                        if not self.halted.is_set():
-                            log.warning(
-                                "the failures (%d) crossed the failure budget (%s): halting",
-                                self.failures,
-                                budget,
-                            )
-                        self.halted.set()
-            self._show(target, str(outcome.status), outcome.error)
-            return outcome
-
-        workers = checked_int(
-            self.concurrency, name="concurrency", low=CONCURRENCY[0], high=CONCURRENCY[1]
-        )
-        if workers == 1 or len(wave) <= 1:
-            results = [work(pair) for pair in wave]
-        else:
-            with ThreadPoolExecutor(max_workers=min(workers, len(wave))) as pool:
-                results = [_finished(f) for f in [pool.submit(work, pair) for pair in wave]]
-        return {o.key: o for o in results}
-
-    def _deploy(self, target: Target, group: FleetGroup, trained: _Trained) -> TargetOutcome:
-        state = self.states[target.key]
-        if trained.error is not None or trained.model is None:
-            return self._untrained(target, group, trained, state)
-        self._show(target, "deploying")
-        run = Deployment(
-            metrics=dict(trained.metrics),
-            gate=self.gate,
-            ledger=self.ledger,
-            dry_run=self.dry_run,
-            sample=self.sample,
-            job_id=trained.job_id,
-            store=group.training.store,
-            run_id=self.run_id,
-            stop=self.stop,
-            wait_lock=self.wait_lock,
-            history=self.history,
-        )
-        outcome = deploy_one(target, trained.model, state, run)
-        return attrs.evolve(
-            outcome, data=group.label, job_id=trained.job_id, metrics=dict(trained.metrics)
-        )
-
-    def _untrained(
-        self, target: Target, group: FleetGroup, trained: _Trained, state: TargetState
-    ) -> TargetOutcome:
-        err = trained.error
-        halted = isinstance(err, Interrupted) and (self.halted.is_set() or err.signum == _HALT)
-        status = "halted" if halted else "failed"
-        where = f"job {trained.job_id} on {group.label}" if trained.job_id else group.label
-        why = "not trained: the run halted" if halted else f"training failed ({where}): {err}"
-        served = strip_sas(state.model)
-        return TargetOutcome(
-            target=target.label,
-            key=target.key,
-            status=status,
-            previous_model=served,
-            serving_model=served,
-            error=redact(why) + "; nothing was sent",
-            data=group.label,
-            job_id=trained.job_id,
-            exception=err if isinstance(err, AmlRetrainError) else None,
-        )
-
-    def _halted(self, target: Target, group: FleetGroup) -> TargetOutcome:
-        served = strip_sas(self.states[target.key].model)
-        self._show(target, "halted")
-        return TargetOutcome(
-            target=target.label,
-            key=target.key,
-            status="halted",
-            previous_model=served,
-            serving_model=served,
-            error="not attempted: the run halted on its failure budget; nothing was sent",
-            data=group.label,
-        )
-
-    def _recorded(self, target: Target, group: FleetGroup, entry: Any) -> TargetOutcome:
-        """A target the resumed run had finished: its outcome as the ledger has it."""
-        status = entry.outcome if entry.outcome in STATUSES else "unknown"  # a foreign line
-        self._show(target, status)
-        return TargetOutcome(
-            target=target.label,
-            key=target.key,
-            status=status,
-            previous_model=entry.previous_model,
-            new_model=entry.new_model,
-            serving_model=entry.serving_model,
-            gate_passed=False if entry.outcome == "rejected" else None,
-            error=(f"{entry.message}; " if entry.message else "")
-            + f"recorded by this run before it was resumed (ledger entry {entry.id})",
-            data=group.label,
-            job_id=entry.job_id,
-            metrics=dict(entry.metrics),
-        )
-
-    def _roll_back(
-        self, wave: Sequence[tuple[Target, FleetGroup]], outcomes: Mapping[str, TargetOutcome]
-    ) -> dict[str, TargetOutcome]:
-        """Put the halted wave's changed targets back on the model they served before."""
-        back: dict[str, TargetOutcome] = {}
-        for target, group in wave:
-            outcome = outcomes.get(target.key)
-            if outcome is None or outcome.status != "succeeded" or not outcome.previous_model:
-                continue
-            model = BlobRef.from_url(outcome.previous_model)
-            store = group.training.store
-            if store.owns(model):
-                model = store.sas(model, expires_in=group.training.model_sas_lifetime)
-            run = Deployment(
-                metrics={},
-                gate=None,
-                ledger=self.ledger,
-                dry_run=False,
-                sample=self.sample,
-                job_id=outcome.job_id,
-                store=store,
-                action="rollback",
-                run_id=self.run_id,
-                stop=self.stop,
-                wait_lock=self.wait_lock,
-            )
-            state = target.read(self.states[target.key])
-            undone = deploy_one(target, model, state, run)
-            status = "restored" if undone.status == "succeeded" else undone.status
-            back[target.key] = attrs.evolve(
-                outcome,
-                status=status,
-                serving_model=undone.serving_model,
-                error=f"the run halted: rolled back to {outcome.previous_model}"
-                + (f" ({undone.error})" if undone.error else ""),
-            )
-            self._show(target, str(status))
-        return back
-
-    def _show(self, target: Target, state: str, detail: str | None = None) -> None:
-        if self.display is not None:
-            self.display.set(target.label, state, detail)
-
-
-def _finished(future: Future[T]) -> T:
-    """``future.result()``, waited for in short slices: a signal's handler (SIGINT,
-    SIGTERM) runs in the main thread between two slices, not only when it is done."""
-    while True:
-        try:
-            return future.result(timeout=0.2)
-        except FutureTimeout:
-            continue
-
-
-def _gate_metrics(gate: Gate | None) -> tuple[str, ...]:
-    """The metrics the gate looks at (the summary's table shows those)."""
-    if gate is None:
-        return ()
-    return tuple(dict.fromkeys([*gate.thresholds, *gate.beat_incumbent]))
-
-
-def _job_of(steps: StepRecorder) -> str | None:
-    for step in steps.steps:
-        job = step.data.get("job_id") if step.data else None
-        if job:
-            return str(job)
-    return None

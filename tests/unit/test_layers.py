@@ -76,7 +76,9 @@ LAYERS: tuple[frozenset[str], ...] = (
     # what the loop is made of
     frozenset({"targets", "studio.targets", "ledger", "locks", "gate", "training"}),
     # the loop, and the configuration that builds it from retrain.toml
-    frozenset({"swap", "reconciliation", "_run", "fleet", "workflow", "config", "retention"}),
+    frozenset(
+        {"swap", "reconciliation", "_run", "_fleet_run", "fleet", "workflow", "config", "retention"}
+    ),
     # the package's lazy re-exports
     # the package's lazy re-exports, the subpackage's docstring, and the deprecated
     # module paths of 0.1.0 (each an alias of its new module)
