@@ -328,7 +328,7 @@ def test_a_delete_of_a_missing_service_is_204_without_operation_headers(
 
 def _sdk_puts(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Any:
     """A WebServicesClient on the emulator whose PUT bodies are kept in ``client.sent``."""
-    from amlretrain import arm as arm_module
+    from amlretrain.studio import webservices as arm_module
 
     sent: list[dict[str, Any]] = []
     original = arm_module._ResourcesAdapter.begin_put

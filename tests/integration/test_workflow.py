@@ -154,7 +154,7 @@ def test_default_endpoint_is_refused_before_any_training(
 
 def test_training_service_endpoint_is_refused(clients: dict[str, Any]) -> None:
     info = clients["info"]
-    endpoint = clients["classic"].add_endpoint(info.training_service, "trainingextra")
+    endpoint = clients["classic"].create_endpoint(info.training_service, "trainingextra")
     try:
         bad = ClassicTarget(clients["classic"], info.training_service, endpoint.name)
         with pytest.raises(ConfigurationError, match="no updatable resources"):
@@ -249,7 +249,7 @@ def test_one_model_to_many_endpoints(clients: dict[str, Any], tmp_path: Path) ->
     classic: ClassicClient = clients["classic"]
     names = [f"fan{i}" for i in range(4)]
     for name in names:
-        classic.add_endpoint(info.predictive_service, name)
+        classic.create_endpoint(info.predictive_service, name)
     try:
         targets = [ClassicTarget(classic, info.predictive_service, n) for n in names]
         trained = retrain(_training(clients), targets[:1], ledger=Ledger(tmp_path / "a"))

@@ -38,7 +38,7 @@ def _classic(target: Target) -> ClassicClient:
     client = ClassicClient(
         target.workspace_id, target.workspace_token, base_url=target.management_url
     )
-    client.verify_interval = 0.1
+    client.poll = PollPolicy.fixed(0.1)
     return client
 
 
