@@ -55,6 +55,7 @@ def main() -> int:
         json.dumps(
             {
                 "statuses": dict(Counter(o.status for o in result.targets)),
+                "errors": sorted({str(o.error) for o in result.targets if o.error})[:5],
                 "seconds": wall,
                 "rss_before_kb": before,
                 "peak_rss_kb": _peak_rss_kb(),

@@ -218,7 +218,7 @@ def run(quick: bool, *, count: int | None = None, reps: int | None = None) -> Re
     report.notes.append(
         "emulator requests per deploy: "
         + ", ".join(f"{k} x{v}" for k, v in sorted(routes.items()))
-        + f"; TCP connections opened: {connections[-1]}"
+        + f"; TCP connections opened per run: {', '.join(str(c) for c in connections)}"
     )
     report.notes.append(
         "lease and ledger: a local ledger (a file lock per target, an intent and an outcome "

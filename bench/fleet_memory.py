@@ -83,7 +83,10 @@ def run(quick: bool, *, sizes: tuple[int, int] | None = None) -> Report:
                 }
             )
             if figures[n]["statuses"] != {"succeeded": n}:
-                raise RuntimeError(f"deploy to {n} did not succeed: {figures[n]['statuses']}")
+                raise RuntimeError(
+                    f"deploy to {n} did not succeed: {figures[n]['statuses']}: "
+                    f"{figures[n]['errors']}"
+                )
     for n in (small, large):
         f = figures[n]
         report.rows.append(

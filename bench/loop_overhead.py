@@ -81,7 +81,8 @@ class _HttpProbe:
                 query = dict(urllib.parse.parse_qsl(parts.query))
                 path = parts.path + (f"?comp={query['comp']}" if "comp" in query else "")
                 name = threading.current_thread().name
-                client = name == "MainThread" or name.startswith("ThreadPoolExecutor")
+                # the loop's own threads: the main one, its pools (deploy) and "train_N"
+                client = name == "MainThread" or name.startswith(("ThreadPoolExecutor", "train"))
                 with probe._lock:
                     probe.calls.append(
                         (request.method, parts.netloc, path, started, time.monotonic(), client)
