@@ -61,6 +61,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "_fleet_progress",
             "records",
             "history",
+            "probe_stats",
         }
     ),
     # the service clients
