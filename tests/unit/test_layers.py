@@ -62,6 +62,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "records",
             "history",
             "probe_stats",
+            "bootstrap",
         }
     ),
     # the service clients
