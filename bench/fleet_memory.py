@@ -82,11 +82,6 @@ def run(quick: bool, *, sizes: tuple[int, int] | None = None) -> Report:
                     "ledger": str(Path(folder) / f"ledger-{n}.jsonl"),
                 }
             )
-            if figures[n]["statuses"] != {"succeeded": n}:
-                raise RuntimeError(
-                    f"deploy to {n} did not succeed: {figures[n]['statuses']}: "
-                    f"{figures[n]['errors']}"
-                )
     for n in (small, large):
         f = figures[n]
         report.rows.append(
@@ -110,6 +105,21 @@ def run(quick: bool, *, sizes: tuple[int, int] | None = None) -> Report:
             passed=grown <= MAX_KB_PER_TARGET,
         )
     )
+    for n in (small, large):
+        failed = n - figures[n]["statuses"].get("succeeded", 0)
+        if failed:
+            # Not fatal: the memory figure stands; a failed target is a finding of its own.
+            report.rows.append(
+                Row(
+                    what=f"targets of the {n:,} deploy that did not succeed",
+                    figure=str(failed),
+                    baseline=str(n),
+                    ratio=failed / n,
+                )
+            )
+            report.notes.append(
+                f"deploy to {n:,}: {figures[n]['statuses']}: {figures[n]['errors']}"
+            )
     report.notes.append(
         "deploy wall times (no latency fault): "
         + ", ".join(f"{n:,} targets {figures[n]['seconds']:.1f} s" for n in (small, large))
