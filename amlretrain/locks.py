@@ -180,10 +180,14 @@ class Lease:
         target: the target key.
     """
 
-    def __init__(self, target: str, info: LockInfo) -> None:
+    def __init__(self, target: str, info: LockInfo, last_released: float | None = None) -> None:
         self.target = target
         self._info = info
         self._lost = False
+        #: When the lock was last released cleanly (``time.time()``), as its previous
+        #: holder recorded it; 0.0 when it was never held; None when the last holder did
+        #: not release it (a crash, a lost lease): then anything may have happened since.
+        self.last_released = last_released
 
     def __repr__(self) -> str:
         state = " lost" if self._lost else ""
@@ -377,6 +381,7 @@ class FileTargetLocks:
             time.sleep(self.poll_seconds)
             lock = self._try(path)
         try:
+            released = self._released(record)
             info = LockInfo(
                 target=target,
                 holder=_holder(run_id),
@@ -386,17 +391,37 @@ class FileTargetLocks:
             )
             self._write(record, info)
             try:
-                yield Lease(target, info)
+                yield Lease(target, info, released)
             finally:
-                # The record goes while the lock is still ours: never someone else's.
-                with contextlib.suppress(FileNotFoundError):
-                    record.unlink()
+                # The holder's record becomes a release record while the lock is still
+                # ours: the next holder knows no one held it since.
+                try:
+                    self._write_json(record, {"released": time.time(), "target": target})
+                except ConfigurationError:
+                    with contextlib.suppress(FileNotFoundError):
+                        record.unlink()
         finally:
             lock.release()
 
     @staticmethod
-    def _write(record: Path, info: LockInfo) -> None:
-        data = {**info.to_dict(), "host": _HOST, "pid": os.getpid()}
+    def _released(record: Path) -> float | None:
+        """The release time the previous holder left (0.0: none ever held the lock;
+        None: the last one did not release it cleanly)."""
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return 0.0
+        except (OSError, ValueError):
+            return None
+        value = data.get("released") if isinstance(data, dict) else None
+        return float(value) if isinstance(value, int | float) else None
+
+    @classmethod
+    def _write(cls, record: Path, info: LockInfo) -> None:
+        cls._write_json(record, {**info.to_dict(), "host": _HOST, "pid": os.getpid()})
+
+    @staticmethod
+    def _write_json(record: Path, data: dict[str, Any]) -> None:
         tmp = record.with_name(f"{record.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         try:
             tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
@@ -485,6 +510,20 @@ def _from_metadata(metadata: Mapping[str, str] | None, where: str) -> LockInfo |
         expires=meta.get("expires") or None,
         where=where,
     )
+
+
+def _released_of(metadata: Mapping[str, str] | None) -> float | None:
+    """The release time a lock blob's last holder recorded (0.0: no holder ever; None: the
+    last one did not release it cleanly: its record is still there)."""
+    if not metadata:
+        return 0.0
+    for key, value in metadata.items():
+        if key.lower() == "released":
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
 
 
 def _error_code(err: BaseException) -> str:
@@ -631,12 +670,13 @@ class BlobTargetLocks:
             where=where,
         )
         try:
+            released = _released_of(blob.get_blob_properties(lease=lease).metadata)
             blob.set_blob_metadata(_to_metadata(info), lease=lease)
         except AzureError as err:
             with contextlib.suppress(AzureError):
                 lease.release()
             raise _translate(err, f"recording the holder of {where}") from err
-        held = Lease(target, info)
+        held = Lease(target, info, released)
         stop = threading.Event()
         renewer = threading.Thread(
             target=self._renew,
@@ -654,7 +694,7 @@ class BlobTargetLocks:
                 log.warning("the lease of %s was lost while held; not released", target)
             else:
                 try:
-                    blob.set_blob_metadata({}, lease=lease)
+                    blob.set_blob_metadata({"released": repr(time.time())}, lease=lease)
                     lease.release()
                 except AzureError as err:
                     log.warning(

@@ -43,6 +43,7 @@ from amlretrain.targets import Sample, Target, TargetState, redacted_plan
 if TYPE_CHECKING:
     from amlretrain.history import History
     from amlretrain.interrupt import StopSignal
+    from amlretrain.locks import Lease
     from amlretrain.storage import BlobStore
 
 __all__ = ["RESTORE_SAS_LIFETIME", "Deployment", "check_model", "deploy_one", "with_read_sas"]
@@ -72,6 +73,9 @@ class Deployment:
     #: The ledger as read once at the run's start (a fleet asks it, not the ledger,
     #: for each target's incumbent metrics).
     history: History | None = None
+    #: Seconds a check's read may stand as the pin when no one held the target's lease
+    #: since (0: always read again under the lease). ``deploy`` uses a few seconds.
+    pin_window: float = 0.0
 
 
 _UNCONFIRMED = (VerificationFailed, OperationTimeout)
@@ -212,8 +216,8 @@ def deploy_one(
     if run.stop is not None and run.stop.requested:
         return attrs.evolve(base, error="not started: the run is stopping; nothing was sent")
     try:
-        with _held(target, run):
-            if not run.dry_run:
+        with _held(target, run) as lease:
+            if not run.dry_run and not _still_pinned(state, lease, run.pin_window):
                 state = target.read(state)  # the last read before the swap: the pin
                 base = attrs.evolve(
                     base,
@@ -233,14 +237,27 @@ def deploy_one(
 
 
 @contextlib.contextmanager
-def _held(target: Target, run: Deployment) -> Iterator[None]:
+def _held(target: Target, run: Deployment) -> Iterator[Lease | None]:
     """This process's lock of the target and, for a real run, the ledger's lease."""
     with _process_lock(target.key):
         if run.dry_run or run.ledger is None:
-            yield
+            yield None
             return
-        with run.ledger.locks.hold(target.key, wait=run.wait_lock, run_id=run.run_id):
-            yield
+        with run.ledger.locks.hold(target.key, wait=run.wait_lock, run_id=run.run_id) as lease:
+            yield lease
+
+
+def _still_pinned(state: TargetState, lease: Lease | None, window: float) -> bool:
+    """True when ``state``, read before the lease was taken, can stand as the pin.
+
+    Only when it was read within ``window`` seconds and no one held the lease since it
+    was read: the lease's previous holder released it cleanly before the read (or no
+    one ever held it). Any other writer of amlretrain takes the lease to write, so
+    nothing it did can have happened after that read. Otherwise the target is read again.
+    """
+    if window <= 0 or lease is None or lease.last_released is None or state.document is None:
+        return False
+    return lease.last_released < state.read_at and time.time() - state.read_at <= window
 
 
 def _locked(work: _Run, base: TargetOutcome, state: TargetState) -> TargetOutcome:

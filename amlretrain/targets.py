@@ -14,6 +14,7 @@ on what the target serves take one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -89,6 +90,8 @@ class TargetState:
     resource: str | None = None
     document: object = attrs.field(default=None, repr=False, eq=False)
     checked: bool = False
+    #: When it was read (``time.time()``): a deploy may take a recent read as its pin.
+    read_at: float = attrs.field(factory=time.time, eq=False, repr=False)
 
 
 class Target(Protocol):

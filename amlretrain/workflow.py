@@ -53,6 +53,11 @@ __all__ = ["RESTORE_SAS_LIFETIME", "deploy", "retrain", "rollback"]
 
 log = logging.getLogger(__name__)
 
+#: Seconds a target's check may stand as the pin of its swap in :func:`deploy` when no
+#: one held its lease since the check (else, and in a retrain, it is read again under
+#: the lease). Bounds how long a change made outside amlretrain could go unseen.
+PIN_WINDOW = 30.0
+
 
 def _deploy_all(
     steps: StepRecorder,
@@ -212,6 +217,7 @@ def deploy(
             run_id=run_id,
             stop=stopper,
             wait_lock=wait_lock,
+            pin_window=PIN_WINDOW,
         )
         return _deploy_all(steps, targets, model, current, settings, concurrency)
 

@@ -311,3 +311,16 @@ def test_cli_refuses_to_break_a_live_file_lock(
         assert "stop that process" in capsys.readouterr().err
     assert main(["locks", "break", key, "--config", str(config), "--yes"]) == 0
     assert "was not locked" in capsys.readouterr().out
+
+
+def test_a_blob_lease_records_its_release_for_the_next_holder(
+    connection_string: str, container: str
+) -> None:
+    locks = _locks(connection_string, container)
+    target = "classic:ws/svc/released"
+    with locks.hold(target) as first:
+        assert first.last_released == 0.0  # the lock blob was new
+    before = time.time()
+    with locks.hold(target) as second:
+        assert second.last_released is not None and 0 < second.last_released <= before
+    assert [i for i in locks.list() if i.target == target] == []
