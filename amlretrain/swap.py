@@ -50,6 +50,10 @@ __all__ = ["RESTORE_SAS_LIFETIME", "Deployment", "check_model", "deploy_one", "w
 
 log = logging.getLogger(__name__)
 
+#: Seconds two machines' clocks may disagree by: a lease released less than this before
+#: a target was read may have been released after it.
+CLOCK_SKEW = 2.0
+
 #: Lifetime of the read SAS minted for a model put back after a failed swap.
 RESTORE_SAS_LIFETIME = timedelta(days=7)
 
@@ -253,11 +257,14 @@ def _still_pinned(state: TargetState, lease: Lease | None, window: float) -> boo
     Only when it was read within ``window`` seconds and no one held the lease since it
     was read: the lease's previous holder released it cleanly before the read (or no
     one ever held it). Any other writer of amlretrain takes the lease to write, so
-    nothing it did can have happened after that read. Otherwise the target is read again.
+    nothing it did can have happened after that read. The release time was stamped by
+    its holder's clock, maybe another machine's: it must be :data:`CLOCK_SKEW` seconds
+    before the read. Otherwise the target is read again.
     """
     if window <= 0 or lease is None or lease.last_released is None or state.document is None:
         return False
-    return lease.last_released < state.read_at and time.time() - state.read_at <= window
+    released_before = lease.last_released + CLOCK_SKEW < state.read_at
+    return released_before and time.time() - state.read_at <= window
 
 
 def _locked(work: _Run, base: TargetOutcome, state: TargetState) -> TargetOutcome:

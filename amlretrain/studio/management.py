@@ -72,6 +72,9 @@ MANAGEMENT_HOSTS: dict[str, str] = {
     "germany central": "https://germanycentral.management.azureml.de",
 }
 
+#: Seconds a model blob found readable is not checked again by the same client.
+BLOB_CHECK_MAX_AGE = 60.0
+
 _ENDPOINT_NAME = re.compile(r"[a-z0-9]{1,24}")
 
 
@@ -138,6 +141,9 @@ class ClassicClient:
         self.poll = poll or PollPolicy.fixed(2.0)
         self._services: dict[str, tuple[float, ClassicWebService]] = {}
         self._services_lock = threading.Lock()
+        #: Model blobs (their SAS URL) a HEAD found readable, and when: one model swapped
+        #: into many endpoints is checked once a minute, not once per endpoint.
+        self._readable: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"ClassicClient(workspace_id={self.workspace_id!r}, base_url={self.base_url!r})"
@@ -632,6 +638,9 @@ class ClassicClient:
             if not blob_check(blob):
                 raise ConfigurationError(f"{blob.url} does not exist")
             return
+        seen = self._readable.get(blob.sas_url)
+        if seen is not None and time.monotonic() - seen <= BLOB_CHECK_MAX_AGE:
+            return
         response = self._http.request("HEAD", blob.sas_url, authenticated=False, ok=lambda s: True)
         status = response.status_code
         if status == 404:
@@ -643,6 +652,7 @@ class ClassicClient:
             )
         if status >= 400:
             raise ConfigurationError(f"could not check {blob.url}: HTTP {status}")
+        self._readable[blob.sas_url] = time.monotonic()
 
 
 class TrainedModelUpdate(OperationPolling[Endpoint]):

@@ -31,6 +31,7 @@ def test_a_recent_read_after_the_last_release_is_the_pin() -> None:
 def test_the_target_is_read_again_when_anything_may_have_changed() -> None:
     now = time.time()
     assert not _still_pinned(_state(now - 5), _lease(now - 1), window=30)  # held since
+    assert not _still_pinned(_state(now - 5), _lease(now - 6), window=30)  # within the skew
     assert not _still_pinned(_state(now - 1), _lease(None), window=30)  # not released
     assert not _still_pinned(_state(now - 60), _lease(0.0), window=30)  # too old
     assert not _still_pinned(_state(now - 1), None, window=30)  # no lease (no ledger)
