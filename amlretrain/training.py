@@ -117,11 +117,11 @@ def run_training(
     return _evaluated(training, steps, job)
 
 
-#: Seconds to wait before submitting again a job the service throttled without saying how
-#: long (429 or 503 without Retry-After); it doubles each time.
-THROTTLE_BACKOFF = 5.0
+#: Seconds to wait before submitting again a job the service refused with 429 (too many
+#: requests) without saying how long; it doubles each time.
+THROTTLE_BACKOFF = 2.0
 #: How many times a throttled submit is sent again before the job is given up.
-THROTTLE_RETRIES = 4
+THROTTLE_RETRIES = 3
 
 
 def _submit(
@@ -131,8 +131,10 @@ def _submit(
     stop: StopSignal | None,
     on_job: Callable[[str, str], None] | None,
 ) -> TrainingJob:
-    """Create the job; a submit the service throttled (429/503: nothing was created) is
-    sent again after its Retry-After, or a growing pause, up to ``THROTTLE_RETRIES`` times.
+    """Create the job; a submit the service throttled (nothing was created: a 429, or a
+    503 with a Retry-After) is sent again after its Retry-After, or after a growing pause
+    for a 429 that gave none, up to ``THROTTLE_RETRIES`` times. A 503 without Retry-After
+    (the service is down, not busy) is not waited out here.
 
     Many jobs at once (a fleet's ``[training] concurrency``) meet the service's limits;
     the HTTP layer already honours a short Retry-After once per request.
@@ -155,6 +157,8 @@ def _submit(
                 on_job("", "NotSubmitted")  # the service refused it: no job was created
             if not isinstance(err, ThrottledError) or attempt == THROTTLE_RETRIES:
                 raise
+            if err.status != 429 and err.retry_after is None:
+                raise  # a 503 without Retry-After: down, not busy
             wait = max(err.retry_after or 0.0, pause)
             pause *= 2
             log.warning(

@@ -139,3 +139,20 @@ def test_deploy_results_carry_the_run_id(ledger: Ledger) -> None:
     model = BlobRef.from_url(NEW)
     result = deploy(model, [Target()], ledger=ledger, store=Store(), stop=StopSignal())  # type: ignore[arg-type]
     assert result.run_id is not None and result.run_id.startswith("run-")
+
+
+def test_a_submit_refused_as_unavailable_is_not_waited_out(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(amlretrain.training, "THROTTLE_BACKOFF", 0.01)
+
+    class Down(Batch):
+        refused = 0
+
+        def create_job(self, inputs: dict[str, Any], **kwargs: Any) -> Job:
+            self.refused += 1
+            raise ThrottledError("service unavailable", status=503, retry_after=None)
+
+    batch = Down()
+    result = retrain_fleet([_group(batch, Target())], ledger=ledger, stop=StopSignal())
+    assert result.targets[0].status == "failed" and batch.refused == 1
