@@ -395,11 +395,9 @@ class FileTargetLocks:
             finally:
                 # The holder's record becomes a release record while the lock is still
                 # ours: the next holder knows no one held it since.
-                try:
+                with contextlib.suppress(ConfigurationError):
+                    # Unwritable: the holder record stays, and the next holder reads again.
                     self._write_json(record, {"released": time.time(), "target": target})
-                except ConfigurationError:
-                    with contextlib.suppress(FileNotFoundError):
-                        record.unlink()
         finally:
             lock.release()
 
@@ -456,7 +454,8 @@ class FileTargetLocks:
 
         An OS file lock cannot be taken from a live process, and it is freed the moment
         that process exits: so there is never a held file lock to break. A record left by a
-        dead holder is removed (the lock is taken meanwhile, so no new holder's record is).
+        dead holder is replaced by a ``broken`` one (the lock is taken meanwhile, so no new
+        holder's record is): the next holder then reads its target again.
 
         Returns:
             False: the lock was not held (a stale record, if any, is gone).
@@ -479,8 +478,10 @@ class FileTargetLocks:
                 "process instead of breaking its lock",
             )
         try:
-            with contextlib.suppress(FileNotFoundError):
-                record.unlink()
+            if record.exists():
+                # Not deleted: the next holder must know its predecessor did not release
+                # cleanly (it may have changed the target), so it reads the target again.
+                self._write_json(record, {"broken": time.time(), "target": target})
         finally:
             lock.release()
         return False

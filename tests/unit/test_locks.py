@@ -226,7 +226,9 @@ def test_break_refuses_a_live_holder_and_cleans_up_after_a_dead_one(
     records = list(locks.folder.glob("*.holder.json"))
     assert len(records) == 1, "a SIGKILLed holder leaves its record"
     assert locks.break_lock(TARGET) is False  # nothing was held
-    assert list(locks.folder.glob("*.holder.json")) == []
+    assert locks.list() == []  # the dead holder's record is settled: no holder shown
+    (left,) = locks.folder.glob("*.holder.json")
+    assert "broken" in left.read_text()  # kept as broken: the next holder reads again
     assert locks.break_lock(OTHER) is False  # never locked
 
 

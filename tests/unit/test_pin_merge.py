@@ -59,3 +59,15 @@ def test_a_holder_that_did_not_release_leaves_no_release_time(tmp_path: Path) ->
                                   "where": "x", "host": "elsewhere", "pid": 1}))  # fmt: skip
     with locks.hold(KEY, wait=1) as lease:
         assert lease.last_released is None
+
+
+def test_a_broken_stale_record_still_tells_the_next_holder_to_read_again(tmp_path: Path) -> None:
+    locks = FileTargetLocks(tmp_path)
+    with locks.hold(KEY):
+        pass
+    (record,) = [p for p in tmp_path.rglob("*") if p.is_file() and "released" in p.read_text()]
+    record.write_text(json.dumps({"target": KEY, "holder": "gone", "since": "then",
+                                  "where": "x", "host": "this", "pid": 1}))  # fmt: skip
+    assert locks.break_lock(KEY) is False  # no live holder: the stale record is settled
+    with locks.hold(KEY) as lease:
+        assert lease.last_released is None  # not "never held": the dead holder may have written
