@@ -60,6 +60,7 @@ if _typing.TYPE_CHECKING:
     from amlretrain.records import LedgerEntry as LedgerEntry
     from amlretrain.records import LedgerProblem as LedgerProblem
     from amlretrain.records import Pending as Pending
+    from amlretrain.records import RolloutEvent as RolloutEvent
     from amlretrain.records import RunStart as RunStart
     from amlretrain.result import RetrainResult as RetrainResult
     from amlretrain.result import StepResult as StepResult
@@ -182,6 +183,7 @@ _NAMES: dict[str, str] = {
     "Intent": "amlretrain.records",
     "JobRecord": "amlretrain.records",
     "Pending": "amlretrain.records",
+    "RolloutEvent": "amlretrain.records",
     "RunStart": "amlretrain.records",
     # amlretrain.locks
     "Lease": "amlretrain.locks",

@@ -25,6 +25,7 @@ from amlretrain.records import (
     LedgerEntry,
     LedgerProblem,
     Pending,
+    RolloutEvent,
     RunStart,
 )
 
@@ -133,6 +134,18 @@ class History:
         if target is not None:
             return list(self._intents.get(target, ()))
         return [r for r in self.contents.records if isinstance(r, Intent)]
+
+    def rollout_events(
+        self, run_id: str | None = None, *, target: str | None = None
+    ) -> list[RolloutEvent]:
+        """The guarded rollouts' records (of run ``run_id``, of ``target``), oldest first."""
+        return [
+            r
+            for r in self.contents.records
+            if isinstance(r, RolloutEvent)
+            and (run_id is None or r.run_id == run_id)
+            and (target is None or r.target == target)
+        ]
 
     def pending(self, target: str | None = None) -> list[Pending]:
         """The targets with open intents or an unknown latest outcome."""

@@ -29,6 +29,7 @@ from amlretrain.errors import ConfigurationError
 __all__ = [
     "ACTIONS",
     "OUTCOMES",
+    "ROLLOUT_STAGES",
     "SCHEMA",
     "Intent",
     "JobRecord",
@@ -37,6 +38,7 @@ __all__ = [
     "LedgerProblem",
     "Pending",
     "Record",
+    "RolloutEvent",
     "RunStart",
     "new_run_id",
     "parse",
@@ -486,8 +488,109 @@ class JobRecord:
         return cls(**_JOB_FIELDS.read(data, copy=False))
 
 
+#: The stages and events a :class:`RolloutEvent` records.
+ROLLOUT_STAGES = (
+    "gate",  # the champion/challenger comparison on the holdout
+    "smoke",  # the sample scored on the candidate only
+    "shadow",  # the probe rows scored on incumbent and candidate, compared
+    "candidate",  # a candidate endpoint or service made for shadow, or deleted after it
+    "wave",  # a wave of live targets promoted
+    "bake",  # a bake's probe round (alarms evaluated)
+    "alarm",  # an alarm fired
+    "promote",  # the rollout finished: the candidate serves everywhere
+    "rollback",  # what the rollout promoted was put back
+    "notify",  # a notification hook was called (or failed)
+)
+
+
+@attrs.frozen(kw_only=True)
+class RolloutEvent:
+    """One step of a guarded rollout and its evidence (summaries, never raw scores).
+
+    Attributes:
+        id, time: the record's id and time.
+        run_id: the run.
+        stage: one of :data:`ROLLOUT_STAGES`.
+        verdict: ``passed``, ``failed``, ``fired``, ``started``, ``done`` or ``skipped``.
+        target: the target key it concerns (None: the whole rollout).
+        model: the candidate model (no SAS).
+        message: a line for people (redacted).
+        evidence: JSON-ready figures (redacted), by stage: ``gate``: ``metric``, ``n``,
+            ``champion``, ``challenger``, ``difference``, ``lower``, ``confidence``,
+            ``resamples``, ``seed``, ``min_change``; ``shadow`` and ``bake``: ``rows``,
+            ``incumbent`` and ``candidate`` (each a score summary: ``n``, ``mean``,
+            ``quantiles``, and ``histogram``: ``edges``, ``counts``), ``agreement``,
+            ``psi``, ``error_rate``, ``p95_ms``; ``alarm``: ``alarm``, ``value``,
+            ``threshold`` and the round's figures; ``wave``: ``wave``, ``targets``.
+    """
+
+    id: str
+    time: str
+    run_id: str | None
+    stage: str
+    verdict: str
+    target: str | None = None
+    model: str | None = None
+    message: str | None = None
+    evidence: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        run_id: str | None,
+        stage: str,
+        verdict: str,
+        target: str | None = None,
+        model: str | None = None,
+        message: str | None = None,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> RolloutEvent:
+        """A new record stamped now.
+
+        Raises:
+            ConfigurationError: an unknown stage.
+        """
+        if stage not in ROLLOUT_STAGES:
+            raise ConfigurationError(f"unknown rollout stage {stage!r}; one of {ROLLOUT_STAGES}")
+        return cls(
+            id=_new_id(),
+            time=_now(),
+            run_id=run_id,
+            stage=stage,
+            verdict=verdict,
+            target=target,
+            model=strip_sas(model),
+            message=redact(message) if message else None,
+            evidence=_clean_data(evidence or {}),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object written to the ledger."""
+        return _clean_data(
+            {
+                "kind": "rollout",
+                "schema": SCHEMA,
+                "id": self.id,
+                "time": self.time,
+                "runId": self.run_id,
+                "stage": self.stage,
+                "verdict": self.verdict,
+                "target": self.target,
+                "model": self.model,
+                "message": self.message,
+                "evidence": dict(self.evidence),
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RolloutEvent:
+        """Read a rollout line (see :meth:`LedgerEntry.from_dict`)."""
+        return cls(**_ROLLOUT_FIELDS.read(data, copy=False))
+
+
 #: Any record of the ledger (one line).
-Record = LedgerEntry | Intent | RunStart | JobRecord
+Record = LedgerEntry | Intent | RunStart | JobRecord | RolloutEvent
 
 
 # -- reading: each record's members through the one tolerant reader (amlretrain._wire) --
@@ -555,7 +658,20 @@ _JOB_FIELDS = Fields(
     data=("data", _AS_READ),
 )
 
+_ROLLOUT_FIELDS = Fields(
+    id=_COMMON["id"],
+    time=_COMMON["time"],
+    run_id=_COMMON["run_id"],
+    stage=("stage", _text(REQUIRED)),
+    verdict=("verdict", _text("")),
+    target=("target", _AS_READ),
+    model=("model", _AS_READ),
+    message=("message", _AS_READ),
+    evidence=("evidence", Lenient(lambda v: dict(v or {}))),
+)
+
 _READERS: dict[str, Any] = {
+    "rollout": RolloutEvent.from_dict,
     "outcome": LedgerEntry.from_dict,
     "intent": Intent.from_dict,
     "run-start": RunStart.from_dict,

@@ -80,3 +80,37 @@ def test_the_new_members_are_written_only_when_set(tmp_path: Path) -> None:
     assert '"fingerprint":"f1"' in first.replace(" ", "")
     assert text.count('"resumed"') == 1
     assert "SECRET" not in text
+
+
+def test_rollout_events_round_trip_without_secrets(tmp_path: Path) -> None:
+    from amlretrain.records import RolloutEvent
+
+    ledger = Ledger(tmp_path / "l.jsonl")
+    event = RolloutEvent.new(
+        run_id="run-1",
+        stage="shadow",
+        verdict="passed",
+        target="classic:ws/svc/ep",
+        model="https://a.blob.core.windows.net/m/x.ilearner?sv=1&sig=SECRET",
+        message="apiKey: 'SECRET3'",
+        evidence={"agreement": 0.98, "psi": 0.01, "authorization": "Bearer SECRET4"},
+    )
+    ledger.append(event)
+    ledger.append(RolloutEvent.new(run_id="run-2", stage="gate", verdict="failed"))
+    text = (tmp_path / "l.jsonl").read_text()
+    assert "SECRET" not in text
+    history = ledger.history()
+    (read,) = history.rollout_events("run-1")
+    assert read.stage == "shadow" and read.target == "classic:ws/svc/ep"
+    assert read.model == "https://a.blob.core.windows.net/m/x.ilearner"
+    assert read.evidence["agreement"] == 0.98
+    assert [e.run_id for e in history.rollout_events()] == ["run-1", "run-2"]
+    assert history.rollout_events(target="classic:ws/svc/ep") == [read]
+
+
+def test_rollout_event_refuses_an_unknown_stage() -> None:
+    from amlretrain.errors import ConfigurationError
+    from amlretrain.records import RolloutEvent
+
+    with pytest.raises(ConfigurationError, match="unknown rollout stage 'canery'"):
+        RolloutEvent.new(run_id="r", stage="canery", verdict="passed")
