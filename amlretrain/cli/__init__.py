@@ -36,6 +36,7 @@ _COMMAND_MODULES = (
     "amlretrain.cli.locks",
     "amlretrain.cli.prune",
     "amlretrain.cli.runs",
+    "amlretrain.cli.report",
     "amlretrain.cli.emulator",
     "amlretrain.cli.demo",
 )

@@ -34,7 +34,16 @@ PACKAGE = Path(amlretrain.__file__).parent
 LAYERS: tuple[frozenset[str], ...] = (
     # imports nothing of amlretrain
     frozenset(
-        {"_redact", "_version", "_progress", "_deprecated", "_enums", "polling", "studio.jobstatus"}
+        {
+            "_redact",
+            "_version",
+            "_progress",
+            "_deprecated",
+            "_enums",
+            "polling",
+            "studio.jobstatus",
+            "_charts",
+        }
     ),
     frozenset({"errors"}),
     # pure code (no network) and the HTTP plumbing the clients share
@@ -63,6 +72,8 @@ LAYERS: tuple[frozenset[str], ...] = (
             "history",
             "probe_stats",
             "bootstrap",
+            # reads a History (not a Ledger): result may draw it (RetrainResult.report)
+            "report",
         }
     ),
     # the service clients
