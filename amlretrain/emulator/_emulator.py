@@ -142,6 +142,12 @@ class Emulator:
         azurite: an already started Azurite to use (it is not stopped by :meth:`stop`);
             None starts one.
         page_size: items per page of the ARM list operations.
+        max_endpoints: endpoints a classic web service may hold, its default one
+            included; None = no limit (default 20, a GUESS; 3 is a free workspace's
+            documented limit). Also settable on a running emulator.
+        strict_arm_create: refuse an ARM PUT that creates a web service without the
+            storage account key and the commitment plan id, as a definition read by GET
+            lacks them (see :mod:`amlretrain.emulator.arm`). Also settable while running.
 
     Raises:
         ConfigurationError: ``host`` is not a loopback address.
@@ -162,6 +168,8 @@ class Emulator:
         job_duration: float = 0.5,
         azurite: Any | None = None,
         page_size: int = 10,
+        max_endpoints: int | None = 20,
+        strict_arm_create: bool = False,
     ) -> None:
         if not is_loopback_host(host):
             raise ConfigurationError(f"the emulator serves loopback only, not {host!r}")
@@ -172,6 +180,10 @@ class Emulator:
         self.lro_delay = lro_delay
         self.job_duration = job_duration
         self.page_size = page_size
+        self._max_endpoints = max_endpoints
+        self._strict_arm_create = strict_arm_create
+        self._arm: ArmApi | None = None
+        self._classic: ClassicApi | None = None
         self._azurite = azurite
         self._own_azurite = azurite is None
         self._server: Server | None = None
@@ -187,6 +199,30 @@ class Emulator:
         if self._info is None:
             raise RuntimeError("the emulator is not running")
         return self._info
+
+    @property
+    def max_endpoints(self) -> int | None:
+        """Endpoints a classic web service may hold (default one included); None = no limit."""
+        return self._max_endpoints
+
+    @max_endpoints.setter
+    def max_endpoints(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or value < 1):
+            raise ValueError(f"max_endpoints must be an int >= 1 or None, not {value!r}")
+        self._max_endpoints = value
+        if self._classic is not None:
+            self._classic.max_endpoints = value
+
+    @property
+    def strict_arm_create(self) -> bool:
+        """Whether an ARM create needs the storage key and the commitment plan id."""
+        return self._strict_arm_create
+
+    @strict_arm_create.setter
+    def strict_arm_create(self, value: bool) -> None:
+        self._strict_arm_create = bool(value)
+        if self._arm is not None:
+            self._arm.require_create_secrets = bool(value)
 
     @property
     def requests(self) -> list[LoggedRequest]:
@@ -227,9 +263,18 @@ class Emulator:
         workspace = Workspace(id=new_id(), token=new_key())
         state.workspaces[workspace.id] = workspace
         server = Server(host=self._host, port=self._port, faults=self.faults)
-        arm = ArmApi(state=state, faults=self.faults, arm_token=self._arm_token)
+        arm = ArmApi(
+            state=state,
+            faults=self.faults,
+            arm_token=self._arm_token,
+            require_create_secrets=self._strict_arm_create,
+        )
         arm.register(server.router)
-        ClassicApi(state=state, storage=storage, faults=self.faults).register(server.router)
+        self._arm = arm
+        self._classic = ClassicApi(
+            state=state, storage=storage, faults=self.faults, max_endpoints=self._max_endpoints
+        )
+        self._classic.register(server.router)
         self._batch = BatchApi(
             state=state, storage=storage, faults=self.faults, job_duration=self.job_duration
         )

@@ -11,6 +11,17 @@ and the swagger disagree: PUT and PATCH answer a small body (never the definitio
 ``WebServiceNotFound``, a DELETE of a service that does not exist is 204 without
 operation headers, a PATCH drops empty members, and a PUT whose graph is in a blob
 (``payloadsInBlobStorage`` + ``payloadsLocation``) has the blob read and the graph inline.
+
+With ``require_create_secrets`` (``Emulator(strict_arm_create=True)``), a PUT that
+*creates* a service must carry what a GET leaves out and the real service needs at
+creation: ``properties.storageAccount`` with its ``name`` and ``key``, and
+``properties.commitmentPlan.id`` (an ARM id of a ``commitmentPlans`` resource). API-NOTES
+4.1 says an exported (GET) definition must have both added back before it is created
+again; what the live service answers without them was not recorded, so the refusal (400
+``BadRequest`` with a ``MissingStorageAccountKey``, ``MissingCommitmentPlan`` or
+``InvalidCommitmentPlanId`` detail, in the ARM error shape of API-NOTES 1.1) is a GUESS.
+It is off by default: the emulator's users have created services from fetched definitions
+without them. A PUT that updates a service is not checked (the plan is immutable).
 """
 
 from __future__ import annotations
@@ -69,12 +80,17 @@ class ArmApi:
         state: the shared state.
         faults: the fault rules (``lro_fail``, ``lro_hang`` and ``stale`` are consumed here).
         arm_token: the only bearer token accepted.
+        require_create_secrets: refuse a PUT creating a service without the storage
+            account key and the commitment plan id (see the module docstring).
     """
 
-    def __init__(self, *, state: State, faults: Faults, arm_token: str) -> None:
+    def __init__(
+        self, *, state: State, faults: Faults, arm_token: str, require_create_secrets: bool = False
+    ) -> None:
         self.state = state
         self.faults = faults
         self._token = arm_token
+        self.require_create_secrets = require_create_secrets
 
     def register(self, router: Router) -> None:
         """Add the ARM routes (ARM paths are case-insensitive)."""
@@ -240,6 +256,51 @@ class ArmApi:
             )
         return body
 
+    @staticmethod
+    def _require_create_secrets(body: Mapping[str, Any]) -> None:
+        """Refuse a create without the storage key or the commitment plan (GUESS: codes)."""
+        props = ci_get(body, "properties")
+        props = props if isinstance(props, Mapping) else {}
+        storage = ci_get(props, "storageAccount")
+        storage = storage if isinstance(storage, Mapping) else {}
+        plan = ci_get(props, "commitmentPlan")
+        plan_id = ci_get(plan, "id") if isinstance(plan, Mapping) else None
+        problems: list[dict[str, str]] = []
+        if not ci_get(storage, "name") or not ci_get(storage, "key"):
+            problems.append(
+                {
+                    "code": "MissingStorageAccountKey",
+                    "message": "properties.storageAccount needs its name and key to create a "
+                    "web service (a GET does not return the key: add it back).",
+                }
+            )
+        if not plan_id:
+            problems.append(
+                {
+                    "code": "MissingCommitmentPlan",
+                    "message": "properties.commitmentPlan.id is required to create a web "
+                    "service (a GET does not return it: add it back).",
+                }
+            )
+        elif "/providers/microsoft.machinelearning/commitmentplans/" not in str(plan_id).lower():
+            problems.append(
+                {
+                    "code": "InvalidCommitmentPlanId",
+                    "message": f"properties.commitmentPlan.id {str(plan_id)!r:.200} is not the "
+                    "ARM id of a Microsoft.MachineLearning/commitmentPlans resource.",
+                }
+            )
+        if problems:
+            raise Reply(
+                arm_error(
+                    400,
+                    "BadRequest",
+                    "The web service cannot be created: "
+                    + " ".join(p["message"] for p in problems),
+                    details=problems,
+                )
+            )
+
     def _inline_payloads(self, body: dict[str, Any]) -> dict[str, Any]:
         """``body`` with a ``payloadsInBlobStorage`` graph read from its blob and made inline.
 
@@ -323,6 +384,8 @@ class ArmApi:
             existing = self._find(req)
             if existing is not None:
                 self._refuse_read_only(existing)
+            elif self.require_create_secrets:
+                self._require_create_secrets(body)
             location = ci_get(body, "location") or (existing and existing.resource.get("location"))
             if not location:
                 return arm_error(

@@ -6,6 +6,11 @@
 Jobs run on background threads: a training service reads its input CSV from Azurite,
 trains with :mod:`amlretrain.emulator.learner` and writes the ``.ilearner`` (``output1``)
 and the evaluation CSV (``output2``); a predictive service scores the CSV.
+
+A ``train_shuffled`` fault taken at the start of a training job makes it train on its
+data with the label shuffled (the holdout stays untouched, so the evaluation output shows
+the bad model); a ``train_behaviour`` fault gives the model it writes the ``"emulator"``
+behaviour member (see :mod:`amlretrain.emulator.faults`).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from amlretrain.emulator._server import (
     runtime_error,
 )
 from amlretrain.emulator._storage import BlobAccessError, Storage
-from amlretrain.emulator.faults import Faults
+from amlretrain.emulator.faults import Fault, Faults
 from amlretrain.emulator.state import Job, Runtime, State, ci_get, new_id
 
 __all__ = ["DATASET_EXTENSIONS", "MODEL_EXTENSIONS", "BatchApi"]
@@ -57,7 +62,8 @@ class BatchApi:
     Args:
         state: the shared state.
         storage: the Azurite account.
-        faults: fault rules (``job_fail``/``job_slow`` are consumed at start).
+        faults: fault rules (``job_fail``, ``job_slow`` and, for training jobs,
+            ``train_shuffled``/``train_behaviour`` are consumed at start).
         job_duration: seconds a job takes before it finishes (at least).
     """
 
@@ -231,10 +237,16 @@ class BatchApi:
             failure = None
             if fail is not None:
                 failure = fail.message or "Module execution encountered an internal error."
+            bad: tuple[Fault | None, Fault | None] = (None, None)
+            if runtime.kind == "training":
+                bad = (
+                    self.faults.take_one(routes, "train_shuffled"),
+                    self.faults.take_one(routes, "train_behaviour"),
+                )
             job.status = "Running"
             thread = threading.Thread(
                 target=self._run,
-                args=(job, runtime, duration, failure),
+                args=(job, runtime, duration, failure, bad),
                 name=f"amlretrain-emulator-job-{job.id[:8]}",
             )
             job.thread = thread
@@ -276,14 +288,21 @@ class BatchApi:
 
     # -- the job itself ----------------------------------------------------------------
 
-    def _run(self, job: Job, runtime: Runtime, duration: float, failure: str | None) -> None:
+    def _run(
+        self,
+        job: Job,
+        runtime: Runtime,
+        duration: float,
+        failure: str | None,
+        bad: tuple[Fault | None, Fault | None] = (None, None),
+    ) -> None:
         if job.cancel.wait(duration):
             return
         try:
             if failure is not None:
                 raise _JobError(failure)
             if runtime.kind == "training":
-                results = self._train(job, runtime)
+                results = self._train(job, runtime, *bad)
             else:
                 results = self._score(job, runtime)
         except _JobError as err:
@@ -327,16 +346,31 @@ class BatchApi:
         except (BlobAccessError, ValueError) as err:
             raise _JobError(f"Error 0030: cannot write output '{name}': {err}") from err
 
-    def _train(self, job: Job, runtime: Runtime) -> dict[str, tuple[str, str]]:
+    def _train(
+        self,
+        job: Job,
+        runtime: Runtime,
+        shuffled: Fault | None = None,
+        behaviour: Fault | None = None,
+    ) -> dict[str, tuple[str, str]]:
+        import attrs
+
         from amlretrain.emulator import learner
 
         data = self._read_input(job)
         try:
             part, holdout = learner.split_holdout(data)
+            if shuffled is not None:
+                seed = 1 if shuffled.seed is None else shuffled.seed
+                part = learner.shuffled_labels(part, runtime.label, seed=seed)
+                log.info("BES job %s trains on shuffled labels (seed %d)", job.id, seed)
             model = learner.train(part, label=runtime.label)
             metrics = learner.evaluate(model, holdout)
         except learner.LearnerError as err:
             raise _JobError(f"Error 0000: Train Model: {err}") from err
+        if behaviour is not None:
+            model = attrs.evolve(model, behaviour=behaviour.behaviour())
+            log.info("BES job %s writes a model with behaviour %s", job.id, model.behaviour)
         results: dict[str, tuple[str, str]] = {}
         for name, kind in runtime.outputs.items():
             if kind == "model":

@@ -9,7 +9,11 @@ endpoint updates its settings (GUESS: documented only for adding one);
 the default endpoint cannot be patched; an endpoint of a training service has no
 updatable resources; a patched resource must be one the endpoint lists and its blob must
 exist and be readable with the given SAS; endpoint names are at most 24 lowercase letters
-or digits; refresh answers 304 when nothing changed. Auth is the workspace token, or the
+or digits (API-NOTES 3.2, create-endpoint.md); a web service holds at most
+``max_endpoints`` endpoints, the default one included (API-NOTES 3.2 documents 3 for a
+free workspace and no limit for a standard one: the emulator's default of 20 is a GUESS;
+the refusal's status and codes, 409 ``Conflict`` / ``EndpointLimitReached``, are GUESSes
+too); refresh answers 304 when nothing changed. Auth is the workspace token, or the
 endpoint's own key for endpoint-level calls. A ``stale`` fault on ``classic.patch_endpoint``
 makes GET (and list) answer the endpoint as it was before the PATCH for a while, as the
 real service takes some time to serve a patched model (API-NOTES 3.2).
@@ -53,6 +57,9 @@ NO_UPDATABLE_RESOURCES = (
     "This Web Service has no updatable resources."
 )
 _NAME = re.compile(r"^[a-z0-9]{1,24}$")
+#: Endpoints a web service may hold, its default one included. GUESS: API-NOTES 3.2 gives
+#: 3 for a free workspace (``ClassicApi(max_endpoints=3)``) and nothing for a standard one.
+DEFAULT_MAX_ENDPOINTS = 20
 _SVC = "/workspaces/{ws}/webservices/{svc}"
 _EP = _SVC + "/endpoints/{ep}"
 
@@ -122,12 +129,26 @@ class ClassicApi:
         state: the shared state.
         storage: the emulator's blob storage (patched models are checked there).
         faults: the fault rules (``stale`` is consumed by PATCH); None = no faults.
+        max_endpoints: endpoints a web service may hold, its default one included (a
+            PUT adding one more is refused with 409); None = no limit. GUESS: 3 is the
+            documented limit of a free workspace; the default 20 stands for a standard
+            one, whose limit is not documented.
     """
 
-    def __init__(self, *, state: State, storage: Storage, faults: Faults | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        state: State,
+        storage: Storage,
+        faults: Faults | None = None,
+        max_endpoints: int | None = DEFAULT_MAX_ENDPOINTS,
+    ) -> None:
+        if max_endpoints is not None and (isinstance(max_endpoints, bool) or max_endpoints < 1):
+            raise ValueError(f"max_endpoints must be an int >= 1 or None, not {max_endpoints!r}")
         self.state = state
         self.storage = storage
         self.faults = faults if faults is not None else Faults()
+        self.max_endpoints = max_endpoints
 
     def register(self, router: Router) -> None:
         """Add the management routes."""
@@ -283,6 +304,15 @@ class ClassicApi:
             svc = self._service(req, ws)
             ep = svc.endpoints.get(name)
             created = ep is None
+            limit = self.max_endpoints
+            if ep is None and limit is not None and len(svc.endpoints) >= limit:
+                # GUESS: status and codes (API-NOTES 3.2 names the limit, not its error).
+                message = (
+                    f"Web service {svc.id} already has {len(svc.endpoints)} endpoints, the "
+                    f"most it may hold ({limit}, the default one included): "
+                    "delete one before adding another."
+                )
+                raise Reply(runtime_error(409, "Conflict", message, "EndpointLimitReached"))
             if ep is None:
                 ep = ClassicEndpoint(
                     name=name,

@@ -51,13 +51,29 @@ Kinds consumed by a handler when it starts a change:
   writes it applies to; a later write does not end a window already open;
 * ``job_fail``: the next batch job started on a matching route ends ``Failed`` with
   ``Details``;
-* ``job_slow``: the next batch job takes ``seconds`` to run.
+* ``job_slow``: the next batch job takes ``seconds`` to run;
+* ``train_shuffled``: the next training job started on a matching route (``bes.submit``,
+  ``bes.start``) trains on its data with the label column shuffled (``seed``, default 1)
+  and evaluates on the untouched holdout: it finishes normally, with a model that learnt
+  noise (on the bundled census data, a holdout AUC of about 0.4 against 0.9; how bad a
+  given seed is depends on the data, see
+  :func:`~amlretrain.emulator.learner.shuffled_labels`);
+* ``train_behaviour``: the next training job started on a matching route writes a model
+  that misbehaves when it serves (its ``.ilearner`` carries the ``"emulator"`` member,
+  :class:`~amlretrain.emulator.learner.Behaviour`): ``error_rate`` (0 to 1) of the
+  scoring requests answered ``status`` (500, the default, or 503), ``score_shift``
+  (-1 to 1) added to every Scored Probability, ``seconds`` (at most 300) added to every
+  request-response scoring, ``seed`` picking which requests fail. At least one of
+  ``error_rate``, ``score_shift`` and ``seconds`` must be non-zero. Both kinds may meet
+  the same job (a shuffled, misbehaving model). A scoring job with them is unaffected.
 
 Example::
 
     emu.faults.add(route="arm.patch", kind="status", status=429, retry_after=1, count=1)
     emu.faults.add(route="bes.*", kind="job_fail", message="Out of memory")
     emu.faults.add(route="classic.patch_endpoint", kind="stale", seconds=30)
+    emu.faults.add(route="bes.*", kind="train_shuffled", seed=1)
+    emu.faults.add(route="bes.*", kind="train_behaviour", error_rate=0.3, score_shift=0.2)
     emu.faults.add(route="arm.patch", kind="kill", pid=client.pid, when="after")
     emu.faults.add(route="arm.get", kind="drop", skip=3)   # the 4th GET of the web service
 
@@ -82,9 +98,12 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from amlretrain.emulator.learner import Behaviour
 
 __all__ = ["KINDS", "Fault", "Faults", "kill_client"]
 
@@ -103,6 +122,8 @@ KINDS = (
     "stale",
     "job_fail",
     "job_slow",
+    "train_shuffled",
+    "train_behaviour",
 )
 
 #: Kinds that act on the HTTP exchange itself (taken by the server on every request).
@@ -111,6 +132,10 @@ REQUEST_KINDS = ("latency", "status", "drop", "apply_drop", "apply_status", "kil
 #: The write routes a ``stale`` rule can name, and the routes that start an ARM operation.
 STALE_ROUTES = ("arm.put", "arm.patch", "classic.patch_endpoint")
 LRO_ROUTES = ("arm.put", "arm.patch", "arm.delete", "arm.regional")
+#: The routes on which a batch job starts (where ``train_*`` rules are consumed).
+JOB_ROUTES = ("bes.submit", "bes.start")
+#: The members only ``train_behaviour`` (and, for ``seed``, ``train_shuffled``) take.
+_TRAIN_FIELDS = ("error_rate", "score_shift", "seed")
 
 _STATUS_KINDS = ("status", "apply_status")
 _KILL_WAIT = 5.0
@@ -158,6 +183,10 @@ class Fault:
         signal: the signal of a ``kill`` fault, a number or a name (default ``SIGKILL``);
             stored as a :class:`signal.Signals`.
         when: ``"before"`` (default) or ``"after"`` the handler, for ``kill`` faults.
+        error_rate: ``train_behaviour``: share of scoring requests the model fails (0-1).
+        score_shift: ``train_behaviour``: added to every scored probability (-1 to 1).
+        seed: ``train_shuffled``: the shuffle's seed (default 1); ``train_behaviour``:
+            which requests fail (default 0). An int.
         count: how many more times the rule fires; ``None`` = forever.
         skip: how many more matching requests (or, for the kinds a handler consumes,
             matching writes or job starts) pass before the rule fires for the first time.
@@ -173,6 +202,9 @@ class Fault:
     pid: int | None = None
     signal: int | str | None = None
     when: str | None = None
+    error_rate: float | None = None
+    score_shift: float | None = None
+    seed: int | None = None
     count: int | None = 1
     skip: int = 0
     fired: int = 0
@@ -205,6 +237,55 @@ class Fault:
             self._check_route(STALE_ROUTES)
         if self.kind == "lro_hang":
             self._check_route(LRO_ROUTES)
+        self._check_train()
+
+    def _check_train(self) -> None:
+        allowed = {"train_behaviour": _TRAIN_FIELDS, "train_shuffled": ("seed",)}
+        given = [n for n in _TRAIN_FIELDS if getattr(self, n) is not None]
+        refused = [n for n in given if n not in allowed.get(self.kind, ())]
+        if refused:
+            where = (
+                "train_shuffled and train_behaviour" if refused == ["seed"] else "train_behaviour"
+            )
+            raise ValueError(f"{', '.join(refused)}: only for {where} faults, not {self.kind}")
+        if self.kind not in allowed:
+            return
+        self._check_route(JOB_ROUTES)
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+        ):
+            raise ValueError(f"seed must be an int, not {self.seed!r}")
+        if self.kind == "train_behaviour":
+            if self.status is not None and self.status not in (500, 503):
+                raise ValueError(
+                    f"a train_behaviour fault's status is 500 or 503, not {self.status}"
+                )
+            try:
+                behaviour = self.behaviour()
+            except ValueError as err:  # LearnerError: the model's own check, reworded
+                text = str(err).replace("'latency'", "'seconds' (the latency)")
+                raise ValueError(text.replace("behaviour ", "train_behaviour ", 1)) from None
+            if behaviour.inert:
+                raise ValueError(
+                    "a train_behaviour fault needs error_rate, score_shift or seconds "
+                    "(the latency) other than 0"
+                )
+
+    def behaviour(self) -> Behaviour:
+        """The model behaviour a ``train_behaviour`` fault gives the model it trains.
+
+        Raises:
+            LearnerError: a value out of range (as the ``.ilearner`` member would be).
+        """
+        from amlretrain.emulator.learner import Behaviour
+
+        return Behaviour(
+            error_rate=0.0 if self.error_rate is None else self.error_rate,
+            score_shift=0.0 if self.score_shift is None else self.score_shift,
+            latency=self.seconds,
+            seed=0 if self.seed is None else self.seed,
+            error_status=500 if self.status is None else self.status,
+        )
 
     def _check_kill(self) -> None:
         if self.pid is None:
@@ -317,6 +398,9 @@ class Faults:
         pid: int | None = None,
         signal: int | str | None = None,
         when: str | None = None,
+        error_rate: float | None = None,
+        score_shift: float | None = None,
+        seed: int | None = None,
         count: int | None = 1,
         skip: int = 0,
     ) -> Fault:
@@ -334,6 +418,10 @@ class Faults:
             pid: the client process a ``kill`` fault signals (required there).
             signal: the signal of a ``kill`` fault: a number or a name (default SIGKILL).
             when: ``"before"`` (default) or ``"after"`` the handler, for ``kill`` faults.
+            error_rate: ``train_behaviour``: share of scoring requests that fail (0-1).
+            score_shift: ``train_behaviour``: added to every scored probability.
+            seed: ``train_shuffled``/``train_behaviour``: the shuffle's seed or which
+                requests fail.
             count: how many times it fires; ``None`` = forever.
             skip: how many matching requests pass untouched before it first fires.
 
@@ -350,6 +438,9 @@ class Faults:
             pid=pid,
             signal=signal,
             when=when,
+            error_rate=error_rate,
+            score_shift=score_shift,
+            seed=seed,
             count=count,
             skip=skip,
         )
@@ -385,7 +476,7 @@ class Faults:
             raise ValueError("'faults' must be a list of rules")
         faults = cls()
         allowed = {"route", "kind", "status", "retry_after", "seconds", "message", "count"}
-        allowed |= {"pid", "signal", "when", "skip"}
+        allowed |= {"pid", "signal", "when", "skip", *_TRAIN_FIELDS}
         for i, item in enumerate(items):
             if not isinstance(item, Mapping):
                 raise ValueError(f"fault #{i} is not a table/object")

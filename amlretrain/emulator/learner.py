@@ -10,11 +10,21 @@ JSON with sorted keys, ``{"format": "amlretrain-ilearner/1", "features": [...],
 "label": ..., "classes": [negative, positive], "weights": [...], "bias": ...,
 "means": [...], "scales": [...], "trained_rows": ...}``. A row is scored as
 ``sigmoid(bias + sum(weights * (x - means) / scales))``.
+
+An optional member ``"emulator"`` carries *model-borne behaviour* (:class:`Behaviour`),
+what a deliberately bad model does when it serves: ``{"error_rate": 0.3, "score_shift":
+0.2, "latency": 0.05, "seed": 1, "error_status": 500}`` (every key optional). The
+emulated request-response service honours it (errors, added latency); every scoring
+with the model (request-response and batch) applies the score shift; :func:`evaluate`
+measures the trained weights alone. A file without the member is scored as before, and
+:meth:`Model.to_bytes` of a model without behaviour writes no member. Make one with
+:func:`with_behaviour`; train on :func:`shuffled_labels` for a model that is simply worse.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -25,8 +35,9 @@ from typing import Any
 import attrs
 import numpy as np
 
-__all__ = ["LEARNER_FORMAT", "METRIC_COLUMNS", "LearnerError", "Model", "evaluate"]
+__all__ = ["LEARNER_FORMAT", "METRIC_COLUMNS", "Behaviour", "LearnerError", "Model", "evaluate"]
 __all__ += ["evaluation_csv", "parse_evaluation_csv", "split_holdout", "train"]
+__all__ += ["shuffled_labels", "with_behaviour"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +58,104 @@ class LearnerError(ValueError):
     """Bad training/scoring CSV or bad model bytes; the message says what and where."""
 
 
+#: The keys of the ``"emulator"`` member and the HTTP statuses a failing model answers.
+BEHAVIOUR_KEYS = ("error_rate", "score_shift", "latency", "seed", "error_status")
+ERROR_STATUSES = (500, 503)
+MAX_LATENCY = 300.0
+
+
+def _check_number(name: str, value: object, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise LearnerError(f"behaviour {name!r}: expected a number, got {value!r:.60}")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise LearnerError(f"behaviour {name!r}: {value!r} is not between {low:g} and {high:g}")
+    return float(value)
+
+
+@attrs.frozen(kw_only=True)
+class Behaviour:
+    """What a model does when it serves, besides scoring (the ``"emulator"`` member).
+
+    Attributes:
+        error_rate: share of scoring requests answered with an error (0 to 1). Which ones
+            is decided by the request's feature values and ``seed`` (a hash), not by
+            chance or order: the same rows fail on every call, through any endpoint that
+            serves this model (so shadow and live scoring of the same request agree),
+            and about ``error_rate`` of distinct requests fail.
+        score_shift: added to every scored probability (-1 to 1), clipped to [0, 1];
+            the scored label is recomputed from the 0.5 threshold.
+        latency: seconds added to every request-response scoring (0 to 300).
+        seed: picks which requests fail (any int).
+        error_status: the failing requests' HTTP status: 500 (``InternalError``, a
+            crashing model) or 503 (``ServiceUnavailable``).
+
+    Raises:
+        LearnerError: a value out of range or of the wrong type (named).
+    """
+
+    error_rate: float = 0.0
+    score_shift: float = 0.0
+    latency: float = 0.0
+    seed: int = 0
+    error_status: int = 500
+
+    def __attrs_post_init__(self) -> None:
+        _check_number("error_rate", self.error_rate, 0.0, 1.0)
+        _check_number("score_shift", self.score_shift, -1.0, 1.0)
+        _check_number("latency", self.latency, 0.0, MAX_LATENCY)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise LearnerError(f"behaviour 'seed': expected an int, got {self.seed!r:.60}")
+        if self.error_status not in ERROR_STATUSES or isinstance(self.error_status, bool):
+            raise LearnerError(
+                f"behaviour 'error_status': expected one of {ERROR_STATUSES}, "
+                f"got {self.error_status!r:.60}"
+            )
+
+    @property
+    def inert(self) -> bool:
+        """True when it changes nothing (no errors, no shift, no latency)."""
+        return self.error_rate == 0 and self.score_shift == 0 and self.latency == 0
+
+    @classmethod
+    def from_json(cls, doc: object) -> Behaviour:
+        """Read the ``"emulator"`` member (an object of :data:`BEHAVIOUR_KEYS`).
+
+        Raises:
+            LearnerError: not an object, an unknown key, or a bad value (named).
+        """
+        if not isinstance(doc, dict):
+            raise LearnerError(f"model field 'emulator': expected an object, got {doc!r:.60}")
+        unknown = sorted(str(k) for k in doc if k not in BEHAVIOUR_KEYS)
+        if unknown:
+            raise LearnerError(
+                f"model field 'emulator': unknown key(s) {', '.join(unknown)}; "
+                f"expected {', '.join(BEHAVIOUR_KEYS)}"
+            )
+        return cls(**doc)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``"emulator"`` member."""
+        return attrs.asdict(self)
+
+    def fails(self, model: Model, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> bool:
+        """True when this request is one of the ``error_rate`` share that fails.
+
+        Decided by a hash of ``seed`` and the request's feature values (in the model's
+        feature order, as numbers: column order, extra columns and the string-or-number
+        form do not matter).
+
+        Raises:
+            LearnerError: the rows cannot be scored by ``model`` (as :meth:`Model.predict`).
+        """
+        if self.error_rate <= 0:
+            return False
+        if self.error_rate >= 1:
+            return True
+        x = _features(columns, rows, model.features)
+        digest = hashlib.sha256(f"{self.seed}:{x.shape}:".encode() + x.tobytes()).digest()
+        return int.from_bytes(digest[:8], "big") / 2.0**64 < self.error_rate
+
+
 @attrs.frozen(kw_only=True)
 class Model:
     """A trained two-class logistic regression over standardised numeric features."""
@@ -59,6 +168,7 @@ class Model:
     means: tuple[float, ...]
     scales: tuple[float, ...]
     trained_rows: int
+    behaviour: Behaviour | None = None
 
     def __attrs_post_init__(self) -> None:
         n = len(self.features)
@@ -71,6 +181,9 @@ class Model:
     def to_bytes(self) -> bytes:
         """The ``.ilearner`` file: UTF-8 JSON with sorted keys (see the module docstring)."""
         doc: dict[str, Any] = {"format": LEARNER_FORMAT, **attrs.asdict(self)}
+        del doc["behaviour"]
+        if self.behaviour is not None:
+            doc["emulator"] = self.behaviour.to_json()
         return json.dumps(doc, sort_keys=True).encode("utf-8")
 
     @classmethod
@@ -78,7 +191,8 @@ class Model:
         """Load an ``.ilearner`` written by :meth:`to_bytes`.
 
         Raises:
-            LearnerError: not JSON of our format, or a field missing or mistyped (named).
+            LearnerError: not JSON of our format, a field missing or mistyped, or a bad
+                ``"emulator"`` member (named).
         """
         try:
             doc: Any = json.loads(data.decode("utf-8"))
@@ -99,6 +213,8 @@ class Model:
                 raise LearnerError(f"model field {name!r}: expected {what}, got {value!r:.60}")
         if len(args["classes"]) != 2:
             raise LearnerError(f"model field 'classes': expected 2 values: {args['classes']}")
+        if "emulator" in doc:
+            args["behaviour"] = Behaviour.from_json(doc["emulator"])
         return cls(**args)
 
     def predict(
@@ -107,16 +223,20 @@ class Model:
         """Score rows: ``(scored label, probability of the positive class)`` per row.
 
         ``columns`` may come in any order; extra columns (the label too) are ignored.
-        Values may be strings (as request-response sends them) or numbers.
+        Values may be strings (as request-response sends them) or numbers. A model with
+        a :class:`Behaviour` has its ``score_shift`` added (clipped to [0, 1]).
 
         Raises:
             LearnerError: a feature column is missing, a row has the wrong length, or a
                 value is not a finite number (names the row and column).
         """
         x = _features(columns, rows, self.features)
+        probabilities = self._probabilities(x)
+        if self.behaviour is not None and self.behaviour.score_shift:
+            probabilities = np.clip(probabilities + self.behaviour.score_shift, 0.0, 1.0)
         return [
             (self.classes[1] if p >= THRESHOLD else self.classes[0], float(p))
-            for p in self._probabilities(x)
+            for p in probabilities
         ]
 
     def _probabilities(self, x: np.ndarray) -> np.ndarray:
@@ -166,15 +286,77 @@ def train(
         w -= 0.5 * (z.T @ error / len(y) + l2 * w)
         b -= 0.5 * float(error.mean())
     log.debug("trained on %d rows, %d features", len(y), len(features))
-    arrays = {"weights": w, "means": means, "scales": scales}
     return Model(
         features=tuple(features),
         label=label,
         classes=(classes[0], classes[1]),
         bias=float(b),
         trained_rows=len(y),
-        **{name: tuple(a.tolist()) for name, a in arrays.items()},
+        weights=tuple(w.tolist()),
+        means=tuple(means.tolist()),
+        scales=tuple(scales.tolist()),
     )
+
+
+def with_behaviour(
+    model_bytes: bytes,
+    *,
+    error_rate: float = 0.0,
+    score_shift: float = 0.0,
+    latency: float = 0.0,
+    seed: int = 0,
+    error_status: int = 500,
+) -> bytes:
+    """An ``.ilearner`` file like ``model_bytes`` that misbehaves when it serves.
+
+    The weights are kept; the ``"emulator"`` member is set to the given
+    :class:`Behaviour` (replacing any), or removed when it changes nothing (all zero).
+
+    Raises:
+        LearnerError: ``model_bytes`` is not a model, or a value is out of range.
+
+    Example: ``Path("bad.ilearner").write_bytes(with_behaviour(good, error_rate=0.3))``
+    """
+    model = Model.from_bytes(model_bytes)
+    behaviour = Behaviour(
+        error_rate=error_rate,
+        score_shift=score_shift,
+        latency=latency,
+        seed=seed,
+        error_status=error_status,
+    )
+    return attrs.evolve(model, behaviour=None if behaviour.inert else behaviour).to_bytes()
+
+
+def shuffled_labels(csv_bytes: bytes, label: str | None = None, seed: int = 1) -> bytes:
+    """The CSV with its label column shuffled (seeded): a model trained on it learns noise.
+
+    Features and the label's values (so the class balance) are kept; only which row has
+    which label changes. ``label`` defaults to the last column, as in :func:`train`.
+
+    A model trained on noise scores along a random direction of the features, so how bad
+    it is on held-out rows depends on the seed and the data: with few, individually
+    predictive features (the bundled census data) some seeds land near the real model.
+    With the default seed 1 the bundled census files give a holdout AUC of about 0.4
+    (against about 0.9 trained on the real labels); with other data, check the AUC of
+    the evaluation output, and pick another seed if it is not bad enough.
+
+    Raises:
+        LearnerError: a bad CSV or an unknown label column.
+
+    Example: ``bad = train(shuffled_labels(data, "income", seed=1), label="income")``
+    """
+    header, rows = _read_csv(csv_bytes)
+    label = header[-1] if label is None else label
+    if label not in header:
+        raise LearnerError(f"label column {label!r} not in the header {header}")
+    column = header.index(label)
+    order = np.random.default_rng(seed).permutation(len(rows))
+    values = [rows[int(i)][column] for i in order]
+    shuffled = [
+        [*row[:column], value, *row[column + 1 :]] for row, value in zip(rows, values, strict=True)
+    ]
+    return _write_csv([header, *shuffled])
 
 
 def evaluate(model: Model, csv_bytes: bytes) -> dict[str, float]:

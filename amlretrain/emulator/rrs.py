@@ -6,6 +6,16 @@ the SAS in that reference. A reference that cannot be fetched (missing blob, exp
 bad SAS) fails like the real service: 500 ``InternalError`` with ``ResourceDownload``;
 bytes that are not a model fail with ``ResourceLoadFailed``.
 
+A model that carries behaviour (the ``.ilearner``'s ``"emulator"`` member, see
+:class:`~amlretrain.emulator.learner.Behaviour`) is honoured: ``latency`` seconds are
+added to every scoring with it, ``score_shift`` to every Scored Probability, and the
+``error_rate`` share of requests (picked by their feature values and the seed, so the
+same request fails through every endpoint serving that model) is answered 500
+``InternalError`` / ``ModelExecutionFailed`` (or, with ``error_status`` 503,
+``ServiceUnavailable`` / ``ModelUnavailable``; both detail codes are GUESSes, API-NOTES
+2.6 lists the classes only). Because the behaviour is in the model file, swapping an
+endpoint to such a model changes what it serves and swapping back removes it.
+
 Both shapes are served: ``{"Inputs": {"input1": {"ColumnNames", "Values"}}}`` answered
 with a ``table`` of strings, and, with ``format=swagger``, ``{"Inputs": {"input1":
 [{column: value}]}}`` answered with a list of row objects.
@@ -14,6 +24,7 @@ with a ``table`` of strings, and, with ``format=swagger``, ``{"Inputs": {"input1
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +123,25 @@ def _table(value: Any, *, swagger: bool) -> tuple[list[str], list[list[Any]]]:
     raise ValueError("an input must be {ColumnNames, Values} or a list of row objects")
 
 
+def _model_failure(status: int) -> Response:
+    """The answer of a request a misbehaving model fails (GUESS: detail codes)."""
+    if status == 503:
+        return runtime_error(
+            503,
+            "ServiceUnavailable",
+            "Service is temporarily unavailable.",
+            "ModelUnavailable",
+            "The model failed to serve this request (emulated model behaviour).",
+        )
+    return runtime_error(
+        500,
+        "InternalError",
+        "Execution encountered an internal error.",
+        "ModelExecutionFailed",
+        "The model failed while scoring this request (emulated model behaviour).",
+    )
+
+
 class RrsApi:
     """The request-response routes for classic endpoints and New web services."""
 
@@ -189,7 +219,15 @@ class RrsApi:
                     err.message,
                 )
             ) from err
-        return json_response(200, self._answer(model, columns, rows, runtime, swagger, details))
+        answer = self._answer(model, columns, rows, runtime, swagger, details)
+        behaviour = model.behaviour
+        if behaviour is not None:
+            if behaviour.latency > 0:
+                time.sleep(behaviour.latency)
+            if behaviour.fails(model, columns, rows):
+                log.info("scoring on %s: the model's behaviour fails this request", runtime.key)
+                raise Reply(_model_failure(behaviour.error_status))
+        return json_response(200, answer)
 
     @staticmethod
     def _answer(
