@@ -296,7 +296,8 @@ class ArmApi:
                     400,
                     "BadRequest",
                     "The web service cannot be created: "
-                    + " ".join(p["message"] for p in problems),
+                    + ", ".join(p["code"] for p in problems)
+                    + " (see the details).",
                     details=problems,
                 )
             )
