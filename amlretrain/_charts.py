@@ -40,6 +40,8 @@ _INSTALL = "pip install 'amlretrain[report]'"
 _PROLOGUE = re.compile(r"\A.*?(?=<svg\b)", re.S)
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
 _NAMESPACES = re.compile(r'\s+xmlns(?::\w+)?="[^"]*"')
+_ID = re.compile(r'\b(id)="([^"]+)"')
+_REFERENCE = re.compile(r'(url\(|href=")#([^")]+)')
 
 
 def require_matplotlib() -> Any:
@@ -83,7 +85,10 @@ def _svg(figure: Any, salt: str) -> str:
         )
     text = _PROLOGUE.sub("", out.getvalue(), count=1)
     text = _METADATA.sub("", text)
-    return _NAMESPACES.sub("", text).strip()
+    text = _NAMESPACES.sub("", text).strip()
+    # ids unique in the page: matplotlib numbers each figure's groups from 1
+    text = _ID.sub(lambda m: f'{m.group(1)}="{salt}-{m.group(2)}"', text)
+    return _REFERENCE.sub(lambda m: f"{m.group(1)}#{salt}-{m.group(2)}", text)
 
 
 def _style(ax: Any) -> None:
