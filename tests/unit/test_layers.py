@@ -72,6 +72,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "history",
             "probe_stats",
             "bootstrap",
+            "champion",
             # reads a History (not a Ledger): result may draw it (RetrainResult.report)
             "report",
         }
