@@ -8,7 +8,7 @@ AZURITE_VERSION := 3.37.0
 # A stamp per version, so a change of AZURITE_VERSION reinstalls it.
 AZURITE := .tools/.azurite-$(AZURITE_VERSION)
 
-.PHONY: demo test lint typecheck unit bench docs clean reliability
+.PHONY: demo test lint typecheck unit bench docs clean reliability browser
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,18 @@ $(AZURITE):
 	.tools/node_modules/.bin/azurite-blob --version
 	touch $(AZURITE)
 
+# Headless Chromium and its driver, for the evidence report's browser test (tests/browser/):
+# Debian's packages, installed only when missing (with sudo when not root). Without apt-get
+# the test skips, except under CI=true, where it fails (and so does this target).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	elif [ "$$CI" = true ]; then echo "no chromium and no apt-get to install it" >&2; exit 1; \
+	else echo "warning: no chromium and no apt-get: the browser test will skip" >&2; fi
+
 demo: $(STAMP) $(AZURITE)
 	$(BIN)/amlretrain demo
 
@@ -32,7 +44,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict amlretrain
 
-test: $(STAMP) $(AZURITE) lint typecheck
+test: $(STAMP) $(AZURITE) browser lint typecheck
 	$(BIN)/pytest --record-mode=none
 
 unit: $(STAMP)
