@@ -330,3 +330,22 @@ def test_the_command_exits_2_for_bad_usage(capsys: pytest.CaptureFixture[str]) -
 
 def ledger_path(ledger: Ledger) -> str:
     return str(ledger.backend.path)  # type: ignore[attr-defined]
+
+
+def test_the_guide_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import REPO
+
+    text = (REPO / "docs" / "report.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+    assert len(blocks) == 2, "docs/report.md has two python examples"
+    monkeypatch.chdir(tmp_path)
+    ledger = write_sample_ledger(tmp_path / ".amlretrain" / "ledger.jsonl")
+    namespace: dict[str, object] = {}
+    for index, block in enumerate(blocks):
+        exec(compile(block, f"docs/report.md[{index}]", "exec"), namespace)
+    assert (tmp_path / "report.html").read_text(encoding="utf-8") == namespace["page"]
+    assert f"Run {PLAIN_RUN}" in str(namespace["page"])
+    save_report = namespace["save_report"]
+    assert callable(save_report)
+    written = save_report(SimpleNamespace(run_id=ROLLOUT_RUN), ledger)
+    assert written == Path(f"report-{ROLLOUT_RUN}.html") and written.is_file()
