@@ -31,7 +31,7 @@ from amlretrain.result import (
     StepResult,
     TargetOutcome,
 )
-from amlretrain.swap import Deployment, check_model, deploy_one
+from amlretrain.swap import Deployment, check_model, deploy_one, pool_size, service_slots
 from amlretrain.targets import Sample, Target, TargetState
 from amlretrain.training import Training, plan_training, run_training
 from amlretrain.waves import FailureBudget, Waves
@@ -115,6 +115,7 @@ class FleetRun:
         self.display = display
         self.prior = prior
         self.concurrency = concurrency
+        self.slots: threading.BoundedSemaphore | None = None
         self.done = prior.final() if prior is not None else {}
         # Training is stopped by the run's stop request, and by a halt.
         self.training_stop = stop.child()
@@ -309,13 +310,14 @@ class FleetRun:
             self._show(target, str(outcome.status), outcome.error)
             return outcome
 
-        workers = checked_int(
+        concurrency = checked_int(
             self.concurrency, name="concurrency", low=CONCURRENCY[0], high=CONCURRENCY[1]
         )
-        if workers == 1 or len(wave) <= 1:
+        self.slots = service_slots(concurrency)
+        if concurrency == 1 or len(wave) <= 1:
             results = [work(pair) for pair in wave]
         else:
-            with ThreadPoolExecutor(max_workers=min(workers, len(wave))) as pool:
+            with ThreadPoolExecutor(max_workers=min(pool_size(concurrency), len(wave))) as pool:
                 results = [_finished(f) for f in [pool.submit(work, pair) for pair in wave]]
         return {o.key: o for o in results}
 
@@ -336,6 +338,7 @@ class FleetRun:
             stop=self.stop,
             wait_lock=self.wait_lock,
             history=self.history,
+            slots=self.slots,
         )
         outcome = deploy_one(target, trained.model, state, run)
         return attrs.evolve(

@@ -36,6 +36,7 @@ stays light.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -189,6 +190,46 @@ def _guard_third_party_logs() -> None:
             logger.addFilter(_RedactingFilter())
 
 
+@functools.cache
+def _session_class() -> type[requests.Session]:
+    import requests
+
+    class EnvironmentOnce(requests.Session):
+        """A Session that reads the environment's proxy and CA settings once per host.
+
+        ``requests`` scans every environment variable for proxies on every request
+        (``merge_environment_settings``, about a twentieth of a small request's CPU in
+        ``bench/deploy_fanout``). The settings hold for the session's life: a process
+        that changes ``HTTPS_PROXY`` or ``REQUESTS_CA_BUNDLE`` later makes a new client.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._environment: dict[tuple[Any, ...], Any] = {}
+
+        def merge_environment_settings(
+            self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+        ) -> Any:
+            parts = urllib.parse.urlsplit(str(url))
+            key = (
+                parts.scheme,
+                parts.netloc,
+                tuple(sorted((proxies or {}).items())),
+                stream,
+                verify,
+                cert,
+            )
+            if key not in self._environment:
+                self._environment[key] = super().merge_environment_settings(
+                    url, proxies, stream, verify, cert
+                )
+            settings = dict(self._environment[key])
+            settings["proxies"] = dict(settings.get("proxies") or {})
+            return settings
+
+    return EnvironmentOnce
+
+
 def new_session(
     *,
     retries: int = 3,
@@ -205,11 +246,10 @@ def new_session(
     Returns:
         A new session; the caller owns it (close it, or let the client do so).
     """
-    import requests
     from requests.adapters import HTTPAdapter
 
     _guard_third_party_logs()
-    session = requests.Session()
+    session = _session_class()()
     # One pool per host, large enough for the workflow's concurrent deployments (the
     # default of 10 would make the 11th concurrent request wait for a connection).
     adapter = HTTPAdapter(

@@ -20,7 +20,7 @@ Anything that prints, logs, records or raises text passes it through :func:`reda
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = [
@@ -89,6 +89,18 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+#: For an ASCII text (lower-cased), whether each of :data:`_PATTERNS` could match it:
+#: what every match of the pattern must contain (ASCII case folding is exact there).
+_ASCII_TRIGGERS: tuple[Callable[[str], bool], ...] = (
+    lambda low: "sig=" in low,
+    lambda low: "accountkey=" in low,
+    lambda low: "sharedaccesssignature=" in low,
+    lambda low: "bearer" in low,
+    lambda low: ("=" in low or ":" in low) and ('"' in low or "'" in low),
+    lambda low: "/" in low and '"' in low,
+)
+
+
 def redact(text: str) -> str:
     """Return ``text`` with every secret replaced by ``REDACTED``.
 
@@ -97,6 +109,12 @@ def redact(text: str) -> str:
     >>> redact("DefaultEndpointsProtocol=https;AccountName=a;AccountKey=c2VjcmV0==;")
     'DefaultEndpointsProtocol=https;AccountName=a;AccountKey=REDACTED;'
     """
+    if text.isascii():  # the common case: skip the patterns that cannot match
+        low = text.lower()
+        for (pattern, repl), could_match in zip(_PATTERNS, _ASCII_TRIGGERS, strict=True):
+            if could_match(low):
+                text = pattern.sub(repl, text)
+        return text
     for pattern, repl in _PATTERNS:
         text = pattern.sub(repl, text)
     return text

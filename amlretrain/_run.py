@@ -117,13 +117,16 @@ def run_targets(
     targets: Sequence[Target],
     work: Callable[[Target], TargetOutcome],
     concurrency: int,
+    *,
+    workers: int | None = None,
 ) -> list[TargetOutcome]:
+    """``work`` on every target, ``workers`` (default ``concurrency``) at a time."""
     concurrency = checked_int(
         concurrency, name="concurrency", low=CONCURRENCY[0], high=CONCURRENCY[1]
     )
     if len(targets) <= 1 or concurrency == 1:
         return [work(t) for t in targets]
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(targets))) as pool:
+    with ThreadPoolExecutor(max_workers=min(workers or concurrency, len(targets))) as pool:
         return list(pool.map(work, targets))
 
 

@@ -36,7 +36,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -85,15 +85,21 @@ class FileLedgerBackend:
 
     When the file does not end with a newline (its last line was torn by a crash), the
     append starts a new line first, so the torn line is never glued to the next entry.
+
+    Appends from threads of one process that arrive while another is being written are
+    written together (group commit): one ``write`` and one ``fsync`` for all of them,
+    each line still whole and on its own line, and no append returns before its line was
+    synced (or raises :class:`~amlretrain.errors.LedgerError` when the write of its
+    group failed). Across processes the file is locked (``flock``) for each write.
     """
 
-    _locks: dict[str, threading.Lock] = {}
-    _locks_guard = threading.Lock()
+    _groups: dict[str, _GroupCommit] = {}
+    _groups_guard = threading.Lock()
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        with self._locks_guard:
-            self._lock = self._locks.setdefault(str(self.path.resolve()), threading.Lock())
+        with self._groups_guard:
+            self._group = self._groups.setdefault(str(self.path.resolve()), _GroupCommit())
 
     def __repr__(self) -> str:
         return f"FileLedgerBackend({str(self.path)!r})"
@@ -107,24 +113,69 @@ class FileLedgerBackend:
             raise ConfigurationError(f"cannot read ledger {self.path}: {err.strerror}") from err
 
     def append_line(self, line: str) -> None:
-        data = (line + "\n").encode("utf-8")
-        with self._lock:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-            except OSError as err:
-                raise LedgerError(f"cannot write ledger {self.path}: {err.strerror}") from err
-            try:
-                with _file_lock(fd):
-                    size = os.fstat(fd).st_size
-                    if size and os.pread(fd, 1, size - 1) != b"\n":
-                        data = b"\n" + data
-                    _write_all(fd, data)
-                    os.fsync(fd)
-            except OSError as err:
-                raise LedgerError(f"cannot write ledger {self.path}: {err.strerror}") from err
-            finally:
-                os.close(fd)
+        self._group.append((line + "\n").encode("utf-8"), self._write)
+
+    def _write(self, data: bytes) -> None:
+        """Append ``data`` (whole lines) to the file and sync it; raise LedgerError."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as err:
+            raise LedgerError(f"cannot write ledger {self.path}: {err.strerror}") from err
+        try:
+            with _file_lock(fd):
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data
+                _write_all(fd, data)
+                os.fsync(fd)
+        except OSError as err:
+            raise LedgerError(f"cannot write ledger {self.path}: {err.strerror}") from err
+        finally:
+            os.close(fd)
+
+
+class _GroupCommit:
+    """Appends of one file in one process, written in groups by whoever holds the pen.
+
+    An appender queues its bytes, then takes the pen: if a writer before it already
+    wrote them (with its own), it returns (or raises that write's error); otherwise it
+    writes everything queued so far in one call.
+    """
+
+    def __init__(self) -> None:
+        self._pen = threading.Lock()
+        self._queue_guard = threading.Lock()
+        self._queue: list[_Queued] = []
+
+    def append(self, data: bytes, write: Callable[[bytes], None]) -> None:
+        mine = _Queued(data)
+        with self._queue_guard:
+            self._queue.append(mine)
+        with self._pen:
+            if not mine.done:
+                with self._queue_guard:
+                    group, self._queue = self._queue, []
+                error: LedgerError | None = LedgerError("the ledger write was interrupted")
+                try:
+                    write(b"".join(q.data for q in group))
+                    error = None
+                except LedgerError as err:
+                    error = err
+                finally:  # an interrupted write fails every line of its group
+                    for queued in group:
+                        queued.error, queued.done = error, True
+        if mine.error is not None:
+            raise LedgerError(str(mine.error)) from mine.error
+
+
+class _Queued:
+    __slots__ = ("data", "done", "error")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.done = False
+        self.error: LedgerError | None = None
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -46,7 +46,15 @@ if TYPE_CHECKING:
     from amlretrain.locks import Lease
     from amlretrain.storage import BlobStore
 
-__all__ = ["RESTORE_SAS_LIFETIME", "Deployment", "check_model", "deploy_one", "with_read_sas"]
+__all__ = [
+    "RESTORE_SAS_LIFETIME",
+    "Deployment",
+    "check_model",
+    "deploy_one",
+    "pool_size",
+    "service_slots",
+    "with_read_sas",
+]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +88,21 @@ class Deployment:
     #: Seconds a check's read may stand as the pin when no one held the target's lease
     #: since (0: always read again under the lease). ``deploy`` uses a few seconds.
     pin_window: float = 0.0
+    #: At most this many targets of the run talk to their services at once (the run's
+    #: ``concurrency``, :func:`service_slots`); None: as many as call. The other workers
+    #: take leases and write ledger lines meanwhile (:func:`pool_size`).
+    slots: threading.BoundedSemaphore | None = None
+
+
+def service_slots(concurrency: int) -> threading.BoundedSemaphore:
+    """The slots of a run's ``concurrency``: targets talking to their services at once."""
+    return threading.BoundedSemaphore(concurrency)
+
+
+def pool_size(concurrency: int) -> int:
+    """Workers for ``concurrency`` service slots: a few more, so that a free slot never
+    waits for a target's lease or ledger lines (local work, not the service's)."""
+    return concurrency + max(1, concurrency // 2)
 
 
 _UNCONFIRMED = (VerificationFailed, OperationTimeout)
@@ -163,6 +186,15 @@ class _Run:
 
     # -- the change ----------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def talking(self) -> Iterator[None]:
+        """Hold one of the run's service slots (when it has them) for the with-block."""
+        if self.run.slots is None:
+            yield
+            return
+        with self.run.slots:
+            yield
+
     def send(self, model: BlobRef, state: TargetState) -> TargetState:
         """``target.deploy(model, state)``; once more when no answer came back.
 
@@ -222,7 +254,8 @@ def deploy_one(
     try:
         with _held(target, run) as lease:
             if not run.dry_run and not _still_pinned(state, lease, run.pin_window):
-                state = target.read(state)  # the last read before the swap: the pin
+                with work.talking():
+                    state = target.read(state)  # the last read before the swap: the pin
                 base = attrs.evolve(
                     base,
                     previous_model=strip_sas(state.model),
@@ -295,22 +328,32 @@ def _locked(work: _Run, base: TargetOutcome, state: TargetState) -> TargetOutcom
     if run.stop is not None and run.stop.requested:  # the last moment before a change
         return attrs.evolve(base, error="not started: the run is stopping; nothing was sent")
     work.intend(run.action, previous, model, plan)  # LedgerError: nothing was sent
+    with work.talking():
+        outcome, entry_outcome = _swap(work, base, state, plan)
+    return work.record(outcome, run.action, entry_outcome, previous)
+
+
+def _swap(
+    work: _Run, base: TargetOutcome, state: TargetState, plan: dict[str, Any]
+) -> tuple[TargetOutcome, str]:
+    """Send, verify (and score), or put back: the outcome and its ledger outcome."""
+    target, model, run = work.target, work.model, work.run
     try:
         after = work.send(model, state)
     except _UNCONFIRMED as err:
-        return work.record(_unconfirmed(target, base, err), run.action, "unknown", previous)
+        return _unconfirmed(target, base, err), "unknown"
     except AmlRetrainError as err:
         if _unanswered(err):
-            return work.record(_unconfirmed(target, base, err), run.action, "unknown", previous)
+            return _unconfirmed(target, base, err), "unknown"
         log.warning("%s: %s; restoring the previous model", target.label, err)
         restored = _restore(work, base, state, err)
-        return work.record(restored, run.action, _entry_outcome(restored), previous)
+        return restored, _entry_outcome(restored)
     try:
         scores = _verify_scoring(target, run.sample, after)
     except AmlRetrainError as err:
         log.warning("%s: %s; restoring the previous model", target.label, err)
         restored = _restore(work, base, state, err)
-        return work.record(restored, run.action, _entry_outcome(restored), previous)
+        return restored, _entry_outcome(restored)
     outcome = attrs.evolve(
         base,
         status="succeeded",
@@ -318,7 +361,7 @@ def _locked(work: _Run, base: TargetOutcome, state: TargetState) -> TargetOutcom
         scores=scores,
         plan=redacted_plan(plan),
     )
-    return work.record(outcome, run.action, "succeeded", previous)
+    return outcome, "succeeded"
 
 
 def _incumbent_metrics(

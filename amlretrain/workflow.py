@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+import attrs
+
 from amlretrain._run import (
     begin,
     check_targets,
@@ -41,6 +43,8 @@ from amlretrain.swap import (
     Deployment,
     check_model,
     deploy_one,
+    pool_size,
+    service_slots,
     with_read_sas,
 )
 from amlretrain.targets import Sample, Target, TargetState
@@ -67,11 +71,13 @@ def _deploy_all(
     run: Deployment,
     concurrency: int,
 ) -> RetrainResult:
+    run = attrs.evolve(run, slots=service_slots(concurrency))
+
     def work(target: Target) -> TargetOutcome:
         return deploy_one(target, model, current[target.key], run)
 
     with steps.step("deploy") as info:
-        outcomes = run_targets(targets, work, concurrency)
+        outcomes = run_targets(targets, work, concurrency, workers=pool_size(concurrency))
         info["_text"] = ", ".join(f"{o.target}: {o.status}" for o in outcomes)
         info["_status"] = deploy_status([o.status for o in outcomes])
     result = RetrainResult(

@@ -150,3 +150,34 @@ def test_translated_maps_azure_core_errors_once_with_the_context() -> None:
     assert info.value.status is None
     assert info.value.request_id == "rid-1"
     assert isinstance(info.value.__cause__, ServiceRequestError)
+
+
+def test_a_session_reads_the_environment_s_proxies_once_per_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import requests.sessions
+
+    from amlretrain._http import new_session
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    calls: list[str] = []
+    real = requests.sessions.get_environ_proxies
+
+    def counting(url: str, no_proxy: object = None) -> dict[str, str]:
+        calls.append(url)
+        return real(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counting)
+    session = new_session()
+    a = [
+        session.merge_environment_settings(f"https://a.example/x/{i}", {}, None, None, None)
+        for i in range(3)
+    ]
+    b = session.merge_environment_settings("https://internal.example/y", {}, None, None, None)
+    assert a[0]["proxies"]["https"] == "http://proxy.example:3128" == a[2]["proxies"]["https"]
+    assert "https" not in b["proxies"]  # NO_PROXY still honoured, per host
+    assert calls == ["https://a.example/x/0", "https://internal.example/y"]
+    a[0]["proxies"]["https"] = "changed"  # each caller gets its own copy
+    again = session.merge_environment_settings("https://a.example/z", {}, None, None, None)
+    assert again["proxies"]["https"] == "http://proxy.example:3128"

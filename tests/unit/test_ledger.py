@@ -312,3 +312,93 @@ def test_a_line_is_read_tolerantly_and_refused_only_without_its_identity(tmp_pat
         (3, "is not a ledger record ('jobId')"),
         (4, "is not a ledger record (metrics is not an object)"),
     ]
+
+
+def test_concurrent_appends_are_group_committed_whole_and_all_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path)
+    ledger.append(LedgerEntry.new(target="t-first", action="deploy", outcome="succeeded"))
+    syncs: list[int] = []
+    real_fsync = os.fsync
+    gate = threading.Event()
+
+    def slow_fsync(fd: int) -> None:
+        syncs.append(fd)
+        gate.wait(0.05)  # a slow disk: others queue behind the pen meanwhile
+        real_fsync(fd)
+
+    monkeypatch.setattr("amlretrain.ledger.os.fsync", slow_fsync)
+    count = 64
+
+    def one(i: int) -> None:
+        ledger.append(LedgerEntry.new(target=f"t{i}", action="deploy", outcome="succeeded"))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = path.read_bytes().decode().splitlines()
+    assert len(lines) == count + 1
+    assert sorted(json.loads(line)["target"] for line in lines[1:]) == sorted(
+        f"t{i}" for i in range(count)
+    )
+    assert len(syncs) < count  # some appends shared a write and a sync
+
+
+def test_a_failed_group_write_fails_every_append_of_the_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amlretrain import ledger as ledger_module
+
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    started, release = threading.Event(), threading.Event()
+    real_write = ledger_module._write_all
+    calls: list[bytes] = []
+
+    def failing_write(fd: int, data: bytes) -> None:
+        calls.append(data)
+        if len(calls) == 1:  # the first writer holds the pen until the others queued
+            started.set()
+            release.wait(5)
+            real_write(fd, data)
+            return
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ledger_module, "_write_all", failing_write)
+    errors: list[str] = []
+
+    def one(i: int) -> None:
+        try:
+            ledger.append(LedgerEntry.new(target=f"t{i}", action="deploy", outcome="succeeded"))
+        except LedgerError as err:
+            errors.append(str(err))
+
+    first = threading.Thread(target=one, args=(0,))
+    first.start()
+    assert started.wait(5)
+    others = [threading.Thread(target=one, args=(i,)) for i in range(1, 6)]
+    for t in others:
+        t.start()
+    while (
+        len(
+            ledger_module.FileLedgerBackend._groups[
+                str((tmp_path / "ledger.jsonl").resolve())
+            ]._queue
+        )
+        < 5
+    ):
+        threading.Event().wait(0.01)
+    release.set()
+    for t in [first, *others]:
+        t.join()
+    assert len(calls) == 2  # the five queued appends were one write
+    assert calls[1].count(b"\n") == 5
+    assert len(errors) == 5 and all("No space left on device" in e for e in errors)
+    assert [
+        json.loads(x)["target"] for x in (tmp_path / "ledger.jsonl").read_text().splitlines()
+    ] == ["t0"]

@@ -422,3 +422,46 @@ def test_a_rollback_reconciles_an_open_intent_first(ledger: Ledger) -> None:
     reconciled = ledger.entries()[0]
     assert reconciled.reconciled and reconciled.outcome == "succeeded"
     assert ledger.pending() == []
+
+
+def test_deploy_talks_to_at_most_concurrency_services_while_more_workers_keep_the_books(
+    ledger: Ledger,
+) -> None:
+    import threading
+    import time
+
+    from amlretrain import ledger as ledger_module
+
+    talking, most, booking = [0], [0], [0]
+    bookkeepers: set[int] = set()
+    guard = threading.Lock()
+
+    def deploying() -> None:
+        with guard:
+            talking[0] += 1
+            most[0] = max(most[0], talking[0])
+        time.sleep(0.02)
+        with guard:
+            talking[0] -= 1
+
+    targets = [Target(f"ep{i}") for i in range(24)]
+    for target in targets:
+        target.on_deploy = deploying
+    real_append = ledger_module.Ledger.append
+
+    def counting_append(self: Ledger, record: Any) -> Any:
+        with guard:  # a target keeping its books while others talk to their services
+            if talking[0]:
+                booking[0] += 1
+            if threading.current_thread() is not threading.main_thread():
+                bookkeepers.add(threading.get_ident())
+        return real_append(self, record)
+
+    model = BlobRef.from_url(NEW + SAS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ledger_module.Ledger, "append", counting_append)
+        result = deploy(model, targets, ledger=ledger, store=Store(), concurrency=4)  # type: ignore[arg-type]
+    assert {o.status for o in result.targets} == {"succeeded"}
+    assert most[0] == 4  # every slot was used, never more
+    assert booking[0] > 0
+    assert len(bookkeepers) > 4  # more workers than slots: the books never hold a slot
