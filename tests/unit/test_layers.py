@@ -71,6 +71,10 @@ LAYERS: tuple[frozenset[str], ...] = (
             "records",
             "history",
             "probe_stats",
+            # the rollout's alarms and notifications (user hooks loaded by _hooks)
+            "_hooks",
+            "alarms",
+            "notify",
             "bootstrap",
             "champion",
             # reads a History (not a Ledger): result may draw it (RetrainResult.report)
