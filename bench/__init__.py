@@ -103,6 +103,7 @@ NAMES = (
     "loop_overhead",
     "fleet_memory",
     "fleet_retrain",
+    "gate_calibration",
 )
 
 
