@@ -415,6 +415,12 @@ class Alarm:
 
 # -- the user's own alarms ---------------------------------------------------------------------
 
+
+def _check_spec(alarm: CallableAlarm, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str):  # the rest is checked when the function is loaded
+        load_callable(value, where=alarm.where)
+
+
 _RETURNS = "None or False (quiet), True, a reason string or a mapping (fired)"
 
 
@@ -438,7 +444,7 @@ class CallableAlarm:
             :func:`amlretrain._hooks.load_callable`).
     """
 
-    spec: str
+    spec: str = attrs.field(validator=_check_spec)
     name: str = attrs.field(
         default=attrs.Factory(lambda self: self.spec, takes_self=True), validator=_check_name
     )
@@ -558,7 +564,9 @@ def alarm_from_mapping(data: Mapping[str, Any], *, where: str) -> Alarm | Callab
     try:
         if "check" in data:
             check = data["check"]
-            return CallableAlarm(spec=check, name=data.get("name", check), where=f"{where}: check")
+            if "name" in data:
+                return CallableAlarm(spec=check, name=data["name"], where=f"{where}: check")
+            return CallableAlarm(spec=check, where=f"{where}: check")
         if not has_metric:
             raise ConfigurationError(
                 f"{where}: an alarm needs metric + threshold (one of {', '.join(METRICS)}) or "
