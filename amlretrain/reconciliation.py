@@ -8,7 +8,10 @@ settles it only once the target's verify window has passed since the intent (wri
 take time to show: about 30 s on classic endpoints). It appends an outcome with the
 evidence (``reconciled: true``) that closes every open intent of the target. Training
 jobs whose run never recorded their end are read too and reported under their run:
-one that never started is an *orphan* (it is never started by reconcile).
+one that never started is an *orphan* (it is never started by reconcile). Shadow
+candidates a run made and never recorded deleted (a crash during a guarded rollout) are
+deleted (:func:`amlretrain.candidates.delete_leftovers`) with the clients of the targets
+given, each under its incumbent's lease, and reported under ``candidates``.
 
 Example:
     >>> report = reconcile(targets, ledger=ledger, batch=batch)   # doctest: +SKIP
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from amlretrain.targets import Target
 
 __all__ = [
+    "CandidateCleanup",
     "JobReport",
     "ReconcileReport",
     "ReconcileStatus",
@@ -123,11 +127,51 @@ class JobReport:
 
 
 @attrs.frozen(kw_only=True)
+class CandidateCleanup:
+    """A leftover shadow candidate (made by a run, never recorded deleted) and its fate.
+
+    Attributes:
+        run_id: the run that made it.
+        kind: ``classic-endpoint`` or ``arm-service``.
+        where: where it is (``workspace_id``, ``web_service_id``, ``endpoint``; or
+            ``id``, ``resource_group``, ``name``).
+        model: the model it was made for (no SAS).
+        target: the ledger key of its incumbent.
+        status: ``deleted``, ``already gone`` (``done`` recorded for both), ``failed``
+            (it could not be deleted) or ``skipped`` (no client of its workspace or
+            subscription among the targets, or its incumbent leased by another run):
+            still a leftover.
+        message: why it failed or was skipped (redacted).
+    """
+
+    run_id: str | None
+    kind: str
+    where: dict[str, str]
+    model: str | None
+    target: str | None
+    status: str
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, members named as the attributes."""
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "where": dict(self.where),
+            "model": self.model,
+            "target": self.target,
+            "status": self.status,
+            "message": self.message,
+        }
+
+
+@attrs.frozen(kw_only=True)
 class ReconcileReport:
-    """What reconcile found: per target, and the jobs left open."""
+    """What reconcile found: per target, the jobs left open, the leftover candidates."""
 
     targets: tuple[Reconciled, ...] = ()
     jobs: tuple[JobReport, ...] = ()
+    candidates: tuple[CandidateCleanup, ...] = ()
 
     @property
     def unresolved(self) -> list[Reconciled]:
@@ -139,6 +183,7 @@ class ReconcileReport:
         return {
             "targets": [t.to_dict() for t in self.targets],
             "jobs": [j.to_dict() for j in self.jobs],
+            "candidates": [c.to_dict() for c in self.candidates],
         }
 
     def summary(self) -> str:
@@ -155,6 +200,10 @@ class ReconcileReport:
             what = "orphan (never started; reconcile does not start it)" if j.orphan else j.status
             name = j.job_id or "(id never received: the submit's answer was lost)"
             lines.append(f"job {name} of {j.run_id or 'an unknown run'}: {what}")
+        for c in self.candidates:
+            place = c.where.get("endpoint") or c.where.get("name") or "?"
+            text = f"candidate {c.kind} {place} of {c.run_id or 'an unknown run'}: {c.status}"
+            lines.append(text + (f" ({c.message})" if c.message else ""))
         return redact("\n".join(lines) or "nothing to reconcile")
 
 
@@ -290,6 +339,51 @@ def _jobs(ledger: Ledger, batch: BatchClient | None) -> list[JobReport]:
     return reports
 
 
+def _candidates(
+    targets: Sequence[Target], ledger: Ledger, wait_lock: float, run_id: str | None
+) -> list[CandidateCleanup]:
+    """Delete the leftover candidates the targets' clients reach; report each."""
+    from amlretrain.candidates import delete_leftovers, leftover_candidates
+    from amlretrain.studio.targets import ArmTarget, ClassicTarget
+
+    history = ledger.history()
+    if not leftover_candidates(history):
+        return []
+    classic: dict[int, Any] = {}
+    arm: dict[int, Any] = {}
+    timeout = 900.0
+    for target in targets:
+        if isinstance(target, ClassicTarget):
+            classic.setdefault(id(target.client), target.client)
+        elif isinstance(target, ArmTarget):
+            arm.setdefault(id(target.client), target.client)
+            timeout = max(timeout, target.operation_timeout)
+    done = delete_leftovers(
+        history,
+        ledger=ledger,
+        classic=list(classic.values()),
+        arm=list(arm.values()),
+        wait_lock=wait_lock,
+        run_id=run_id,
+        timeout=timeout,
+    )
+    out = []
+    for left, result in done:
+        status, _, message = result.partition(": ")
+        out.append(
+            CandidateCleanup(
+                run_id=left.run_id,
+                kind=left.kind,
+                where=left.where,
+                model=left.model,
+                target=left.target,
+                status=status,
+                message=message,
+            )
+        )
+    return out
+
+
 def reconcile(
     targets: Sequence[Target],
     *,
@@ -297,18 +391,26 @@ def reconcile(
     batch: BatchClient | None = None,
     wait_lock: float = 0.0,
     run_id: str | None = None,
+    candidates: bool = True,
 ) -> ReconcileReport:
     """Read every target of ``targets`` with an open intent or unknown outcome; record it.
 
     Each target is read under its lease (so a deployment in flight elsewhere is never
     "settled" under it), patiently (see the module docstring). Training jobs whose end
     was never recorded are read with ``batch`` and reported (orphans: never started).
+    Leftover shadow candidates (recorded made, never recorded deleted) are deleted with
+    the clients of ``targets``: a classic one by the client of a
+    :class:`~amlretrain.studio.targets.ClassicTarget` of its workspace, a New one by the
+    client of an :class:`~amlretrain.studio.targets.ArmTarget` of its subscription; one
+    no target's client reaches, or whose incumbent another run holds the lease of, is
+    reported ``skipped`` (see docs/candidates.md).
 
     Args:
         targets: the targets to look at (those without anything open are ``clean``).
         ledger: the ledger.
         batch: the training service's client, to read open jobs (None: listed as recorded).
         wait_lock: seconds to wait for a target's lease held by another run.
+        candidates: delete leftover candidates (False: leave them, report none).
 
     Raises:
         ConflictError: a target is leased by another run (after ``wait_lock``).
@@ -326,4 +428,6 @@ def reconcile(
                 out.append(Reconciled(target=target.label, key=target.key, status="clean"))
                 continue
             out.append(reconcile_target(target, fresh, ledger=ledger, run_id=run_id))
-    return ReconcileReport(targets=tuple(out), jobs=tuple(_jobs(ledger, batch)))
+    jobs = tuple(_jobs(ledger, batch))
+    cleanups = tuple(_candidates(targets, ledger, wait_lock, run_id)) if candidates else ()
+    return ReconcileReport(targets=tuple(out), jobs=jobs, candidates=cleanups)

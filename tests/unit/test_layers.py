@@ -92,10 +92,21 @@ LAYERS: tuple[frozenset[str], ...] = (
         }
     ),
     # what the loop is made of
-    frozenset({"targets", "studio.targets", "ledger", "locks", "gate", "training"}),
+    frozenset({"targets", "studio.targets", "ledger", "locks", "gate", "training", "rollout"}),
     # the loop, and the configuration that builds it from retrain.toml
     frozenset(
-        {"swap", "reconciliation", "_run", "_fleet_run", "fleet", "workflow", "config", "retention"}
+        {
+            "swap",
+            "reconciliation",
+            "candidates",
+            "_rollout_guard",
+            "_run",
+            "_fleet_run",
+            "fleet",
+            "workflow",
+            "config",
+            "retention",
+        }
     ),
     # the package's lazy re-exports
     # the package's lazy re-exports, the subpackage's docstring, and the deprecated
