@@ -21,13 +21,13 @@ from __future__ import annotations
 import importlib
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from amlretrain._redact import redact
+from amlretrain._redact import REDACTED, redact
 from amlretrain.errors import ConfigurationError
 
-__all__ = ["describe_error", "json_ready", "load_callable"]
+__all__ = ["describe_error", "json_ready", "load_callable", "scrub"]
 
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _SHOWN = 300  # characters of an error's text kept in a description
@@ -91,10 +91,29 @@ def load_callable(spec: object, *, where: str) -> Callable[..., Any]:
     return function
 
 
-def describe_error(err: BaseException) -> str:
-    """``"<ExceptionType>: <text>"``, redacted and at most a few hundred characters."""
+def describe_error(
+    err: BaseException, *, hide: Sequence[str] = (), mask: Sequence[str] = ()
+) -> str:
+    """``"<ExceptionType>: <text>"``, redacted and at most a few hundred characters.
+
+    Args:
+        err: the exception.
+        hide: texts removed before redaction (a webhook's query string, say).
+        mask: texts replaced by ``REDACTED`` (the values of that query string).
+    """
     text = str(err).strip()
-    return _short(redact(f"{type(err).__name__}: {text}" if text else type(err).__name__))
+    text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return scrub(text, hide=hide, mask=mask)
+
+
+def scrub(text: str, *, hide: Sequence[str] = (), mask: Sequence[str] = ()) -> str:
+    """``text`` on one line, without each of ``hide``, each of ``mask`` replaced by
+    ``REDACTED`` (longest first), redacted, at most a few hundred characters."""
+    for secret in sorted((h for h in hide if h), key=len, reverse=True):
+        text = text.replace(secret, "")
+    for secret in sorted((m for m in mask if m), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return _short(redact(text))
 
 
 def _short(text: str) -> str:

@@ -11,9 +11,10 @@ the webhook's query string (which may carry its secret) is never recorded or log
 notification must not stop a rollback. Each :class:`Delivery` says what happened.
 
 Example:
-    >>> notifier = Notifier.from_mapping({"hooks": ["json:dumps"]}, where="[rollout.notify]")
+    >>> notifier = Notifier.from_mapping({"hooks": ["builtins:print"]}, where="[rollout.notify]")
     >>> notifier.send("promote", {"run_id": "r1"})
-    [Delivery(to='json:dumps', ok=True, error=None)]
+    promote {'event': 'promote', 'run_id': 'r1'}
+    [Delivery(to='builtins:print', ok=True, error=None)]
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, Final
 import attrs
 
 from amlretrain import _http
-from amlretrain._hooks import describe_error, json_ready, load_callable
+from amlretrain._hooks import describe_error, json_ready, load_callable, scrub
 from amlretrain._numbers import checked
 from amlretrain._redact import redact, redact_data
 from amlretrain.errors import ConfigurationError
@@ -222,22 +223,30 @@ class Notifier:
             finally:
                 session.close()
         except Exception as err:  # connection refused, timeout, TLS ...: reported
-            error = self._scrub(describe_error(err))
+            error = describe_error(err, **self._secrets())
             log.warning("webhook %s failed: %s", target, error)
             return Delivery(to=target, ok=False, error=error)
         if 200 <= status < 300:
             return Delivery(to=target, ok=True)
         said = " ".join(text.split())[:_BODY_SHOWN]
-        error = self._scrub(f"HTTP {status}" + (f": {said}" if said else ""))
+        error = scrub(f"HTTP {status}" + (f": {said}" if said else ""), **self._secrets())
         log.warning("webhook %s answered %s", target, error)
         return Delivery(to=target, ok=False, error=error)
 
-    def _scrub(self, text: str) -> str:
-        """``text`` without the webhook's query string or user info, then redacted."""
+    def _secrets(self) -> dict[str, tuple[str, ...]]:
+        """The webhook URL's parts never shown: its query string and user info (hidden),
+        the query's values of 4 characters or more (masked, wherever they appear)."""
         assert self.webhook is not None
         parts = urllib.parse.urlsplit(self.webhook)
-        for secret in (parts.query, urllib.parse.unquote(parts.query), parts.username,
-                       parts.password):  # fmt: skip
-            if secret:
-                text = text.replace(secret, "REDACTED")
-        return redact(text.replace("?REDACTED", ""))
+        query = parts.query
+        hide = (
+            f"?{query}" if query else "",
+            query,
+            urllib.parse.unquote(query),
+            f"{parts.username}:{parts.password}@" if parts.password else "",
+            f"{parts.username}@" if parts.username else "",
+        )
+        values = [v for _, v in urllib.parse.parse_qsl(query, keep_blank_values=True)]
+        values += [parts.password or ""]
+        mask = {m for v in values if len(v) >= 4 for m in (v, urllib.parse.quote(v, safe=""))}
+        return {"hide": tuple(h for h in hide if h), "mask": tuple(sorted(mask))}
