@@ -20,10 +20,11 @@ from amlretrain._numbers import CONCURRENCY, checked_int
 from amlretrain._redact import redact
 from amlretrain._run import deploy_status, job_recorder
 from amlretrain.blobs import BlobRef, strip_sas
-from amlretrain.errors import AmlRetrainError, ConfigurationError, Interrupted
+from amlretrain.errors import AmlRetrainError, ConfigurationError, Interrupted, LedgerError
 from amlretrain.gate import Gate
 from amlretrain.interrupt import StopSignal
 from amlretrain.ledger import Ledger
+from amlretrain.records import LedgerEntry
 from amlretrain.result import (
     STATUSES,
     RetrainResult,
@@ -38,6 +39,7 @@ from amlretrain.waves import FailureBudget, Waves
 
 if TYPE_CHECKING:
     from amlretrain._fleet_progress import FleetProgress
+    from amlretrain._rollout_guard import RolloutGuard
     from amlretrain.history import History, RunSummary
     from amlretrain.studio.batch import TrainingJob
 
@@ -99,6 +101,7 @@ class FleetRun:
         display: FleetProgress | None,
         prior: RunSummary | None,
         concurrency: int,
+        guard: RolloutGuard | None = None,
     ) -> None:
         self.groups = groups
         self.ordered = ordered
@@ -116,6 +119,7 @@ class FleetRun:
         self.prior = prior
         self.concurrency = concurrency
         self.slots: threading.BoundedSemaphore | None = None
+        self.guard = guard
         self.done = prior.final() if prior is not None else {}
         # Training is stopped by the run's stop request, and by a halt.
         self.training_stop = stop.child()
@@ -150,6 +154,8 @@ class FleetRun:
                         _finished(trained[group.label])
                 if self.display is not None:
                     self.display.wave(number, len(waves), len(wave))
+                if self.guard is not None and not self.dry_run:
+                    self._precheck(wave, trained, steps)
                 name = "deploy" if len(waves) == 1 else f"deploy wave {number}"
                 with steps.step(name) as info:
                     wave_outcomes = self._deploy_wave(wave, trained, budget, len(targets))
@@ -166,6 +172,11 @@ class FleetRun:
                         outcomes.update(self._roll_back(wave, wave_outcomes))
                     break
                 self.stop.raise_if_requested(self._result(steps, outcomes, halted_wave))
+                if self.guard is not None and not self.dry_run:
+                    if self._bake(number, wave, wave_outcomes, outcomes, bake, steps):
+                        halted_wave = number
+                        break
+                    continue
                 if bake and number < len(waves) and not self.dry_run:
                     with steps.step(f"bake {number}") as info:
                         info["_text"] = f"waited {bake:g} s after wave {number}"
@@ -177,6 +188,10 @@ class FleetRun:
         for target, group in self.ordered:
             if target.key not in outcomes:
                 outcomes[target.key] = self._halted(target, group)
+        if self.guard is not None and halted_wave is None and not self.dry_run:
+            live = [o for o in outcomes.values() if o.status == "succeeded"]
+            if live:
+                self.guard.finished([o.key for o in live], [o.new_model or "" for o in live])
         self._record_steps(steps)
         result = self._result(steps, outcomes, halted_wave)
         self.stop.raise_if_requested(result)
@@ -248,9 +263,12 @@ class FleetRun:
             self.ledger, self.run_id, group.training.batch.api_location, data=group.label
         )
         job: TrainingJob | None = None
+        training = group.training
         try:
+            if self.guard is not None:
+                training = self.guard.prepare(group.label, training)
             job, model, metrics = run_training(
-                group.training,
+                training,
                 steps,
                 self.progress,
                 stop=self.training_stop,
@@ -325,6 +343,9 @@ class FleetRun:
         state = self.states[target.key]
         if trained.error is not None or trained.model is None:
             return self._untrained(target, group, trained, state)
+        why = self.guard.verdicts.get(group.label) if self.guard is not None else None
+        if why is not None:
+            return self._stopped_by_rollout(target, group, trained, state, why)
         self._show(target, "deploying")
         run = Deployment(
             metrics=dict(trained.metrics),
@@ -343,6 +364,117 @@ class FleetRun:
         outcome = deploy_one(target, trained.model, state, run)
         return attrs.evolve(
             outcome, data=group.label, job_id=trained.job_id, metrics=dict(trained.metrics)
+        )
+
+    def _precheck(
+        self,
+        wave: Sequence[tuple[Target, Group]],
+        trained: Mapping[str, Future[_Trained]],
+        steps: StepRecorder,
+    ) -> None:
+        """The rollout's stages before any live target of a model changes (once a model)."""
+        guard = self.guard
+        assert guard is not None
+        todo: dict[str, tuple[Target, Group, _Trained]] = {}
+        for target, group in wave:
+            if target.key in self.done or group.label in guard.verdicts or group.label in todo:
+                continue
+            if group.label not in trained:
+                continue
+            result = _finished(trained[group.label])
+            if result.model is not None and result.error is None:
+                todo[group.label] = (target, group, result)
+        if not todo:
+            return
+        with steps.step("rollout checks") as info:
+            verdicts = []
+            for label, (target, _group, result) in todo.items():
+                assert result.model is not None
+                self._show(target, "checking")
+                why = guard.precheck(label, result.model, target, self.states[target.key])
+                verdicts.append(f"{label}: {why or 'passed'}")
+            info["_text"] = "; ".join(verdicts)
+            if all(guard.verdicts.get(label) for label in todo):
+                info["_status"] = "rejected"
+
+    def _bake(
+        self,
+        number: int,
+        wave: Sequence[tuple[Target, Group]],
+        wave_outcomes: Mapping[str, TargetOutcome],
+        outcomes: dict[str, TargetOutcome],
+        bake: float,
+        steps: StepRecorder,
+    ) -> bool:
+        """The wave's bake under the rollout's alarms; True when one fired (everything the
+        rollout promoted is then rolled back, and the run halts)."""
+        guard = self.guard
+        assert guard is not None
+        promoted = [
+            (target, group.label, wave_outcomes[target.key].new_model)
+            for target, group in wave
+            if wave_outcomes.get(target.key) is not None
+            and wave_outcomes[target.key].status == "succeeded"
+        ]
+        if promoted:
+            guard.promoted(number, [t.key for t, _, _ in promoted], promoted[0][2])
+        seconds = guard.rollout.bake_seconds(bake)
+        with steps.step(f"bake {number}") as info:
+            fired = guard.bake(number, promoted, seconds)
+            if not fired:
+                info["_text"] = f"baked {seconds:g} s after wave {number}: no alarm"
+                return False
+            info["_status"] = "failed"
+            info["_text"] = "; ".join(f.message for f in fired)
+        log.warning("an alarm fired in wave %d: rolling back what the rollout promoted", number)
+        self.halted.set()
+        changed = [(t, g) for t, g in self.ordered if outcomes.get(t.key) is not None]
+        why = "an alarm fired: " + "; ".join(f.message for f in fired)
+        with steps.step("rollback") as info:
+            back = self._roll_back(changed, outcomes, why=why)
+            info["_text"] = f"{len(back)} target(s) put back"
+            if any(o.status != "restored" for o in back.values()):
+                info["_status"] = "failed"
+        outcomes.update(back)
+        guard.rolled_back(fired, [(k, str(o.status)) for k, o in back.items()])
+        return True
+
+    def _stopped_by_rollout(
+        self, target: Target, group: Group, trained: _Trained, state: TargetState, why: str
+    ) -> TargetOutcome:
+        """A target whose model the rollout's checks stopped: rejected, recorded."""
+        served = strip_sas(state.model)
+        self._show(target, "rejected", why)
+        if self.ledger is not None:
+            try:
+                self.ledger.append(
+                    LedgerEntry.new(
+                        target=target.key,
+                        action="gate",
+                        outcome="rejected",
+                        previous_model=served,
+                        new_model=trained.model.url if trained.model is not None else None,
+                        serving_model=served,
+                        metrics=trained.metrics,
+                        job_id=trained.job_id,
+                        message=why,
+                        run_id=self.run_id,
+                    )
+                )
+            except LedgerError as err:
+                log.error("%s: the rejection could not be recorded: %s", target.label, err)
+        return TargetOutcome(
+            target=target.label,
+            key=target.key,
+            status="rejected",
+            previous_model=served,
+            new_model=trained.model.url if trained.model is not None else None,
+            serving_model=served,
+            gate_passed=False,
+            error=redact(why) + "; nothing was sent",
+            data=group.label,
+            job_id=trained.job_id,
+            metrics=dict(trained.metrics),
         )
 
     def _untrained(
@@ -399,9 +531,13 @@ class FleetRun:
         )
 
     def _roll_back(
-        self, wave: Sequence[tuple[Target, Group]], outcomes: Mapping[str, TargetOutcome]
+        self,
+        wave: Sequence[tuple[Target, Group]],
+        outcomes: Mapping[str, TargetOutcome],
+        *,
+        why: str = "the run halted",
     ) -> dict[str, TargetOutcome]:
-        """Put the halted wave's changed targets back on the model they served before."""
+        """Put the changed targets of ``wave`` back on the model they served before."""
         back: dict[str, TargetOutcome] = {}
         for target, group in wave:
             outcome = outcomes.get(target.key)
@@ -431,7 +567,7 @@ class FleetRun:
                 outcome,
                 status=status,
                 serving_model=undone.serving_model,
-                error=f"the run halted: rolled back to {outcome.previous_model}"
+                error=f"{why}: rolled back to {outcome.previous_model}"
                 + (f" ({undone.error})" if undone.error else ""),
             )
             self._show(target, str(status))

@@ -41,6 +41,7 @@ from amlretrain.waves import FailureBudget, Waves
 if TYPE_CHECKING:
     from amlretrain.blobs import BlobRef
     from amlretrain.ledger import Ledger
+    from amlretrain.rollout import Rollout
     from amlretrain.storage import BlobStore
     from amlretrain.studio.batch import BatchClient
     from amlretrain.targets import Target
@@ -236,6 +237,9 @@ class RetrainConfig:
     bake: float = 0.0
     max_failures: FailureBudget | None = None
     sample: Sample | None = None
+    #: The guarded rollout of ``[rollout]`` (None: the targets change in the run's waves,
+    #: checked by scoring only).
+    rollout: Rollout | None = None
     target_configs: tuple[ArmTargetConfig | ClassicTargetConfig, ...] = ()
 
     @property
@@ -556,6 +560,7 @@ def parse_config(
     waves = _parse_waves(top)
     bake = top.number("bake", 0.0, (0.0, DURATION[1]))
     max_failures = _parse_budget(top)
+    rollout = _parse_rollout(source, top.get("rollout", dict))
     top.finish()
 
     t = _Reader(source, training, "training")
@@ -619,6 +624,7 @@ def parse_config(
         bake=bake,
         max_failures=max_failures,
         sample=sample,
+        rollout=rollout,
         target_configs=tuple(
             _parse_target(source, i, table, environ) for i, table in enumerate(targets)
         ),
@@ -633,6 +639,20 @@ def parse_config(
             sas_advice,
         )
     return config
+
+
+def _parse_rollout(source: str, table: Mapping[str, Any] | None) -> Rollout | None:
+    """``[rollout]``: its files (the probe, a holdout) relative to the config's folder."""
+    if table is None:
+        return None
+    from amlretrain.rollout import Rollout
+
+    base = Path(source).resolve().parent
+    champion = table.get("champion")
+    if isinstance(champion, Mapping) and isinstance(champion.get("holdout"), str):
+        holdout = Path(champion["holdout"]).expanduser()
+        table = {**table, "champion": {**champion, "holdout": str(base / holdout)}}
+    return Rollout.from_mapping(table, where=f"{source}: [rollout]", base=base)
 
 
 def _parse_waves(top: _Reader) -> Waves | None:

@@ -38,6 +38,7 @@ import attrs
 
 from amlretrain._fleet_run import FleetRun
 from amlretrain._numbers import CONCURRENCY, DURATION, checked, checked_int
+from amlretrain._rollout_guard import RolloutGuard
 from amlretrain._run import (
     begin,
     check_listed,
@@ -60,6 +61,7 @@ from amlretrain.waves import FailureBudget, Waves
 if TYPE_CHECKING:
     from amlretrain._fleet_progress import FleetProgress
     from amlretrain.history import RunSummary
+    from amlretrain.rollout import Rollout
 
 __all__ = ["FleetGroup", "fingerprint", "retrain_fleet", "run_fleet"]
 
@@ -118,6 +120,7 @@ def retrain_fleet(
     bake: float = 0.0,
     max_failures: FailureBudget | int | str | None = None,
     rollback_on_halt: bool = False,
+    rollout: Rollout | None = None,
     resume: str | None = None,
     config_fingerprint: str | None = None,
     order: Sequence[Target] | None = None,
@@ -143,6 +146,9 @@ def retrain_fleet(
         max_failures: the failure budget (a count or ``"N%"``); default none.
         rollback_on_halt: when the budget halts the run, put the halted wave's changed
             targets back on their previous model.
+        rollout: a guarded rollout (:class:`~amlretrain.rollout.Rollout`): each model is
+            checked on a candidate first (smoke, champion gate, shadow), the waves bake
+            under its alarms, and an alarm rolls back everything it promoted.
         resume: continue this run (its id, from ``amlretrain runs list``).
         config_fingerprint: the configuration's digest (:func:`fingerprint`), recorded
             with the run; a resume with another one is refused.
@@ -174,6 +180,7 @@ def retrain_fleet(
         bake=bake,
         max_failures=max_failures,
         rollback_on_halt=rollback_on_halt,
+        rollout=rollout,
         resume=resume,
         config_fingerprint=config_fingerprint,
         order=order,
@@ -200,6 +207,7 @@ def run_fleet(
     bake: float,
     max_failures: FailureBudget | int | str | None,
     rollback_on_halt: bool,
+    rollout: Rollout | None,
     resume: str | None,
     config_fingerprint: str | None,
     order: Sequence[Target] | None,
@@ -214,6 +222,15 @@ def run_fleet(
     group, :func:`amlretrain.retrain`, raises its group's)."""
     groups = tuple(groups)
     plan = _waves(waves)
+    if rollout is not None:
+        if not rollout.live:
+            raise ConfigurationError(
+                "rollout.stages: a rollout of a run that deploys needs canary or linear "
+                "(the live stage); for checks only, use a dry run"
+            )
+        plan = rollout.waves(plan)
+        if ledger is None and not dry_run:
+            raise ConfigurationError("a guarded rollout needs a ledger (it records every stage)")
     budget = _budget(max_failures)
     training_concurrency = checked_int(
         training_concurrency,
@@ -259,6 +276,11 @@ def run_fleet(
             display=display,
             prior=prior,
             concurrency=concurrency,
+            guard=(
+                RolloutGuard(rollout, ledger=ledger, run_id=run_id, stop=stopper)
+                if rollout is not None
+                else None
+            ),
         )
         result = fleet.run(steps, plan, budget, bake, rollback_on_halt, training_concurrency)
         return result, dict(fleet.errors)

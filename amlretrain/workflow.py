@@ -51,6 +51,7 @@ from amlretrain.targets import Sample, Target, TargetState
 from amlretrain.training import Training
 
 if TYPE_CHECKING:
+    from amlretrain.rollout import Rollout
     from amlretrain.storage import BlobStore
 
 __all__ = ["RESTORE_SAS_LIFETIME", "deploy", "retrain", "rollback"]
@@ -108,6 +109,7 @@ def retrain(
     interrupt_grace: float = 30.0,
     wait_lock: float = 0.0,
     stop: StopSignal | None = None,
+    rollout: Rollout | None = None,
 ) -> RetrainResult:
     """Retrain on new data and deploy the new model to ``targets``, gated and verified.
 
@@ -137,6 +139,10 @@ def retrain(
         wait_lock: seconds to wait for a target leased by another run.
         stop: a stop request the caller routes signals to (then no handlers are
             installed here).
+        rollout: a guarded rollout (:class:`~amlretrain.rollout.Rollout`): the model is
+            checked on a candidate first (smoke, champion gate, shadow), the targets
+            change in its waves, each baked under its alarms; an alarm rolls back
+            everything it promoted and halts the run (``halted_wave``).
 
     Returns:
         The :class:`RetrainResult` (call ``raise_for_status()`` to turn failures into
@@ -161,6 +167,7 @@ def retrain(
         bake=0.0,
         max_failures=None,
         rollback_on_halt=False,
+        rollout=rollout,
         resume=None,
         config_fingerprint=None,
         order=None,

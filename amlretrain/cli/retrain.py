@@ -112,6 +112,17 @@ def register(subparsers: Any) -> None:
         "back on their previous model (verified, recorded)",
     )
     p.add_argument(
+        "--stages",
+        metavar="LIST",
+        help="the guarded rollout's stages, e.g. smoke,shadow,canary (overrides "
+        "rollout.stages; needs a [rollout] table)",
+    )
+    p.add_argument(
+        "--no-rollout",
+        action="store_true",
+        help="ignore the config's [rollout]: deploy in the run's waves, checked by scoring",
+    )
+    p.add_argument(
         "--resume",
         metavar="RUN_ID",
         help="continue an interrupted or killed run (`amlretrain runs list`): finished "
@@ -257,6 +268,19 @@ def _retrain(args: argparse.Namespace) -> int:
         else None
     )
     config = load_config(args.config)
+    rollout = None if args.no_rollout else config.rollout
+    if args.stages is not None:
+        if rollout is None:
+            raise ConfigurationError(
+                f"--stages: {args.config} has no [rollout] table (its probe and alarms)"
+            )
+        import attrs
+
+        stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+        try:
+            rollout = attrs.evolve(rollout, stages=stages)
+        except ConfigurationError as err:
+            raise ConfigurationError(f"--stages: {err.message}") from None
     pairs = config.targets()
     groups = group_by_data(config, pairs)
     if args.data:
@@ -288,6 +312,7 @@ def _retrain(args: argparse.Namespace) -> int:
                 bake=args.bake if args.bake is not None else config.bake,
                 max_failures=budget or config.max_failures,
                 rollback_on_halt=args.rollback_on_halt,
+                rollout=rollout,
                 resume=args.resume,
                 config_fingerprint=_fingerprint(args),
                 order=[t for t, _ in pairs],

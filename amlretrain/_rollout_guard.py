@@ -1,0 +1,524 @@
+"""The engine of a guarded rollout (:class:`amlretrain.rollout.Rollout`) inside a run.
+
+One :class:`RolloutGuard` per run. Before a model's first wave, :meth:`RolloutGuard.
+precheck` makes its candidate, runs smoke, the champion gate and the shadow on it, and
+deletes it; after every wave :meth:`RolloutGuard.bake` probes the wave's targets until
+the bake ends or an alarm fires. Every verdict is a ``RolloutEvent`` in the ledger; the
+fleet engine (:mod:`amlretrain._fleet_run`) rolls back and halts when told.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from amlretrain._redact import redact
+from amlretrain.blobs import BlobRef, strip_sas
+from amlretrain.errors import AmlRetrainError, ConfigurationError, LedgerError
+from amlretrain.records import RolloutEvent
+from amlretrain.targets import Sample, Target, TargetState
+
+if TYPE_CHECKING:
+    from amlretrain.alarms import Fired, Observation
+    from amlretrain.champion import HoldoutRows
+    from amlretrain.interrupt import StopSignal
+    from amlretrain.ledger import Ledger
+    from amlretrain.rollout import Rollout
+
+__all__ = ["Probed", "RolloutGuard"]
+
+log = logging.getLogger("amlretrain.workflow")
+
+#: Scoring requests of one probe round in flight at once (per target).
+PROBE_CONCURRENCY = 4
+
+
+@attrs.frozen
+class Probed:
+    """Rows scored on one target: a score and a label per row (None: its request failed)."""
+
+    scores: tuple[float | None, ...]
+    labels: tuple[str | None, ...]
+    requests: int
+    errors: int
+    latencies_ms: tuple[float, ...]
+    first_error: str | None = None
+
+    def ok_scores(self) -> list[float]:
+        return [s for s in self.scores if s is not None]
+
+
+def probe_rows(target: Target, state: TargetState | None, sample: Sample, batch: int) -> Probed:
+    """Score ``sample``'s rows on ``target``, ``batch`` rows a request, a few at a time."""
+    from amlretrain.champion import scores_from
+
+    chunks = [sample.rows[i : i + batch] for i in range(0, len(sample.rows), batch)]
+
+    def one(
+        rows: Sequence[Sequence[Any]],
+    ) -> tuple[list[float] | None, list[str] | None, float, str | None]:
+        started = time.monotonic()
+        try:
+            result = target.score(
+                Sample(columns=sample.columns, rows=rows, input_name=sample.input_name), state
+            )
+            scores = scores_from(result)
+            labels = _labels_of(result, len(rows))
+        except (AmlRetrainError, ConfigurationError) as err:
+            return None, None, (time.monotonic() - started) * 1000, redact(str(err))
+        return scores, labels, (time.monotonic() - started) * 1000, None
+
+    with ThreadPoolExecutor(max_workers=min(PROBE_CONCURRENCY, len(chunks)) or 1) as pool:
+        answers = list(pool.map(one, chunks))
+    scores: list[float | None] = []
+    labels: list[str | None] = []
+    errors, first = 0, None
+    for (got, named, _, error), rows in zip(answers, chunks, strict=True):
+        if got is None or named is None:
+            errors += 1
+            first = first or error
+            scores.extend([None] * len(rows))
+            labels.extend([None] * len(rows))
+        else:
+            scores.extend(got)
+            labels.extend(named)
+    return Probed(
+        scores=tuple(scores),
+        labels=tuple(labels),
+        requests=len(chunks),
+        errors=errors,
+        latencies_ms=tuple(a[2] for a in answers),
+        first_error=first,
+    )
+
+
+def _labels_of(result: Any, count: int) -> list[str]:
+    """The "Scored Labels" of a scoring answer (empty when it has none)."""
+    columns = list(result.columns)
+    if "Scored Labels" not in columns:
+        return [""] * count
+    at = columns.index("Scored Labels")
+    return [str(r[at]) for r in result.rows]
+
+
+def observe(stage: str, candidate: Probed, incumbent: Probed | None) -> Observation:
+    """The figures of one probe round (rows both answered are compared)."""
+    from amlretrain.alarms import observe as figures
+
+    pairs = (
+        [
+            (a, b, la, lb)
+            for a, b, la, lb in zip(
+                incumbent.scores, candidate.scores, incumbent.labels, candidate.labels, strict=True
+            )
+            if a is not None and b is not None
+        ]
+        if incumbent is not None
+        else []
+    )
+    return figures(
+        stage=stage,
+        incumbent_scores=[p[0] for p in pairs] if incumbent is not None else None,
+        candidate_scores=[p[1] for p in pairs] if incumbent is not None else candidate.ok_scores(),
+        incumbent_labels=[str(p[2]) for p in pairs] if incumbent is not None else None,
+        candidate_labels=[str(p[3]) for p in pairs] if incumbent is not None else None,
+        errors=candidate.errors,
+        requests=candidate.requests,
+        latencies_ms=candidate.latencies_ms,
+    )
+
+
+class RolloutGuard:
+    """One run's guarded rollout: prechecks per model, bakes per wave, and the records."""
+
+    def __init__(
+        self,
+        rollout: Rollout,
+        *,
+        ledger: Ledger | None,
+        run_id: str,
+        stop: StopSignal,
+    ) -> None:
+        self.rollout = rollout
+        self.ledger = ledger
+        self.run_id = run_id
+        self.stop = stop
+        #: Each group's verdict: None passed, else why its model was stopped.
+        self.verdicts: dict[str, str | None] = {}
+        #: Each group's incumbent scores of the probe rows (the bakes' baseline).
+        self.baselines: dict[str, Probed] = {}
+        #: Each group's holdout rows held back from its training data.
+        self.holdouts: dict[str, HoldoutRows] = {}
+        #: The group whose model each target is being given (by target key).
+        self.models: dict[str, str] = {}
+
+    # -- records ---------------------------------------------------------------------------
+
+    def record(self, stage: str, verdict: str, **kw: Any) -> None:
+        """A RolloutEvent; a ledger that cannot take it is logged (the run goes on only
+        for records of evidence, never for a candidate's intent: see precheck)."""
+        if self.ledger is None:
+            return
+        try:
+            self.ledger.append(
+                RolloutEvent.new(run_id=self.run_id, stage=stage, verdict=verdict, **kw)
+            )
+        except LedgerError as err:
+            log.error("the rollout's %s record could not be written: %s", stage, err)
+
+    def notify(self, event: str, payload: dict[str, Any]) -> None:
+        notifier = self.rollout.notify
+        if notifier is None:
+            return
+        for delivery in notifier.send(event, {"run_id": self.run_id, **payload}):
+            self.record(
+                "notify",
+                "passed" if delivery.ok else "failed",
+                message=f"{event} to {delivery.to}"
+                + (f": {delivery.error}" if delivery.error else ""),
+            )
+
+    # -- before the waves -------------------------------------------------------------------
+
+    def prepare(self, group: str, training: Any) -> Any:
+        """``training`` with the champion gate's holdout rows held back, when it asks so."""
+        gate = self.rollout.champion
+        if gate is None or gate.holdout_fraction is None:
+            return training
+        trimmed, rows = held_out(training, gate, group)
+        self.holdouts[group] = rows
+        return trimmed
+
+    def precheck(
+        self, group: str, model: BlobRef, incumbent: Target, state: TargetState
+    ) -> str | None:
+        """Smoke, champion gate and shadow of ``model`` on a candidate next to ``incumbent``.
+
+        Returns:
+            None when the model may go live, else why not (the group's targets are
+            rejected). Recorded as ``group``'s verdict.
+        """
+        if group in self.verdicts:
+            return self.verdicts[group]
+        why = self._precheck(group, model, incumbent, state)
+        self.verdicts[group] = why
+        return why
+
+    def _precheck(
+        self, group: str, model: BlobRef, incumbent: Target, state: TargetState
+    ) -> str | None:
+        from amlretrain.candidates import create_candidate, delete_candidate
+
+        rollout = self.rollout
+        if rollout.probe is not None and "shadow" not in rollout.stages:
+            # The bakes' baseline: what the incumbent answers to the probe rows now.
+            self.baselines[group] = probe_rows(incumbent, state, rollout.probe, rollout.probe_batch)
+        if not rollout.needs_candidate:
+            return None
+        if self.ledger is None:
+            raise ConfigurationError(
+                "a guarded rollout needs a ledger (its candidates are intents)"
+            )
+        try:
+            candidate = create_candidate(
+                incumbent,
+                model,
+                run_id=self.run_id,
+                ledger=self.ledger,
+                arm_storage_key=rollout.storage_key(),
+                arm_commitment_plan=rollout.arm_commitment_plan,
+            )
+        except (AmlRetrainError, ConfigurationError) as err:
+            why = f"rollout: the candidate could not be made: {redact(str(err))}"
+            return why
+        try:
+            return self._on_candidate(
+                group, model, incumbent, state, candidate.target, candidate.state
+            )
+        finally:
+            try:
+                delete_candidate(candidate, run_id=self.run_id, ledger=self.ledger)
+            except (AmlRetrainError, ConfigurationError) as err:
+                log.error(
+                    "the candidate of %s could not be deleted (%s): `amlretrain reconcile` "
+                    "deletes it",
+                    incumbent.label,
+                    err,
+                )
+
+    def _on_candidate(
+        self,
+        group: str,
+        model: BlobRef,
+        incumbent: Target,
+        state: TargetState,
+        candidate: Target,
+        candidate_state: TargetState,
+    ) -> str | None:
+        rollout = self.rollout
+        where = {"target": incumbent.key, "model": model.url}
+        if "smoke" in rollout.stages:
+            sample = (
+                Sample(
+                    columns=rollout.probe.columns,
+                    rows=rollout.probe.rows[:5],
+                    input_name=rollout.probe.input_name,
+                )
+                if rollout.probe is not None
+                else incumbent.sample(state)
+            )
+            if sample is None:
+                self.record(
+                    "smoke", "skipped", message="no sample and no probe rows to score", **where
+                )
+            else:
+                smoke = probe_rows(candidate, candidate_state, sample, rollout.probe_batch)
+                if smoke.errors:
+                    why = f"rollout smoke: the candidate failed to score: {smoke.first_error}"
+                    self.record(
+                        "smoke",
+                        "failed",
+                        message=why,
+                        evidence={"rows": len(sample.rows), "errors": smoke.errors},
+                        **where,
+                    )
+                    return why
+                self.record("smoke", "passed", evidence={"rows": len(sample.rows)}, **where)
+        if rollout.champion is not None:
+            refused = self._gate(group, incumbent, state, candidate, candidate_state, where)
+            if refused is not None:
+                return refused
+        if "shadow" in rollout.stages and rollout.probe is not None:
+            baseline, shadow = self._both(
+                incumbent, state, candidate, candidate_state, rollout.probe
+            )
+            self.baselines[group] = baseline
+            observation = observe("shadow", shadow, baseline)
+            fired = self._alarms(observation, "shadow", [incumbent.key], model, None)
+            verdict = "failed" if fired else "passed"
+            self.record("shadow", verdict, evidence=observation.to_evidence(), **where)
+            if fired:
+                for alarm in fired:
+                    self.record(
+                        "alarm",
+                        "fired",
+                        message=alarm.message,
+                        evidence=alarm.to_evidence(),
+                        **where,
+                    )
+                self.notify(
+                    "alarm",
+                    {"stage": "shadow", "alarms": [f.to_evidence() for f in fired], **where},
+                )
+                return "rollout shadow: " + "; ".join(f.message for f in fired)
+        return None
+
+    def _both(
+        self,
+        incumbent: Target,
+        state: TargetState,
+        candidate: Target,
+        candidate_state: TargetState,
+        sample: Sample,
+    ) -> tuple[Probed, Probed]:
+        """``sample`` scored on incumbent and candidate at once (the shadow's overhead is
+        the slower of the two, not their sum)."""
+        batch = self.rollout.probe_batch
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            first = pool.submit(probe_rows, incumbent, state, sample, batch)
+            second = pool.submit(probe_rows, candidate, candidate_state, sample, batch)
+            return first.result(), second.result()
+
+    def _gate(
+        self,
+        group: str,
+        incumbent: Target,
+        state: TargetState,
+        candidate: Target,
+        candidate_state: TargetState,
+        where: dict[str, Any],
+    ) -> str | None:
+        from amlretrain.champion import HoldoutRows, judge
+
+        gate = self.rollout.champion
+        assert gate is not None
+        holdout = self.holdouts.get(group)
+        if holdout is None and gate.holdout is not None:
+            holdout = HoldoutRows.from_csv(gate.holdout, gate.label)
+        if holdout is None:
+            why = "rollout gate: no holdout rows (champion.holdout, or holdout_fraction)"
+            self.record("gate", "failed", message=why, **where)
+            return why
+        sample = Sample(columns=holdout.columns, rows=holdout.rows, input_name=self._input_name())
+        champion, challenger = self._both(incumbent, state, candidate, candidate_state, sample)
+        if champion.errors or challenger.errors:
+            why = (
+                "rollout gate: the holdout could not be scored on "
+                + ("the champion" if champion.errors else "the challenger")
+                + f": {champion.first_error or challenger.first_error}"
+            )
+            self.record("gate", "failed", message=why, **where)
+            return why
+        try:
+            evidence = judge(gate, holdout.labels, champion.ok_scores(), challenger.ok_scores())
+        except ConfigurationError as err:
+            why = f"rollout gate: {err}"
+            self.record("gate", "failed", message=why, **where)
+            return why
+        verdict = "passed" if evidence.promoted else "failed"
+        self.record(
+            "gate", verdict, message=evidence.reason, evidence=evidence.to_evidence(), **where
+        )
+        return None if evidence.promoted else f"rollout gate: {evidence.reason}"
+
+    def _input_name(self) -> str:
+        probe = self.rollout.probe
+        return probe.input_name if probe is not None else "input1"
+
+    def _alarms(
+        self,
+        observation: Observation,
+        stage: str,
+        targets: Sequence[str],
+        model: BlobRef | str | None,
+        wave: int | None,
+    ) -> list[Fired]:
+        from amlretrain.alarms import AlarmContext, evaluate
+
+        context = AlarmContext(
+            run_id=self.run_id,
+            stage=stage,
+            targets=tuple(targets),
+            model=strip_sas(model.url if isinstance(model, BlobRef) else model),
+            wave=wave,
+        )
+        return evaluate(self.rollout.alarms, observation, context)
+
+    # -- the waves --------------------------------------------------------------------------
+
+    def bake(
+        self, number: int, promoted: Sequence[tuple[Target, str, str | None]], seconds: float
+    ) -> list[Fired]:
+        """Probe the wave's promoted targets every ``probe_interval`` for ``seconds`` (one
+        round at least); the alarms that fired in the first round that fired any.
+
+        Args:
+            promoted: (target, group, model URL) of each target the wave changed.
+        """
+        rollout = self.rollout
+        if rollout.probe is None or not promoted:
+            if seconds:
+                self.stop.wait(seconds)
+            return []
+        deadline = time.monotonic() + seconds
+        rounds = 0
+        while True:
+            rounds += 1
+            fired = self._round(number, rounds, promoted)
+            if fired or self.stop.requested:
+                return fired
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            if self.stop.wait(min(rollout.probe_interval, left)):
+                return []
+
+    def _round(
+        self, number: int, round_: int, promoted: Sequence[tuple[Target, str, str | None]]
+    ) -> list[Fired]:
+        probe = self.rollout.probe
+        assert probe is not None
+        with ThreadPoolExecutor(max_workers=min(4, len(promoted))) as pool:
+            answers = list(
+                pool.map(
+                    lambda p: probe_rows(p[0], None, probe, self.rollout.probe_batch), promoted
+                )
+            )
+        fired: list[Fired] = []
+        for (target, group, model), probed in zip(promoted, answers, strict=True):
+            observation = observe("bake", probed, self.baselines.get(group))
+            where = {"target": target.key, "model": model}
+            found = self._alarms(observation, "bake", [target.key], model, number)
+            evidence = {**observation.to_evidence(), "wave": number, "round": round_}
+            self.record("bake", "failed" if found else "passed", evidence=evidence, **where)
+            for alarm in found:
+                self.record(
+                    "alarm",
+                    "fired",
+                    message=alarm.message,
+                    evidence={**alarm.to_evidence(), "wave": number},
+                    **where,
+                )
+            fired.extend(found)
+        if fired:
+            self.notify(
+                "alarm",
+                {"stage": "bake", "wave": number, "alarms": [f.to_evidence() for f in fired]},
+            )
+        return fired
+
+    def rolled_back(self, fired: Sequence[Fired], targets: Sequence[tuple[str, str]]) -> None:
+        """Record and announce the rollback of ``targets`` ((key, status) each)."""
+        evidence = {
+            "alarms": [f.alarm for f in fired],
+            "targets": [{"target": k, "status": s} for k, s in targets],
+        }
+        ok = all(s == "restored" for _, s in targets)
+        self.record(
+            "rollback",
+            "done" if ok else "failed",
+            message="; ".join(f.message for f in fired),
+            evidence=evidence,
+        )
+        self.notify("rollback", evidence)
+
+    def promoted(self, number: int, targets: Sequence[str], model: str | None) -> None:
+        """Record a wave promoted."""
+        self.record(
+            "wave", "done", model=model, evidence={"wave": number, "targets": list(targets)}
+        )
+
+    def finished(self, targets: Sequence[str], models: Sequence[str]) -> None:
+        """Record and announce the rollout finished."""
+        payload = {"targets": list(targets), "models": sorted(set(models))}
+        self.record("promote", "done", evidence=payload)
+        self.notify("promote", payload)
+
+
+def held_out(training: Any, gate: Any, group: str) -> tuple[Any, HoldoutRows]:
+    """``training`` with ``gate.holdout_fraction`` of its local data file held back.
+
+    Returns:
+        The training to run (its data a temporary file without the held-back rows) and
+        those rows.
+
+    Raises:
+        ConfigurationError: the data is not a local file (a blob is not read back to split
+            it), or cannot be split.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from amlretrain.champion import hold_out
+
+    data = training.data
+    if not isinstance(data, str | Path) or str(data).startswith(("blob:", "http://", "https://")):
+        raise ConfigurationError(
+            f"{group}: rollout.champion.holdout_fraction holds rows back from a local data "
+            "file before it is uploaded; this data is a blob: give champion.holdout (a file)"
+        )
+    path = Path(data)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigurationError(f"{group}: cannot read {path}: {err.strerror}") from err
+    kept, rows = hold_out(raw, gate.holdout_fraction, gate.seed, gate.label, where=str(path))
+    folder = Path(tempfile.mkdtemp(prefix="amlretrain-holdout-"))
+    trimmed = folder / path.name  # the same name: the service and the ledger see it
+    trimmed.write_bytes(kept)
+    return attrs.evolve(training, data=trimmed), rows
