@@ -28,7 +28,9 @@ from amlretrain.alarms import (
     unmeasured,
 )
 from amlretrain.errors import ConfigurationError
+from tests.conftest import REPO
 from tests.unit import _alarm_hooks
+from tests.unit.test_docs_examples import python_blocks
 
 HOOKS = "tests.unit._alarm_hooks"
 CONTEXT = AlarmContext(
@@ -506,3 +508,11 @@ def test_the_module_examples_run() -> None:
     for module in (amlretrain.alarms, amlretrain._hooks):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_the_docs_page_examples_run() -> None:
+    blocks = python_blocks(REPO / "docs" / "alarms.md")
+    assert len(blocks) == 2, "docs/alarms.md has two python examples"
+    namespace: dict[str, Any] = {}
+    for index, block in enumerate(blocks):
+        exec(compile(block, f"docs/alarms.md[{index}]", "exec"), namespace)
