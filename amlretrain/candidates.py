@@ -798,15 +798,12 @@ def leftover_candidates(history: History) -> list[LeftOver]:
 
 
 def _as_list(clients: Any) -> list[Any]:
+    """One client, several (an iterable) or None, as a list."""
     if clients is None:
         return []
-    if (
-        isinstance(clients, Iterable)
-        and not hasattr(clients, "workspace_id")
-        and not hasattr(clients, "subscription_id")
-    ):
-        return list(clients)
-    return [clients]
+    if hasattr(clients, "workspace_id") or hasattr(clients, "subscription_id"):
+        return [clients]
+    return list(clients) if isinstance(clients, Iterable) else [clients]
 
 
 def delete_leftovers(

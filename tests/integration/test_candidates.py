@@ -30,7 +30,7 @@ from amlretrain.candidates import (
 )
 from amlretrain.emulator import Emulator, learner
 from amlretrain.emulator.state import trained_model_asset
-from amlretrain.errors import ConfigurationError, ConflictError
+from amlretrain.errors import ConfigurationError, ConflictError, LedgerError
 from amlretrain.ledger import Ledger, strip_sas
 from amlretrain.reconciliation import reconcile
 from amlretrain.records import RolloutEvent
@@ -344,3 +344,17 @@ def test_an_arm_candidate_left_behind_is_deleted_by_reconcile(
     assert [(c.kind, c.status) for c in report.candidates] == [(ARM_SERVICE, "deleted")]
     assert _arm_served(emulator, candidate.name) is None
     assert leftover_candidates(ledger.history()) == []
+
+
+def test_a_ledger_that_cannot_be_written_stops_the_candidate_before_it_is_made(
+    emulator: Emulator, incumbent: ClassicTarget, new_model: BlobRef, tmp_path: Path
+) -> None:
+    (tmp_path / "ledger.jsonl").mkdir()  # cannot be opened as a file
+    before = _endpoints(emulator)
+    emulator.clear_requests()
+    with pytest.raises(LedgerError):
+        create_candidate(
+            incumbent, new_model, run_id="run-x", ledger=Ledger(tmp_path / "ledger.jsonl")
+        )
+    assert _endpoints(emulator) == before
+    assert [r.method for r in emulator.requests if r.method != "GET"] == []  # reads only
