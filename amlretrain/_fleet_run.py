@@ -12,6 +12,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from amlretrain._fleet_progress import FleetProgress
     from amlretrain._rollout_guard import RolloutGuard
     from amlretrain.history import History, RunSummary
+    from amlretrain.storage import BlobStore
     from amlretrain.studio.batch import TrainingJob
 
 __all__ = ["FAILURES", "FleetRun", "Group"]
@@ -58,10 +60,22 @@ _HALT = 0
 
 
 class Group(Protocol):
-    """What the engine needs of a group (:class:`amlretrain.fleet.Group`)."""
+    """What the engine needs of a group (:class:`amlretrain.fleet.FleetGroup`)."""
 
     @property
-    def training(self) -> Training: ...
+    def training(self) -> Training | None: ...
+
+    @property
+    def model(self) -> BlobRef | None: ...
+
+    @property
+    def metrics(self) -> Mapping[str, float]: ...
+
+    @property
+    def model_store(self) -> BlobStore | None: ...
+
+    @property
+    def sas_lifetime(self) -> timedelta: ...
 
     @property
     def targets(self) -> tuple[Target, ...]: ...
@@ -253,6 +267,8 @@ class FleetRun:
             self._show(target, "training")
         if self.training_stop.requested:
             return _Trained(None, None, {}, Interrupted(self.training_stop.signum or 2))
+        if group.training is None:  # deploy: trained already
+            return _Trained(None, group.model, dict(group.metrics))
         if self.dry_run:
             return _Trained(None, plan_training(group.training, steps), {})
         attach, error = self._job_to_resume(group)
@@ -354,7 +370,7 @@ class FleetRun:
             dry_run=self.dry_run,
             sample=self.sample,
             job_id=trained.job_id,
-            store=group.training.store,
+            store=group.model_store,
             run_id=self.run_id,
             stop=self.stop,
             wait_lock=self.wait_lock,
@@ -544,9 +560,9 @@ class FleetRun:
             if outcome is None or outcome.status != "succeeded" or not outcome.previous_model:
                 continue
             model = BlobRef.from_url(outcome.previous_model)
-            store = group.training.store
-            if store.owns(model):
-                model = store.sas(model, expires_in=group.training.model_sas_lifetime)
+            store = group.model_store
+            if store is not None and store.owns(model):
+                model = store.sas(model, expires_in=group.sas_lifetime)
             run = Deployment(
                 metrics={},
                 gate=None,

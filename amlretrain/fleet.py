@@ -31,7 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -54,6 +55,8 @@ from amlretrain.result import (
     RetrainResult,
     StepRecorder,
 )
+from amlretrain.storage import BlobStore
+from amlretrain.swap import RESTORE_SAS_LIFETIME
 from amlretrain.targets import Sample, Target
 from amlretrain.training import Training
 from amlretrain.waves import FailureBudget, Waves
@@ -83,19 +86,44 @@ class FleetGroup:
         targets: the targets that get this group's model.
         name: the data as configured (the ledger finds the group's job by it when a
             run is resumed; default: the data itself).
+        model: instead of a training, a model already trained (what
+            :func:`amlretrain.deploy` gives the engine), with its ``metrics`` and the
+            ``store`` that holds it (for the read SAS of a rollback).
     """
 
-    training: Training
+    training: Training | None = None
     targets: tuple[Target, ...] = attrs.field(converter=_targets)
     name: str = ""
+    model: BlobRef | None = None
+    metrics: Mapping[str, float] = attrs.field(factory=dict)
+    store: BlobStore | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.training is None) == (self.model is None):
+            raise ConfigurationError("a fleet group has a training or a trained model")
 
     @property
     def label(self) -> str:
-        """The group's name, or its data."""
+        """The group's name, or its data (or model)."""
         if self.name:
             return self.name
+        if self.training is None:
+            assert self.model is not None
+            return self.model.url
         data = self.training.data
         return data.url if isinstance(data, BlobRef) else str(data)
+
+    @property
+    def model_store(self) -> BlobStore | None:
+        """The store holding the group's models."""
+        return self.training.store if self.training is not None else self.store
+
+    @property
+    def sas_lifetime(self) -> timedelta:
+        """The lifetime of a read SAS minted for one of its models."""
+        if self.training is not None:
+            return self.training.model_sas_lifetime
+        return RESTORE_SAS_LIFETIME
 
 
 def fingerprint(document: Any) -> str:
@@ -217,6 +245,7 @@ def run_fleet(
     interrupt_grace: float,
     wait_lock: float,
     stop: StopSignal | None,
+    command: str = "retrain",
 ) -> tuple[RetrainResult, dict[str, BaseException]]:
     """:func:`retrain_fleet`, and each group's training error by its label (a run of one
     group, :func:`amlretrain.retrain`, raises its group's)."""
@@ -248,7 +277,7 @@ def run_fleet(
         prior = _prior(ledger, resume, config_fingerprint)
         run_id = begin(
             ledger,
-            "retrain",
+            command,
             [t for t, _ in ordered],
             dry_run,
             wait_lock,

@@ -199,6 +199,7 @@ def deploy(
     interrupt_grace: float = 30.0,
     wait_lock: float = 0.0,
     stop: StopSignal | None = None,
+    rollout: Rollout | None = None,
 ) -> RetrainResult:
     """Deploy an already trained model to many targets (bounded, continue-on-error).
 
@@ -208,11 +209,43 @@ def deploy(
     ``store`` holds it. The model must exist and be readable with the SAS the services
     get (checked in a dry run too).
 
+    With a ``rollout`` (:class:`~amlretrain.rollout.Rollout`) the model goes live as in
+    :func:`retrain`'s guarded rollout: checked on a candidate first, then the targets in
+    its waves, each baked under its alarms.
+
     Raises:
         ConfigurationError: a wrong target, a model the services could not read, or a
             ledger that cannot be written (nothing changed).
         Interrupted: SIGINT or SIGTERM; its ``result`` holds what each target serves.
     """
+    if rollout is not None:
+        model = with_read_sas(model, store, sas_lifetime)
+        check_model(model, store)
+        result, _ = run_fleet(
+            [FleetGroup(model=model, metrics=dict(metrics or {}), store=store, targets=targets)],
+            gate=gate,
+            ledger=ledger,
+            dry_run=dry_run,
+            sample=sample,
+            concurrency=concurrency,
+            training_concurrency=1,
+            waves=None,
+            bake=0.0,
+            max_failures=None,
+            rollback_on_halt=False,
+            rollout=rollout,
+            resume=None,
+            config_fingerprint=None,
+            order=None,
+            progress=False,
+            display=None,
+            on_step=None,
+            interrupt_grace=interrupt_grace,
+            wait_lock=wait_lock,
+            stop=stop,
+            command="deploy",
+        )
+        return result
     with stopping(stop, interrupt_grace) as stopper:
         steps = StepRecorder(None)
         current = check_targets(targets, steps, concurrency)

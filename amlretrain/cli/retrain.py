@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from amlretrain.config import RetrainConfig
     from amlretrain.interrupt import StopSignal
     from amlretrain.result import RetrainResult, TargetOutcome
+    from amlretrain.rollout import Rollout
     from amlretrain.targets import Target
 
 
@@ -111,17 +112,7 @@ def register(subparsers: Any) -> None:
         help="when the failure budget halts the run, put the halted wave's changed targets "
         "back on their previous model (verified, recorded)",
     )
-    p.add_argument(
-        "--stages",
-        metavar="LIST",
-        help="the guarded rollout's stages, e.g. smoke,shadow,canary (overrides "
-        "rollout.stages; needs a [rollout] table)",
-    )
-    p.add_argument(
-        "--no-rollout",
-        action="store_true",
-        help="ignore the config's [rollout]: deploy in the run's waves, checked by scoring",
-    )
+    _add_rollout_flags(p)
     p.add_argument(
         "--resume",
         metavar="RUN_ID",
@@ -152,6 +143,7 @@ def register(subparsers: Any) -> None:
     d.add_argument(
         "--dry-run", action="store_true", help="check the model and targets, print the plan"
     )
+    _add_rollout_flags(d)
     _add_wait_lock(d)
     add_output_flag(d)
     d.set_defaults(handler=_deploy)
@@ -268,19 +260,7 @@ def _retrain(args: argparse.Namespace) -> int:
         else None
     )
     config = load_config(args.config)
-    rollout = None if args.no_rollout else config.rollout
-    if args.stages is not None:
-        if rollout is None:
-            raise ConfigurationError(
-                f"--stages: {args.config} has no [rollout] table (its probe and alarms)"
-            )
-        import attrs
-
-        stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
-        try:
-            rollout = attrs.evolve(rollout, stages=stages)
-        except ConfigurationError as err:
-            raise ConfigurationError(f"--stages: {err.message}") from None
+    rollout = _rollout_of(args, config)
     pairs = config.targets()
     groups = group_by_data(config, pairs)
     if args.data:
@@ -330,6 +310,38 @@ def _retrain(args: argparse.Namespace) -> int:
     return _finish(args, [result])
 
 
+def _add_rollout_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stages",
+        metavar="LIST",
+        help="the guarded rollout's stages, e.g. smoke,shadow,canary (overrides "
+        "rollout.stages; needs a [rollout] table)",
+    )
+    p.add_argument(
+        "--no-rollout",
+        action="store_true",
+        help="ignore the config's [rollout]: deploy in the run's waves, checked by scoring",
+    )
+
+
+def _rollout_of(args: argparse.Namespace, config: RetrainConfig) -> Rollout | None:
+    """The config's [rollout], with --stages or --no-rollout applied."""
+    rollout = None if args.no_rollout else config.rollout
+    if args.stages is None:
+        return rollout
+    if rollout is None:
+        raise ConfigurationError(
+            f"--stages: {args.config} has no [rollout] table (its probe and alarms)"
+        )
+    import attrs
+
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    try:
+        return attrs.evolve(rollout, stages=stages)
+    except ConfigurationError as err:
+        raise ConfigurationError(f"--stages: {err.message}") from None
+
+
 def _fingerprint(args: argparse.Namespace) -> str:
     """The digest of what decides a run: the config's TOML document and a --data."""
     from amlretrain.config import read_document
@@ -344,6 +356,7 @@ def _deploy(args: argparse.Namespace) -> int:
     from amlretrain.workflow import deploy
 
     config = load_config(args.config)
+    rollout = _rollout_of(args, config)
     targets = [t for t, _ in config.targets()]
     with _signals(config) as stop:
         try:
@@ -359,6 +372,7 @@ def _deploy(args: argparse.Namespace) -> int:
                 sas_lifetime=config.model_sas_lifetime,
                 wait_lock=args.wait_lock,
                 stop=stop,
+                rollout=rollout,
             )
         except Interrupted as err:
             return _interrupted(args, err, [])

@@ -185,3 +185,77 @@ def test_a_model_trained_on_shuffled_labels_is_refused_by_the_champion_gate(
     assert gate.verdict == "failed"
     assert gate.evidence["n"] > 0 and gate.evidence["difference"] < 0
     assert gate.evidence["lower"] <= gate.evidence["difference"]
+
+
+def test_deploy_with_a_rollout_checks_the_model_on_a_candidate_first(
+    clients: dict[str, Any], emulator: Emulator, tmp_path: Path
+) -> None:
+    from amlretrain.workflow import deploy
+
+    target = _target(clients)
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    trained = retrain(_training(clients, "census_train.csv"), [target], ledger=ledger)
+    model = trained.targets[0].serving_model
+    assert model is not None
+    retrain(_training(clients), [target], ledger=ledger)  # serves another model now
+    endpoints = _endpoints(emulator)
+    rollout = Rollout(stages=("smoke", "canary"), probe=read_probe(_probe(tmp_path)))
+    from amlretrain.blobs import BlobRef
+
+    result = deploy(
+        BlobRef.from_url(model), [target], ledger=ledger, store=clients["store"], rollout=rollout
+    )
+    assert [o.status for o in result.targets] == ["succeeded"], result.targets[0].error
+    assert model.endswith(_serves(emulator, target.endpoint))
+    assert _endpoints(emulator) == endpoints
+    stages = _stages(ledger, result.run_id)
+    assert stages[:3] == [("candidate", "started"), ("smoke", "passed"), ("candidate", "done")]
+    assert stages[-1] == ("promote", "done")
+    run = ledger.history().run(str(result.run_id))
+    assert run.command == "deploy"
+
+
+def test_the_cli_runs_the_config_s_rollout_and_refuses_a_bad_stages_flag(
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from amlretrain.cli import main
+    from amlretrain.cli._emulator_config import emulator_config, emulator_environment
+
+    for name, value in emulator_environment(emulator.info).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ROLLOUT_STORAGE_KEY", "a2V5")  # the emulator's storage takes any
+    probe = _probe(tmp_path)
+    text = emulator_config(
+        emulator.info, data=DATA / "census_new.csv", ledger=tmp_path / "ledger.jsonl"
+    )
+    rollout = (
+        "[rollout]\n"
+        'stages = ["smoke", "shadow", "canary"]\n'
+        f'probe = "{probe.name}"\n'
+        "probe_interval = 0.2\nbake = 0.4\n"
+        'arm_storage_key_env = "ROLLOUT_STORAGE_KEY"\n'
+        f'arm_commitment_plan = "/subscriptions/{emulator.info.subscription_id}/resourceGroups/'
+        f'{emulator.info.resource_group}/providers/Microsoft.MachineLearning/commitmentPlans/p"\n\n'
+        '[[rollout.alarms]]\nmetric = "error_rate"\nthreshold = 0.05\n\n'
+    )
+    config = tmp_path / "retrain.toml"
+    config.write_text(text.replace("[[targets]]", rollout + "[[targets]]", 1))
+    requests_before = len(emulator.requests)
+    code = main(["retrain", "--config", str(config), "--stages", "canery,canary"])
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert "--stages" in err and "canery" in err
+    assert len(emulator.requests) == requests_before  # refused before anything was sent
+    code = main(["retrain", "--config", str(config), "--no-progress", "--output", "json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    document = json.loads(out)
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    stages = _stages(ledger, document["run_id"])
+    assert ("shadow", "passed") in stages and stages[-1] == ("promote", "done")
+    assert all(t["status"] == "succeeded" for t in document["targets"])
