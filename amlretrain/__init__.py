@@ -16,7 +16,11 @@ import typing as _typing
 from amlretrain._version import __version__
 
 if _typing.TYPE_CHECKING:
+    from amlretrain.alarms import Alarm as Alarm
+    from amlretrain.alarms import CallableAlarm as CallableAlarm
+    from amlretrain.alarms import Fired as Fired
     from amlretrain.blobs import BlobRef as BlobRef
+    from amlretrain.champion import ChampionGate as ChampionGate
     from amlretrain.credentials import StaticTokenCredential as StaticTokenCredential
     from amlretrain.errors import AmlRetrainError as AmlRetrainError
     from amlretrain.errors import AuthenticationError as AuthenticationError
@@ -47,6 +51,8 @@ if _typing.TYPE_CHECKING:
     from amlretrain.locks import Lease as Lease
     from amlretrain.locks import LockInfo as LockInfo
     from amlretrain.locks import TargetLocks as TargetLocks
+    from amlretrain.notify import Delivery as Delivery
+    from amlretrain.notify import Notifier as Notifier
     from amlretrain.polling import OperationPolling as OperationPolling
     from amlretrain.polling import Poller as Poller
     from amlretrain.polling import PollPolicy as PollPolicy
@@ -62,11 +68,13 @@ if _typing.TYPE_CHECKING:
     from amlretrain.records import Pending as Pending
     from amlretrain.records import RolloutEvent as RolloutEvent
     from amlretrain.records import RunStart as RunStart
+    from amlretrain.report import Report as Report
     from amlretrain.result import RetrainResult as RetrainResult
     from amlretrain.result import StepResult as StepResult
     from amlretrain.result import StepStatus as StepStatus
     from amlretrain.result import TargetOutcome as TargetOutcome
     from amlretrain.result import TargetStatus as TargetStatus
+    from amlretrain.rollout import Rollout as Rollout
     from amlretrain.storage import BlobStore as BlobStore
     from amlretrain.studio.batch import BatchClient as BatchClient
     from amlretrain.studio.batch import TrainingJob as TrainingJob
@@ -90,6 +98,8 @@ if _typing.TYPE_CHECKING:
     from amlretrain.targets import Target as Target
     from amlretrain.targets import TargetState as TargetState
     from amlretrain.training import Training as Training
+    from amlretrain.waves import FailureBudget as FailureBudget
+    from amlretrain.waves import Waves as Waves
     from amlretrain.workflow import deploy as deploy
     from amlretrain.workflow import retrain as retrain
     from amlretrain.workflow import rollback as rollback
@@ -168,6 +178,17 @@ _NAMES: dict[str, str] = {
     "ClassicTarget": "amlretrain.studio.targets",
     # amlretrain.gate
     "Gate": "amlretrain.gate",
+    # the guarded rollout
+    "Rollout": "amlretrain.rollout",
+    "Alarm": "amlretrain.alarms",
+    "CallableAlarm": "amlretrain.alarms",
+    "ChampionGate": "amlretrain.champion",
+    "Notifier": "amlretrain.notify",
+    "Delivery": "amlretrain.notify",
+    "Fired": "amlretrain.alarms",
+    "Waves": "amlretrain.waves",
+    "FailureBudget": "amlretrain.waves",
+    "Report": "amlretrain.report",
     "GateDecision": "amlretrain.gate",
     # amlretrain.interrupt
     "StopSignal": "amlretrain.interrupt",

@@ -143,8 +143,10 @@ class RolloutGuard:
         ledger: Ledger | None,
         run_id: str,
         stop: StopSignal,
+        wait_lock: float = 0.0,
     ) -> None:
         self.rollout = rollout
+        self.wait_lock = wait_lock
         self.ledger = ledger
         self.run_id = run_id
         self.stop = stop
@@ -212,8 +214,6 @@ class RolloutGuard:
     def _precheck(
         self, group: str, model: BlobRef, incumbent: Target, state: TargetState
     ) -> str | None:
-        from amlretrain.candidates import create_candidate, delete_candidate
-
         rollout = self.rollout
         if rollout.probe is not None and "shadow" not in rollout.stages:
             # The bakes' baseline: what the incumbent answers to the probe rows now.
@@ -224,18 +224,29 @@ class RolloutGuard:
             raise ConfigurationError(
                 "a guarded rollout needs a ledger (its candidates are intents)"
             )
+        # The incumbent's lease is held while its candidate exists: a reconcile elsewhere
+        # deletes leftover candidates under that lease, never one in use.
         try:
-            candidate = create_candidate(
-                incumbent,
-                model,
-                run_id=self.run_id,
-                ledger=self.ledger,
-                arm_storage_key=rollout.storage_key(),
-                arm_commitment_plan=rollout.arm_commitment_plan,
-            )
+            with self.ledger.locks.hold(incumbent.key, wait=self.wait_lock, run_id=self.run_id):
+                return self._with_candidate(group, model, incumbent, state)
         except (AmlRetrainError, ConfigurationError) as err:
-            why = f"rollout: the candidate could not be made: {redact(str(err))}"
-            return why
+            return f"rollout: the candidate could not be made: {redact(str(err))}"
+
+    def _with_candidate(
+        self, group: str, model: BlobRef, incumbent: Target, state: TargetState
+    ) -> str | None:
+        from amlretrain.candidates import create_candidate, delete_candidate
+
+        assert self.ledger is not None
+        rollout = self.rollout
+        candidate = create_candidate(
+            incumbent,
+            model,
+            run_id=self.run_id,
+            ledger=self.ledger,
+            arm_storage_key=rollout.storage_key(),
+            arm_commitment_plan=rollout.arm_commitment_plan,
+        )
         try:
             return self._on_candidate(
                 group, model, incumbent, state, candidate.target, candidate.state

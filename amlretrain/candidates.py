@@ -76,9 +76,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The two kinds of candidate (``Candidate.kind``, ``evidence.kind`` in the ledger).
+#: A candidate endpoint on a classic web service (``Candidate.kind``, ``evidence.kind``).
 CLASSIC_ENDPOINT = "classic-endpoint"
+#: A candidate New (ARM) web service (``Candidate.kind``, ``evidence.kind``).
 ARM_SERVICE = "arm-service"
+#: The two kinds of candidate.
 KINDS = (CLASSIC_ENDPOINT, ARM_SERVICE)
 
 #: Every candidate's name starts with it (then hexadecimal digits).

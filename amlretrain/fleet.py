@@ -306,7 +306,9 @@ def run_fleet(
             prior=prior,
             concurrency=concurrency,
             guard=(
-                RolloutGuard(rollout, ledger=ledger, run_id=run_id, stop=stopper)
+                RolloutGuard(
+                    rollout, ledger=ledger, run_id=run_id, stop=stopper, wait_lock=wait_lock
+                )
                 if rollout is not None
                 else None
             ),

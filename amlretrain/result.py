@@ -247,6 +247,21 @@ class RetrainResult:
             records.append(row)
         return pd.DataFrame.from_records(records)
 
+    def report(self, ledger: Any) -> Any:
+        """This run's evidence report (:func:`amlretrain.report.report_for`): each
+        target's timeline, metric history, gate evidence, shadow comparison, alarms and
+        rollbacks, as one self-contained HTML page (``.save(path)``; Jupyter shows it).
+
+        Args:
+            ledger: the run's :class:`~amlretrain.ledger.Ledger` (or its ``History``).
+
+        Raises:
+            ImportError: matplotlib is not installed (``pip install 'amlretrain[report]'``).
+        """
+        from amlretrain.report import report_for
+
+        return report_for(self, ledger)
+
     @property
     def split(self) -> bool:
         """True when some targets serve the new model and others were left on another."""
