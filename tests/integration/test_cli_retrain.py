@@ -87,14 +87,96 @@ def test_unknown_rollback_target(config: Path, capsys: pytest.CaptureFixture[str
     assert "no target 'nonesuch'" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_demo_runs_the_whole_loop_and_leaves_nothing_running(tmp_path: Path) -> None:
-    from amlretrain.cli.demo import run_demo
+def _served_in_state(emulator: Emulator) -> dict[str, str]:
+    """What each predictive service references in the emulator's own state (no SAS)."""
+    from amlretrain.blobs import strip_sas
+    from amlretrain.emulator.state import trained_model_asset
 
+    info = emulator.info
+    with emulator.state.locked() as state:
+        arm = state.arm[
+            (
+                info.subscription_id.lower(),
+                info.resource_group.lower(),
+                info.arm_service_name.lower(),
+            )
+        ]
+        found = trained_model_asset(arm.properties)
+        assert found is not None
+        ws = state.workspaces[info.workspace_id.lower()]
+        endpoint = ws.services[info.predictive_service].endpoints[info.predictive_endpoint]
+        location = endpoint.resources[0]["Location"]
+        return {
+            "arm": strip_sas(found[1]["locationInfo"]["uri"]),
+            "classic": location["BaseLocation"] + location["RelativeLocation"],
+        }
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_loop_and_leaves_nothing_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import amlretrain.emulator
+    from amlretrain.cli.demo import run_demo
+    from amlretrain.ledger import Ledger
+
+    at_stop: list[dict[str, str]] = []
+
+    class Recording(Emulator):
+        def stop(self) -> None:
+            if self._info is not None and self.state is not None:
+                at_stop.append(_served_in_state(self))
+            super().stop()
+
+    monkeypatch.setattr(amlretrain.emulator, "Emulator", Recording)
     summary = run_demo(tmp_path, quiet=True)
     assert summary["scores_changed"]
     assert summary["scores_restored"]
-    assert [e["action"] for e in summary["ledger"]].count("rollback") == 2
+    assert summary["rollout_ok"]
+
+    # The guarded rollouts, as the ledger recorded them.
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    history = ledger.history()
+    runs = {name: summary["rollouts"][name]["run_id"] for name in ("good", "shadow", "bake")}
+
+    def stages(run: str) -> list[tuple[str, str]]:
+        return [(e.stage, e.verdict) for e in history.rollout_events(run)]
+
+    good = stages(runs["good"])
+    assert ("smoke", "passed") in good and ("shadow", "passed") in good
+    assert good.count(("wave", "done")) == 2 and ("bake", "passed") in good
+    assert good[-1] == ("promote", "done")
+    shadow = stages(runs["shadow"])
+    assert ("shadow", "failed") in shadow and ("alarm", "fired") in shadow
+    assert ("wave", "done") not in shadow  # stopped before any live target changed
+    bake = stages(runs["bake"])
+    assert ("smoke", "passed") not in bake and ("shadow", "passed") not in bake
+    assert bake.count(("wave", "done")) == 1
+    assert ("bake", "failed") in bake and ("alarm", "fired") in bake
+    assert bake[-1] == ("rollback", "done")
+    alarm = next(e for e in history.rollout_events(runs["bake"]) if e.stage == "alarm")
+    assert (
+        alarm.evidence["alarm"] == "psi" and alarm.evidence["value"] > alarm.evidence["threshold"]
+    )
+    assert summary["rollouts"]["shadow"]["exit_code"] == 11
+    assert summary["rollouts"]["bake"]["exit_code"] == 15
+
+    # The bad run's first wave was put back: the emulator serves the good run's model.
+    (good_model,) = {
+        e.new_model for e in ledger.entries() if e.run_id == runs["good"] and e.action == "deploy"
+    }
+    assert good_model is not None
+    bad_actions = [e.action for e in ledger.entries() if e.run_id == runs["bake"]]
+    assert bad_actions == ["deploy", "rollback"]
+    (served,) = at_stop
+    assert served == {"arm": good_model, "classic": good_model}
+
+    # The evidence report of the rolled-back run: one HTML file with the charts inline.
+    report = Path(summary["report"])
+    assert report.parent == tmp_path and report.name == f"report-{runs['bake']}.html"
+    page = report.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page
+    assert runs["bake"] in page and "psi" in page
 
 
 def test_the_ledger_can_live_in_a_blob(
