@@ -138,6 +138,8 @@ class FleetRun:
         # Training is stopped by the run's stop request, and by a halt.
         self.training_stop = stop.child()
         self.halted = threading.Event()
+        #: Why the run halted, when not its failure budget (a rollout's alarm).
+        self.halt_reason: str | None = None
         self._lock = threading.Lock()
         self.failures = 0
         self.group_steps: dict[str, StepRecorder] = {}
@@ -227,6 +229,7 @@ class FleetRun:
             run_id=None if self.dry_run else self.run_id,
             halted_wave=halted,
             key_metrics=_gate_metrics(self.gate),
+            halt_reason=self.halt_reason if halted is not None else None,
         )
 
     def _record_steps(self, steps: StepRecorder) -> None:
@@ -435,6 +438,8 @@ class FleetRun:
         if promoted:
             guard.promoted(number, [t.key for t, _, _ in promoted], promoted[0][2])
         seconds = guard.rollout.bake_seconds(bake)
+        if not promoted:
+            return False  # the wave changed nothing: nothing to bake
         with steps.step(f"bake {number}") as info:
             fired = guard.bake(number, promoted, seconds)
             if not fired:
@@ -443,6 +448,7 @@ class FleetRun:
             info["_status"] = "failed"
             info["_text"] = "; ".join(f.message for f in fired)
         log.warning("an alarm fired in wave %d: rolling back what the rollout promoted", number)
+        self.halt_reason = "an alarm fired: " + "; ".join(f.message for f in fired)
         self.halted.set()
         changed = [(t, g) for t, g in self.ordered if outcomes.get(t.key) is not None]
         why = "an alarm fired: " + "; ".join(f.message for f in fired)
@@ -523,7 +529,8 @@ class FleetRun:
             status="halted",
             previous_model=served,
             serving_model=served,
-            error="not attempted: the run halted on its failure budget; nothing was sent",
+            error=f"not attempted: the run halted ({self.halt_reason or 'its failure budget'}); "
+            "nothing was sent",
             data=group.label,
         )
 

@@ -422,7 +422,9 @@ class RolloutGuard:
             promoted: (target, group, model URL) of each target the wave changed.
         """
         rollout = self.rollout
-        if rollout.probe is None or not promoted:
+        if not promoted:
+            return []
+        if rollout.probe is None:  # no probe, no alarms: the bake is a wait
             if seconds:
                 self.stop.wait(seconds)
             return []

@@ -175,8 +175,9 @@ class RetrainResult:
         model: the new model's URL (without SAS).
         dry_run: nothing was changed.
         run_id: the run's id in the ledger (``amlretrain runs show RUN_ID``).
-        halted_wave: the wave (1-based) in which a fleet run halted on its failure
-            budget; None when it did not halt.
+        halted_wave: the wave (1-based) in which a fleet run halted (its failure budget,
+            or a guarded rollout's alarm); None when it did not halt.
+        halt_reason: why it halted (None: it did not, or its failure budget).
         key_metrics: the metrics the summary's table shows (the gate's; default: the
             first two of each model's).
     """
@@ -190,6 +191,7 @@ class RetrainResult:
     run_id: str | None = None
     halted_wave: int | None = None
     key_metrics: tuple[str, ...] = ()
+    halt_reason: str | None = None
 
     def counts(self) -> dict[str, int]:
         """Targets per status, in :class:`TargetStatus` order (statuses with none left out)."""
@@ -285,15 +287,18 @@ class RetrainResult:
                 ``VerificationFailed`` for an unconfirmed swap, ``OperationTimeout``,
                 ``ConflictError`` for a target leased by another run); otherwise an
                 ``AmlRetrainError`` listing them.
-            RunHalted: a fleet run halted on its failure budget (:attr:`halted_wave`).
+            RunHalted: a fleet run halted on its failure budget or a rollout's alarm
+                (:attr:`halted_wave`, :attr:`halt_reason`).
         """
         if self.halted_wave is not None:
             bad = [t for t in self.targets if t.status not in _OK]
             failed = [t for t in bad if t.status != TargetStatus.HALTED]
+            why = self.halt_reason or (
+                f"{len(failed)} target(s) failed, crossing the failure budget"
+            )
             raise RunHalted(
-                f"the run halted in wave {self.halted_wave}: {len(failed)} target(s) failed, "
-                f"crossing the failure budget; {len(bad) - len(failed)} target(s) of later "
-                "waves were not changed: "
+                f"the run halted in wave {self.halted_wave}: {why}; "
+                f"{len(bad) - len(failed)} target(s) of later waves were not changed: "
                 + "; ".join(f"{t.target}: {t.status}: {t.error}" for t in failed),
                 failures=[(t.target, str(t.status), t.error or "") for t in bad],
                 wave=self.halted_wave,
@@ -320,6 +325,7 @@ class RetrainResult:
             "targets": [t.to_dict() for t in self.targets],
             "counts": self.counts(),
             "halted_wave": self.halted_wave,
+            "halt_reason": self.halt_reason,
         }
         clean: dict[str, Any] = redact_data(data)
         for outcome, shown in zip(self.targets, clean["targets"], strict=True):
@@ -347,7 +353,8 @@ class RetrainResult:
         lines.append(counts + (f" (run {self.run_id})" if self.run_id else ""))
         if self.halted_wave is not None:
             lines.append(
-                f"HALTED in wave {self.halted_wave}: the failures crossed the failure budget; "
+                f"HALTED in wave {self.halted_wave}: "
+                f"{self.halt_reason or 'the failures crossed the failure budget'}; "
                 "the targets of later waves were not changed"
             )
         if self.split:

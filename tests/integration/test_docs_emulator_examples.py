@@ -106,6 +106,43 @@ def test_the_fleet_guide_runs_against_the_emulator(
     assert (tmp_path / "fleet-ledger.jsonl").is_file()
 
 
+def test_the_rollout_guide_runs_against_the_emulator(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocks = python_blocks(REPO / "docs/rollout.md")
+    assert len(blocks) == 1, "docs/rollout.md lost its example"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"emu": emulator, "__name__": "__docs__"}
+    exec(compile(blocks[0], "docs/rollout.md[0]", "exec"), namespace)
+    assert (tmp_path / "rollout-ledger.jsonl").is_file()
+
+
+def test_the_rollout_guide_s_config_parses_with_every_key(tmp_path: Path) -> None:
+    import re as regex
+
+    from amlretrain.rollout import Rollout
+
+    text = (REPO / "docs/rollout.md").read_text(encoding="utf-8")
+    toml = regex.search(r"```toml\n(.*?)```", text, regex.S)
+    assert toml is not None
+    import tomllib
+
+    document = tomllib.loads(toml.group(1))["rollout"]
+    (tmp_path / "probe.csv").write_text("age,hours\n30,40\n")
+    (tmp_path / "mymonitors.py").write_text(
+        "def latency_slo(observation, context):\n    return None\n"
+    )
+    (tmp_path / "mynotify.py").write_text("def post(event, payload):\n    return None\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        rollout = Rollout.from_mapping(document, base=tmp_path)
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert rollout.stages == ("smoke", "shadow", "canary")
+    assert len(rollout.alarms) == 2 and rollout.champion is not None
+    assert rollout.notify is not None and rollout.arm_commitment_plan
+
+
 def test_azure_examples_are_fenced_so_they_do_not_run() -> None:
     text = (REPO / "docs/retrain.md").read_text(encoding="utf-8")
     for block in python_blocks(REPO / "docs/retrain.md"):
