@@ -268,7 +268,12 @@ def _not_a_table(where: str, index: int) -> Any:
 def read_probe(
     path: str | os.PathLike[str], *, input_name: str = "input1", where: str | None = None
 ) -> Sample:
-    """The rows of a probe file: a UTF-8 CSV, its first line the column names.
+    """The rows of a probe file.
+
+    Either a UTF-8 CSV, its first line the column names, or (``.jsonl``) recorded
+    requests to replay: one request-response body a line, ``{"Inputs": {"input1":
+    {"ColumnNames": [...], "Values": [[...], ...]}}}``, every line with the same columns
+    (their rows are scored again, ``probe_batch`` a request).
 
     Raises:
         ConfigurationError: it cannot be read, is not UTF-8, has no rows, or a row has
@@ -283,6 +288,8 @@ def read_probe(
         raise ConfigurationError(
             f"{what}: {os.fspath(path)} is not UTF-8 text ({err.reason})"
         ) from err
+    if Path(path).suffix.lower() == ".jsonl":
+        return _recorded(text, input_name, f"{what}: {os.fspath(path)}")
     rows = [r for r in csv.reader(io.StringIO(text)) if r]
     if len(rows) < 2:
         raise ConfigurationError(f"{what}: {os.fspath(path)} has no rows after its header")
@@ -294,3 +301,40 @@ def read_probe(
                 f"{len(header)} columns"
             )
     return Sample(columns=header, rows=rows[1:], input_name=input_name)
+
+
+def _recorded(text: str, input_name: str, what: str) -> Sample:
+    """The rows of recorded request-response bodies, one JSON object a line."""
+    import json
+
+    columns: list[str] | None = None
+    rows: list[list[Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            body = json.loads(line)
+            table = body["Inputs"][input_name]
+            names = [str(c) for c in table["ColumnNames"]]
+            values = table["Values"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise ConfigurationError(
+                f"{what} line {number}: not a recorded request with Inputs.{input_name}."
+                f"ColumnNames and Values ({type(err).__name__}: {err})"
+            ) from None
+        if columns is None:
+            columns = names
+        elif names != columns:
+            raise ConfigurationError(
+                f"{what} line {number}: columns {names} differ from line 1's {columns}"
+            )
+        for row in values:
+            if not isinstance(row, list) or len(row) != len(columns):
+                raise ConfigurationError(
+                    f"{what} line {number}: a row of {len(row) if isinstance(row, list) else 0}"
+                    f" values for {len(columns)} columns"
+                )
+            rows.append(row)
+    if columns is None or not rows:
+        raise ConfigurationError(f"{what}: no recorded request with rows")
+    return Sample(columns=columns, rows=rows, input_name=input_name)

@@ -38,9 +38,16 @@ bare [...]) or as TOML ([[faults]] tables). Each rule:
                  stale         reads answer the resource as before a write, for `seconds`
                  job_fail      the next batch job ends Failed with `message`
                  job_slow      the next batch job runs `seconds`
+                 train_shuffled  the next job trains on shuffled labels (`seed`): a
+                               worse model (bes.submit or bes.start)
+                 train_behaviour the next job's model carries a behaviour: `error_rate`
+                               of its scoring requests fail (`status` 500/503),
+                               `score_shift` added to its scores, `seconds` added to
+                               each scoring (`seed`)
   count        times the rule fires (default 1; "forever" for no limit)
   skip         matching requests let through before it fires (default 0)
-  status, retry_after, seconds, message, pid, signal, when: as the kind needs
+  status, retry_after, seconds, message, pid, signal, when, seed, error_rate,
+  score_shift: as the kind needs
 example (faults.toml):
   [[faults]]
   route = "arm.patch"

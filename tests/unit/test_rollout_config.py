@@ -135,3 +135,22 @@ def test_retrain_toml_reads_rollout_relative_to_its_folder(tmp_path: Path) -> No
     assert config.rollout is not None and config.rollout.probe is not None
     assert config.rollout.champion is not None
     assert config.rollout.champion.holdout == tmp_path / "holdout.csv"
+
+
+def test_recorded_requests_are_replayed_as_probe_rows(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "recorded.jsonl"
+    body = {"Inputs": {"input1": {"ColumnNames": ["age", "hours"], "Values": [["30", "40"]]}}}
+    again = {"Inputs": {"input1": {"ColumnNames": ["age", "hours"], "Values": [["50", "20"]]}}}
+    path.write_text(json.dumps(body) + "\n\n" + json.dumps(again) + "\n")
+    probe = read_probe(path)
+    assert probe.columns == ("age", "hours")
+    assert probe.rows == (("30", "40"), ("50", "20"))
+    other = {"Inputs": {"input1": {"ColumnNames": ["age"], "Values": [["1"]]}}}
+    path.write_text(json.dumps(body) + "\n" + json.dumps(other) + "\n")
+    with pytest.raises(ConfigurationError, match="line 2: columns"):
+        read_probe(path)
+    path.write_text('{"Inputs": {}}\n')
+    with pytest.raises(ConfigurationError, match="line 1: not a recorded request"):
+        read_probe(path)
