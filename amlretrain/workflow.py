@@ -95,6 +95,49 @@ def _deploy_all(
     return result
 
 
+def _one_group(
+    group: FleetGroup,
+    *,
+    gate: Gate | None,
+    ledger: Ledger | None,
+    dry_run: bool,
+    sample: Sample | None,
+    concurrency: int,
+    rollout: Rollout | None,
+    progress: bool,
+    on_step: Callable[[str], None] | None,
+    interrupt_grace: float,
+    wait_lock: float,
+    stop: StopSignal | None,
+    command: str,
+) -> tuple[RetrainResult, dict[str, BaseException]]:
+    """A run of one group through the fleet engine (one wave, no budget, no resume)."""
+    return run_fleet(
+        [group],
+        gate=gate,
+        ledger=ledger,
+        dry_run=dry_run,
+        sample=sample,
+        concurrency=concurrency,
+        training_concurrency=1,
+        waves=None,
+        bake=0.0,
+        max_failures=None,
+        rollback_on_halt=False,
+        rollout=rollout,
+        resume=None,
+        config_fingerprint=None,
+        order=None,
+        progress=progress,
+        display=None,
+        on_step=on_step,
+        interrupt_grace=interrupt_grace,
+        wait_lock=wait_lock,
+        stop=stop,
+        command=command,
+    )
+
+
 def retrain(
     training: Training,
     targets: Sequence[Target],
@@ -155,28 +198,20 @@ def retrain(
         TrainingJobFailed, OperationTimeout: the job failed or timed out (nothing changed).
         Interrupted: SIGINT or SIGTERM; its ``result`` holds what each target serves.
     """
-    result, errors = run_fleet(
-        [FleetGroup(training=training, targets=targets)],
+    result, errors = _one_group(
+        FleetGroup(training=training, targets=targets),
         gate=gate,
         ledger=ledger,
         dry_run=dry_run,
         sample=sample,
         concurrency=concurrency,
-        training_concurrency=1,
-        waves=None,
-        bake=0.0,
-        max_failures=None,
-        rollback_on_halt=False,
         rollout=rollout,
-        resume=None,
-        config_fingerprint=None,
-        order=None,
         progress=progress,
-        display=None,
         on_step=on_step,
         interrupt_grace=interrupt_grace,
         wait_lock=wait_lock,
         stop=stop,
+        command="retrain",
     )
     for error in errors.values():
         if isinstance(error, AmlRetrainError):
@@ -221,24 +256,15 @@ def deploy(
     if rollout is not None:
         model = with_read_sas(model, store, sas_lifetime)
         check_model(model, store)
-        result, _ = run_fleet(
-            [FleetGroup(model=model, metrics=dict(metrics or {}), store=store, targets=targets)],
+        result, _ = _one_group(
+            FleetGroup(model=model, metrics=dict(metrics or {}), store=store, targets=targets),
             gate=gate,
             ledger=ledger,
             dry_run=dry_run,
             sample=sample,
             concurrency=concurrency,
-            training_concurrency=1,
-            waves=None,
-            bake=0.0,
-            max_failures=None,
-            rollback_on_halt=False,
             rollout=rollout,
-            resume=None,
-            config_fingerprint=None,
-            order=None,
             progress=False,
-            display=None,
             on_step=None,
             interrupt_grace=interrupt_grace,
             wait_lock=wait_lock,

@@ -80,6 +80,16 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
+def classic_serves(emulator: Emulator, endpoint: str) -> str:
+    """The model blob (its container/path) an endpoint of the seeded predictive service
+    references, read from the emulator's own state (not through a client)."""
+    assert emulator.state is not None
+    with emulator.state.lock:
+        ws = emulator.state.workspaces[emulator.info.workspace_id.lower()]
+        found = ws.services[str(emulator.info.predictive_service)].endpoints[endpoint]
+        return str(found.resources[0]["Location"]["RelativeLocation"])
+
+
 def restore_seeded_models(emu: Emulator) -> None:
     """Point the seeded New service and classic endpoint back at the initial model.
 

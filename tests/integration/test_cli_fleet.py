@@ -17,6 +17,7 @@ import pytest
 from amlretrain.cli import main
 from amlretrain.cli._emulator_config import emulator_config, emulator_environment
 from amlretrain.emulator import Emulator
+from tests.integration.conftest import classic_serves
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -70,14 +71,6 @@ def _fleet_config(
     return path
 
 
-def _serves(emulator: Emulator, name: str) -> str:
-    assert emulator.state is not None
-    with emulator.state.lock:
-        ws = emulator.state.workspaces[emulator.info.workspace_id.lower()]
-        endpoint = ws.services[str(emulator.info.predictive_service)].endpoints[name]
-        return str(endpoint.resources[0]["Location"]["RelativeLocation"])
-
-
 def _finished_jobs(emulator: Emulator) -> list[str]:
     assert emulator.state is not None
     with emulator.state.lock:
@@ -110,14 +103,14 @@ def test_one_bad_data_file_fails_its_target_only_and_the_run_ends_with_one_table
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     files = _data(tmp_path)
-    before = {name: _serves(emulator, name) for name in endpoints}
+    before = {name: classic_serves(emulator, name) for name in endpoints}
     config = _fleet_config(
         emulator, tmp_path, endpoints, [files["a"], files["bad"], files["b"], files["a"]]
     )
     code = main(["retrain", "--config", str(config), "--no-progress"])
     out = capsys.readouterr().out
     assert code == 14, out
-    after = {name: _serves(emulator, name) for name in endpoints}
+    after = {name: classic_serves(emulator, name) for name in endpoints}
     bad = endpoints[1]
     assert after[bad] == before[bad], "the bad file's target was not touched"
     for name in (endpoints[0], endpoints[2], endpoints[3]):
@@ -143,7 +136,7 @@ def test_a_budget_halts_the_run_and_a_resume_finishes_it_without_a_second_job(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     files = _data(tmp_path)
-    before = {name: _serves(emulator, name) for name in endpoints}
+    before = {name: classic_serves(emulator, name) for name in endpoints}
     jobs_before = set(_finished_jobs(emulator))
     config = _fleet_config(
         emulator,
@@ -157,7 +150,7 @@ def test_a_budget_halts_the_run_and_a_resume_finishes_it_without_a_second_job(
     assert code == 15
     assert result["halted_wave"] == 1
     assert [t["status"] for t in result["targets"]] == ["failed", "halted", "halted", "halted"]
-    assert {name: _serves(emulator, name) for name in endpoints} == before  # nothing changed
+    assert {name: classic_serves(emulator, name) for name in endpoints} == before  # nothing changed
     run_id = result["run_id"]
 
     assert main(["runs", "show", run_id, "--config", str(config), "--output", "json"]) == 0
@@ -171,8 +164,8 @@ def test_a_budget_halts_the_run_and_a_resume_finishes_it_without_a_second_job(
     resumed = json.loads(capsys.readouterr().out)
     assert code == 0, resumed
     assert resumed["run_id"] == run_id
-    assert {name: _serves(emulator, name) for name in endpoints} != before
-    assert all(_serves(emulator, n) != before[n] for n in endpoints)
+    assert {name: classic_serves(emulator, name) for name in endpoints} != before
+    assert all(classic_serves(emulator, n) != before[n] for n in endpoints)
     # Across both attempts one finished job per data file: a job the halt cancelled was
     # submitted anew, a finished one re-read, none ran twice.
     new_jobs = set(_finished_jobs(emulator)) - jobs_before
@@ -222,7 +215,7 @@ def test_a_killed_run_resumes_by_waiting_for_its_job_never_submitting_it_again(
 
     files = _data(tmp_path)
     name = endpoints[0]
-    before = _serves(emulator, name)
+    before = classic_serves(emulator, name)
     config = _fleet_config(emulator, tmp_path, [name], [files["b"]])
     jobs_before = {job for job, _ in _jobs(emulator)}
     emulator.faults.add(route="bes.*", kind="job_slow", seconds=4, count=1)
@@ -235,7 +228,7 @@ def test_a_killed_run_resumes_by_waiting_for_its_job_never_submitting_it_again(
     emulator.faults.add(route="bes.start", kind="kill", pid=proc.pid, when="after", count=1)
     assert proc.wait(timeout=120) == -9, "killed right after it started its job"
     started = [job for job, _ in _jobs(emulator) if job not in jobs_before]
-    assert len(started) == 1 and _serves(emulator, name) == before
+    assert len(started) == 1 and classic_serves(emulator, name) == before
 
     assert main(["runs", "list", "--config", str(config), "--output", "json"]) == 0
     (run,) = json.loads(capsys.readouterr().out)
@@ -247,5 +240,5 @@ def test_a_killed_run_resumes_by_waiting_for_its_job_never_submitting_it_again(
     assert [job for job, _ in _jobs(emulator) if job not in jobs_before] == started  # no 2nd
     assert dict(_jobs(emulator))[started[0]] == "Finished"
     assert result["targets"][0]["job_id"] == started[0]
-    assert _serves(emulator, name) != before
+    assert classic_serves(emulator, name) != before
     assert time.monotonic() - began < 60

@@ -18,24 +18,17 @@ import pytest
 
 from amlretrain.alarms import Alarm
 from amlretrain.champion import ChampionGate
-from amlretrain.emulator import Emulator, Faults
+from amlretrain.emulator import Emulator
 from amlretrain.ledger import Ledger
 from amlretrain.rollout import Rollout, read_probe
 from amlretrain.studio.targets import ClassicTarget
 from amlretrain.training import Training
 from amlretrain.workflow import retrain
+from tests.integration.conftest import Faults, classic_serves
 
 pytestmark = pytest.mark.integration
 
 DATA = Path(__file__).resolve().parents[2] / "amlretrain" / "emulator" / "data"
-
-
-def _serves(emulator: Emulator, name: str) -> str:
-    assert emulator.state is not None
-    with emulator.state.lock:
-        ws = emulator.state.workspaces[emulator.info.workspace_id.lower()]
-        endpoint = ws.services[str(emulator.info.predictive_service)].endpoints[name]
-        return str(endpoint.resources[0]["Location"]["RelativeLocation"])
 
 
 def _endpoints(emulator: Emulator) -> set[str]:
@@ -68,7 +61,7 @@ def _stages(ledger: Ledger, run_id: str | None) -> list[tuple[str, str]]:
     return [(e.stage, e.verdict) for e in ledger.history().rollout_events(run_id)]
 
 
-def test_a_good_model_passes_every_stage_and_serves(
+def test_a_good_model_passes_every_stage_andclassic_serves(
     clients: dict[str, Any], emulator: Emulator, tmp_path: Path
 ) -> None:
     target = _target(clients)
@@ -87,7 +80,7 @@ def test_a_good_model_passes_every_stage_and_serves(
     result = retrain(_training(clients), [target], ledger=ledger, rollout=rollout)
     assert [o.status for o in result.targets] == ["succeeded"], result.targets[0].error
     assert result.model is not None
-    assert result.model.endswith(_serves(emulator, target.endpoint))
+    assert result.model.endswith(classic_serves(emulator, target.endpoint))
     assert _endpoints(emulator) == endpoints  # the candidate endpoint was deleted
     stages = _stages(ledger, result.run_id)
     assert stages[:4] == [
@@ -108,7 +101,7 @@ def test_a_model_that_errors_on_part_of_its_traffic_is_stopped_by_the_shadow(
     clients: dict[str, Any], emulator: Emulator, faults: Faults, tmp_path: Path
 ) -> None:
     target = _target(clients)
-    before = _serves(emulator, target.endpoint)
+    before = classic_serves(emulator, target.endpoint)
     endpoints = _endpoints(emulator)
     ledger = Ledger(tmp_path / "ledger.jsonl")
     faults.add(route="bes.start", kind="train_behaviour", error_rate=0.4, seed=3)
@@ -122,7 +115,7 @@ def test_a_model_that_errors_on_part_of_its_traffic_is_stopped_by_the_shadow(
     (outcome,) = result.targets
     assert outcome.status == "rejected"
     assert "rollout shadow" in (outcome.error or "") and "error_rate" in (outcome.error or "")
-    assert _serves(emulator, target.endpoint) == before  # no live target changed
+    assert classic_serves(emulator, target.endpoint) == before  # no live target changed
     assert _endpoints(emulator) == endpoints
     stages = _stages(ledger, result.run_id)
     assert ("shadow", "failed") in stages and ("alarm", "fired") in stages
@@ -138,7 +131,7 @@ def test_a_drifting_model_is_rolled_back_by_the_bake_alarm(
     ledger = Ledger(tmp_path / "ledger.jsonl")
     first = retrain(_training(clients), [target], ledger=ledger)  # a baseline model
     assert first.targets[0].status == "succeeded"
-    before = _serves(emulator, target.endpoint)
+    before = classic_serves(emulator, target.endpoint)
     faults.add(route="bes.start", kind="train_behaviour", score_shift=0.45, seed=1)
     canary_only = Rollout(
         stages=("canary",),
@@ -152,7 +145,7 @@ def test_a_drifting_model_is_rolled_back_by_the_bake_alarm(
     assert outcome.status == "restored", outcome.error
     assert "an alarm fired" in (outcome.error or "")
     assert result.halted_wave == 1
-    assert _serves(emulator, target.endpoint) == before  # put back, in the emulator
+    assert classic_serves(emulator, target.endpoint) == before  # put back, in the emulator
     stages = _stages(ledger, result.run_id)
     assert ("wave", "done") in stages
     assert ("alarm", "fired") in stages and stages[-1] == ("rollback", "done")
@@ -169,7 +162,7 @@ def test_a_model_trained_on_shuffled_labels_is_refused_by_the_champion_gate(
     data.write_bytes((DATA / "census_new.csv").read_bytes())
     first = retrain(_training(clients), [target], ledger=ledger)
     assert first.targets[0].status == "succeeded"
-    before = _serves(emulator, target.endpoint)
+    before = classic_serves(emulator, target.endpoint)
     faults.add(route="bes.*", kind="train_shuffled")
     rollout = Rollout(
         stages=("canary",),
@@ -180,7 +173,7 @@ def test_a_model_trained_on_shuffled_labels_is_refused_by_the_champion_gate(
     (outcome,) = result.targets
     assert outcome.status == "rejected", outcome.error
     assert "rollout gate" in (outcome.error or "")
-    assert _serves(emulator, target.endpoint) == before
+    assert classic_serves(emulator, target.endpoint) == before
     gate = next(e for e in ledger.history().rollout_events(result.run_id) if e.stage == "gate")
     assert gate.verdict == "failed"
     assert gate.evidence["n"] > 0 and gate.evidence["difference"] < 0
@@ -206,7 +199,7 @@ def test_deploy_with_a_rollout_checks_the_model_on_a_candidate_first(
         BlobRef.from_url(model), [target], ledger=ledger, store=clients["store"], rollout=rollout
     )
     assert [o.status for o in result.targets] == ["succeeded"], result.targets[0].error
-    assert model.endswith(_serves(emulator, target.endpoint))
+    assert model.endswith(classic_serves(emulator, target.endpoint))
     assert _endpoints(emulator) == endpoints
     stages = _stages(ledger, result.run_id)
     assert stages[:3] == [("candidate", "started"), ("smoke", "passed"), ("candidate", "done")]
