@@ -104,6 +104,8 @@ NAMES = (
     "fleet_memory",
     "fleet_retrain",
     "gate_calibration",
+    "rollout_alarm",
+    "shadow_overhead",
 )
 
 
