@@ -54,34 +54,48 @@ class Probed:
 
 
 def probe_rows(target: Target, state: TargetState | None, sample: Sample, batch: int) -> Probed:
-    """Score ``sample``'s rows on ``target``, ``batch`` rows a request, a few at a time."""
+    """Score ``sample``'s rows on ``target``, ``batch`` rows a request, a few at a time.
+
+    One read of the target (when ``state`` is None) and one scoring client for the
+    round; a failed request is not sent again (the error rate is what a probe measures).
+    """
     from amlretrain.champion import scores_from
 
     chunks = [sample.rows[i : i + batch] for i in range(0, len(sample.rows), batch)]
+    try:
+        scoring = target.scoring(state, retries=0)
+    except (AmlRetrainError, ConfigurationError) as err:
+        return Probed(
+            scores=(None,) * len(sample.rows),
+            labels=(None,) * len(sample.rows),
+            requests=len(chunks),
+            errors=len(chunks),
+            latencies_ms=(),
+            first_error=redact(str(err)),
+        )
 
     def one(
         rows: Sequence[Sequence[Any]],
     ) -> tuple[list[float] | None, list[str] | None, float, str | None]:
         started = time.monotonic()
         try:
-            result = target.score(
-                Sample(columns=sample.columns, rows=rows, input_name=sample.input_name), state
-            )
+            result = scoring.score(sample.columns, rows, input_name=sample.input_name)
             scores = scores_from(result)
             labels = _labels_of(result, len(rows))
         except (AmlRetrainError, ConfigurationError) as err:
             return None, None, (time.monotonic() - started) * 1000, redact(str(err))
         return scores, labels, (time.monotonic() - started) * 1000, None
 
-    with ThreadPoolExecutor(max_workers=min(PROBE_CONCURRENCY, len(chunks)) or 1) as pool:
+    with scoring, ThreadPoolExecutor(max_workers=min(PROBE_CONCURRENCY, len(chunks)) or 1) as pool:
         answers = list(pool.map(one, chunks))
+    first: str = ""
     scores: list[float | None] = []
     labels: list[str | None] = []
-    errors, first = 0, None
+    errors = 0
     for (got, named, _, error), rows in zip(answers, chunks, strict=True):
         if got is None or named is None:
             errors += 1
-            first = first or error
+            first = first or error or "an error"
             scores.extend([None] * len(rows))
             labels.extend([None] * len(rows))
         else:
@@ -93,7 +107,7 @@ def probe_rows(target: Target, state: TargetState | None, sample: Sample, batch:
         requests=len(chunks),
         errors=errors,
         latencies_ms=tuple(a[2] for a in answers),
-        first_error=first,
+        first_error=first or None,
     )
 
 
@@ -430,15 +444,17 @@ class RolloutGuard:
             return []
         deadline = time.monotonic() + seconds
         rounds = 0
-        while True:
+        while True:  # a round starts every probe_interval (not an interval after the last)
             rounds += 1
+            started = time.monotonic()
             fired = self._round(number, rounds, promoted)
             if fired or self.stop.requested:
                 return fired
-            left = deadline - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            if now >= deadline:
                 return []
-            if self.stop.wait(min(rollout.probe_interval, left)):
+            pause = min(max(0.0, started + rollout.probe_interval - now), deadline - now)
+            if self.stop.wait(pause):
                 return []
 
     def _round(

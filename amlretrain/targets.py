@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from amlretrain.blobs import BlobRef
     from amlretrain.interrupt import StopSignal
     from amlretrain.studio.definition import WebServiceDefinition
-    from amlretrain.studio.scoring import ScoreResult
+    from amlretrain.studio.scoring import ScoreResult, ScoringClient
 
 __all__ = ["Sample", "Target", "TargetState", "redacted_plan"]
 
@@ -196,6 +196,14 @@ class Target(Protocol):
     def score(self, sample: Sample, state: TargetState | None = None) -> ScoreResult:
         """Score ``sample`` through the request-response API of the service as read in
         ``state`` (its address and key; None: the target is read)."""
+        ...
+
+    def scoring(
+        self, state: TargetState | None = None, *, retries: int | None = None
+    ) -> ScoringClient:
+        """A scoring client of the service as read in ``state`` (None: the target is
+        read), to score many requests on one connection: the guarded rollout's probe
+        (``retries=0``: an error is what the probe measures). Close it (a with-block)."""
         ...
 
 

@@ -298,7 +298,12 @@ class ArmTarget:
         """The definition's ``exampleRequest`` (``state``'s; read when None)."""
         return Sample.from_example_request(self._required(state or self.read()))
 
-    def _scoring(self, state: TargetState | None) -> ScoringClient:
+    def scoring(
+        self, state: TargetState | None = None, *, retries: int | None = None
+    ) -> ScoringClient:
+        """A scoring client of the service as read in ``state`` (read when None), to score
+        many requests on one connection; ``retries``: its transient retries (default 3).
+        Close it (a with-block)."""
         from amlretrain.studio.scoring import ScoringClient
 
         url = self.scoring_url
@@ -317,12 +322,12 @@ class ArmTarget:
         key = keys.primary or keys.secondary
         if not key:
             raise ConfigurationError(f"web service {self.label} has no API key")
-        return ScoringClient(url, key)
+        return ScoringClient(url, key, transient_retries=3 if retries is None else retries)
 
     def score(self, sample: Sample, state: TargetState | None = None) -> ScoreResult:
         """Score ``sample`` (the URL from ``state``'s ``swaggerLocation`` unless the target
         was given one; the key from ``listKeys``)."""
-        with self._scoring(state) as scoring:
+        with self.scoring(state) as scoring:
             return scoring.score(sample.columns, sample.rows, input_name=sample.input_name)
 
 
@@ -497,14 +502,24 @@ class ClassicTarget:
         """None: a classic endpoint documents no example rows."""
         return None
 
-    def score(self, sample: Sample, state: TargetState | None = None) -> ScoreResult:
-        """Score ``sample`` with the address and key of the endpoint as read in ``state``
-        (read when None)."""
+    def scoring(
+        self, state: TargetState | None = None, *, retries: int | None = None
+    ) -> ScoringClient:
+        """A scoring client of the endpoint as read in ``state`` (read when None), to score
+        many requests on one connection; ``retries``: its transient retries (default 3).
+        Close it (a with-block)."""
         from amlretrain.studio.scoring import ScoringClient
 
         endpoint = self._endpoint_in(state) if state is not None else self._get()
         key = endpoint.primary_key or endpoint.secondary_key
         if not endpoint.api_location or not key:
             raise ConfigurationError(f"endpoint {self.label} reports no ApiLocation or key")
-        with ScoringClient(endpoint.api_location, key) as scoring:
+        return ScoringClient(
+            endpoint.api_location, key, transient_retries=3 if retries is None else retries
+        )
+
+    def score(self, sample: Sample, state: TargetState | None = None) -> ScoreResult:
+        """Score ``sample`` with the address and key of the endpoint as read in ``state``
+        (read when None)."""
+        with self.scoring(state) as scoring:
             return scoring.score(sample.columns, sample.rows, input_name=sample.input_name)
