@@ -19,6 +19,13 @@ if _typing.TYPE_CHECKING:
     from amlretrain.alarms import Alarm as Alarm
     from amlretrain.alarms import CallableAlarm as CallableAlarm
     from amlretrain.alarms import Fired as Fired
+    from amlretrain.azureml.models import CommandJob as CommandJob
+    from amlretrain.azureml.models import ModelContainer as ModelContainer
+    from amlretrain.azureml.models import ModelRef as ModelRef
+    from amlretrain.azureml.models import ModelVersion as ModelVersion
+    from amlretrain.azureml.models import OnlineDeployment as OnlineDeployment
+    from amlretrain.azureml.models import OnlineEndpoint as OnlineEndpoint
+    from amlretrain.azureml.traffic import TrafficMap as TrafficMap
     from amlretrain.blobs import BlobRef as BlobRef
     from amlretrain.champion import ChampionGate as ChampionGate
     from amlretrain.credentials import StaticTokenCredential as StaticTokenCredential
@@ -127,6 +134,14 @@ _NAMES: dict[str, str] = {
     "TrainingJobFailed": "amlretrain.errors",
     "VerificationFailed": "amlretrain.errors",
     "TargetsFailed": "amlretrain.errors",
+    # amlretrain.azureml (Azure ML v2)
+    "CommandJob": "amlretrain.azureml.models",
+    "ModelContainer": "amlretrain.azureml.models",
+    "ModelRef": "amlretrain.azureml.models",
+    "ModelVersion": "amlretrain.azureml.models",
+    "OnlineDeployment": "amlretrain.azureml.models",
+    "OnlineEndpoint": "amlretrain.azureml.models",
+    "TrafficMap": "amlretrain.azureml.traffic",
     # amlretrain.blobs
     "BlobRef": "amlretrain.blobs",
     # amlretrain.credentials

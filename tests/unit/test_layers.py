@@ -60,6 +60,8 @@ LAYERS: tuple[frozenset[str], ...] = (
             "credentials",
             "studio.definition",
             "studio.ilearner",
+            "azureml.models",
+            "azureml.traffic",
             "studio.schema",
             "studio.models",
             "metrics",
@@ -115,6 +117,7 @@ LAYERS: tuple[frozenset[str], ...] = (
         {
             "amlretrain",
             "studio",
+            "azureml",
             "arm",
             "classic",
             "jobs",
@@ -128,7 +131,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"cli", "__main__"}),
 )
 #: Subpackages whose modules sit in different layers (a platform's clients and targets).
-PLATFORMS = ("studio",)
+PLATFORMS = ("studio", "azureml")
 #: Imports anything (it serves the real protocols with the library's own models).
 EMULATOR = "emulator"
 

@@ -1,0 +1,15 @@
+"""Azure Machine Learning v2 (``Microsoft.MachineLearningServices``, api-version 2024-04-01).
+
+* :mod:`~amlretrain.azureml.models`: the typed, lossless resources (``OnlineEndpoint``,
+  ``OnlineDeployment``, ``ModelVersion``, ``CommandJob``) and ``ModelRef`` (pure code).
+* :mod:`~amlretrain.azureml.traffic`: traffic maps checked before anything is sent, and
+  the whole endpoint body that carries them (pure code).
+
+The clients go over ARM with azure-identity credentials, like the Studio (classic) New
+web services (:mod:`amlretrain.studio.webservices`): azure-mgmt-resource's generic
+operations and azure-core's pollers. The loop that drives them (:mod:`amlretrain.workflow`,
+:mod:`amlretrain.ledger`, :mod:`amlretrain.gate`) is the package's own; every public name
+here is importable from the package root too.
+"""
+
+__all__: list[str] = []
