@@ -41,6 +41,7 @@ from amlretrain import _charts
 from amlretrain._redact import redact
 from amlretrain.errors import ConfigurationError
 from amlretrain.history import History, RunSummary
+from amlretrain.metrics import normalize_metric_name
 from amlretrain.records import (
     Intent,
     JobRecord,
@@ -55,6 +56,13 @@ __all__ = ["Report", "TargetReport", "TimelineRow", "build_report", "report_for"
 
 #: The metrics charted per target, at most (the first recorded, in the ledger's order).
 MAX_METRICS = 6
+#: Metrics charted first, in this order (normalised names); others after, as recorded.
+_FIRST_METRICS = ("auc", "accuracy", "fscore", "averagelogloss", "precision", "recall")
+
+
+def _metric_rank(name: str) -> int:
+    key = normalize_metric_name(name)
+    return _FIRST_METRICS.index(key) if key in _FIRST_METRICS else len(_FIRST_METRICS)
 
 
 class _HasHistory(Protocol):
@@ -521,6 +529,8 @@ class _Renderer:
         for entry in retrains:
             names.extend(n for n in entry.metrics if n not in names)
         shown = [n for n in names if any(_num(e.metrics.get(n)) is not None for e in retrains)]
+        # The metrics a gate reads first (AUC, accuracy, F1, log loss), counts last.
+        shown.sort(key=_metric_rank)
         shown = shown[:MAX_METRICS]
         if not shown:
             return _none("No numeric metric recorded for this target's deployments.")

@@ -349,3 +349,10 @@ def test_the_guide_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert callable(save_report)
     written = save_report(SimpleNamespace(run_id=ROLLOUT_RUN), ledger)
     assert written == Path(f"report-{ROLLOUT_RUN}.html") and written.is_file()
+
+
+def test_the_metric_history_charts_the_gate_s_metrics_before_the_counts() -> None:
+    from amlretrain.report import _metric_rank
+
+    names = ["True Positive", "False Negative", "Average Log Loss", "Area Under Curve", "F1"]
+    assert sorted(names, key=_metric_rank)[:3] == ["Area Under Curve", "F1", "Average Log Loss"]
