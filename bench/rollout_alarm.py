@@ -34,9 +34,9 @@ lease, intent, PATCH, verifying GET, outcome), timed twice per repetition, inter
 with the rollouts, median. R is one bake round's duration (median over every clean
 round, timed at ``_round``). The bound (PASS/MISS) is P + R + S: one interval, the
 round that sees the condition, one swap; the issue's literal P + S (no round counted)
-is shown beside it. The engine's bake sleeps P *after* each round, so its probe
-period is P + R; a condition that begins just after a round sent its requests is seen
-only by the round after next: its worst case is P + 2R + S, reported too.
+is shown beside it. A bake's rounds start every P; a condition that begins just after a
+round sent its requests is seen by the next round: P + R + S at worst (P + 2R + S, the
+worst case of a bake that waits P after each round, is reported too).
 
 The client runs in this process with the emulator (they share one interpreter lock;
 the emulator's handlers are quick, and the latency is a sleep).
@@ -357,7 +357,7 @@ def run(
         worst = max(totals[condition])
         report.rows.append(
             Row(
-                what=f"{condition}: worst of {n} vs the engine's worst case P + 2R + S",
+                what=f"{condition}: worst of {n} vs P + 2R + S (a bake waiting P after each round)",
                 figure=f"{worst:.2f} s",
                 baseline=f"{worst_bound:.2f} s",
                 ratio=worst / worst_bound,
@@ -439,10 +439,10 @@ def run(
     )
     report.notes.append(
         "the bound P + R + S counts the probe round that sees the condition (the issue's "
-        "P + S counts none: it holds only when R is negligible against P); the engine "
-        "sleeps P after each round ends (period P + R), so a condition that begins just "
-        "after a round's requests left is seen by the round after next: worst case "
-        "P + 2R + S"
+        "P + S counts none: it holds only when R is negligible against P); a bake's rounds "
+        "start every P, so a condition that begins just after a round's requests left is "
+        "seen by the next round: worst case P + R + S (P + 2R + S shown for a bake that "
+        "waits P after each round)"
     )
     report.data = {
         "totals": totals,
