@@ -24,6 +24,7 @@ from amlretrain.emulator.classic import ClassicApi
 from amlretrain.emulator.faults import Faults
 from amlretrain.emulator.rrs import RrsApi
 from amlretrain.emulator.state import State, Workspace, new_id, new_key
+from amlretrain.emulator.v2jobs import JobRunner
 from amlretrain.errors import ConfigurationError
 
 __all__ = ["Emulator", "EmulatorCredential", "EmulatorInfo"]
@@ -74,6 +75,15 @@ class EmulatorInfo:
     training_data: str | None = None
     new_training_data: str | None = None
     initial_model: str | None = None
+    v2_subscription_id: str | None = None
+    v2_resource_group: str | None = None
+    v2_workspace: str | None = None
+    v2_endpoint: str | None = None
+    v2_deployment: str | None = None
+    v2_model_name: str | None = None
+    v2_model_version: str | None = None
+    v2_training_data: str | None = None
+    v2_new_training_data: str | None = None
 
     def to_dict(self, *, include_secrets: bool = False) -> dict[str, Any]:
         """The fields as a dict; secrets only with ``include_secrets=True``."""
@@ -189,6 +199,7 @@ class Emulator:
         self._server: Server | None = None
         self._storage: Storage | None = None
         self._batch: BatchApi | None = None
+        self._v2_jobs: JobRunner | None = None
         self._info: EmulatorInfo | None = None
         self._arm_token = new_key()
         self.state: State | None = None
@@ -280,6 +291,7 @@ class Emulator:
         )
         self._batch.register(server.router)
         RrsApi(state=state, storage=storage).register(server.router)
+        self._register_v2(state, storage, server)
         self._server = server
         server.start()
         base = server.base_url
@@ -291,6 +303,21 @@ class Emulator:
                 seed(state=state, storage=storage, arm=arm, workspace=workspace, base_url=base)
             )
         from amlretrain.emulator.seed import RESOURCE_GROUP, SUBSCRIPTION_ID
+        from amlretrain.emulator.v2seed import register_workspace, seed_v2
+
+        v2_ws = register_workspace(state, SUBSCRIPTION_ID)
+        if self._seed:
+            seeded.update(
+                attrs.asdict(
+                    seed_v2(
+                        state=state,
+                        storage=storage,
+                        workspace=v2_ws,
+                        base_url=base,
+                        arm_token=self._arm_token,
+                    )
+                )
+            )
 
         self._info = EmulatorInfo(
             base_url=base,
@@ -304,12 +331,37 @@ class Emulator:
             storage_connection_string=storage.connection_string,
             blob_endpoint=storage.blob_endpoint,
             storage_account=storage.account_name,
+            v2_subscription_id=v2_ws.subscription_id,
+            v2_resource_group=v2_ws.resource_group,
+            v2_workspace=v2_ws.name,
             **seeded,
         )
         log.info("emulator ready at %s (blob endpoint %s)", base, storage.blob_endpoint)
 
+    def _register_v2(self, state: State, storage: Storage, server: Server) -> None:
+        """The Azure ML v2 services (:mod:`amlretrain.emulator.v2`) on the same server."""
+        from amlretrain.emulator.v2 import V2Api
+        from amlretrain.emulator.v2assets import V2AssetsApi
+        from amlretrain.emulator.v2jobs import JobRunner
+        from amlretrain.emulator.v2score import V2ScoreApi
+
+        token = self._arm_token
+        V2Api(state=state, faults=self.faults, arm_token=token, storage=storage).register(
+            server.router
+        )
+        self._v2_jobs = JobRunner(
+            state=state, storage=storage, faults=self.faults, job_duration=self.job_duration
+        )
+        V2AssetsApi(
+            state=state, faults=self.faults, arm_token=token, runner=self._v2_jobs
+        ).register(server.router)
+        V2ScoreApi(state=state, arm_token=token).register(server.router)
+
     def stop(self) -> None:
         """Stop jobs, the server and (when it started it) Azurite. Safe to call twice."""
+        if self._v2_jobs is not None:
+            self._v2_jobs.stop()
+            self._v2_jobs = None
         if self._batch is not None:
             self._batch.stop()
             self._batch = None

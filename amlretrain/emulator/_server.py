@@ -211,7 +211,17 @@ def _fault_response(
         headers["Retry-After"] = str(
             int(retry_after) if float(retry_after).is_integer() else retry_after
         )
-    if route.startswith("arm."):
+    if route == "v2.score":  # F11 (V2-NOTES 6): the managed online endpoint's answers
+        code = {408: "RequestTimeout", 424: "ModelError", 429: "TooManyRequests"}.get(
+            status, "FaultInjected"
+        )
+        if status == 424:
+            headers["ms-azureml-model-error-statuscode"] = "500"
+            headers["ms-azureml-model-error-reason"] = "model_error"
+        return arm_error(
+            status, code, message or f"Injected fault: HTTP {status}.", headers=headers
+        )
+    if route.startswith(("arm.", "v2.")):
         code = {429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}.get(
             status, "FaultInjected"
         )

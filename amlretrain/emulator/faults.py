@@ -67,6 +67,36 @@ Kinds consumed by a handler when it starts a change:
   ``error_rate``, ``score_shift`` and ``seconds`` must be non-zero. Both kinds may meet
   the same job (a shuffled, misbehaving model). A scoring job with them is unaffected.
 
+Kinds of the Azure ML v2 service (V2-NOTES 8; routes ``v2.*``, see
+:mod:`amlretrain.emulator.v2`), consumed when a write starts:
+
+* ``v2_stale_traffic`` (F2): for ``seconds`` after an endpoint PUT's operation succeeds,
+  GET and list of that endpoint show the traffic and mirror traffic it had before (the
+  state and the scoring already use the new split);
+* ``v2_busy`` (F3): the write is refused at once with 409 ``Conflict``: "Cannot create a
+  deployment in endpoint {e} because it is in Updating provisioning state.";
+* ``v2_canceled`` (F4): the operation ends ``Canceled`` / ``OperationCanceled`` and its
+  change is not applied;
+* ``v2_lro_fail`` (F5): the operation ends ``Failed`` / ``ResourceNotReady`` (a deployment
+  whose scoring script's ``init()`` crashed; ``message`` replaces the text); the resource
+  shows ``provisioningState: Failed``;
+* ``v2_internal_error`` (F6): a deployment operation ends ``Failed`` /
+  ``InternalServerError`` and getLogs has nothing useful;
+* ``v2_out_of_quota`` (F7): a deployment operation ends ``Failed`` / ``OutOfQuota`` (the
+  instances plus the 20% upgrade surplus exceed the quota);
+* ``v2_name_taken`` (F8): an endpoint create is refused: 409 ``EndpointAlreadyExists``,
+  "Endpoint name needs to be unique within a region" (the status and code are GUESSes);
+* ``v2_k8s_not_found`` (F9): 404 ``NotFound`` with detail ``InferencingClientCallFailed``
+  and ``additionalInfo`` ``ComponentName``;
+* ``v2_reported_failed`` (F12): the operation document ends ``Failed`` while the change is
+  applied and the resource reads ``Succeeded`` (a GUESS of V2-NOTES).
+
+F1 (a PUT without ``traffic`` sets every deployment to 0%) and F10 (a PUT without
+``mirrorTraffic`` turns mirroring off) are how the service always behaves, not faults. F11
+(scoring 408, 424 with ``ms-azureml-model-error-*`` headers, 429) is a ``status`` rule on
+route ``v2.score``. ``job_fail``, ``train_shuffled`` and ``train_behaviour`` also act on
+``v2.job.put`` (a command job).
+
 Example::
 
     emu.faults.add(route="arm.patch", kind="status", status=429, retry_after=1, count=1)
@@ -124,6 +154,8 @@ KINDS = (
     "job_slow",
     "train_shuffled",
     "train_behaviour",
+    *("v2_stale_traffic", "v2_busy", "v2_canceled", "v2_lro_fail", "v2_internal_error"),
+    *("v2_out_of_quota", "v2_name_taken", "v2_k8s_not_found", "v2_reported_failed"),
 )
 
 #: Kinds that act on the HTTP exchange itself (taken by the server on every request).
@@ -133,7 +165,24 @@ REQUEST_KINDS = ("latency", "status", "drop", "apply_drop", "apply_status", "kil
 STALE_ROUTES = ("arm.put", "arm.patch", "classic.patch_endpoint")
 LRO_ROUTES = ("arm.put", "arm.patch", "arm.delete", "arm.regional")
 #: The routes on which a batch job starts (where ``train_*`` rules are consumed).
-JOB_ROUTES = ("bes.submit", "bes.start")
+JOB_ROUTES = ("bes.submit", "bes.start", "v2.job.put")
+#: The Azure ML v2 routes that start a long-running operation (``v2_*`` LRO faults).
+V2_LRO_ROUTES = (
+    *("v2.endpoint.put", "v2.endpoint.patch", "v2.endpoint.delete", "v2.endpoint.regeneratekeys"),
+    *("v2.deployment.put", "v2.deployment.patch", "v2.deployment.delete"),
+)
+#: The v2 faults consumed where a write starts, and the routes each may name.
+V2_ROUTES = {
+    "v2_stale_traffic": ("v2.endpoint.put",),
+    "v2_busy": ("v2.deployment.put", "v2.endpoint.put", "v2.deployment.delete"),
+    "v2_canceled": V2_LRO_ROUTES,
+    "v2_lro_fail": V2_LRO_ROUTES,
+    "v2_internal_error": ("v2.deployment.put", "v2.deployment.patch"),
+    "v2_out_of_quota": ("v2.deployment.put", "v2.deployment.patch"),
+    "v2_name_taken": ("v2.endpoint.put",),
+    "v2_k8s_not_found": ("v2.endpoint.put", "v2.deployment.put"),
+    "v2_reported_failed": V2_LRO_ROUTES,
+}
 #: The members only ``train_behaviour`` (and, for ``seed``, ``train_shuffled``) take.
 _TRAIN_FIELDS = ("error_rate", "score_shift", "seed")
 
@@ -237,6 +286,10 @@ class Fault:
             self._check_route(STALE_ROUTES)
         if self.kind == "lro_hang":
             self._check_route(LRO_ROUTES)
+        if self.kind in V2_ROUTES:
+            self._check_route(V2_ROUTES[self.kind])
+            if self.kind == "v2_stale_traffic" and self.seconds <= 0:
+                raise ValueError("a v2_stale_traffic fault needs seconds > 0")
         self._check_train()
 
     def _check_train(self) -> None:

@@ -163,6 +163,9 @@ class Operation:
     end_time: str | None = None
     error: dict[str, str] | None = None
     fail_message: str | None = None
+    #: How a failing operation ends (``fail_message`` set): its status and error code.
+    fail_status: str = "Failed"
+    fail_code: str = "InternalServerError"
     on_success: Callable[[], None] | None = None
     on_failure: Callable[[], None] | None = None
     resource_key: tuple[str, str, str] | None = None
@@ -360,6 +363,10 @@ class State:
         self.jobs: dict[str, Job] = {}
         self._arm_counter = 0
         self._stale: dict[tuple[str, ...], StaleView] = {}
+        from amlretrain.emulator.v2state import V2State
+
+        #: The Azure ML v2 resources (:mod:`amlretrain.emulator.v2state`).
+        self.v2 = V2State()
 
     @contextmanager
     def locked(self) -> Iterator[State]:
@@ -381,8 +388,8 @@ class State:
     def _finish(self, op: Operation) -> None:
         op.end_time = now_iso()
         if op.fail_message is not None:
-            op.status = "Failed"
-            op.error = {"code": "InternalServerError", "message": op.fail_message}
+            op.status = op.fail_status
+            op.error = {"code": op.fail_code, "message": op.fail_message}
             if op.on_failure:
                 op.on_failure()
         else:
@@ -430,10 +437,14 @@ class State:
         fail_message: str | None = None,
         resource_key: tuple[str, str, str] | None = None,
         hang: bool = False,
+        fail_status: str = "Failed",
+        fail_code: str = "InternalServerError",
     ) -> Operation:
         """Register a new operation that completes after ``lro_delay`` seconds.
 
         With ``hang=True`` it never completes (until :meth:`finish_pending` cancels it).
+        With ``fail_message`` it ends ``fail_status`` (``Failed`` or ``Canceled``) with
+        the error ``fail_code`` and runs ``on_failure``.
         """
         started = time.monotonic()
         op = Operation(
@@ -445,6 +456,8 @@ class State:
             due=started + self.lro_delay,
             start_time=now_iso(),
             fail_message=fail_message,
+            fail_status=fail_status,
+            fail_code=fail_code,
             on_success=on_success,
             on_failure=on_failure,
             resource_key=resource_key,
