@@ -19,12 +19,15 @@ if _typing.TYPE_CHECKING:
     from amlretrain.alarms import Alarm as Alarm
     from amlretrain.alarms import CallableAlarm as CallableAlarm
     from amlretrain.alarms import Fired as Fired
+    from amlretrain.azureml.endpoints import OnlineEndpointsClient as OnlineEndpointsClient
     from amlretrain.azureml.models import CommandJob as CommandJob
+    from amlretrain.azureml.models import EndpointKeys as EndpointKeys
     from amlretrain.azureml.models import ModelContainer as ModelContainer
     from amlretrain.azureml.models import ModelRef as ModelRef
     from amlretrain.azureml.models import ModelVersion as ModelVersion
     from amlretrain.azureml.models import OnlineDeployment as OnlineDeployment
     from amlretrain.azureml.models import OnlineEndpoint as OnlineEndpoint
+    from amlretrain.azureml.operations import AzureMLPoller as AzureMLPoller
     from amlretrain.azureml.traffic import TrafficMap as TrafficMap
     from amlretrain.blobs import BlobRef as BlobRef
     from amlretrain.champion import ChampionGate as ChampionGate
@@ -142,6 +145,9 @@ _NAMES: dict[str, str] = {
     "OnlineDeployment": "amlretrain.azureml.models",
     "OnlineEndpoint": "amlretrain.azureml.models",
     "TrafficMap": "amlretrain.azureml.traffic",
+    "AzureMLPoller": "amlretrain.azureml.operations",
+    "EndpointKeys": "amlretrain.azureml.models",
+    "OnlineEndpointsClient": "amlretrain.azureml.endpoints",
     # amlretrain.blobs
     "BlobRef": "amlretrain.blobs",
     # amlretrain.credentials

@@ -1,5 +1,9 @@
 """Azure Machine Learning v2 (``Microsoft.MachineLearningServices``, api-version 2024-04-01).
 
+* :mod:`~amlretrain.azureml.endpoints`: online endpoints and their deployments, traffic
+  included (``OnlineEndpointsClient``).
+* :mod:`~amlretrain.azureml.operations`: what the clients share: ``AzureMLPoller`` (their
+  long-running operations, verified by a fresh read) and the ARM adapter.
 * :mod:`~amlretrain.azureml.models`: the typed, lossless resources (``OnlineEndpoint``,
   ``OnlineDeployment``, ``ModelVersion``, ``CommandJob``) and ``ModelRef`` (pure code).
 * :mod:`~amlretrain.azureml.traffic`: traffic maps checked before anything is sent, and

@@ -91,6 +91,8 @@ LAYERS: tuple[frozenset[str], ...] = (
             "studio.batch",
             "studio.scoring",
             "storage",
+            "azureml.operations",
+            "azureml.endpoints",
         }
     ),
     # what the loop is made of
