@@ -18,11 +18,10 @@ import random
 import re
 import threading
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import attrs
-
-from amlretrain.emulator.state import now_iso
 
 if TYPE_CHECKING:
     from amlretrain.emulator.learner import Model
@@ -39,6 +38,12 @@ BUSY = ("Creating", "Updating", "Deleting", "Scaling")
 MAX_DEPLOYMENTS = 20
 
 Key = tuple[str, str, str, str]
+
+
+def now_iso() -> str:
+    """The current UTC time, as :func:`amlretrain.emulator.state.now_iso` writes it (this
+    module imports nothing of the emulator's: :mod:`.state` holds a :class:`V2State`)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def system_data(created: Mapping[str, Any] | None = None) -> dict[str, Any]:
