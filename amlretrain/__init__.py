@@ -20,6 +20,7 @@ if _typing.TYPE_CHECKING:
     from amlretrain.alarms import CallableAlarm as CallableAlarm
     from amlretrain.alarms import Fired as Fired
     from amlretrain.azureml.endpoints import OnlineEndpointsClient as OnlineEndpointsClient
+    from amlretrain.azureml.jobs import CommandJobsClient as CommandJobsClient
     from amlretrain.azureml.models import CommandJob as CommandJob
     from amlretrain.azureml.models import EndpointKeys as EndpointKeys
     from amlretrain.azureml.models import ModelContainer as ModelContainer
@@ -28,6 +29,8 @@ if _typing.TYPE_CHECKING:
     from amlretrain.azureml.models import OnlineDeployment as OnlineDeployment
     from amlretrain.azureml.models import OnlineEndpoint as OnlineEndpoint
     from amlretrain.azureml.operations import AzureMLPoller as AzureMLPoller
+    from amlretrain.azureml.registry import ModelsClient as ModelsClient
+    from amlretrain.azureml.scoring import OnlineScoringClient as OnlineScoringClient
     from amlretrain.azureml.traffic import TrafficMap as TrafficMap
     from amlretrain.blobs import BlobRef as BlobRef
     from amlretrain.champion import ChampionGate as ChampionGate
@@ -148,6 +151,9 @@ _NAMES: dict[str, str] = {
     "AzureMLPoller": "amlretrain.azureml.operations",
     "EndpointKeys": "amlretrain.azureml.models",
     "OnlineEndpointsClient": "amlretrain.azureml.endpoints",
+    "CommandJobsClient": "amlretrain.azureml.jobs",
+    "ModelsClient": "amlretrain.azureml.registry",
+    "OnlineScoringClient": "amlretrain.azureml.scoring",
     # amlretrain.blobs
     "BlobRef": "amlretrain.blobs",
     # amlretrain.credentials

@@ -2,6 +2,11 @@
 
 * :mod:`~amlretrain.azureml.endpoints`: online endpoints and their deployments, traffic
   included (``OnlineEndpointsClient``).
+* :mod:`~amlretrain.azureml.registry`: model containers and versions (``ModelsClient``:
+  ``register_version``, idempotent).
+* :mod:`~amlretrain.azureml.jobs`: command jobs (``CommandJobsClient``).
+* :mod:`~amlretrain.azureml.scoring`: an online endpoint's scoring URI
+  (``OnlineScoringClient``).
 * :mod:`~amlretrain.azureml.operations`: what the clients share: ``AzureMLPoller`` (their
   long-running operations, verified by a fresh read) and the ARM adapter.
 * :mod:`~amlretrain.azureml.models`: the typed, lossless resources (``OnlineEndpoint``,

@@ -93,6 +93,9 @@ LAYERS: tuple[frozenset[str], ...] = (
             "storage",
             "azureml.operations",
             "azureml.endpoints",
+            "azureml.registry",
+            "azureml.jobs",
+            "azureml.scoring",
         }
     ),
     # what the loop is made of
