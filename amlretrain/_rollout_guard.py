@@ -53,17 +53,25 @@ class Probed:
         return [s for s in self.scores if s is not None]
 
 
-def probe_rows(target: Target, state: TargetState | None, sample: Sample, batch: int) -> Probed:
+def probe_rows(
+    target: Target,
+    state: TargetState | None,
+    sample: Sample,
+    batch: int,
+    *,
+    retries: int | None = 0,
+) -> Probed:
     """Score ``sample``'s rows on ``target``, ``batch`` rows a request, a few at a time.
 
     One read of the target (when ``state`` is None) and one scoring client for the
-    round; a failed request is not sent again (the error rate is what a probe measures).
+    round; by default a failed request is not sent again (the error rate is what a probe
+    measures; ``retries=None``: the client's transient retries, as the smoke test uses).
     """
     from amlretrain.champion import scores_from
 
     chunks = [sample.rows[i : i + batch] for i in range(0, len(sample.rows), batch)]
     try:
-        scoring = target.scoring(state, retries=0)
+        scoring = target.scoring(state, retries=retries)
     except (AmlRetrainError, ConfigurationError) as err:
         return Probed(
             scores=(None,) * len(sample.rows),
@@ -158,9 +166,11 @@ class RolloutGuard:
         run_id: str,
         stop: StopSignal,
         wait_lock: float = 0.0,
+        sample: Sample | None = None,
     ) -> None:
         self.rollout = rollout
         self.wait_lock = wait_lock
+        self.sample = sample
         self.ledger = ledger
         self.run_id = run_id
         self.stop = stop
@@ -170,8 +180,6 @@ class RolloutGuard:
         self.baselines: dict[str, Probed] = {}
         #: Each group's holdout rows held back from its training data.
         self.holdouts: dict[str, HoldoutRows] = {}
-        #: The group whose model each target is being given (by target key).
-        self.models: dict[str, str] = {}
 
     # -- records ---------------------------------------------------------------------------
 
@@ -289,20 +297,25 @@ class RolloutGuard:
         where = {"target": incumbent.key, "model": model.url}
         if "smoke" in rollout.stages:
             sample = (
-                Sample(
-                    columns=rollout.probe.columns,
-                    rows=rollout.probe.rows[:5],
-                    input_name=rollout.probe.input_name,
+                self.sample
+                or (  # the run's sample, else a few probe rows
+                    Sample(
+                        columns=rollout.probe.columns,
+                        rows=rollout.probe.rows[:5],
+                        input_name=rollout.probe.input_name,
+                    )
+                    if rollout.probe is not None
+                    else incumbent.sample(state)
                 )
-                if rollout.probe is not None
-                else incumbent.sample(state)
             )
             if sample is None:
                 self.record(
                     "smoke", "skipped", message="no sample and no probe rows to score", **where
                 )
             else:
-                smoke = probe_rows(candidate, candidate_state, sample, rollout.probe_batch)
+                smoke = probe_rows(
+                    candidate, candidate_state, sample, rollout.probe_batch, retries=None
+                )
                 if smoke.errors:
                     why = f"rollout smoke: the candidate failed to score: {smoke.first_error}"
                     self.record(

@@ -307,7 +307,12 @@ def run_fleet(
             concurrency=concurrency,
             guard=(
                 RolloutGuard(
-                    rollout, ledger=ledger, run_id=run_id, stop=stopper, wait_lock=wait_lock
+                    rollout,
+                    ledger=ledger,
+                    run_id=run_id,
+                    stop=stopper,
+                    wait_lock=wait_lock,
+                    sample=sample,
                 )
                 if rollout is not None
                 else None
