@@ -144,11 +144,19 @@ class V2Api(V2Base):
         return dep
 
     @staticmethod
-    def _idle(ep: V2Endpoint, dep: V2Deployment | None = None) -> None:
+    def _idle(ep: V2Endpoint, dep: V2Deployment | None = None, *, whole: bool = False) -> None:
+        """409 while ``ep`` (or ``dep``; with ``whole``, any of its deployments) is busy."""
         if ep.state in BUSY:
             raise conflict(
                 f"The online endpoint {ep.name} is in {ep.state} provisioning state: another "
                 "operation is in progress on it. Retry when it has finished."
+            )
+        busy = [d for d in ep.deployments.values() if d.state in BUSY] if whole else []
+        if busy:
+            raise conflict(
+                f"The deployment {busy[0].name} of online endpoint {ep.name} is in "
+                f"{busy[0].state} provisioning state: another operation is in progress on "
+                "the endpoint. Retry when it has finished."
             )
         if dep is not None and dep.state in BUSY:
             raise conflict(
@@ -197,7 +205,7 @@ class V2Api(V2Base):
             if ep is None:
                 self._check_create(req, ws, name, body)
             else:
-                self._idle(ep)
+                self._idle(ep, whole=True)
             if self.faults.take_one([req.route], "v2_busy") is not None:
                 raise conflict(f"The online endpoint {name} is in Updating provisioning state.")
             try:
@@ -325,6 +333,7 @@ class V2Api(V2Base):
             failure=failure[:3] if failure else None,
         )
         headers = self.async_headers(req, op, location=False, status=True)
+        _note_operation(resource, target.resource, headers["Azure-AsyncOperation"])
         view = copy.deepcopy(resource)
         view["properties"]["provisioningState"] = "Creating" if created else "Updating"
         return json_response(201 if created else 200, view, headers)
@@ -387,7 +396,7 @@ class V2Api(V2Base):
             ep: V2Endpoint | None = self.v2.endpoints.get((*ws.key, req.params["ep"].lower()))
             if ep is None:
                 return Response(status=204)
-            self._idle(ep)
+            self._idle(ep, whole=True)
             prev = ep.state
             ep.resource["properties"]["provisioningState"] = "Deleting"
             target = ep
@@ -631,6 +640,7 @@ class V2Api(V2Base):
             ws, on_success=apply, on_failure=on_failure, failure=failure[:3] if failure else None
         )
         headers = self.async_headers(req, op, location=False, status=True)
+        _note_operation(resource, target.resource, headers["Azure-AsyncOperation"])
         return json_response(201 if created else 200, copy.deepcopy(resource), headers)
 
     def patch_deployment(self, req: Request) -> Response:
@@ -706,6 +716,16 @@ class V2Api(V2Base):
             if isinstance(tail, int) and not isinstance(tail, bool) and tail > 0:
                 lines = lines[-tail:]
             return json_response(200, {"content": "\n".join(lines)})
+
+
+def _note_operation(resource: dict[str, Any], stored: dict[str, Any], uri: str) -> None:
+    """``properties.properties.AzureAsyncOperationUri``: where RESTSH reads the operation
+    URL (V2-NOTES 1.3), in the answer and in what the operation applies (or applied)."""
+    for res in (resource, stored):
+        extra = res["properties"].get("properties")
+        if not isinstance(extra, dict):
+            extra = res["properties"]["properties"] = {}
+        extra["AzureAsyncOperationUri"] = uri
 
 
 def _k8s_not_found(message: str | None) -> Response:

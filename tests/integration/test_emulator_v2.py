@@ -67,6 +67,8 @@ def test_an_endpoint_create_is_a_long_running_operation(
         assert resp.status_code == 201
         assert resp.json()["properties"]["provisioningState"] == "Creating"
         assert resp.headers["x-ms-async-operation-timeout"]
+        extra = resp.json()["properties"]["properties"]
+        assert extra["AzureAsyncOperationUri"] == resp.headers["Azure-AsyncOperation"]
         op = http.get(resp.headers["Azure-AsyncOperation"], headers=headers(emulator)).json()
         assert op["status"] == "InProgress"
         got = http.get(ep_url(emulator, name), params=API, headers=headers(emulator)).json()
@@ -108,6 +110,7 @@ def test_a_deployment_that_is_updating_refuses_another_write(
     with slow_operations(emulator):
         assert put_deployment(http, emulator, ep, "blue").status_code == 200
         assert put_deployment(http, emulator, ep, "blue").status_code == 409
+        assert put_endpoint(http, emulator, ep).status_code == 409  # 3.4: the whole endpoint
         patch = http.patch(
             dep_url(emulator, ep, "blue"), params=API, headers=headers(emulator), json={"tags": {}}
         )
