@@ -443,6 +443,7 @@ class OnlineEndpointsClient(WorkspaceClient):
             state = current.provisioning_state
             conflict: ConflictError | None = None
             if state is None or state in TERMINAL_STATES:
+                ids.initial = None  # the id of the write that is answered, not of a 409
                 try:
                     if not translate:
                         return send(current)

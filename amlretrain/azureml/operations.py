@@ -34,9 +34,11 @@ from amlretrain._errormap import translated as _translated
 from amlretrain._tracing import in_this_span
 from amlretrain.azureml.models import API_VERSION, PROVIDER
 from amlretrain.errors import (
+    AuthenticationError,
     ConfigurationError,
     OperationTimeout,
     ServiceError,
+    ThrottledError,
 )
 from amlretrain.polling import PollPolicy, decode_token, encode_token
 from amlretrain.studio.webservices import _DonePoller, _RequestIds, _ResourcesAdapter
@@ -181,9 +183,11 @@ class AzureMLPoller(Generic[T]):
                     )
                 final = self._poller.result()
         except ServiceError as err:
-            if err.status is not None or not err.answered:
-                raise  # a request failed (or got no answer): not the operation's verdict
-            failure = err  # the operation's status document said Failed or Canceled
+            if not err.answered or isinstance(err, AuthenticationError | ThrottledError):
+                raise  # no answer, or refused credentials: not the operation's verdict
+            # The operation's status document said Failed or Canceled, or its Location
+            # answered an error: what the resource shows decides (F12).
+            failure = err
         self.operation_error = failure
         self._result = self._finish(final, failure)
         if self._result.discrepancy:

@@ -117,6 +117,24 @@ def test_a_busy_endpoint_and_a_409_are_waited_out_and_nothing_is_written_while_u
     assert gets_before_put.count(("GET", EP)) == 3
 
 
+def test_the_request_id_is_that_of_the_write_answered_not_of_the_409(client, fake):
+    fake.conflicts = 1
+    poller = client.begin_set_traffic("ep", {"blue": 100})
+    answered = [i for i, (m, p, _) in enumerate(fake.sent) if m == "PUT"][-1]
+    assert poller.request_id == f"req-{answered + 1}"
+
+
+def test_a_patch_whose_location_answers_an_error_but_scaled_is_reported_as_such_f12(client, fake):
+    fake.outcome = "Failed"  # the Location poll answers 400 ResourceNotReady
+    poller = client.begin_update_deployment("ep", "blue", capacity=2)
+    assert poller.result().capacity == 2
+    assert "ResourceNotReady" in poller.discrepancy and "capacity 2" in poller.discrepancy
+    fake.apply = False
+    with pytest.raises(ServiceError) as info:
+        client.begin_update_deployment("ep", "blue", capacity=5).result()
+    assert info.value.status == 400 and "capacity 2" in str(info.value)
+
+
 def test_an_endpoint_that_stays_busy_is_a_conflict_and_nothing_is_sent(fake):
     fake.endpoints["ep"]["properties"]["provisioningState"] = "Updating"
     with _client(busy_timeout=0) as client, pytest.raises(ConflictError) as info:
@@ -357,3 +375,17 @@ def test_names_that_would_break_the_url_are_refused(client, bad):
 
 def test_repr_shows_no_credential(client):
     assert "StaticTokenCredential" not in repr(client) and "ws" in repr(client)
+
+
+def test_a_delete_reported_failed_of_a_deployment_that_is_gone_is_reported_as_such_f12(
+    client, fake
+):
+    _with_green(fake)
+    fake.outcome = "Failed"
+    poller = client.begin_delete_deployment("ep", "green")
+    assert poller.result() is None
+    assert "finds no deployment green of ep: it was deleted" in poller.discrepancy
+    _with_green(fake)
+    fake.apply = False
+    with pytest.raises(ServiceError, match="still shows deployment green"):
+        client.begin_delete_deployment("ep", "green").result()

@@ -216,7 +216,7 @@ class FakeArm:
         self._finish(op)
         if location:
             if self.outcome != "Succeeded":
-                return self._error(500, "InternalServerError", "the operation failed")
+                return self._error(400, "ResourceNotReady", "init() crashed")
             return self._reply(200, op.get("final"))
         doc: dict[str, Any] = {"name": op_id, "status": self.outcome}
         if self.outcome != "Succeeded":
