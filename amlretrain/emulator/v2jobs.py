@@ -8,14 +8,15 @@ The job's ``command`` is NOT executed: whatever it says, the emulator
    ``target`` (default: the CSV's last column);
 3. trains on 75% of the rows and evaluates on the other 25%, as the classic training
    service does (:mod:`amlretrain.emulator.learner`);
-4. writes the model (the learner's JSON format) to the output named ``model`` (or the
-   first output of a model type), and, when an output named ``evaluation`` is declared,
-   the metrics as a JSON object there. An output without ``uri`` gets
+4. writes the model (the learner's JSON format) to the output named ``model``, else the
+   first output of a model type, else the first output not named ``evaluation``, and,
+   when an output named ``evaluation`` is declared, the metrics as a JSON object there.
+   An output without ``uri`` gets
    ``azureml://datastores/workspaceblobstore/paths/<job>/<output>/model.json`` (or
    ``evaluation.json``), shown on GET; a URI naming a folder (no file extension) gets that
    file name inside it; ``${{default_datastore}}``, ``${{name}}`` and
-   ``${{output_name}}`` are resolved. A job that declares no model output gets one named
-   ``model`` (``uri_file``).
+   ``${{output_name}}`` are resolved. A job that declares no output for the model gets
+   one named ``model`` (``uri_file``).
 
 Status goes ``NotStarted -> Starting -> Preparing -> Queued -> Running -> Finalizing ->
 Completed`` (``job_duration`` spread over the steps), or ``Failed`` (the message in
@@ -105,7 +106,10 @@ class JobRunner:
         given = props.get("outputs")
         outputs: dict[str, Any] = given if isinstance(given, dict) else {}
         outputs = {k: v for k, v in outputs.items() if isinstance(v, dict)}
-        if not any(self._is_model(k, v) for k, v in outputs.items()):
+        model_output = next((k for k, v in outputs.items() if self._is_model(k, v)), None)
+        model_output = model_output or next((k for k in outputs if k != "evaluation"), None)
+        if model_output is None:
+            model_output = "model"
             outputs["model"] = {"jobOutputType": "uri_file", "mode": "ReadWriteMount"}
         for out_name, out in outputs.items():
             filename = "evaluation.json" if out_name == "evaluation" else "model.json"
@@ -136,6 +140,7 @@ class JobRunner:
                 "properties": props,
             },
             history=["NotStarted"],
+            model_output=model_output,
             created=self.state.v2.order(),
         )
         key = (*ws.key, name.lower())
@@ -246,8 +251,8 @@ class JobRunner:
         if behaviour is not None:
             model = attrs.evolve(model, behaviour=behaviour.behaviour())
         outputs = props["outputs"]
-        model_out = next(k for k, v in outputs.items() if self._is_model(k, v))
-        self.storage.upload(*_file_in(outputs[model_out]["uri"], "model.json"), model.to_bytes())
+        model_uri = outputs[job.model_output]["uri"]
+        self.storage.upload(*_file_in(model_uri, "model.json"), model.to_bytes())
         if "evaluation" in outputs:
             where_eval = _file_in(outputs["evaluation"]["uri"], "evaluation.json")
             self.storage.upload(*where_eval, json.dumps(metrics, sort_keys=True).encode())

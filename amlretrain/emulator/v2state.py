@@ -170,6 +170,8 @@ class V2Job:
     name: str
     resource: dict[str, Any]
     history: list[str] = attrs.field(factory=list)
+    #: The output the trained model is written to.
+    model_output: str = "model"
     cancel: threading.Event = attrs.field(factory=threading.Event)
     thread: threading.Thread | None = None
     created: int = 0

@@ -316,3 +316,60 @@ def test_a_model_with_behaviour_fails_its_share_with_424(
     assert wait_op(http, emulator, resp)["status"] == "Succeeded"
     resp = score(http, emulator, ep, deployment="blue", body=rows(n=2))
     assert resp.status_code == 424 and resp.headers["ms-azureml-model-error-statuscode"] == "500"
+
+
+def test_a_job_writes_its_model_to_the_output_it_declares(
+    emulator: Emulator, http: requests.Session
+) -> None:
+    name = unique("job")
+    url = f"{ws_url(emulator)}/jobs/{name}"
+    body = job_body(str(emulator.info.v2_training_data))
+    body["properties"]["outputs"] = {
+        "trained": {
+            "jobOutputType": "uri_folder",
+            "uri": "azureml://datastores/${{default_datastore}}/paths/${{name}}/${{output_name}}/",
+        }
+    }
+    assert http.put(url, params=API, headers=headers(emulator), json=body).status_code == 201
+
+    def done() -> dict[str, Any] | None:
+        job: dict[str, Any] = http.get(url, params=API, headers=headers(emulator)).json()
+        return job if job["properties"]["status"] in ("Completed", "Failed") else None
+
+    job = wait_for(done)
+    assert job["properties"]["status"] == "Completed"
+    uri = job["properties"]["outputs"]["trained"]["uri"]
+    assert uri == f"azureml://datastores/workspaceblobstore/paths/{name}/trained/"
+    assert set(job["properties"]["outputs"]) == {"trained"}
+    model = unique("folder")
+    register(http, emulator, model, "1", f"azureml://jobs/{name}/outputs/trained")
+    ep = make_endpoint(http, emulator, deployments=())
+    resp = put_deployment(http, emulator, ep, "blue", model=f"azureml:{model}:1")
+    assert wait_op(http, emulator, resp)["status"] == "Succeeded"
+    assert score(http, emulator, ep, deployment="blue").status_code == 200
+
+
+def test_t3_no_mirror_to_a_kubernetes_deployment(
+    emulator: Emulator, http: requests.Session
+) -> None:
+    ep = make_endpoint(http, emulator)
+    model = f"azureml:{emulator.info.v2_model_name}:{emulator.info.v2_model_version}"
+    body = {
+        "location": "eastus",
+        "properties": {"endpointComputeType": "Kubernetes", "model": model},
+    }
+    resp = http.put(dep_url(emulator, ep, "kube"), params=API, headers=headers(emulator), json=body)
+    assert wait_op(http, emulator, resp)["status"] == "Succeeded"
+    resp = put_endpoint(http, emulator, ep, traffic={"blue": 100}, mirrorTraffic={"kube": 10})
+    assert resp.status_code == 400 and "T3" in resp.json()["error"]["message"]
+
+
+def test_an_unseeded_emulator_has_the_v2_workspace_and_nothing_in_it(emulator: Emulator) -> None:
+    with (
+        Emulator(seed=False, azurite=emulator._azurite) as bare,
+        requests.Session() as http,
+    ):
+        http.trust_env = False
+        assert bare.info.v2_endpoint is None and bare.info.v2_workspace == "census-ws"
+        listed = http.get(f"{ws_url(bare)}/onlineEndpoints", params=API, headers=headers(bare))
+        assert listed.status_code == 200 and listed.json()["value"] == []
