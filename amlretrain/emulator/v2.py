@@ -364,10 +364,15 @@ class V2Api(V2Base):
             return self._patch(req, ws, ep, merged)
 
     def _patch(
-        self, req: Request, ws: V2Workspace, res: V2Endpoint | V2Deployment, merged: dict[str, Any]
+        self,
+        req: Request,
+        ws: V2Workspace,
+        res: V2Endpoint | V2Deployment,
+        merged: dict[str, Any],
+        during: str = "Updating",
     ) -> Response:
         prev = res.state
-        res.resource["properties"]["provisioningState"] = "Updating"
+        res.resource["properties"]["provisioningState"] = during
         target = res
 
         def apply() -> None:
@@ -644,7 +649,10 @@ class V2Api(V2Base):
         return json_response(201 if created else 200, copy.deepcopy(resource), headers)
 
     def patch_deployment(self, req: Request) -> Response:
-        """``OnlineDeployments_Update``: tags and sku only; 202 + ``Location``."""
+        """``OnlineDeployments_Update``: tags and sku only; 202 + ``Location``.
+
+        The deployment is ``Scaling`` while a new ``sku.capacity`` applies, else ``Updating``.
+        """
         with self.state.locked():
             ws = self.workspace(req)
             body = self.body(req)
@@ -662,7 +670,10 @@ class V2Api(V2Base):
             if isinstance(body.get("sku"), dict):
                 merged["sku"] = {**merged.get("sku", {}), **copy.deepcopy(body["sku"])}
             merged["systemData"] = system_data(merged["systemData"])
-            return self._patch(req, ws, dep, merged)
+            scaling = merged.get("sku", {}).get("capacity") != dep.resource.get("sku", {}).get(
+                "capacity"
+            )
+            return self._patch(req, ws, dep, merged, "Scaling" if scaling else "Updating")
 
     def delete_deployment(self, req: Request) -> Response:
         """``OnlineDeployments_Delete``: 202 + ``Location``; refused with live traffic (T7)."""

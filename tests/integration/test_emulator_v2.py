@@ -320,3 +320,30 @@ def test_model_versions_are_immutable_and_containers_count_them(
         base, params=API, headers=headers(emulator), json={"properties": {"description": "d"}}
     )
     assert put.status_code == 201 and put.json()["properties"]["nextVersion"] == "1"
+
+
+def test_the_documented_blue_green_sequence_t9(emulator: Emulator, http: requests.Session) -> None:
+    ep = make_endpoint(http, emulator, traffic={"blue": 100})  # 1, 2
+    with slow_operations(emulator):
+        scale = http.patch(
+            dep_url(emulator, ep, "blue"),
+            params=API,
+            headers=headers(emulator),
+            json={"sku": {"capacity": 2}},
+        )  # 3
+        assert scale.status_code == 202
+        got = http.get(dep_url(emulator, ep, "blue"), params=API, headers=headers(emulator))
+        assert got.json()["properties"]["provisioningState"] == "Scaling"
+    assert wait_location(http, emulator, scale).json()["sku"]["capacity"] == 2
+    resp = put_deployment(http, emulator, ep, "green")  # 4
+    assert wait_op(http, emulator, resp)["status"] == "Succeeded"
+    assert score(http, emulator, ep, deployment="green").status_code == 200  # 5
+    set_traffic(http, emulator, ep, traffic={"blue": 100}, mirrorTraffic={"green": 10})  # 6
+    set_traffic(http, emulator, ep, traffic={"blue": 100}, mirrorTraffic={"green": 0})  # 7
+    set_traffic(http, emulator, ep, traffic={"blue": 90, "green": 10})  # 8
+    set_traffic(http, emulator, ep, traffic={"green": 100})
+    resp = http.delete(dep_url(emulator, ep, "blue"), params=API, headers=headers(emulator))  # 9
+    assert resp.status_code == 202 and wait_location(http, emulator, resp).status_code == 200
+    got = http.get(ep_url(emulator, ep), params=API, headers=headers(emulator)).json()
+    assert got["properties"]["traffic"] == {"green": 100}
+    assert score(http, emulator, ep).headers["azureml-model-deployment"] == "green"
