@@ -47,6 +47,7 @@ __all__ = [
     "error_from_response",
     "parse_error_body",
     "parse_retry_after",
+    "transient",
     "translated",
     "truncate",
 ]
@@ -285,3 +286,12 @@ def translated(context: str, request_id: Callable[[], str | None] | None = None)
     except AzureError as exc:
         rid = request_id() if request_id else None
         raise error_from_azure(exc, request_id=rid, context=context) from exc
+
+
+def transient(err: AmlRetrainError) -> bool:
+    """A failure worth one more try: throttled, a 5xx gateway error, no answer at all."""
+    if isinstance(err, OperationTimeout | ThrottledError):
+        return True
+    return isinstance(err, ServiceError) and (
+        err.status in (500, 502, 503, 504) or not err.answered
+    )

@@ -45,6 +45,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from amlretrain._arm import DonePoller, RequestIds, is_read_of
 from amlretrain._errormap import translated as _translated
 from amlretrain._tracing import traced
 from amlretrain._wire import structure
@@ -71,7 +72,6 @@ from amlretrain.errors import (
     ServiceError,
     VerificationFailed,
 )
-from amlretrain.studio.webservices import _DonePoller, _is_read_of, _RequestIds
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -267,7 +267,7 @@ class OnlineEndpointsClient(WorkspaceClient):
         body = deployment.for_put()
         wanted = {"model": deployment.model, "capacity": deployment.capacity}
         context = f"PUT deployment {name} of {endpoint}"
-        ids = _RequestIds()
+        ids = RequestIds()
 
         def send(_endpoint: OnlineEndpoint) -> Any:
             return self._adapter.begin_put(rid, body, self.api_version, ids)
@@ -310,7 +310,7 @@ class OnlineEndpointsClient(WorkspaceClient):
         if not body:
             raise ConfigurationError("an update needs capacity= or tags=")
         context = f"PATCH deployment {name} of {endpoint}"
-        ids = _RequestIds()
+        ids = RequestIds()
 
         def send(_endpoint: OnlineEndpoint) -> Any:
             return self._adapter.begin_patch(rid, body, self.api_version, ids)
@@ -335,7 +335,7 @@ class OnlineEndpointsClient(WorkspaceClient):
             data = self._token(continuation_token, "DELETE", rid)
             poller, ids = self._resume(data)
             return self._delete_poller(endpoint, name, data, poller, ids)
-        ids = _RequestIds()
+        ids = RequestIds()
 
         def send(current: OnlineEndpoint) -> Any:
             for what, traffic in (("live", current.traffic), ("mirror", current.mirror_traffic)):
@@ -351,7 +351,7 @@ class OnlineEndpointsClient(WorkspaceClient):
                     return self._adapter.begin_delete(rid, self.api_version, ids)
             except NotFoundError:
                 log.debug("deployment %s of %s was already absent", name, endpoint)
-                return _DonePoller()
+                return DonePoller()
 
         poller = self._when_idle(endpoint, context, ids, send, translate=False)
         state = {"operation": "DELETE", "resource_id": rid}
@@ -395,7 +395,7 @@ class OnlineEndpointsClient(WorkspaceClient):
         if traffic is None:
             raise ConfigurationError("give the whole traffic map (deployment -> percent)")
         context = f"PUT traffic of online endpoint {endpoint}"
-        ids = _RequestIds()
+        ids = RequestIds()
         sent: dict[str, TrafficMap] = {}
         given = traffic if isinstance(traffic, TrafficMap) else None
         live = None if isinstance(traffic, TrafficMap) else dict(traffic)
@@ -427,7 +427,7 @@ class OnlineEndpointsClient(WorkspaceClient):
         self,
         endpoint: str,
         context: str,
-        ids: _RequestIds,
+        ids: RequestIds,
         send: Callable[[OnlineEndpoint], Any],
         *,
         translate: bool = True,
@@ -465,7 +465,7 @@ class OnlineEndpointsClient(WorkspaceClient):
                     request_id=conflict.request_id if conflict else None,
                 )
 
-    def _resume(self, data: Mapping[str, Any]) -> tuple[Any, _RequestIds]:
+    def _resume(self, data: Mapping[str, Any]) -> tuple[Any, RequestIds]:
         return self._resumed(data, f"resume {data.get('operation')} {data.get('resource_id')}")
 
     # -- verification ---------------------------------------------------------------------------
@@ -486,7 +486,7 @@ class OnlineEndpointsClient(WorkspaceClient):
         operation: str,
         state: Mapping[str, Any],
         poller: Any,
-        ids: _RequestIds,
+        ids: RequestIds,
     ) -> AzureMLPoller[OnlineDeployment]:
         wanted = dict(state.get("wanted") or {})
         rid = self.deployment_id(endpoint, name)
@@ -507,7 +507,7 @@ class OnlineEndpointsClient(WorkspaceClient):
             def read() -> OnlineDeployment:
                 return self.get_deployment(endpoint, name)
 
-            if failure is None and _is_read_of(final, rid):
+            if failure is None and is_read_of(final, rid):
                 first = OnlineDeployment.from_dict(final.body)
                 fresh = first if _terminal(first) else self._settled(read, _terminal)
             else:
@@ -554,7 +554,7 @@ class OnlineEndpointsClient(WorkspaceClient):
         name: str,
         state: Mapping[str, Any],
         poller: Any,
-        ids: _RequestIds,
+        ids: RequestIds,
     ) -> AzureMLPoller[None]:
         what = f"deployment {name} of {endpoint}"
 
@@ -588,7 +588,7 @@ class OnlineEndpointsClient(WorkspaceClient):
         return AzureMLPoller(poller, ids, f"DELETE {what}", finish, dict(state))
 
     def _traffic_poller(
-        self, endpoint: str, state: Mapping[str, Any], poller: Any, ids: _RequestIds
+        self, endpoint: str, state: Mapping[str, Any], poller: Any, ids: RequestIds
     ) -> AzureMLPoller[OnlineEndpoint]:
         wanted = dict(state.get("wanted") or {})
         live = _positive(wanted.get("traffic") or {})

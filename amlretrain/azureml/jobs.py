@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from amlretrain._arm import DonePoller, RequestIds
 from amlretrain._errormap import translated as _translated
 from amlretrain._tracing import traced
 from amlretrain.azureml.models import CommandJob
@@ -43,7 +44,6 @@ from amlretrain.errors import (
     TrainingJobFailed,
     VerificationFailed,
 )
-from amlretrain.studio.webservices import _DonePoller, _RequestIds
 
 if TYPE_CHECKING:
     from azure.core.paging import ItemPaged
@@ -159,7 +159,7 @@ class CommandJobsClient(WorkspaceClient):
         if continuation_token is not None:
             data = self._token(continuation_token, "POST", rid)
             return self._cancel_poller(name, data, *self._resumed(data, f"cancel job {name}"))
-        ids = _RequestIds()
+        ids = RequestIds()
         with _translated(f"cancel job {name}", lambda: ids.initial):
             poller = self._adapter.begin_post(f"{rid}/cancel", self._params(), ids)
         state = {"operation": "POST", "resource_id": rid}
@@ -174,13 +174,13 @@ class CommandJobsClient(WorkspaceClient):
         if continuation_token is not None:
             data = self._token(continuation_token, "DELETE", rid)
             return self._delete_poller(name, data, *self._resumed(data, f"delete job {name}"))
-        ids = _RequestIds()
+        ids = RequestIds()
         poller: Any
         try:
             with _translated(f"DELETE job {name}", lambda: ids.initial):
                 poller = self._adapter.begin_delete(rid, self.api_version, ids)
         except NotFoundError:
-            poller = _DonePoller()
+            poller = DonePoller()
         return self._delete_poller(name, {"operation": "DELETE", "resource_id": rid}, poller, ids)
 
     # -- verification -----------------------------------------------------------------------
@@ -201,7 +201,7 @@ class CommandJobsClient(WorkspaceClient):
         return job
 
     def _cancel_poller(
-        self, name: str, state: Mapping[str, Any], poller: Any, ids: _RequestIds
+        self, name: str, state: Mapping[str, Any], poller: Any, ids: RequestIds
     ) -> AzureMLPoller[CommandJob]:
         def finish(_final: Any, failure: ServiceError | None) -> Finished[CommandJob]:
             job = self._read_until(name, lambda j: j is None or j.is_terminal)
@@ -228,7 +228,7 @@ class CommandJobsClient(WorkspaceClient):
         return AzureMLPoller(poller, ids, f"cancel job {name}", finish, dict(state))
 
     def _delete_poller(
-        self, name: str, state: Mapping[str, Any], poller: Any, ids: _RequestIds
+        self, name: str, state: Mapping[str, Any], poller: Any, ids: RequestIds
     ) -> AzureMLPoller[None]:
         def finish(_final: Any, failure: ServiceError | None) -> Finished[None]:
             job = self._read_until(name, lambda j: j is None)

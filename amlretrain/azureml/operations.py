@@ -29,6 +29,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from amlretrain._arm import DonePoller, RequestIds, ResourcesAdapter
 from amlretrain._errormap import error_from_response
 from amlretrain._errormap import translated as _translated
 from amlretrain._tracing import in_this_span
@@ -41,7 +42,6 @@ from amlretrain.errors import (
     ThrottledError,
 )
 from amlretrain.polling import PollPolicy, decode_token, encode_token
-from amlretrain.studio.webservices import _DonePoller, _RequestIds, _ResourcesAdapter
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -60,7 +60,7 @@ ARM = "https://management.azure.com"
 TOKEN_KIND = "azureml.arm"
 
 
-class _Adapter(_ResourcesAdapter):
+class _Adapter(ResourcesAdapter):
     """The webservices adapter, plus requests with a JSON body that are not LROs."""
 
     def send_json(
@@ -103,8 +103,8 @@ class AzureMLPoller(Generic[T]):
 
     def __init__(
         self,
-        poller: LROPoller[Any] | _DonePoller,
-        ids: _RequestIds,
+        poller: LROPoller[Any] | DonePoller,
+        ids: RequestIds,
         context: str,
         finish: Callable[[Any, ServiceError | None], Finished[T]],
         state: dict[str, Any],
@@ -126,7 +126,7 @@ class AzureMLPoller(Generic[T]):
         Give it to the same ``begin_*`` method (``continuation_token=``) of a client of
         the same workspace. It holds no secret.
         """
-        lro = None if isinstance(self._poller, _DonePoller) else self._poller.continuation_token()
+        lro = None if isinstance(self._poller, DonePoller) else self._poller.continuation_token()
         return encode_token(
             TOKEN_KIND, {**self._state, "request_id": self._ids.initial, "lro": lro}
         )
@@ -345,13 +345,13 @@ class WorkspaceClient:
 
     def _resumed(
         self, data: Mapping[str, Any], context: str
-    ) -> tuple[LROPoller[Any] | _DonePoller, _RequestIds]:
+    ) -> tuple[LROPoller[Any] | DonePoller, RequestIds]:
         """azure-core's poller of a token's operation (nothing is sent again)."""
-        ids = _RequestIds()
+        ids = RequestIds()
         ids.initial = data.get("request_id")
         lro = data.get("lro")
         if lro is None:
-            return _DonePoller(), ids
+            return DonePoller(), ids
         rid, operation = str(data["resource_id"]), data["operation"]
         with _translated(context, lambda: ids.initial):
             if operation == "PUT":

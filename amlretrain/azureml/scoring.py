@@ -27,11 +27,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from amlretrain._errormap import error_from_response
+from amlretrain._errormap import error_from_response, transient
 from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient
 from amlretrain._tracing import traced
 from amlretrain.errors import AmlRetrainError, ConfigurationError, ServiceError
-from amlretrain.studio.scoring import _transient
 
 if TYPE_CHECKING:
     import requests
@@ -92,7 +91,7 @@ class OnlineScoringClient(EndpointClient):
             try:
                 response = self._send(body, headers)
             except AmlRetrainError as err:
-                if attempt == self.transient_retries or not _transient(err):
+                if attempt == self.transient_retries or not transient(err):
                     raise
                 wait = getattr(err, "retry_after", None) or delay
                 log.info("scoring failed transiently (%s); again in %.1f s", err, wait)

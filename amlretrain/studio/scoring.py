@@ -20,15 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from amlretrain._errormap import transient
 from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient
 from amlretrain._tracing import traced
 from amlretrain._wire import ci_get
 from amlretrain.errors import (
     AmlRetrainError,
     ConfigurationError,
-    OperationTimeout,
     ServiceError,
-    ThrottledError,
 )
 
 if TYPE_CHECKING:
@@ -106,15 +105,6 @@ class ScoreResult:
         if not isinstance(results, Mapping):
             raise ServiceError("the scoring response has no Results object")
         return cls(outputs={str(n): _table(t) for n, t in results.items()})
-
-
-def _transient(err: AmlRetrainError) -> bool:
-    """A failure worth one more try: throttled, a 5xx gateway error, no answer at all."""
-    if isinstance(err, OperationTimeout | ThrottledError):
-        return True
-    return isinstance(err, ServiceError) and (
-        err.status in (500, 502, 503, 504) or not err.answered
-    )
 
 
 def _table(raw: Any) -> ScoreTable:
@@ -229,7 +219,7 @@ class ScoringClient(EndpointClient):
                     "POST", f"{self.api_location}/execute", params=params, json_body=body
                 )
             except AmlRetrainError as err:
-                if attempt == self.transient_retries or not _transient(err):
+                if attempt == self.transient_retries or not transient(err):
                     raise
                 wait = getattr(err, "retry_after", None) or delay
                 log.info("scoring failed transiently (%s); again in %.1f s", err, wait)

@@ -5,7 +5,7 @@ generic resource operations of ``ResourceManagementClient`` (``get_by_id``,
 ``begin_create_or_update_by_id``, ``begin_update_by_id``, ``begin_delete_by_id``) and its
 ``send_request`` (list pages, ``listKeys``, ``CreateRegionalBlob``), so authentication,
 retries, logging and long-running-operation polling are azure-core's. Every
-azure-mgmt-resource call sits in :class:`_ResourcesAdapter` (its signatures moved between
+azure-mgmt-resource call sits in :class:`ResourcesAdapter` (its signatures moved between
 major versions); every azure-core error is translated once, here.
 
 Retries (azure-core ``RetryPolicy`` defaults): up to 3 retries with exponential back-off
@@ -34,7 +34,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from amlretrain._errormap import error_from_response
+from amlretrain._arm import DonePoller, RequestIds, ResourcesAdapter, is_read_of
 from amlretrain._errormap import translated as _translated
 from amlretrain._tracing import in_this_span, traced
 from amlretrain.blobs import BlobRef, is_loopback_host, same_blob, strip_sas
@@ -67,190 +67,6 @@ ARM_TOKEN_KIND = "arm"
 PAYLOAD_MEMBERS = ("assets", "input", "output", "package", "parameters", "exampleRequest")
 
 
-def _raw_json(pipeline_response: Any, _deserialized: Any, _headers: Any) -> Any:
-    try:
-        return pipeline_response.http_response.json()
-    except ValueError:  # an empty body
-        return None
-
-
-class _Read:
-    """The last response of a long-running write: which request it answered, and its body."""
-
-    def __init__(self, method: str, url: str, body: Any) -> None:
-        self.method = method
-        self.url = url
-        self.body = body
-
-
-def _final_read(pipeline_response: Any, deserialized: Any, headers: Any) -> _Read:
-    request = pipeline_response.http_request
-    body = _raw_json(pipeline_response, deserialized, headers)
-    return _Read(str(request.method).upper(), str(request.url), body)
-
-
-class _RequestIds:
-    """Remembers the ``x-ms-request-id`` of the first write request of one operation."""
-
-    def __init__(self) -> None:
-        self.initial: str | None = None
-
-    def hook(self, pipeline_response: Any) -> None:
-        request = pipeline_response.http_request
-        if self.initial is None and request.method in ("PUT", "PATCH", "DELETE", "POST"):
-            self.initial = pipeline_response.http_response.headers.get("x-ms-request-id")
-
-
-class _ResourcesAdapter:
-    """The only code that calls azure-mgmt-resource (api_version keyword-only, v23+)."""
-
-    def __init__(
-        self,
-        credential: TokenCredential,
-        subscription_id: str,
-        base_url: str,
-        interval: float,
-        timeout: tuple[float, float],
-    ) -> None:
-        from azure.mgmt.resource.resources import ResourceManagementClient
-
-        from amlretrain._version import __version__
-
-        self.client = ResourceManagementClient(
-            credential,
-            subscription_id,
-            base_url=base_url,
-            polling_interval=interval,
-            user_agent=f"amlretrain/{__version__}",
-        )
-        host = urllib.parse.urlsplit(base_url).hostname
-        # Plain http is allowed for a loopback emulator only; it carries to LRO polls.
-        self.options: dict[str, Any] = {"enforce_https": False} if is_loopback_host(host) else {}
-        # Per request, polls included: azure-core's transport reads these keywords.
-        self.options["connection_timeout"], self.options["read_timeout"] = timeout
-        self.interval = interval
-
-    def get(self, resource_id: str, api_version: str, params: dict[str, str]) -> Any:
-        return self.client.resources.get_by_id(
-            resource_id, api_version=api_version, params=params, cls=_raw_json, **self.options
-        )
-
-    def _resume(self, token: str | None) -> dict[str, Any]:
-        """``continuation_token=`` for a resumed operation (nothing is sent again)."""
-        return {} if token is None else {"continuation_token": token}
-
-    def begin_put(
-        self,
-        resource_id: str,
-        body: Any,
-        api_version: str,
-        ids: _RequestIds,
-        token: str | None = None,
-    ) -> Any:
-        begin = self.client.resources.begin_create_or_update_by_id
-        return self._begin_write(begin, resource_id, body, api_version, ids, token)
-
-    def begin_patch(
-        self,
-        resource_id: str,
-        body: Any,
-        api_version: str,
-        ids: _RequestIds,
-        token: str | None = None,
-    ) -> Any:
-        begin = self.client.resources.begin_update_by_id
-        return self._begin_write(begin, resource_id, body, api_version, ids, token)
-
-    def _begin_write(
-        self,
-        begin: Callable[..., Any],
-        resource_id: str,
-        body: Any,
-        api_version: str,
-        ids: _RequestIds,
-        token: str | None,
-    ) -> Any:
-        """A PUT or PATCH followed as a long-running operation (its final read kept)."""
-        return begin(
-            resource_id,
-            body,
-            api_version=api_version,
-            cls=_final_read,
-            raw_response_hook=ids.hook,
-            **self._resume(token),
-            **self.options,
-        )
-
-    def begin_delete(
-        self, resource_id: str, api_version: str, ids: _RequestIds, token: str | None = None
-    ) -> Any:
-        return self.client.resources.begin_delete_by_id(
-            resource_id,
-            api_version=api_version,
-            raw_response_hook=ids.hook,
-            **self._resume(token),
-            **self.options,
-        )
-
-    def resume_post(self, token: str) -> Any:
-        """The poller of a POST action (:meth:`begin_post`) from its continuation token."""
-        from azure.core.polling import LROPoller
-        from azure.mgmt.core.polling.arm_polling import ARMPolling
-
-        return LROPoller.from_continuation_token(
-            ARMPolling(self.interval, **self.options),
-            token,
-            client=self.client._client,
-            deserialization_callback=lambda _response: None,
-        )
-
-    def send(self, method: str, url: str, params: dict[str, str] | None = None) -> Any:
-        """One plain request (URL absolute or relative to base_url); raises on >= 400."""
-        from azure.core.rest import HttpRequest
-
-        request = HttpRequest(method, url, params=params or None)
-        response = self.client.send_request(request, **self.options)
-        if response.status_code >= 400:
-            raise error_from_response(
-                response.status_code,
-                headers=dict(response.headers),
-                body=response.content,
-                method=method,
-                url=response.request.url,
-            )
-        return response
-
-    def begin_post(self, url: str, params: dict[str, str], ids: _RequestIds) -> Any:
-        """A POST action followed as a long-running operation (ARM polling)."""
-        from azure.core.polling import LROPoller
-        from azure.core.rest import HttpRequest
-        from azure.mgmt.core.polling.arm_polling import ARMPolling
-
-        request = HttpRequest("POST", url, params=params)
-        pipeline_response: Any = self.client.send_request(
-            request, _return_pipeline_response=True, raw_response_hook=ids.hook, **self.options
-        )
-        response = pipeline_response.http_response
-        if response.status_code >= 400:
-            response.read()
-            raise error_from_response(
-                response.status_code,
-                headers=dict(response.headers),
-                body=response.content,
-                method="POST",
-                url=response.request.url,
-            )
-        return LROPoller(
-            self.client._client,  # the pipeline client: what ARMPolling polls with
-            pipeline_response,
-            lambda _response: None,
-            ARMPolling(self.interval, **self.options),
-        )
-
-    def close(self) -> None:
-        self.client.close()
-
-
 def _model_uris(definition: WebServiceDefinition) -> dict[str, str | None]:
     return {m.asset_id: m.uri for m in definition.trained_models}
 
@@ -265,8 +81,8 @@ class WebServicePoller:
 
     def __init__(
         self,
-        poller: LROPoller[Any] | _DonePoller,
-        ids: _RequestIds,
+        poller: LROPoller[Any] | DonePoller,
+        ids: RequestIds,
         context: str,
         finish: Callable[[Any], WebServiceDefinition | None],
         state: dict[str, Any] | None = None,
@@ -294,7 +110,7 @@ class WebServicePoller:
 
         if self._state is None:
             raise ValueError("this poller has no continuation token")
-        lro = None if isinstance(self._poller, _DonePoller) else self._poller.continuation_token()
+        lro = None if isinstance(self._poller, DonePoller) else self._poller.continuation_token()
         return encode_token(
             ARM_TOKEN_KIND, {**self._state, "request_id": self._ids.initial, "lro": lro}
         )
@@ -394,7 +210,7 @@ class WebServicesClient:
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
         interval = polling.initial if polling is not None else polling_interval
-        self._adapter = _ResourcesAdapter(
+        self._adapter = ResourcesAdapter(
             credential, subscription_id, self.base_url, interval, timeout
         )
 
@@ -531,7 +347,7 @@ class WebServicesClient:
         self, resource_group: str, name: str, wanted: WebServiceDefinition, body: dict[str, Any]
     ) -> WebServicePoller:
         rid = self.resource_id(resource_group, name)
-        ids = _RequestIds()
+        ids = RequestIds()
         with _translated(f"PUT web service {name}", lambda: ids.initial):
             poller = self._adapter.begin_put(rid, body, self.api_version, ids)
         log.info("PUT %s (request id %s)", rid, ids.initial)
@@ -704,7 +520,7 @@ class WebServicesClient:
         if new_definition.is_read_only:
             log.warning("this update makes web service %s read-only: for good", name)
         rid = self.resource_id(resource_group, name)
-        ids = _RequestIds()
+        ids = RequestIds()
         with _translated(f"PATCH web service {name}", lambda: ids.initial):
             poller = self._adapter.begin_patch(rid, body, self.api_version, ids)
         log.info("PATCH %s (request id %s)", rid, ids.initial)
@@ -745,13 +561,13 @@ class WebServicesClient:
         if continuation_token is not None:
             return self._resume(continuation_token, "DELETE", resource_group, name)
         rid = self.resource_id(resource_group, name)
-        ids = _RequestIds()
+        ids = RequestIds()
         try:
             with _translated(f"DELETE web service {name}", lambda: ids.initial):
                 poller = self._adapter.begin_delete(rid, self.api_version, ids)
         except NotFoundError:
             log.debug("web service %s was already absent", name)
-            return self._poller("DELETE", resource_group, name, _DonePoller(), ids, None)
+            return self._poller("DELETE", resource_group, name, DonePoller(), ids, None)
         return self._poller("DELETE", resource_group, name, poller, ids, None)
 
     @traced
@@ -781,7 +597,7 @@ class WebServicesClient:
         if not region:
             raise ConfigurationError("a region is required")
         rid = self.resource_id(resource_group, name)
-        ids = _RequestIds()
+        ids = RequestIds()
         params = {"region": region, "api-version": self.api_version}
         with _translated(f"CreateRegionalBlob of {name}", lambda: ids.initial):
             poller = self._adapter.begin_post(f"{rid}/CreateRegionalBlob", params, ids)
@@ -801,8 +617,8 @@ class WebServicesClient:
         operation: str,
         resource_group: str,
         name: str,
-        poller: LROPoller[Any] | _DonePoller,
-        ids: _RequestIds,
+        poller: LROPoller[Any] | DonePoller,
+        ids: RequestIds,
         models: dict[str, str | None] | None,
     ) -> WebServicePoller:
         """The poller of one operation; ``models`` are the trained-model URIs to verify."""
@@ -843,12 +659,12 @@ class WebServicesClient:
         models = data.get("models")
         if models is not None and not isinstance(models, dict):
             raise ConfigurationError("the continuation token holds no trained models")
-        ids = _RequestIds()
+        ids = RequestIds()
         ids.initial = data.get("request_id")
         lro = data.get("lro")
         context = _CONTEXTS[operation].format(name=name)
         if lro is None:
-            poller: LROPoller[Any] | _DonePoller = _DonePoller()
+            poller: LROPoller[Any] | DonePoller = DonePoller()
         else:
             with _translated(context, lambda: ids.initial):
                 if operation == "PUT":
@@ -876,7 +692,7 @@ class WebServicesClient:
         # operation has succeeded: that answer is the fresh read to verify against. The
         # PUT's or PATCH's own answer never is (the live one is a small body without the
         # definition), so anything but that GET means the service is read again.
-        if _is_read_of(final, self.resource_id(resource_group, name)):
+        if is_read_of(final, self.resource_id(resource_group, name)):
             fresh = WebServiceDefinition.from_dict(final.body, validate=False)
         else:
             fresh = self.get(resource_group, name)
@@ -894,22 +710,6 @@ class WebServicesClient:
         return fresh
 
 
-class _DonePoller:
-    """Stands in for an LROPoller of an operation that needed no work."""
-
-    def done(self) -> bool:
-        return True
-
-    def status(self) -> str:
-        return "Succeeded"
-
-    def wait(self, timeout: float | None = None) -> None:
-        return None
-
-    def result(self, timeout: float | None = None) -> None:
-        return None
-
-
 #: What an operation's errors and logs call it.
 _CONTEXTS = {
     "PUT": "PUT web service {name}",
@@ -917,19 +717,6 @@ _CONTEXTS = {
     "DELETE": "DELETE web service {name}",
     "POST": "CreateRegionalBlob of {name}",
 }
-
-
-def _is_read_of(final: Any, resource_id: str) -> bool:
-    """True when ``final`` is the answer of a GET of ``resource_id`` holding the resource."""
-    if not isinstance(final, _Read) or final.method != "GET":
-        return False
-    path = urllib.parse.unquote(urllib.parse.urlsplit(final.url).path).rstrip("/").lower()
-    body = final.body
-    return (
-        path.endswith(resource_id.lower())
-        and isinstance(body, dict)
-        and isinstance(body.get("properties"), dict)
-    )
 
 
 def split_payloads(

@@ -331,13 +331,13 @@ def _sdk_puts(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Any:
     from amlretrain.studio import webservices as arm_module
 
     sent: list[dict[str, Any]] = []
-    original = arm_module._ResourcesAdapter.begin_put
+    original = arm_module.ResourcesAdapter.begin_put
 
     def begin_put(self: Any, resource_id: str, body: Any, *args: Any) -> Any:
         sent.append(copy.deepcopy(body))
         return original(self, resource_id, body, *args)
 
-    monkeypatch.setattr(arm_module._ResourcesAdapter, "begin_put", begin_put)
+    monkeypatch.setattr(arm_module.ResourcesAdapter, "begin_put", begin_put)
     client = arm_module.WebServicesClient(
         emulator.credential(),
         emulator.info.subscription_id,

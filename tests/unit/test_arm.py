@@ -95,7 +95,7 @@ class FakeAdapter:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeAdapter:
     adapter = FakeAdapter()
-    monkeypatch.setattr(arm_module, "_ResourcesAdapter", lambda *a: adapter)
+    monkeypatch.setattr(arm_module, "ResourcesAdapter", lambda *a: adapter)
     return adapter
 
 

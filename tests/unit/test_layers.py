@@ -55,6 +55,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "_numbers",
             "_html",
             "_http",
+            "_arm",
             "_errormap",
             "_tracing",
             "credentials",

@@ -245,7 +245,7 @@ def test_the_arm_client_never_sends_such_a_definition(
     current = sample_definition()
     current["properties"]["provisioningState"] = "Succeeded"
     adapter = _Adapter(current)
-    monkeypatch.setattr(arm_module, "_ResourcesAdapter", lambda *a: adapter)
+    monkeypatch.setattr(arm_module, "ResourcesAdapter", lambda *a: adapter)
     client = WebServicesClient(object(), "sub")  # type: ignore[arg-type]
     _, old, new, path, _ = case
     bad = WebServiceDefinition.from_json(_BASE.replace(old, new, 1), validate=False)
