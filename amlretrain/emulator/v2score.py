@@ -28,7 +28,8 @@ model version changes the answer). A body it cannot read is 400 ``BadRequest``. 
 carrying behaviour (the learner's ``"emulator"`` member) is honoured: its latency is added,
 its score shift applied, and its error share of requests answered 424 with
 ``ms-azureml-model-error-statuscode`` (the model's error status) and
-``ms-azureml-model-error-reason``.
+``ms-azureml-model-error-reason``. More than ``2 * maxConcurrentRequestsPerInstance *
+sku.capacity`` requests pending on one deployment: 429 ``TooManyRequests`` (V2-NOTES 6).
 
 Model references (``properties.model`` of a deployment): a model version's ARM id
 (``…/workspaces/{ws}/models/{name}/versions/{v}``) or ``azureml:name:version``. The
@@ -225,21 +226,34 @@ class V2ScoreApi:
                         "The endpoint doesn't have any valid deployment with positive weight.",
                     )
                 dep, mirror = picked
+            limit = _pending_limit(dep)
+            if dep.in_flight >= limit:
+                return _error(
+                    429,
+                    "TooManyRequests",
+                    f"More than {limit} requests are pending on deployment {dep.name} "
+                    "(2 x maxConcurrentRequestsPerInstance x instances).",
+                )
             dep.calls += 1
+            dep.in_flight += 1
             model = dep.model
             mirror_model = mirror.model if mirror is not None else None
             if mirror is not None:
                 mirror.mirrored += 1
                 ep.mirrored += 1
-        if model is None:
-            return _error(424, "ModelNotReady", f"The deployment {dep.name} serves no model.")
-        parsed = _rows(req.body)
-        if isinstance(parsed, Response):
-            return parsed
-        columns, rows = parsed
-        if mirror_model is not None:
-            _predict(mirror_model, columns, rows)  # T6: the copy's answer is discarded
-        return _answer(model, dep.name, columns, rows)
+        try:
+            if model is None:
+                return _error(424, "ModelNotReady", f"The deployment {dep.name} serves no model.")
+            parsed = _rows(req.body)
+            if isinstance(parsed, Response):
+                return parsed
+            columns, rows = parsed
+            if mirror_model is not None:
+                _predict(mirror_model, columns, rows)  # T6: the copy's answer is discarded
+            return _answer(model, dep.name, columns, rows)
+        finally:
+            with self.state.lock:
+                dep.in_flight -= 1
 
     @staticmethod
     def _pick(ep: V2Endpoint) -> tuple[V2Deployment, V2Deployment | None] | None:
@@ -262,6 +276,16 @@ class V2ScoreApi:
             if share > 0 and target is not None and ep.rng.uniform(0, 100) < share:
                 mirror = target
         return dep, mirror
+
+
+def _pending_limit(dep: V2Deployment) -> int:
+    """``2 * maxConcurrentRequestsPerInstance * instances`` (V2-NOTES 6: more is 429)."""
+    settings = dep.resource["properties"].get("requestSettings") or {}
+    per = settings.get("maxConcurrentRequestsPerInstance") if isinstance(settings, dict) else 1
+    capacity = (dep.resource.get("sku") or {}).get("capacity")
+    per = per if isinstance(per, int) and not isinstance(per, bool) and per > 0 else 1
+    capacity = capacity if isinstance(capacity, int) and capacity > 0 else 1
+    return 2 * per * capacity
 
 
 def _rows(body: bytes) -> tuple[list[str], list[list[Any]]] | Response:

@@ -102,6 +102,7 @@ class V2Deployment:
     logs: list[str] = attrs.field(factory=list)
     calls: int = 0
     mirrored: int = 0
+    in_flight: int = 0
     created: int = 0
 
     @property

@@ -373,3 +373,20 @@ def test_an_unseeded_emulator_has_the_v2_workspace_and_nothing_in_it(emulator: E
         assert bare.info.v2_endpoint is None and bare.info.v2_workspace == "census-ws"
         listed = http.get(f"{ws_url(bare)}/onlineEndpoints", params=API, headers=headers(bare))
         assert listed.status_code == 200 and listed.json()["value"] == []
+
+
+def test_too_many_pending_requests_are_429(emulator: Emulator, http: requests.Session) -> None:
+    ep = make_endpoint(http, emulator, traffic={"blue": 100})  # capacity 1, 1 per instance
+    assert emulator.state is not None
+    with emulator.state.lock:
+        blue = emulator.state.v2.endpoint_named(ep).deployment("blue")
+        blue.in_flight = 2  # two requests pending: 2 x 1 x 1
+    try:
+        resp = score(http, emulator, ep)
+        assert resp.status_code == 429 and resp.json()["error"]["code"] == "TooManyRequests"
+    finally:
+        with emulator.state.lock:
+            blue.in_flight = 0
+    assert score(http, emulator, ep).status_code == 200
+    with emulator.state.lock:
+        assert blue.in_flight == 0
