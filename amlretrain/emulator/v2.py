@@ -5,7 +5,8 @@ Routes (``v2.*`` names for faults and the request log) under ``{W}`` =
 workspaces/{ws}``, ``api-version=2024-04-01`` and the emulator's ARM bearer token:
 ``v2.endpoint.{list,get,put,patch,delete,listkeys,regeneratekeys,token}``,
 ``v2.deployment.{list,get,put,patch,delete,getlogs}``, ``v2.operation``. Models and jobs
-are in :mod:`.v2assets`, scoring in :mod:`.v2score`.
+are in :mod:`.v2assets`, scoring in :mod:`.v2score`; the deployment handlers are in
+:mod:`.v2deploy` (mixed into :class:`V2Api`).
 
 Behaviour:
 
@@ -35,24 +36,27 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 import secrets
 import time
-import uuid
 from typing import Any
 
-from amlretrain.emulator._server import Request, Response, Router, arm_error, json_response
+from amlretrain.emulator._server import Request, Response, Router, json_response
 from amlretrain.emulator._storage import Storage
 from amlretrain.emulator.faults import Faults
 from amlretrain.emulator.state import State, new_key
-from amlretrain.emulator.v2base import V2Base, W, bad, conflict, not_found
-from amlretrain.emulator.v2score import ModelProblem, resolve_model
+from amlretrain.emulator.v2base import (
+    W,
+    bad,
+    check_name,
+    conflict,
+    identity,
+    k8s_not_found,
+    note_operation,
+)
+from amlretrain.emulator.v2deploy import DeploymentsMixin
 from amlretrain.emulator.v2state import (
-    BUSY,
-    MAX_DEPLOYMENTS,
     PROVIDER,
     TrafficError,
-    V2Deployment,
     V2Endpoint,
     V2Workspace,
     check_traffic,
@@ -64,7 +68,6 @@ __all__ = ["V2Api", "score_base"]
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
 _EP = W + "/onlineEndpoints/{ep}"
 _DEP = _EP + "/deployments/{dep}"
 _AUTH_MODES = {"key": "Key", "amltoken": "AMLToken", "aadtoken": "AADToken"}
@@ -75,30 +78,7 @@ def score_base(base_url: str, endpoint: str) -> str:
     return f"{base_url}/v2/online/{endpoint}"
 
 
-def _check_name(name: str, what: str) -> None:
-    if not (3 <= len(name) <= 32 and _NAME.match(name)) or "--" in name:
-        raise bad(
-            f"The {what} name {name!r} is not valid: 3 to 32 letters, digits and single "
-            "dashes, beginning with a letter and not ending with a dash."
-        )
-
-
-def _identity(value: Any) -> dict[str, Any] | None:
-    if not isinstance(value, dict):
-        return None
-    out = copy.deepcopy(value)
-    if "SystemAssigned" in str(out.get("type", "")):
-        out.setdefault("principalId", str(uuid.uuid4()))
-        out.setdefault("tenantId", "00000000-0000-0000-0000-000000000000")
-    users = out.get("userAssignedIdentities")
-    if isinstance(users, dict):
-        out["userAssignedIdentities"] = {
-            k: {"principalId": str(uuid.uuid4()), "clientId": str(uuid.uuid4())} for k in users
-        }
-    return out
-
-
-class V2Api(V2Base):
+class V2Api(DeploymentsMixin):
     """Online endpoints and deployments on the emulator's server."""
 
     def __init__(self, *, state: State, faults: Faults, arm_token: str, storage: Storage) -> None:
@@ -128,41 +108,6 @@ class V2Api(V2Base):
         loc = "/subscriptions/{sub}/providers/" + PROVIDER + "/locations/{loc}"
         add("GET", loc + "/mfeOperationsStatus/{op}", "v2.operation", self.op_status)
         add("GET", loc + "/mfeOperationResults/{op}", "v2.operation", self.op_result)
-
-    # -- lookups -----------------------------------------------------------------------
-
-    def _endpoint(self, ws: V2Workspace, req: Request) -> V2Endpoint:
-        ep: V2Endpoint | None = self.v2.endpoints.get((*ws.key, req.params["ep"].lower()))
-        if ep is None:
-            raise not_found(f"The online endpoint {req.params['ep']}")
-        return ep
-
-    def _deployment(self, ep: V2Endpoint, req: Request) -> V2Deployment:
-        dep = ep.deployment(req.params["dep"])
-        if dep is None:
-            raise not_found(f"The deployment {req.params['dep']} of endpoint {ep.name}")
-        return dep
-
-    @staticmethod
-    def _idle(ep: V2Endpoint, dep: V2Deployment | None = None, *, whole: bool = False) -> None:
-        """409 while ``ep`` (or ``dep``; with ``whole``, any of its deployments) is busy."""
-        if ep.state in BUSY:
-            raise conflict(
-                f"The online endpoint {ep.name} is in {ep.state} provisioning state: another "
-                "operation is in progress on it. Retry when it has finished."
-            )
-        busy = [d for d in ep.deployments.values() if d.state in BUSY] if whole else []
-        if busy:
-            raise conflict(
-                f"The deployment {busy[0].name} of online endpoint {ep.name} is in "
-                f"{busy[0].state} provisioning state: another operation is in progress on "
-                "the endpoint. Retry when it has finished."
-            )
-        if dep is not None and dep.state in BUSY:
-            raise conflict(
-                f"The deployment {dep.name} is in {dep.state} provisioning state: another "
-                "operation is in progress on it. Retry when it has finished."
-            )
 
     def endpoint_view(self, ep: V2Endpoint) -> dict[str, Any]:
         """What GET answers (a stale view under F2)."""
@@ -195,7 +140,7 @@ class V2Api(V2Base):
             name = req.params["ep"]
             ep: V2Endpoint | None = self.v2.endpoints.get((*ws.key, name.lower()))
             if (f := self.faults.take_one([req.route], "v2_k8s_not_found")) is not None:
-                return _k8s_not_found(f.message)
+                return k8s_not_found(f.message)
             props = body.get("properties")
             if not isinstance(props, dict):
                 raise bad("The request body must contain 'properties'.")
@@ -218,7 +163,7 @@ class V2Api(V2Base):
             return self._put_endpoint(req, ws, ep, resource, props)
 
     def _check_create(self, req: Request, ws: V2Workspace, name: str, body: dict[str, Any]) -> None:
-        _check_name(name, "endpoint")
+        check_name(name, "endpoint")
         if not body.get("location"):
             raise bad("The location property is required for this resource.", "LocationRequired")
         other = self.v2.endpoint_named(name)
@@ -269,9 +214,9 @@ class V2Api(V2Base):
                 "provisioningState": "Creating" if ep is None else "Updating",
             },
         }
-        identity = _identity(body.get("identity"))
-        if identity is not None:
-            out["identity"] = identity
+        ident = identity(body.get("identity"))
+        if ident is not None:
+            out["identity"] = ident
         for member in ("kind", "sku"):
             if body.get(member) is not None:
                 out[member] = copy.deepcopy(body[member])
@@ -333,7 +278,7 @@ class V2Api(V2Base):
             failure=failure[:3] if failure else None,
         )
         headers = self.async_headers(req, op, location=False, status=True)
-        _note_operation(resource, target.resource, headers["Azure-AsyncOperation"])
+        note_operation(resource, target.resource, headers["Azure-AsyncOperation"])
         view = copy.deepcopy(resource)
         view["properties"]["provisioningState"] = "Creating" if created else "Updating"
         return json_response(201 if created else 200, view, headers)
@@ -355,44 +300,13 @@ class V2Api(V2Base):
             if "tags" in body:
                 merged["tags"] = {str(k): str(v) for k, v in (body["tags"] or {}).items()}
             if "identity" in body:
-                identity = _identity(body["identity"])
-                if identity is None:
+                ident = identity(body["identity"])
+                if ident is None:
                     merged.pop("identity", None)
                 else:
-                    merged["identity"] = identity
+                    merged["identity"] = ident
             merged["systemData"] = system_data(merged["systemData"])
             return self._patch(req, ws, ep, merged)
-
-    def _patch(
-        self,
-        req: Request,
-        ws: V2Workspace,
-        res: V2Endpoint | V2Deployment,
-        merged: dict[str, Any],
-        during: str = "Updating",
-    ) -> Response:
-        prev = res.state
-        res.resource["properties"]["provisioningState"] = during
-        target = res
-
-        def apply() -> None:
-            merged["properties"]["provisioningState"] = "Succeeded"
-            target.resource = merged
-
-        def restore() -> None:
-            target.resource["properties"]["provisioningState"] = prev
-
-        failure = self.lro_failure(req, apply)
-        op = self.start(
-            ws,
-            on_success=apply,
-            on_failure=failure[3] if failure and len(failure) > 3 else restore,
-            failure=failure[:3] if failure else None,
-            result=lambda: json_response(200, copy.deepcopy(target.resource)),
-        )
-        return Response(
-            status=202, headers=self.async_headers(req, op, location=True, status=False)
-        )
 
     def delete_endpoint(self, req: Request) -> Response:
         """``OnlineEndpoints_Delete``: 202 + ``Location``; its deployments go with it."""
@@ -486,272 +400,3 @@ class V2Api(V2Base):
                     "refreshAfterTimeUtc": now + 1800,
                 },
             )
-
-    # -- deployments -------------------------------------------------------------------
-
-    def list_deployments(self, req: Request) -> Response:
-        """``OnlineDeployments_List``."""
-        with self.state.locked():
-            ep = self._endpoint(self.workspace(req), req)
-            deps = sorted(ep.deployments.values(), key=lambda d: d.created)
-            return self.page(req, [copy.deepcopy(d.resource) for d in deps])
-
-    def get_deployment(self, req: Request) -> Response:
-        """``OnlineDeployments_Get``."""
-        with self.state.locked():
-            ep = self._endpoint(self.workspace(req), req)
-            return json_response(200, copy.deepcopy(self._deployment(ep, req).resource))
-
-    def put_deployment(self, req: Request) -> Response:
-        """``OnlineDeployments_CreateOrUpdate``: 201/200 + ``Azure-AsyncOperation``."""
-        with self.state.locked():
-            ws = self.workspace(req)
-            body = self.body(req)
-            ep = self._endpoint(ws, req)
-            if (f := self.faults.take_one([req.route], "v2_k8s_not_found")) is not None:
-                return _k8s_not_found(f.message)
-            if ep.state in BUSY or self.faults.take_one([req.route], "v2_busy") is not None:
-                raise conflict(
-                    f"Cannot create a deployment in endpoint {ep.name} because it is in "
-                    f"{ep.state if ep.state in BUSY else 'Updating'} provisioning state."
-                )
-            name = req.params["dep"]
-            dep = ep.deployment(name)
-            props = body.get("properties")
-            if not isinstance(props, dict) or props.get("endpointComputeType") not in (
-                "Managed",
-                "Kubernetes",
-                "AzureMLCompute",
-            ):
-                raise bad(
-                    "properties.endpointComputeType is required: Managed, Kubernetes or "
-                    "AzureMLCompute."
-                )
-            if dep is None:
-                _check_name(name, "deployment")
-                if not body.get("location"):
-                    raise bad("The location property is required.", "LocationRequired")
-                if len(ep.deployments) >= MAX_DEPLOYMENTS:
-                    raise bad(f"An endpoint holds at most {MAX_DEPLOYMENTS} deployments.")
-            else:
-                self._idle(ep, dep)
-            resource = self._deployment_resource(ws, ep, name, body, dep)
-            return self._put_deployment(req, ws, ep, dep, resource)
-
-    def _deployment_resource(
-        self,
-        ws: V2Workspace,
-        ep: V2Endpoint,
-        name: str,
-        body: dict[str, Any],
-        dep: V2Deployment | None,
-    ) -> dict[str, Any]:
-        props = copy.deepcopy(body["properties"])
-        name = dep.name if dep is not None else name
-        old = dep.resource if dep is not None else None
-        props.pop("provisioningState", None)
-        props.setdefault("appInsightsEnabled", False)
-        props.setdefault("egressPublicNetworkAccess", "Enabled")
-        default_scale = "Default" if props["endpointComputeType"] == "Managed" else None
-        if not props.get("scaleSettings"):
-            props["scaleSettings"] = (
-                {"scaleType": "Default"}
-                if default_scale
-                else {
-                    "scaleType": "TargetUtilization",
-                    "minInstances": 1,
-                    "maxInstances": 1,
-                    "pollingInterval": "PT1S",
-                    "targetUtilizationPercentage": 70,
-                }
-            )
-        props.setdefault(
-            "requestSettings",
-            {"requestTimeout": "PT5S", "maxConcurrentRequestsPerInstance": 1},
-        )
-        props["provisioningState"] = "Creating" if dep is None else "Updating"
-        out: dict[str, Any] = {
-            "id": f"{ws.arm_id}/onlineEndpoints/{ep.name}/deployments/{name}",
-            "name": name,
-            "type": f"{PROVIDER}/workspaces/onlineEndpoints/deployments",
-            "location": old["location"] if old else str(body["location"]),
-            "tags": {str(k): str(v) for k, v in (body.get("tags") or {}).items()},
-            "systemData": system_data(old["systemData"] if old else None),
-            "properties": props,
-            "sku": copy.deepcopy(body.get("sku") or {"name": "Default", "capacity": 1}),
-        }
-        identity = _identity(body.get("identity"))
-        if identity is not None:
-            out["identity"] = identity
-        if body.get("kind") is not None:
-            out["kind"] = body["kind"]
-        return out
-
-    def _put_deployment(
-        self,
-        req: Request,
-        ws: V2Workspace,
-        ep: V2Endpoint,
-        dep: V2Deployment | None,
-        resource: dict[str, Any],
-    ) -> Response:
-        created = dep is None
-        if dep is None:
-            dep = V2Deployment(
-                name=resource["name"], resource=copy.deepcopy(resource), created=self.v2.order()
-            )
-            ep.deployments[dep.name.lower()] = dep
-        target = dep
-        before = copy.deepcopy(dep.resource)
-        prev_state = dep.state
-        dep.resource["properties"]["provisioningState"] = resource["properties"][
-            "provisioningState"
-        ]
-        ref = str(resource["properties"].get("model") or "")
-        model = None
-        failure: tuple[Any, ...] | None = None
-        try:
-            model = resolve_model(self.storage, self.v2, ws, ref)
-        except ModelProblem as err:
-            failure = ("Failed", err.code, err.message)
-        target.logs.append(f"{time.strftime('%H:%M:%S')} provisioning with model {ref!r}")
-
-        def apply() -> None:
-            final = copy.deepcopy(resource)
-            final["properties"]["provisioningState"] = "Succeeded"
-            target.resource, target.model, target.model_ref = final, model, ref
-            target.logs.append("init(): model loaded; the server is ready")
-
-        def fail() -> None:
-            final = copy.deepcopy(resource if created else before)
-            final["properties"]["provisioningState"] = failure[0] if failure else "Failed"
-            target.resource = final
-            if code != "InternalServerError":
-                target.logs.append(f"init() failed: {message}")
-
-        def restore() -> None:
-            before["properties"]["provisioningState"] = prev_state
-            target.resource = before
-
-        fault = self.lro_failure(req, apply)
-        failure = failure or fault
-        code, message = (failure[1], failure[2]) if failure else ("", "")
-        on_failure = fail
-        if failure is not None and len(failure) > 3:
-            on_failure = failure[3]
-        elif failure is not None and failure[0] == "Canceled" and not created:
-            on_failure = restore
-        op = self.start(
-            ws, on_success=apply, on_failure=on_failure, failure=failure[:3] if failure else None
-        )
-        headers = self.async_headers(req, op, location=False, status=True)
-        _note_operation(resource, target.resource, headers["Azure-AsyncOperation"])
-        return json_response(201 if created else 200, copy.deepcopy(resource), headers)
-
-    def patch_deployment(self, req: Request) -> Response:
-        """``OnlineDeployments_Update``: tags and sku only; 202 + ``Location``.
-
-        The deployment is ``Scaling`` while a new ``sku.capacity`` applies, else ``Updating``.
-        """
-        with self.state.locked():
-            ws = self.workspace(req)
-            body = self.body(req)
-            ep = self._endpoint(ws, req)
-            dep = self._deployment(ep, req)
-            extra = sorted(k for k in body if k not in ("tags", "sku"))
-            if extra:
-                raise bad(
-                    f"PATCH of a deployment accepts tags and sku only, not {', '.join(extra)}."
-                )
-            self._idle(ep, dep)
-            merged = copy.deepcopy(dep.resource)
-            if "tags" in body:
-                merged["tags"] = {str(k): str(v) for k, v in (body["tags"] or {}).items()}
-            if isinstance(body.get("sku"), dict):
-                merged["sku"] = {**merged.get("sku", {}), **copy.deepcopy(body["sku"])}
-            merged["systemData"] = system_data(merged["systemData"])
-            scaling = merged.get("sku", {}).get("capacity") != dep.resource.get("sku", {}).get(
-                "capacity"
-            )
-            return self._patch(req, ws, dep, merged, "Scaling" if scaling else "Updating")
-
-    def delete_deployment(self, req: Request) -> Response:
-        """``OnlineDeployments_Delete``: 202 + ``Location``; refused with live traffic (T7)."""
-        with self.state.locked():
-            ws = self.workspace(req)
-            ep = self._endpoint(ws, req)
-            dep = ep.deployment(req.params["dep"])
-            if dep is None:
-                return Response(status=204)
-            if self.faults.take_one([req.route], "v2_busy") is not None:
-                raise conflict(f"The online endpoint {ep.name} is in Updating provisioning state.")
-            self._idle(ep, dep)
-            if ep.weight(dep.name) > 0:
-                raise conflict(
-                    f"T7: the deployment {dep.name} has {ep.weight(dep.name)}% of the live "
-                    f"traffic of endpoint {ep.name}. Set its traffic to 0% before deleting it."
-                )
-            prev = dep.state
-            dep.resource["properties"]["provisioningState"] = "Deleting"
-            target = dep
-
-            def apply() -> None:
-                ep.deployments.pop(target.name.lower(), None)
-                for member in ("traffic", "mirrorTraffic"):
-                    values = ep.resource["properties"].get(member) or {}
-                    for k in [k for k in values if k.lower() == target.name.lower()]:
-                        del values[k]
-
-            def restore() -> None:
-                target.resource["properties"]["provisioningState"] = prev
-
-            failure = self.lro_failure(req, apply)
-            op = self.start(
-                ws,
-                on_success=apply,
-                on_failure=failure[3] if failure and len(failure) > 3 else restore,
-                failure=failure[:3] if failure else None,
-            )
-            return Response(
-                status=202, headers=self.async_headers(req, op, location=True, status=False)
-            )
-
-    def get_logs(self, req: Request) -> Response:
-        """``OnlineDeployments_GetLogs``: the last ``tail`` lines of the deployment's log."""
-        with self.state.locked():
-            ep = self._endpoint(self.workspace(req), req)
-            dep = self._deployment(ep, req)
-            body = self.body(req) if req.body.strip() else {}
-            tail = body.get("tail")
-            lines = list(dep.logs)
-            if isinstance(tail, int) and not isinstance(tail, bool) and tail > 0:
-                lines = lines[-tail:]
-            return json_response(200, {"content": "\n".join(lines)})
-
-
-def _note_operation(resource: dict[str, Any], stored: dict[str, Any], uri: str) -> None:
-    """``properties.properties.AzureAsyncOperationUri``: where RESTSH reads the operation
-    URL (V2-NOTES 1.3), in the answer and in what the operation applies (or applied)."""
-    for res in (resource, stored):
-        extra = res["properties"].get("properties")
-        if not isinstance(extra, dict):
-            extra = res["properties"]["properties"] = {}
-        extra["AzureAsyncOperationUri"] = uri
-
-
-def _k8s_not_found(message: str | None) -> Response:
-    """F9: the Kubernetes plumbing failure of V2-NOTES 8 (azure-cli-extensions#7107)."""
-    return json_response(
-        404,
-        {
-            "error": {
-                "code": "NotFound",
-                "message": message or "The inferencing client call failed.",
-                "details": [{"code": "InferencingClientCallFailed", "message": "Not found."}],
-                "additionalInfo": [{"type": "ComponentName", "info": {"value": "inference"}}],
-            }
-        },
-    )
-
-
-_ = arm_error  # re-exported shape helper (used through v2base)

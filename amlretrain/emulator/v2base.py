@@ -1,5 +1,6 @@
 """Shared plumbing of the Azure ML v2 handlers: auth and api-version, workspaces, errors,
-paging, the long-running operations' headers and documents (V2-NOTES 1).
+paging, lookups and the 409 of a busy resource, the long-running operations' headers and
+documents (V2-NOTES 1).
 
 The operations themselves are the emulator's one LRO machinery
 (:meth:`~amlretrain.emulator.state.State.start_operation`, completed lazily as arm.py's);
@@ -12,19 +13,31 @@ mfeOperationsStatus/{id}`` and ``Location`` at ``…/mfeOperationResults/{id}``.
 
 from __future__ import annotations
 
+import copy
+import re
 import urllib.parse
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from amlretrain.emulator._server import Reply, Request, Response, arm_error, json_response
 from amlretrain.emulator.faults import Faults
 from amlretrain.emulator.state import Operation, State
-from amlretrain.emulator.v2state import API_VERSION, PROVIDER, V2Workspace
+from amlretrain.emulator.v2state import (
+    API_VERSION,
+    BUSY,
+    PROVIDER,
+    V2Deployment,
+    V2Endpoint,
+    V2Workspace,
+)
 
-__all__ = ["V2Base", "W", "bad", "conflict", "not_found"]
+__all__ = ["V2Base", "W", "bad", "check_name", "conflict", "identity", "k8s_not_found"]
+__all__ += ["not_found", "note_operation", "operation_document"]
 
 W = "/subscriptions/{sub}/resourceGroups/{rg}/providers/" + PROVIDER + "/workspaces/{ws}"
 TIMEOUT = "PT1H"
+_NAME = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
 
 
 def bad(message: str, code: str = "BadArgument") -> Reply:
@@ -129,6 +142,72 @@ class V2Base:
                 urllib.parse.urlencode(query, safe="$")
             )
         return json_response(200, body)
+
+    # -- lookups and shared writes ------------------------------------------------------
+
+    def _endpoint(self, ws: V2Workspace, req: Request) -> V2Endpoint:
+        ep: V2Endpoint | None = self.v2.endpoints.get((*ws.key, req.params["ep"].lower()))
+        if ep is None:
+            raise not_found(f"The online endpoint {req.params['ep']}")
+        return ep
+
+    def _deployment(self, ep: V2Endpoint, req: Request) -> V2Deployment:
+        dep = ep.deployment(req.params["dep"])
+        if dep is None:
+            raise not_found(f"The deployment {req.params['dep']} of endpoint {ep.name}")
+        return dep
+
+    @staticmethod
+    def _idle(ep: V2Endpoint, dep: V2Deployment | None = None, *, whole: bool = False) -> None:
+        """409 while ``ep`` (or ``dep``; with ``whole``, any of its deployments) is busy."""
+        if ep.state in BUSY:
+            raise conflict(
+                f"The online endpoint {ep.name} is in {ep.state} provisioning state: another "
+                "operation is in progress on it. Retry when it has finished."
+            )
+        busy = [d for d in ep.deployments.values() if d.state in BUSY] if whole else []
+        if busy:
+            raise conflict(
+                f"The deployment {busy[0].name} of online endpoint {ep.name} is in "
+                f"{busy[0].state} provisioning state: another operation is in progress on "
+                "the endpoint. Retry when it has finished."
+            )
+        if dep is not None and dep.state in BUSY:
+            raise conflict(
+                f"The deployment {dep.name} is in {dep.state} provisioning state: another "
+                "operation is in progress on it. Retry when it has finished."
+            )
+
+    def _patch(
+        self,
+        req: Request,
+        ws: V2Workspace,
+        res: V2Endpoint | V2Deployment,
+        merged: dict[str, Any],
+        during: str = "Updating",
+    ) -> Response:
+        prev = res.state
+        res.resource["properties"]["provisioningState"] = during
+        target = res
+
+        def apply() -> None:
+            merged["properties"]["provisioningState"] = "Succeeded"
+            target.resource = merged
+
+        def restore() -> None:
+            target.resource["properties"]["provisioningState"] = prev
+
+        failure = self.lro_failure(req, apply)
+        op = self.start(
+            ws,
+            on_success=apply,
+            on_failure=failure[3] if failure and len(failure) > 3 else restore,
+            failure=failure[:3] if failure else None,
+            result=lambda: json_response(200, copy.deepcopy(target.resource)),
+        )
+        return Response(
+            status=202, headers=self.async_headers(req, op, location=True, status=False)
+        )
 
     # -- long-running operations -------------------------------------------------------
 
@@ -250,3 +329,56 @@ def operation_document(op: Operation) -> dict[str, Any]:
     if op.error:
         doc["error"] = dict(op.error)
     return doc
+
+
+def check_name(name: str, what: str) -> None:
+    """Endpoint and deployment names: 3-32 letters, digits, single dashes (V2-NOTES 1.1)."""
+    if not (3 <= len(name) <= 32 and _NAME.match(name)) or "--" in name:
+        raise bad(
+            f"The {what} name {name!r} is not valid: 3 to 32 letters, digits and single "
+            "dashes, beginning with a letter and not ending with a dash."
+        )
+
+
+def identity(value: Any) -> dict[str, Any] | None:
+    """A ``ManagedServiceIdentity`` as read back: principal, tenant and client ids filled."""
+    if not isinstance(value, dict):
+        return None
+    out = copy.deepcopy(value)
+    if "SystemAssigned" in str(out.get("type", "")):
+        out.setdefault("principalId", str(uuid.uuid4()))
+        out.setdefault("tenantId", "00000000-0000-0000-0000-000000000000")
+    users = out.get("userAssignedIdentities")
+    if isinstance(users, dict):
+        out["userAssignedIdentities"] = {
+            k: {"principalId": str(uuid.uuid4()), "clientId": str(uuid.uuid4())} for k in users
+        }
+    return out
+
+
+def note_operation(resource: dict[str, Any], stored: dict[str, Any], uri: str) -> None:
+    """``properties.properties.AzureAsyncOperationUri``: where RESTSH reads the operation
+    URL (V2-NOTES 1.3), in the answer and in what the operation applies (or applied)."""
+    for res in (resource, stored):
+        extra = res["properties"].get("properties")
+        if not isinstance(extra, dict):
+            extra = res["properties"]["properties"] = {}
+        extra["AzureAsyncOperationUri"] = uri
+
+
+def k8s_not_found(message: str | None) -> Response:
+    """F9: the Kubernetes plumbing failure of V2-NOTES 8 (azure-cli-extensions#7107)."""
+    return json_response(
+        404,
+        {
+            "error": {
+                "code": "NotFound",
+                "message": message or "The inferencing client call failed.",
+                "details": [{"code": "InferencingClientCallFailed", "message": "Not found."}],
+                "additionalInfo": [{"type": "ComponentName", "info": {"value": "inference"}}],
+            }
+        },
+    )
+
+
+_ = arm_error  # re-exported shape helper (used through v2base)
