@@ -24,7 +24,9 @@ bare [...]) or as TOML ([[faults]] tables). Each rule:
   route        a route name or a glob (default "*"): arm.get|list|put|patch|delete|
                listkeys|regional|operation, classic.get_endpoint|list_endpoints|
                add_endpoint|patch_endpoint|refresh_endpoint|delete_endpoint|get_service,
-               bes.submit|start|status|delete, rrs.execute|swagger; or classic.*, *
+               bes.submit|start|status|delete, rrs.execute|swagger, v2.endpoint.put|
+               delete, v2.deployment.put|patch|delete, v2.job.put, v2.score; or
+               classic.*, v2.*, *
   kind         what happens (required):
                  latency       add `seconds` to every matching request
                  status        answer `status` (default 503; 429 gets `retry_after`)
@@ -44,6 +46,16 @@ bare [...]) or as TOML ([[faults]] tables). Each rule:
                                of its scoring requests fail (`status` 500/503),
                                `score_shift` added to its scores, `seconds` added to
                                each scoring (`seed`)
+                 v2_stale_traffic  (F2) reads show the old traffic for `seconds`
+                 v2_busy       (F3) the write is refused with 409 Conflict
+                 v2_canceled   (F4) the operation ends Canceled (OperationCanceled)
+                 v2_lro_fail   (F5) the operation ends Failed (ResourceNotReady)
+                 v2_internal_error  (F6) a deployment ends Failed (InternalServerError)
+                 v2_out_of_quota    (F7) a deployment ends Failed (OutOfQuota)
+                 v2_name_taken (F8) an endpoint create: 409 EndpointAlreadyExists
+                 v2_k8s_not_found   (F9) 404 NotFound (InferencingClientCallFailed)
+                 v2_reported_failed (F12) the operation says Failed, the change landed
+                 (F11: status 408, 424 or 429 on route v2.score; see docs/emulator-v2.md)
   count        times the rule fires (default 1; "forever" for no limit)
   skip         matching requests let through before it fires (default 0)
   status, retry_after, seconds, message, pid, signal, when, seed, error_rate,
