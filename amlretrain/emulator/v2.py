@@ -326,16 +326,7 @@ class V2Api(DeploymentsMixin):
             def restore() -> None:
                 target.resource["properties"]["provisioningState"] = prev
 
-            failure = self.lro_failure(req, apply)
-            op = self.start(
-                ws,
-                on_success=apply,
-                on_failure=failure[3] if failure and len(failure) > 3 else restore,
-                failure=failure[:3] if failure else None,
-            )
-            return Response(
-                status=202, headers=self.async_headers(req, op, location=True, status=False)
-            )
+            return self.accepted(req, ws, apply, restore=restore)
 
     def list_keys(self, req: Request) -> Response:
         """``OnlineEndpoints_ListKeys``."""
@@ -367,16 +358,7 @@ class V2Api(DeploymentsMixin):
             def apply() -> None:
                 setattr(target, attr, new)
 
-            failure = self.lro_failure(req, apply)
-            op = self.start(
-                ws,
-                on_success=apply,
-                on_failure=failure[3] if failure and len(failure) > 3 else None,
-                failure=failure[:3] if failure else None,
-            )
-            return Response(
-                status=202, headers=self.async_headers(req, op, location=True, status=True)
-            )
+            return self.accepted(req, ws, apply, status=True)
 
     def token(self, req: Request) -> Response:
         """``OnlineEndpoints_GetToken``: a token scoring accepts for an hour (AMLToken)."""

@@ -197,16 +197,12 @@ class V2Base:
         def restore() -> None:
             target.resource["properties"]["provisioningState"] = prev
 
-        failure = self.lro_failure(req, apply)
-        op = self.start(
+        return self.accepted(
+            req,
             ws,
-            on_success=apply,
-            on_failure=failure[3] if failure and len(failure) > 3 else restore,
-            failure=failure[:3] if failure else None,
+            apply,
+            restore=restore,
             result=lambda: json_response(200, copy.deepcopy(target.resource)),
-        )
-        return Response(
-            status=202, headers=self.async_headers(req, op, location=True, status=False)
         )
 
     # -- long-running operations -------------------------------------------------------
@@ -237,6 +233,43 @@ class V2Base:
         )
         self.v2.results[op.id] = result or (lambda: Response(status=200))
         return op
+
+    def begin(
+        self,
+        req: Request,
+        ws: V2Workspace,
+        apply: Callable[[], None],
+        *,
+        restore: Callable[[], None] | None = None,
+        result: Callable[[], Response] | None = None,
+    ) -> Operation:
+        """Start the operation of a write: ``apply`` when it succeeds, ``restore`` when it
+        fails (a ``v2_*`` LRO fault decides; ``v2_reported_failed`` applies it all the same)."""
+        failure = self.lro_failure(req, apply)
+        return self.start(
+            ws,
+            on_success=apply,
+            on_failure=failure[3] if failure and len(failure) > 3 else restore,
+            failure=failure[:3] if failure else None,
+            result=result,
+        )
+
+    def accepted(
+        self,
+        req: Request,
+        ws: V2Workspace,
+        apply: Callable[[], None],
+        *,
+        restore: Callable[[], None] | None = None,
+        result: Callable[[], Response] | None = None,
+        status: bool = False,
+    ) -> Response:
+        """202 with ``Location`` (and ``Azure-AsyncOperation`` when ``status``) for a write
+        whose operation :meth:`begin` starts."""
+        op = self.begin(req, ws, apply, restore=restore, result=result)
+        return Response(
+            status=202, headers=self.async_headers(req, op, location=True, status=status)
+        )
 
     def lro_failure(self, req: Request, apply: Callable[[], None]) -> tuple[Any, ...] | None:
         """The (status, code, message) a v2 LRO fault gives this write, or None.

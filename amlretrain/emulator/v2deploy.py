@@ -255,16 +255,7 @@ class DeploymentsMixin(V2Base):
             def restore() -> None:
                 target.resource["properties"]["provisioningState"] = prev
 
-            failure = self.lro_failure(req, apply)
-            op = self.start(
-                ws,
-                on_success=apply,
-                on_failure=failure[3] if failure and len(failure) > 3 else restore,
-                failure=failure[:3] if failure else None,
-            )
-            return Response(
-                status=202, headers=self.async_headers(req, op, location=True, status=False)
-            )
+            return self.accepted(req, ws, apply, restore=restore)
 
     def get_logs(self, req: Request) -> Response:
         """``OnlineDeployments_GetLogs``: the last ``tail`` lines of the deployment's log."""
