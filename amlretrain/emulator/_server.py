@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 
@@ -82,6 +82,46 @@ def arm_error(
     if details:
         error["details"] = details
     return json_response(status, {"error": error}, headers)
+
+
+def checked_arm_request(req: Request, token: str, versions: Sequence[str]) -> str:
+    """The request's ``api-version`` after ARM's checks of it and of the Bearer token.
+
+    Raises:
+        Reply: 401 ``AuthenticationFailed`` (no Bearer) or ``InvalidAuthenticationToken``;
+            400 ``MissingApiVersionParameter`` or ``InvalidApiVersionParameter``.
+    """
+    bearer = req.bearer()
+    if bearer is None:
+        raise Reply(
+            arm_error(
+                401,
+                "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header is missing or is not "
+                "in the 'Bearer <token>' format.",
+            )
+        )
+    if bearer != token:
+        raise Reply(arm_error(401, "InvalidAuthenticationToken", "The access token is invalid."))
+    version = req.arg("api-version")
+    if not version:
+        raise Reply(
+            arm_error(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
+        )
+    if version not in versions:
+        raise Reply(
+            arm_error(
+                400,
+                "InvalidApiVersionParameter",
+                f"The api-version '{version}' is invalid. The supported versions are "
+                f"'{', '.join(versions)}'.",
+            )
+        )
+    return version
 
 
 def runtime_error(

@@ -41,7 +41,15 @@ from amlretrain.emulator._armviews import (
     service_view,
     write_view,
 )
-from amlretrain.emulator._server import Reply, Request, Response, Router, arm_error, json_response
+from amlretrain.emulator._server import (
+    Reply,
+    Request,
+    Response,
+    Router,
+    arm_error,
+    checked_arm_request,
+    json_response,
+)
 from amlretrain.emulator.faults import Faults
 from amlretrain.emulator.state import (
     ArmService,
@@ -117,39 +125,7 @@ class ArmApi:
     # -- shared checks -----------------------------------------------------------------
 
     def _check(self, req: Request) -> str:
-        token = req.bearer()
-        if token is None:
-            raise Reply(
-                arm_error(
-                    401,
-                    "AuthenticationFailed",
-                    "Authentication failed. The 'Authorization' header is missing or is not "
-                    "in the 'Bearer <token>' format.",
-                )
-            )
-        if token != self._token:
-            raise Reply(
-                arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
-            )
-        version = req.arg("api-version")
-        if not version:
-            raise Reply(
-                arm_error(
-                    400,
-                    "MissingApiVersionParameter",
-                    "The api-version query parameter (?api-version=) is required for all requests.",
-                )
-            )
-        if version not in API_VERSIONS:
-            raise Reply(
-                arm_error(
-                    400,
-                    "InvalidApiVersionParameter",
-                    f"The api-version '{version}' is invalid. The supported versions are "
-                    f"'{', '.join(API_VERSIONS)}'.",
-                )
-            )
-        return version
+        return checked_arm_request(req, self._token, API_VERSIONS)
 
     @staticmethod
     def _bad_request(message: str) -> Response:

@@ -20,7 +20,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from amlretrain.emulator._server import Reply, Request, Response, arm_error, json_response
+from amlretrain.emulator._server import (
+    Reply,
+    Request,
+    Response,
+    arm_error,
+    checked_arm_request,
+    json_response,
+)
 from amlretrain.emulator.faults import Faults
 from amlretrain.emulator.state import Operation, State
 from amlretrain.emulator.v2state import (
@@ -69,39 +76,8 @@ class V2Base:
         return self.state.v2
 
     def check(self, req: Request) -> None:
-        """Bearer ARM token and ``api-version=2024-04-01``, as arm.py checks them."""
-        token = req.bearer()
-        if token is None:
-            raise Reply(
-                arm_error(
-                    401,
-                    "AuthenticationFailed",
-                    "Authentication failed. The 'Authorization' header is missing or is not "
-                    "in the 'Bearer <token>' format.",
-                )
-            )
-        if token != self.arm_token:
-            raise Reply(
-                arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
-            )
-        version = req.arg("api-version")
-        if not version:
-            raise Reply(
-                arm_error(
-                    400,
-                    "MissingApiVersionParameter",
-                    "The api-version query parameter (?api-version=) is required for all requests.",
-                )
-            )
-        if version != API_VERSION:
-            raise Reply(
-                arm_error(
-                    400,
-                    "InvalidApiVersionParameter",
-                    f"The api-version '{version}' is invalid. The supported versions are "
-                    f"'{API_VERSION}'.",
-                )
-            )
+        """Bearer ARM token and ``api-version=2024-04-01``, as ARM checks them."""
+        checked_arm_request(req, self.arm_token, (API_VERSION,))
 
     def workspace(self, req: Request) -> V2Workspace:
         """The request's workspace (checks auth first); 404 when it does not exist."""
