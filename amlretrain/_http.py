@@ -414,6 +414,28 @@ def redacted_json(data: Any) -> str:
 
 
 _E = TypeVar("_E", bound="EndpointClient")
+_T = TypeVar("_T")
+
+
+def retry_transient(call: Callable[[], _T], retries: int, *, what: str = "scoring") -> _T:
+    """``call()``, sent again up to ``retries`` times after a transient failure
+    (:func:`amlretrain._errormap.transient`), after 0.5 s, 1 s, 2 s ... or the service's
+    ``Retry-After`` (at most 30 s); the last failure, or any other, is raised."""
+    from amlretrain._errormap import transient
+    from amlretrain.errors import AmlRetrainError
+
+    delay = 0.5
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except AmlRetrainError as err:
+            if attempt == retries or not transient(err):
+                raise
+            wait = getattr(err, "retry_after", None) or delay
+            log.info("%s failed transiently (%s); again in %.1f s", what, err, wait)
+            time.sleep(min(wait, 30.0))
+            delay *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class EndpointClient:

@@ -24,13 +24,12 @@ Example:
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
-from amlretrain._errormap import error_from_response, transient
-from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient
+from amlretrain._errormap import error_from_response
+from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient, retry_transient
 from amlretrain._tracing import traced
-from amlretrain.errors import AmlRetrainError, ConfigurationError, ServiceError
+from amlretrain.errors import ConfigurationError, ServiceError
 
 if TYPE_CHECKING:
     import requests
@@ -86,23 +85,11 @@ class OnlineScoringClient(EndpointClient):
                 service's refusal (see the module docstring).
         """
         headers = {DEPLOYMENT_HEADER: deployment} if deployment else None
-        delay = 0.5
-        for attempt in range(self.transient_retries + 1):
-            try:
-                response = self._send(body, headers)
-            except AmlRetrainError as err:
-                if attempt == self.transient_retries or not transient(err):
-                    raise
-                wait = getattr(err, "retry_after", None) or delay
-                log.info("scoring failed transiently (%s); again in %.1f s", err, wait)
-                time.sleep(min(wait, 30.0))
-                delay *= 2
-                continue
-            try:
-                return response.json()
-            except ValueError:
-                return response.text
-        raise AssertionError("unreachable")  # pragma: no cover
+        response = retry_transient(lambda: self._send(body, headers), self.transient_retries)
+        try:
+            return response.json()
+        except ValueError:
+            return response.text
 
     def _send(self, body: Any, headers: dict[str, str] | None) -> Any:
         response = self._http.request(

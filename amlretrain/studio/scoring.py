@@ -14,18 +14,15 @@ Example:
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from amlretrain._errormap import transient
-from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient
+from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient, retry_transient
 from amlretrain._tracing import traced
 from amlretrain._wire import ci_get
 from amlretrain.errors import (
-    AmlRetrainError,
     ConfigurationError,
     ServiceError,
 )
@@ -212,17 +209,9 @@ class ScoringClient(EndpointClient):
         return ScoreResult.from_response(data)
 
     def _post_execute(self, params: Mapping[str, str], body: Any) -> requests.Response:
-        delay = 0.5
-        for attempt in range(self.transient_retries + 1):
-            try:
-                return self._http.request(
-                    "POST", f"{self.api_location}/execute", params=params, json_body=body
-                )
-            except AmlRetrainError as err:
-                if attempt == self.transient_retries or not transient(err):
-                    raise
-                wait = getattr(err, "retry_after", None) or delay
-                log.info("scoring failed transiently (%s); again in %.1f s", err, wait)
-                time.sleep(min(wait, 30.0))
-                delay *= 2
-        raise AssertionError("unreachable")  # pragma: no cover
+        return retry_transient(
+            lambda: self._http.request(
+                "POST", f"{self.api_location}/execute", params=params, json_body=body
+            ),
+            self.transient_retries,
+        )
