@@ -196,7 +196,7 @@ def test_score_without_a_deployment_sends_no_header(mock):
 def test_transient_failures_are_sent_again(mock, monkeypatch):
     import amlretrain.azureml.scoring as scoring
 
-    monkeypatch.setattr(scoring.time, "sleep", lambda _s: None)
+    monkeypatch.setattr("amlretrain._http.time.sleep", lambda _s: None)
     import requests
 
     mock.post(SCORE, status=502, json={"error": {"code": "BadGateway", "message": "x"}})
@@ -216,7 +216,7 @@ def test_refusals_are_mapped_and_not_retried_unless_transient(mock, monkeypatch,
 
     import amlretrain.azureml.scoring as scoring
 
-    monkeypatch.setattr(scoring.time, "sleep", lambda _s: None)
+    monkeypatch.setattr("amlretrain._http.time.sleep", lambda _s: None)
     for _ in range(3 if status == 429 else 1):
         mock.post(SCORE, status=status, json={"error": {"code": "E", "message": "no"}})
     client = OnlineScoringClient(SCORE, "k", session=requests.Session(), transient_retries=2)
