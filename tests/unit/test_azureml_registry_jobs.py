@@ -194,7 +194,6 @@ def test_score_without_a_deployment_sends_no_header(mock):
 
 
 def test_transient_failures_are_sent_again(mock, monkeypatch):
-    import amlretrain.azureml.scoring as scoring
 
     monkeypatch.setattr("amlretrain._http.time.sleep", lambda _s: None)
     import requests
@@ -213,8 +212,6 @@ def test_transient_failures_are_sent_again(mock, monkeypatch):
 )
 def test_refusals_are_mapped_and_not_retried_unless_transient(mock, monkeypatch, status, error):
     import requests
-
-    import amlretrain.azureml.scoring as scoring
 
     monkeypatch.setattr("amlretrain._http.time.sleep", lambda _s: None)
     for _ in range(3 if status == 429 else 1):
