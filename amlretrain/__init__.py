@@ -31,6 +31,7 @@ if _typing.TYPE_CHECKING:
     from amlretrain.azureml.operations import AzureMLPoller as AzureMLPoller
     from amlretrain.azureml.registry import ModelsClient as ModelsClient
     from amlretrain.azureml.scoring import OnlineScoringClient as OnlineScoringClient
+    from amlretrain.azureml.targets import OnlineEndpointTarget as OnlineEndpointTarget
     from amlretrain.azureml.traffic import TrafficMap as TrafficMap
     from amlretrain.blobs import BlobRef as BlobRef
     from amlretrain.champion import ChampionGate as ChampionGate
@@ -154,6 +155,7 @@ _NAMES: dict[str, str] = {
     "CommandJobsClient": "amlretrain.azureml.jobs",
     "ModelsClient": "amlretrain.azureml.registry",
     "OnlineScoringClient": "amlretrain.azureml.scoring",
+    "OnlineEndpointTarget": "amlretrain.azureml.targets",
     # amlretrain.blobs
     "BlobRef": "amlretrain.blobs",
     # amlretrain.credentials

@@ -100,7 +100,18 @@ LAYERS: tuple[frozenset[str], ...] = (
         }
     ),
     # what the loop is made of
-    frozenset({"targets", "studio.targets", "ledger", "locks", "gate", "training", "rollout"}),
+    frozenset(
+        {
+            "targets",
+            "studio.targets",
+            "azureml.targets",
+            "ledger",
+            "locks",
+            "gate",
+            "training",
+            "rollout",
+        }
+    ),
     # the loop, and the configuration that builds it from retrain.toml
     frozenset(
         {
