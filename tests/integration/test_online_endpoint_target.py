@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from amlretrain import OnlineEndpointTarget, deploy, rollback
+from amlretrain import OnlineEndpointTarget, deploy, reconcile, rollback
 from amlretrain._rollout_guard import probe_rows
 from amlretrain.azureml.endpoints import OnlineEndpointsClient
 from amlretrain.azureml.registry import ModelsClient
@@ -23,6 +23,7 @@ from amlretrain.ledger import Ledger
 from amlretrain.polling import PollPolicy
 from amlretrain.storage import BlobStore
 from amlretrain.targets import Sample
+from tests.integration.conftest import wait_for
 from tests.integration.v2support import make_endpoint, rows, trained_on, unique, upload_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -290,3 +291,37 @@ def test_a_model_the_standby_cannot_load_changes_no_traffic(
         target.deploy(v2["store"].ref(DATASTORE, path), target.check())
     traffic, _ = emulated(emulator, ep)
     assert {k: v for k, v in traffic.items() if v} == {"blue": 100}
+
+
+def test_an_unconfirmed_swap_is_recorded_unknown_and_reconciled(
+    emulator: Emulator, http: requests.Session, v2: dict[str, Any], faults: Faults, tmp_path: Path
+) -> None:
+    info = emulator.info
+    where = (info.v2_subscription_id, info.v2_resource_group, info.v2_workspace)
+    ep = make_endpoint(http, emulator, traffic={"blue": 100})
+    model = new_model(emulator, v2)
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    with OnlineEndpointsClient(
+        emulator.credential(),
+        *where,
+        base_url=info.arm_base_url,
+        polling=PollPolicy.fixed(0.05),
+        verify_timeout=1.0,
+    ) as impatient:
+        target = OnlineEndpointTarget(
+            impatient,
+            v2["models"],
+            ep,
+            datastore_account_url=v2["store"].account_url,
+            verify_timeout=1.0,
+            verify_interval=0.05,
+        )
+        faults.add(route="v2.endpoint.put", kind="v2_stale_traffic", seconds=3.0)  # F2
+        outcome = deploy(model, [target], ledger=ledger, store=v2["store"]).targets[0]
+        assert outcome.status == "unknown", outcome.error
+        assert [p.target for p in ledger.pending(target.key)] == [target.key]
+        wait_for(lambda: target.current_model() == model.url)
+        report = reconcile([target], ledger=ledger)
+    assert [r.status for r in report.targets] == ["confirmed"]
+    assert ledger.pending(target.key) == []
+    assert ledger.last_known(target.key) == model.url
