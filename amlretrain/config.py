@@ -47,11 +47,18 @@ if TYPE_CHECKING:
     from amlretrain.targets import Target
     from amlretrain.training import Training
 
-__all__ = ["ArmTargetConfig", "ClassicTargetConfig", "RetrainConfig", "load_config"]
+__all__ = [
+    "ArmTargetConfig",
+    "ClassicTargetConfig",
+    "OnlineEndpointTargetConfig",
+    "RetrainConfig",
+    "TargetConfig",
+    "load_config",
+]
 
 log = logging.getLogger(__name__)
 
-_TARGET_KINDS = ("arm", "classic")
+_TARGET_KINDS = ("arm", "classic", "online_endpoint")
 #: Below this many days, the lifetime of the model's read SAS is warned about.
 _SAS_DAYS_WARNING = 30
 #: An Azure blob container name: 3-63 characters, lowercase letters, digits and single
@@ -211,6 +218,30 @@ class ClassicTargetConfig:
 
 
 @attrs.frozen(kw_only=True)
+class OnlineEndpointTargetConfig:
+    """An Azure ML v2 managed online endpoint target (``kind = "online_endpoint"``)."""
+
+    subscription_id: str
+    resource_group: str
+    workspace: str
+    endpoint: str
+    datastore_account_url: str
+    datastore: str = "workspaceblobstore"
+    datastore_container: str | None = None
+    model_name: str | None = None
+    deployment_names: tuple[str, str] = ("blue", "green")
+    arm_base_url: str = "https://management.azure.com"
+    arm_token: str | None = attrs.field(default=None, repr=False)
+    polling_interval: float = 5.0
+    verify_timeout: float = 600.0
+    data: str | None = None
+
+
+#: Any target of ``[[targets]]``.
+TargetConfig = ArmTargetConfig | ClassicTargetConfig | OnlineEndpointTargetConfig
+
+
+@attrs.frozen(kw_only=True)
 class RetrainConfig:
     """A parsed ``retrain.toml``: build the run with its methods."""
 
@@ -240,7 +271,7 @@ class RetrainConfig:
     #: The guarded rollout of ``[rollout]`` (None: the targets change in the run's waves,
     #: checked by scoring only).
     rollout: Rollout | None = None
-    target_configs: tuple[ArmTargetConfig | ClassicTargetConfig, ...] = ()
+    target_configs: tuple[TargetConfig, ...] = ()
 
     @property
     def model_sas_lifetime(self) -> timedelta:
@@ -364,8 +395,11 @@ class RetrainConfig:
         out: list[tuple[Target, str | None]] = []
         arm_clients: dict[tuple[str, str, str, str | None, float], Any] = {}
         classic_clients: dict[tuple[str, str, str | None], Any] = {}
+        v2_clients: dict[tuple[str, ...], tuple[Any, Any]] = {}
         for config in self.target_configs:
-            if isinstance(config, ArmTargetConfig):
+            if isinstance(config, OnlineEndpointTargetConfig):
+                out.append((_online_endpoint_target(config, v2_clients), config.data))
+            elif isinstance(config, ArmTargetConfig):
                 key = (
                     config.subscription_id,
                     config.arm_base_url,
@@ -416,18 +450,63 @@ class RetrainConfig:
         return out
 
 
+def _arm_credential(token: str | None) -> Any:
+    """The ARM credential of a target: its configured token, else azure-identity's
+    ``DefaultAzureCredential``."""
+    if token:
+        from amlretrain.credentials import StaticTokenCredential
+
+        return StaticTokenCredential(token)
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def _online_endpoint_target(
+    config: OnlineEndpointTargetConfig, clients: dict[tuple[str, ...], tuple[Any, Any]]
+) -> Target:
+    """An ``OnlineEndpointTarget``, its workspace's clients shared by its targets."""
+    from amlretrain.azureml.endpoints import OnlineEndpointsClient
+    from amlretrain.azureml.registry import ModelsClient
+    from amlretrain.azureml.targets import OnlineEndpointTarget
+    from amlretrain.polling import PollPolicy
+
+    key = (
+        config.subscription_id,
+        config.resource_group,
+        config.workspace,
+        config.arm_base_url,
+        config.arm_token or "",
+        str(config.polling_interval),
+    )
+    if key not in clients:
+        credential = _arm_credential(config.arm_token)
+        where = (config.subscription_id, config.resource_group, config.workspace)
+        polling = PollPolicy.fixed(config.polling_interval)
+        clients[key] = (
+            OnlineEndpointsClient(
+                credential, *where, base_url=config.arm_base_url, polling=polling
+            ),
+            ModelsClient(credential, *where, base_url=config.arm_base_url, polling=polling),
+        )
+    endpoints, models = clients[key]
+    return OnlineEndpointTarget(
+        endpoints,
+        models,
+        config.endpoint,
+        datastore_account_url=config.datastore_account_url,
+        model_name=config.model_name,
+        deployment_names=config.deployment_names,
+        datastore=config.datastore,
+        datastore_container=config.datastore_container,
+        verify_timeout=config.verify_timeout,
+    )
+
+
 def _arm_client(config: ArmTargetConfig) -> Any:
     from amlretrain.studio.webservices import WebServicesClient
 
-    credential: Any
-    if config.arm_token:
-        from amlretrain.credentials import StaticTokenCredential
-
-        credential = StaticTokenCredential(config.arm_token)
-    else:
-        from azure.identity import DefaultAzureCredential
-
-        credential = DefaultAzureCredential()
+    credential = _arm_credential(config.arm_token)
     return WebServicesClient(
         credential,
         config.subscription_id,
@@ -437,9 +516,7 @@ def _arm_client(config: ArmTargetConfig) -> Any:
     )
 
 
-def _parse_target(
-    source: str, index: int, table: Any, environ: Mapping[str, str]
-) -> ArmTargetConfig | ClassicTargetConfig:
+def _parse_target(source: str, index: int, table: Any, environ: Mapping[str, str]) -> TargetConfig:
     where = f"targets[{index}]"
     if not isinstance(table, Mapping):
         raise ConfigurationError(f"{source}: {where}: must be a table ([[targets]])")
@@ -447,8 +524,32 @@ def _parse_target(
     kind = r.get("kind", str, required=True)
     if kind not in _TARGET_KINDS:
         raise r.fail("kind", f"must be one of {', '.join(_TARGET_KINDS)}, not {kind!r}")
-    target: ArmTargetConfig | ClassicTargetConfig
-    if kind == "arm":
+    target: TargetConfig
+    if kind == "online_endpoint":
+        names = r.get("deployment_names", list, ["blue", "green"])
+        if (
+            len(names) != 2
+            or not all(isinstance(n, str) and n for n in names)
+            or (names[0].lower() == names[1].lower())
+        ):
+            raise r.fail("deployment_names", "must be two different deployment names")
+        target = OnlineEndpointTargetConfig(
+            subscription_id=r.get("subscription_id", str, required=True),
+            resource_group=r.get("resource_group", str, required=True),
+            workspace=r.get("workspace", str, required=True),
+            endpoint=r.get("endpoint", str, required=True),
+            datastore_account_url=r.get("datastore_account_url", str, required=True),
+            datastore=r.get("datastore", str, "workspaceblobstore"),
+            datastore_container=r.get("datastore_container", str),
+            model_name=r.get("model_name", str),
+            deployment_names=(names[0], names[1]),
+            arm_base_url=r.get("arm_base_url", str, "https://management.azure.com"),
+            arm_token=r.secret("arm_token", environ, required=False),
+            polling_interval=r.number("polling_interval", 5.0, POLLING_INTERVAL),
+            verify_timeout=r.number("verify_timeout", 600.0, DURATION),
+            data=r.get("data", str),
+        )
+    elif kind == "arm":
         target = ArmTargetConfig(
             subscription_id=r.get("subscription_id", str, required=True),
             resource_group=r.get("resource_group", str, required=True),
@@ -680,7 +781,8 @@ def _parse_budget(top: _Reader) -> FailureBudget | None:
 def _holds_sas(config: RetrainConfig) -> bool:
     """True when some target is handed the model's read SAS (classic, or ARM with it)."""
     return any(
-        not isinstance(target, ArmTargetConfig) or target.include_sas
+        isinstance(target, ClassicTargetConfig)
+        or (isinstance(target, ArmTargetConfig) and target.include_sas)
         for target in config.target_configs
     )
 

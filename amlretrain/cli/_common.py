@@ -137,9 +137,10 @@ def wants_json(args: argparse.Namespace) -> bool:
     return getattr(args, "output", "text") == "json"
 
 
-#: A target's ledger key (``arm:/subscriptions/...``, ``classic:<ws>/<svc>/<endpoint>``):
-#: built from resource names, never a secret, though a member named ``key`` usually is.
-_TARGET_KEY = re.compile(r"(?:arm:/subscriptions/|classic:[^/\s]+/[^/\s]+/)[^\s?#&]+")
+#: A target's ledger key (``arm:/subscriptions/...``, ``classic:<ws>/<svc>/<endpoint>``,
+#: ``azureml:/subscriptions/...``): built from resource names, never a secret, though a
+#: member named ``key`` usually is.
+_TARGET_KEY = re.compile(r"(?:(?:arm|azureml):/subscriptions/|classic:[^/\s]+/[^/\s]+/)[^\s?#&]+")
 
 
 def _is_target_key(value: Any) -> bool:
@@ -165,7 +166,8 @@ def print_json(data: Any) -> None:
     """Print ``data`` as indented JSON, secrets redacted.
 
     A member named ``key`` is a secret (an API or account key) unless it holds a target's
-    ledger key (``arm:...``/``classic:...``), which is kept: scripts select targets by it.
+    ledger key (``arm:...``/``classic:...``/``azureml:...``), which is kept: scripts
+    select targets by it.
     """
     clean = _keep_target_keys(data, redact_data(data))
     sys.stdout.write(json.dumps(clean, indent=2, ensure_ascii=False, default=str))

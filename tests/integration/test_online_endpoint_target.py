@@ -29,6 +29,9 @@ from tests.integration.v2support import make_endpoint, rows, trained_on, unique,
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 DATASTORE = "workspaceblobstore"
+DATA_CSV = (
+    Path(__file__).resolve().parents[2] / "amlretrain" / "emulator" / "data" / "census_new.csv"
+)
 
 
 @pytest.fixture(scope="module")
@@ -325,3 +328,55 @@ def test_an_unconfirmed_swap_is_recorded_unknown_and_reconciled(
     assert [r.status for r in report.targets] == ["confirmed"]
     assert ledger.pending(target.key) == []
     assert ledger.last_known(target.key) == model.url
+
+
+def test_amlretrain_deploy_reaches_an_online_endpoint_target_from_retrain_toml(
+    emulator: Emulator,
+    http: requests.Session,
+    v2: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from amlretrain.cli import main
+    from amlretrain.cli._emulator_config import emulator_config, emulator_environment
+
+    for name, value in emulator_environment(emulator.info).items():
+        monkeypatch.setenv(name, value)
+    info = emulator.info
+    ep = make_endpoint(http, emulator, traffic={"blue": 100})
+    text = emulator_config(info, data=DATA_CSV, ledger=tmp_path / "ledger.jsonl")
+    head = text[: text.index("[[targets]]")]
+    head = head[: head.index("[sample]")] if "[sample]" in head else head  # v2 rows differ
+    target = "\n".join(
+        [
+            "[[targets]]",
+            'kind = "online_endpoint"',
+            f'subscription_id = "{info.v2_subscription_id}"',
+            f'resource_group = "{info.v2_resource_group}"',
+            f'workspace = "{info.v2_workspace}"',
+            f'endpoint = "{ep}"',
+            f'datastore_account_url = "{v2["store"].account_url}"',
+            f'arm_base_url = "{info.arm_base_url}"',
+            'arm_token_env = "AMLRETRAIN_ARM_TOKEN"',
+            "polling_interval = 0.1",
+            "verify_timeout = 20",
+            "",
+        ]
+    )
+    config = tmp_path / "retrain.toml"
+    config.write_text(head + target)
+    model = new_model(emulator, v2)
+    code = main(["deploy", "--config", str(config), "--model", model.url, "--output", "json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (row,) = json.loads(out)["targets"]
+    assert row["status"] == "succeeded" and row["key"].endswith(f"/onlineEndpoints/{ep}")
+    traffic, models = emulated(emulator, ep)
+    assert traffic == {"blue": 0, "green": 100}
+    assert models["green"].endswith(f"/versions/{version_name(model.url)}")
+    bad = main(["deploy", "--config", str(config), "--model", model.url[:-4] + "ilearner"])
+    assert bad == 4  # an .ilearner is refused before anything is sent
+    assert "ilearner" in capsys.readouterr().err
