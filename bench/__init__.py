@@ -106,6 +106,7 @@ NAMES = (
     "gate_calibration",
     "rollout_alarm",
     "shadow_overhead",
+    "v2_swap",
 )
 
 
