@@ -33,6 +33,7 @@ if _typing.TYPE_CHECKING:
     from amlretrain.azureml.scoring import OnlineScoringClient as OnlineScoringClient
     from amlretrain.azureml.targets import OnlineEndpointTarget as OnlineEndpointTarget
     from amlretrain.azureml.traffic import TrafficMap as TrafficMap
+    from amlretrain.azureml.training import CommandJobTraining as CommandJobTraining
     from amlretrain.blobs import BlobRef as BlobRef
     from amlretrain.champion import ChampionGate as ChampionGate
     from amlretrain.credentials import StaticTokenCredential as StaticTokenCredential
@@ -156,6 +157,7 @@ _NAMES: dict[str, str] = {
     "ModelsClient": "amlretrain.azureml.registry",
     "OnlineScoringClient": "amlretrain.azureml.scoring",
     "OnlineEndpointTarget": "amlretrain.azureml.targets",
+    "CommandJobTraining": "amlretrain.azureml.training",
     # amlretrain.blobs
     "BlobRef": "amlretrain.blobs",
     # amlretrain.credentials

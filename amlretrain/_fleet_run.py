@@ -35,7 +35,7 @@ from amlretrain.result import (
 )
 from amlretrain.swap import Deployment, check_model, deploy_one, pool_size, service_slots
 from amlretrain.targets import Sample, Target, TargetState
-from amlretrain.training import Training, plan_training, run_training
+from amlretrain.training import Trainer, job_name
 from amlretrain.waves import FailureBudget, Waves
 
 if TYPE_CHECKING:
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from amlretrain._rollout_guard import RolloutGuard
     from amlretrain.history import History, RunSummary
     from amlretrain.storage import BlobStore
-    from amlretrain.studio.batch import TrainingJob
 
 __all__ = ["FAILURES", "FleetRun", "Group"]
 
@@ -63,7 +62,7 @@ class Group(Protocol):
     """What the engine needs of a group (:class:`amlretrain.fleet.FleetGroup`)."""
 
     @property
-    def training(self) -> Training | None: ...
+    def training(self) -> Trainer | None: ...
 
     @property
     def model(self) -> BlobRef | None: ...
@@ -272,49 +271,63 @@ class FleetRun:
             return _Trained(None, None, {}, Interrupted(self.training_stop.signum or 2))
         if group.training is None:  # deploy: trained already
             return _Trained(None, group.model, dict(group.metrics))
+        training = group.training
         if self.dry_run:
-            return _Trained(None, plan_training(group.training, steps), {})
-        attach, error = self._job_to_resume(group)
+            return _Trained(None, training.plan(steps, name=job_name(self.run_id, group.label)), {})
+        attach, name, error = self._job_to_resume(group)
         if error is not None:
             self.errors[group.label] = error
             return _Trained(attach, None, {}, error)
-        recorder = job_recorder(
-            self.ledger, self.run_id, group.training.batch.api_location, data=group.label
-        )
-        job: TrainingJob | None = None
-        training = group.training
+        recorder = job_recorder(self.ledger, self.run_id, training.location, data=group.label)
+        job_id: str | None = None
         try:
             if self.guard is not None:
                 training = self.guard.prepare(group.label, training)
-            job, model, metrics = run_training(
-                training,
+            job_id, model, metrics = training.run(
                 steps,
                 self.progress,
                 stop=self.training_stop,
                 on_job=recorder,
                 attach=attach,
+                name=name,
             )
-            check_model(model, group.training.store)
+            check_model(model, training.store)
         except (AmlRetrainError, Interrupted) as err:
             self.errors[group.label] = err
-            job_id = job.job_id if job is not None else _job_of(steps) or attach
-            return _Trained(job_id, None, {}, err)
-        return _Trained(job.job_id, model, metrics)
+            return _Trained(job_id or _job_of(steps) or attach, None, {}, err)
+        return _Trained(job_id, model, metrics)
 
-    def _job_to_resume(self, group: Group) -> tuple[str | None, AmlRetrainError | None]:
-        """(job id to re-attach to, or None to submit; an error when it must not run)."""
+    def _job_to_resume(self, group: Group) -> tuple[str | None, str, AmlRetrainError | None]:
+        """(job id to re-attach to, or None to submit; the name of a job submitted now;
+        an error when it must not run).
+
+        A job's name is the run's and the group's (:func:`~amlretrain.training.job_name`),
+        with the count of jobs the run already had on the group (a resubmit after a
+        cancel gets a new name). A submit whose answer was lost is sent again under the
+        same name when the training names its jobs (a PUT of that name is the same job);
+        otherwise it is refused: the service may hold a job nobody knows the id of.
+        """
+        assert group.training is not None
         if self.prior is None:
-            return None, None
+            return None, job_name(self.run_id, group.label), None
+        ids = {j.job_id for j in self.prior.jobs if j.data == group.label and j.job_id}
+        name = job_name(self.run_id, group.label, len(ids) + 1)
         job = self.prior.job_for(group.label)
         if job is None or job.status in _RESUBMIT:
-            return None, None
+            return None, name, None
         if not job.job_id:
-            return None, ConfigurationError(
-                f"run {self.run_id}: the submit of a job on {group.label} got no answer; it "
-                "may exist on the service without its id, so it is not submitted again (run "
-                "`amlretrain reconcile`, or start a new run)"
+            if group.training.names_jobs:
+                return None, name, None
+            return (
+                None,
+                name,
+                ConfigurationError(
+                    f"run {self.run_id}: the submit of a job on {group.label} got no answer; "
+                    "it may exist on the service without its id, so it is not submitted "
+                    "again (run `amlretrain reconcile`, or start a new run)"
+                ),
             )
-        return job.job_id, None
+        return job.job_id, name, None
 
     # -- deployment ----------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ from amlretrain.result import (
 from amlretrain.storage import BlobStore
 from amlretrain.swap import RESTORE_SAS_LIFETIME
 from amlretrain.targets import Sample, Target
-from amlretrain.training import Training
+from amlretrain.training import Trainer
 from amlretrain.waves import FailureBudget, Waves
 
 if TYPE_CHECKING:
@@ -82,7 +82,9 @@ class FleetGroup:
     """One training data file and the targets retrained on it (one training job).
 
     Attributes:
-        training: the training service, data and storage.
+        training: the training (a :class:`~amlretrain.training.Training` of a Studio
+            (classic) training service, or an Azure ML v2
+            :class:`~amlretrain.azureml.training.CommandJobTraining`): its data and storage.
         targets: the targets that get this group's model.
         name: the data as configured (the ledger finds the group's job by it when a
             run is resumed; default: the data itself).
@@ -91,7 +93,7 @@ class FleetGroup:
             ``store`` that holds it (for the read SAS of a rollback).
     """
 
-    training: Training | None = None
+    training: Trainer | None = None
     targets: tuple[Target, ...] = attrs.field(converter=_targets)
     name: str = ""
     model: BlobRef | None = None

@@ -1,19 +1,23 @@
 """The training half of a retrain: upload the new data, run the job, read its evaluation.
 
-:class:`Training` says which training service, data and storage; :func:`run_training`
-runs the batch job (cancelling it when the wait fails) and returns the trained model
-with a read SAS the predictive services can use; :func:`plan_training` says what a dry
-run would do, without doing it.
+:class:`Trainer` is what the retrain engine asks of a training, whatever its platform:
+:class:`Training` (a Studio (classic) batch training web service) and
+:class:`~amlretrain.azureml.training.CommandJobTraining` (an Azure ML v2 command job).
+For the classic one, :func:`run_training` runs the batch job (cancelling it when the
+wait fails) and returns the trained model with a read SAS the predictive services can
+use; :func:`plan_training` says what a dry run would do, without doing it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
@@ -27,9 +31,95 @@ if TYPE_CHECKING:
     from amlretrain.storage import BlobStore
     from amlretrain.studio.batch import BatchClient, TrainingJob
 
-__all__ = ["Training", "check_data", "plan_training", "run_training"]
+__all__ = ["Trainer", "Training", "check_data", "job_name", "plan_training", "run_training"]
 
 log = logging.getLogger(__name__)
+
+#: ``on_job(job_id, status)``: a training's job records (the ledger's write-ahead).
+OnJob = Callable[[str, str], None]
+
+
+class Trainer(Protocol):
+    """What the retrain engine (:func:`amlretrain.retrain_fleet`) asks of a training.
+
+    Implemented by :class:`Training` (Studio (classic) batch execution) and
+    :class:`~amlretrain.azureml.training.CommandJobTraining` (Azure ML v2). Both are
+    attrs classes with a ``data`` field (the rollout's champion holdout replaces it with
+    ``attrs.evolve``).
+
+    The write-ahead contract of :meth:`run`'s ``on_job(job_id, status)``: ``("",
+    "Submitting")`` before the submit (a failure to record it stops the submit),
+    ``(id, "Submitted")`` as soon as the service answered (a failure to record it cancels
+    the job), the job's last status when it ended, in the ledger's words (``Finished``,
+    ``Failed``, ``Cancelled``), and ``("", "NotSubmitted")`` when the service refused it.
+    """
+
+    @property
+    def location(self) -> str:
+        """Where the jobs run, for the ledger's job records (no secret in it)."""
+        ...
+
+    @property
+    def data(self) -> Path | BlobRef | str:
+        """The training data: a local file (uploaded), a blob, or ``container/blob``."""
+        ...
+
+    @property
+    def store(self) -> BlobStore:
+        """The storage account that holds the data and the trained models."""
+        ...
+
+    @property
+    def model_sas_lifetime(self) -> timedelta:
+        """The lifetime of a read SAS minted for one of its models."""
+        ...
+
+    @property
+    def names_jobs(self) -> bool:
+        """True when the job's name is ours (``run(name=...)``): a submit whose answer was
+        lost is sent again under that name (the same job); False when the service
+        chooses the id (such a submit is not sent again)."""
+        ...
+
+    def run(
+        self,
+        steps: StepRecorder,
+        progress: bool,
+        *,
+        stop: StopSignal | None = None,
+        on_job: OnJob | None = None,
+        attach: str | None = None,
+        name: str | None = None,
+    ) -> tuple[str, BlobRef, dict[str, float]]:
+        """Upload, train, evaluate (steps ``upload``, ``train``, ``evaluate``).
+
+        Args:
+            attach: the id of a job this run submitted before (a resumed run): it is
+                waited for and read, never submitted again.
+            name: the job's name when the trainer names its jobs (:attr:`names_jobs`).
+
+        Returns:
+            The job's id, the trained model (with a read SAS when the store holds it) and
+            its metrics.
+        """
+        ...
+
+    def plan(self, steps: StepRecorder, *, name: str | None = None) -> BlobRef:
+        """A dry run: say what would run (the same steps, skipped); where the model would land."""
+        ...
+
+
+def job_name(run_id: str, data: str, attempt: int = 1) -> str:
+    """The name of a run's job on ``data`` (its ``attempt``-th submit): chosen before the
+    submit, so a resumed run finds it, and a submit sent again is the same job.
+
+    Example:
+        >>> job_name("run-20260101T000000000000Z-abc123", "new.csv")
+        'amlretrain-run-20260101T000000000000Z-abc123-4d4732a2'
+    """
+    digest = hashlib.sha256(data.encode()).hexdigest()[:8]
+    base = re.sub(r"[^A-Za-z0-9_-]", "-", f"amlretrain-{run_id}")[:200]
+    return f"{base}-{digest}" + (f"-{attempt}" if attempt > 1 else "")
 
 
 @attrs.frozen(kw_only=True)
@@ -63,6 +153,36 @@ class Training:
     global_parameters: Mapping[str, str] = attrs.field(factory=dict)
     timeout: float = 3600.0
     model_sas_lifetime: timedelta = timedelta(days=7)
+
+    @property
+    def location(self) -> str:
+        """The training service's batch URL (the ledger's job records name it)."""
+        return self.batch.api_location
+
+    @property
+    def names_jobs(self) -> bool:
+        """False: the batch service chooses the job ids."""
+        return False
+
+    def run(
+        self,
+        steps: StepRecorder,
+        progress: bool,
+        *,
+        stop: StopSignal | None = None,
+        on_job: OnJob | None = None,
+        attach: str | None = None,
+        name: str | None = None,
+    ) -> tuple[str, BlobRef, dict[str, float]]:
+        """:func:`run_training` (``name`` is ignored: the service chooses the id)."""
+        job, model, metrics = run_training(
+            self, steps, progress, stop=stop, on_job=on_job, attach=attach
+        )
+        return job.job_id, model, metrics
+
+    def plan(self, steps: StepRecorder, *, name: str | None = None) -> BlobRef:
+        """:func:`plan_training`."""
+        return plan_training(self, steps)
 
 
 def run_training(

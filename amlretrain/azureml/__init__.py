@@ -5,6 +5,8 @@
 * :mod:`~amlretrain.azureml.registry`: model containers and versions (``ModelsClient``:
   ``register_version``, idempotent).
 * :mod:`~amlretrain.azureml.jobs`: command jobs (``CommandJobsClient``).
+* :mod:`~amlretrain.azureml.training`: a retrain's training as a command job
+  (``CommandJobTraining``: the model and the metrics the loop deploys and gates).
 * :mod:`~amlretrain.azureml.scoring`: an online endpoint's scoring URI
   (``OnlineScoringClient``).
 * :mod:`~amlretrain.azureml.operations`: what the clients share: ``AzureMLPoller`` (their

@@ -109,6 +109,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "locks",
             "gate",
             "training",
+            "azureml.training",
             "rollout",
         }
     ),
