@@ -66,6 +66,14 @@ if _typing.TYPE_CHECKING:
     from amlretrain.locks import Lease as Lease
     from amlretrain.locks import LockInfo as LockInfo
     from amlretrain.locks import TargetLocks as TargetLocks
+    from amlretrain.migrate import InventoryEndpoint as InventoryEndpoint
+    from amlretrain.migrate import InventoryService as InventoryService
+    from amlretrain.migrate import MetricPoint as MetricPoint
+    from amlretrain.migrate import MigrationInventory as MigrationInventory
+    from amlretrain.migrate import ModuleMapping as ModuleMapping
+    from amlretrain.migrate import ServedModel as ServedModel
+    from amlretrain.migrate import check_definition as check_definition
+    from amlretrain.migrate import inventory as inventory
     from amlretrain.notify import Delivery as Delivery
     from amlretrain.notify import Notifier as Notifier
     from amlretrain.polling import OperationPolling as OperationPolling
@@ -241,6 +249,15 @@ _NAMES: dict[str, str] = {
     "Lease": "amlretrain.locks",
     "LockInfo": "amlretrain.locks",
     "TargetLocks": "amlretrain.locks",
+    # amlretrain.migrate (from Studio (classic) to Azure ML v2)
+    "InventoryEndpoint": "amlretrain.migrate",
+    "InventoryService": "amlretrain.migrate",
+    "MetricPoint": "amlretrain.migrate",
+    "MigrationInventory": "amlretrain.migrate",
+    "ModuleMapping": "amlretrain.migrate",
+    "ServedModel": "amlretrain.migrate",
+    "check_definition": "amlretrain.migrate",
+    "inventory": "amlretrain.migrate",
     # amlretrain.training
     "Training": "amlretrain.training",
     # amlretrain.reconciliation

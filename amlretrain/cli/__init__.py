@@ -37,6 +37,7 @@ _COMMAND_MODULES = (
     "amlretrain.cli.prune",
     "amlretrain.cli.runs",
     "amlretrain.cli.report",
+    "amlretrain.cli.migrate",
     "amlretrain.cli.emulator",
     "amlretrain.cli.demo",
 )
@@ -46,6 +47,7 @@ def _epilog() -> str:
     names = {
         1: "any other amlretrain error",
         2: "bad command-line usage",
+        16: "migrate check --strict: a module without a v2 equivalent",
         130: "interrupted (SIGINT)",
         143: "terminated (SIGTERM)",
     }

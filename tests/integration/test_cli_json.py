@@ -265,6 +265,8 @@ def test_every_command_prints_the_json_its_section_documents(
     record("amlretrain locks break", "1", "--config", str(config), "--yes")
     pruning = ("--keep", "1", "--dry-run", "--allow-rollback-loss")
     record("amlretrain prune", "--config", str(config), *pruning)
+    record("amlretrain migrate inventory", "--config", str(config))
+    record("amlretrain migrate check", str(DATA / "training_definition.json"))
 
     # the emulator: `emulator start` prints render(); `config` writes a retrain.toml for it
     info_file = tmp_path / "emulator.json"

@@ -126,6 +126,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "workflow",
             "config",
             "retention",
+            "migrate",
         }
     ),
     # the package's lazy re-exports
