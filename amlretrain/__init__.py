@@ -31,12 +31,14 @@ if _typing.TYPE_CHECKING:
     from amlretrain.azureml.operations import AzureMLPoller as AzureMLPoller
     from amlretrain.azureml.registry import ModelsClient as ModelsClient
     from amlretrain.azureml.scoring import OnlineScoringClient as OnlineScoringClient
+    from amlretrain.azureml.targets import DeploymentView as DeploymentView
     from amlretrain.azureml.targets import OnlineEndpointTarget as OnlineEndpointTarget
     from amlretrain.azureml.traffic import TrafficMap as TrafficMap
     from amlretrain.azureml.training import CommandJobTraining as CommandJobTraining
     from amlretrain.blobs import BlobRef as BlobRef
     from amlretrain.champion import ChampionGate as ChampionGate
     from amlretrain.credentials import StaticTokenCredential as StaticTokenCredential
+    from amlretrain.errors import AlarmFired as AlarmFired
     from amlretrain.errors import AmlRetrainError as AmlRetrainError
     from amlretrain.errors import AuthenticationError as AuthenticationError
     from amlretrain.errors import ConfigurationError as ConfigurationError
@@ -133,6 +135,7 @@ if _typing.TYPE_CHECKING:
 #: public name returns is here.
 _NAMES: dict[str, str] = {
     # amlretrain.errors
+    "AlarmFired": "amlretrain.errors",
     "AmlRetrainError": "amlretrain.errors",
     "AuthenticationError": "amlretrain.errors",
     "ConfigurationError": "amlretrain.errors",
@@ -164,6 +167,7 @@ _NAMES: dict[str, str] = {
     "CommandJobsClient": "amlretrain.azureml.jobs",
     "ModelsClient": "amlretrain.azureml.registry",
     "OnlineScoringClient": "amlretrain.azureml.scoring",
+    "DeploymentView": "amlretrain.azureml.targets",
     "OnlineEndpointTarget": "amlretrain.azureml.targets",
     "CommandJobTraining": "amlretrain.azureml.training",
     # amlretrain.blobs

@@ -41,6 +41,7 @@ from amlretrain.waves import FailureBudget, Waves
 if TYPE_CHECKING:
     from amlretrain._fleet_progress import FleetProgress
     from amlretrain._rollout_guard import RolloutGuard
+    from amlretrain.alarms import Fired
     from amlretrain.history import History, RunSummary
     from amlretrain.storage import BlobStore
 
@@ -133,6 +134,9 @@ class FleetRun:
         self.concurrency = concurrency
         self.slots: threading.BoundedSemaphore | None = None
         self.guard = guard
+        #: The wave being deployed and the run's bake (a v2 swap's traffic steps bake).
+        self.wave_number = 1
+        self.bake_seconds = 0.0
         self.done = prior.final() if prior is not None else {}
         # Training is stopped by the run's stop request, and by a halt.
         self.training_stop = stop.child()
@@ -172,6 +176,7 @@ class FleetRun:
                 if self.guard is not None and not self.dry_run:
                     self._precheck(wave, trained, steps)
                 name = "deploy" if len(waves) == 1 else f"deploy wave {number}"
+                self.wave_number, self.bake_seconds = number, bake
                 with steps.step(name) as info:
                     wave_outcomes = self._deploy_wave(wave, trained, budget, len(targets))
                     shown = list(wave_outcomes.values())
@@ -187,6 +192,11 @@ class FleetRun:
                         outcomes.update(self._roll_back(wave, wave_outcomes))
                     break
                 self.stop.raise_if_requested(self._result(steps, outcomes, halted_wave))
+                if self.guard is not None and self.guard.step_alarms:
+                    # An alarm in a v2 endpoint's traffic steps: as a bake's alarm.
+                    self._alarmed(number, self.guard.step_alarms[0][1], outcomes, steps)
+                    halted_wave = number
+                    break
                 if self.guard is not None and not self.dry_run:
                     if self._bake(number, wave, wave_outcomes, outcomes, bake, steps):
                         halted_wave = number
@@ -203,6 +213,8 @@ class FleetRun:
         for target, group in self.ordered:
             if target.key not in outcomes:
                 outcomes[target.key] = self._halted(target, group)
+        if halted_wave is None and not self.dry_run:
+            self._retire(outcomes, steps)
         if self.guard is not None and halted_wave is None and not self.dry_run:
             live = [o for o in outcomes.values() if o.status == "succeeded"]
             if live:
@@ -393,6 +405,10 @@ class FleetRun:
             history=self.history,
             slots=self.slots,
         )
+        if self.guard is not None and not self.dry_run:
+            target = self.guard.staged(
+                target, group.label, trained.model, self.wave_number, self.bake_seconds
+            )
         outcome = deploy_one(target, trained.model, state, run)
         return attrs.evolve(
             outcome, data=group.label, job_id=trained.job_id, metrics=dict(trained.metrics)
@@ -460,6 +476,19 @@ class FleetRun:
                 return False
             info["_status"] = "failed"
             info["_text"] = "; ".join(f.message for f in fired)
+        self._alarmed(number, fired, outcomes, steps)
+        return True
+
+    def _alarmed(
+        self,
+        number: int,
+        fired: Sequence[Fired],
+        outcomes: dict[str, TargetOutcome],
+        steps: StepRecorder,
+    ) -> None:
+        """An alarm fired in wave ``number``: halt, and roll back what the rollout promoted."""
+        guard = self.guard
+        assert guard is not None
         log.warning("an alarm fired in wave %d: rolling back what the rollout promoted", number)
         self.halt_reason = "an alarm fired: " + "; ".join(f.message for f in fired)
         self.halted.set()
@@ -472,7 +501,20 @@ class FleetRun:
                 info["_status"] = "failed"
         outcomes.update(back)
         guard.rolled_back(fired, [(k, str(o.status)) for k, o in back.items()])
-        return True
+
+    def _retire(self, outcomes: Mapping[str, TargetOutcome], steps: StepRecorder) -> None:
+        """After the last bake: what each target swapped in this run took the traffic
+        from, deleted (:mod:`amlretrain._retire`)."""
+        from amlretrain._retire import retire_swapped
+
+        retire_swapped(
+            steps,
+            [t for t, _ in self.ordered if t.key not in self.done],
+            outcomes.values(),
+            ledger=self.ledger,
+            run_id=self.run_id,
+            wait_lock=self.wait_lock,
+        )
 
     def _stopped_by_rollout(
         self, target: Target, group: Group, trained: _Trained, state: TargetState, why: str

@@ -9,9 +9,10 @@ fleet engine (:mod:`amlretrain._fleet_run`) rolls back and halts when told.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -180,6 +181,9 @@ class RolloutGuard:
         self.baselines: dict[str, Probed] = {}
         #: Each group's holdout rows held back from its training data.
         self.holdouts: dict[str, HoldoutRows] = {}
+        #: The alarms fired in a v2 endpoint's traffic steps (:meth:`staged`), with the
+        #: wave: the run halts after that wave as after a bake's alarm.
+        self.step_alarms: list[tuple[int, list[Fired]]] = []
 
     # -- records ---------------------------------------------------------------------------
 
@@ -269,13 +273,18 @@ class RolloutGuard:
             arm_storage_key=rollout.storage_key(),
             arm_commitment_plan=rollout.arm_commitment_plan,
         )
+        why: str | None = "the rollout's checks did not finish"
         try:
-            return self._on_candidate(
+            why = self._on_candidate(
                 group, model, incumbent, state, candidate.target, candidate.state
             )
+            return why
         finally:
             try:
-                delete_candidate(candidate, run_id=self.run_id, ledger=self.ledger)
+                # A v2 candidate that passed is the standby the swap gives the traffic.
+                delete_candidate(
+                    candidate, run_id=self.run_id, ledger=self.ledger, keep=why is None
+                )
             except (AmlRetrainError, ConfigurationError) as err:
                 log.error(
                     "the candidate of %s could not be deleted (%s): `amlretrain reconcile` "
@@ -332,9 +341,10 @@ class RolloutGuard:
             if refused is not None:
                 return refused
         if "shadow" in rollout.stages and rollout.probe is not None:
-            baseline, shadow = self._both(
-                incumbent, state, candidate, candidate_state, rollout.probe
-            )
+            with self._mirrored(incumbent, candidate, model):
+                baseline, shadow = self._both(
+                    incumbent, state, candidate, candidate_state, rollout.probe
+                )
             self.baselines[group] = baseline
             observation = observe("shadow", shadow, baseline)
             fired = self._alarms(observation, "shadow", [incumbent.key], model, None)
@@ -355,6 +365,31 @@ class RolloutGuard:
                 )
                 return "rollout shadow: " + "; ".join(f.message for f in fired)
         return None
+
+    @contextlib.contextmanager
+    def _mirrored(self, incumbent: Target, candidate: Target, model: BlobRef) -> Iterator[None]:
+        """``rollout.mirror`` percent of a v2 endpoint's live calls mirrored to the
+        candidate deployment while the shadow runs; back at 0 (verified) afterwards, before
+        any live traffic moves (T9 steps 6-7). Other targets: nothing."""
+        from amlretrain.azureml.targets import DeploymentView, OnlineEndpointTarget
+
+        percent = self.rollout.mirror
+        if (
+            not percent
+            or not isinstance(incumbent, OnlineEndpointTarget)
+            or not isinstance(candidate, DeploymentView)
+        ):
+            yield
+            return
+        where = {"target": incumbent.key, "model": model.url}
+        evidence = {"deployment": candidate.deployment, "percent": percent}
+        incumbent.set_mirror(candidate.deployment, percent, stop=self.stop)
+        self.record("mirror", "started", evidence=evidence, **where)
+        try:
+            yield
+        finally:
+            incumbent.set_mirror(None)  # not stopped by a stop request: it must end
+            self.record("mirror", "done", evidence={**evidence, "percent": 0}, **where)
 
     def _both(
         self,
@@ -439,14 +474,57 @@ class RolloutGuard:
 
     # -- the waves --------------------------------------------------------------------------
 
+    def staged(self, target: Target, group: str, model: BlobRef, wave: int, bake: float) -> Target:
+        """``target`` as its swap runs in this rollout: a v2 endpoint moves its live
+        traffic in ``rollout.traffic_steps``, each step verified and baked (the probe rows
+        scored on the new deployment through its header, the alarms evaluated) for the
+        rollout's bake; an alarm there stops the swap (its traffic back on the previous
+        deployment) and halts the run after the wave. Other targets are swapped whole."""
+        from amlretrain.azureml.targets import OnlineEndpointTarget
+        from amlretrain.errors import AlarmFired
+
+        steps = self.rollout.traffic_steps
+        if not steps or not isinstance(target, OnlineEndpointTarget):
+            return target
+        seconds = self.rollout.bake_seconds(bake)
+        online = target
+
+        def on_step(percent: int, deployment: str) -> None:
+            self.record(
+                "traffic",
+                "done",
+                target=online.key,
+                model=model.url,
+                evidence={"wave": wave, "deployment": deployment, "percent": percent},
+            )
+            view = online.standby_view(deployment)
+            fired = self.bake(
+                wave, [(view, group, model.url)], seconds, keys={view.key: online.key}
+            )
+            if fired:
+                self.step_alarms.append((wave, fired))
+                raise AlarmFired(
+                    f"an alarm fired at {percent}% of the live traffic on {deployment}: "
+                    + "; ".join(f.message for f in fired),
+                    alarms=[f.message for f in fired],
+                )
+
+        return target.staged(steps, on_step)
+
     def bake(
-        self, number: int, promoted: Sequence[tuple[Target, str, str | None]], seconds: float
+        self,
+        number: int,
+        promoted: Sequence[tuple[Target, str, str | None]],
+        seconds: float,
+        *,
+        keys: Mapping[str, str] | None = None,
     ) -> list[Fired]:
         """Probe the wave's promoted targets every ``probe_interval`` for ``seconds`` (one
         round at least); the alarms that fired in the first round that fired any.
 
         Args:
             promoted: (target, group, model URL) of each target the wave changed.
+            keys: the key each target's records are filed under (default its own).
         """
         rollout = self.rollout
         if not promoted:
@@ -460,7 +538,7 @@ class RolloutGuard:
         while True:  # a round starts every probe_interval (not an interval after the last)
             rounds += 1
             started = time.monotonic()
-            fired = self._round(number, rounds, promoted)
+            fired = self._round(number, rounds, promoted, keys or {})
             if fired or self.stop.requested:
                 return fired
             now = time.monotonic()
@@ -471,7 +549,11 @@ class RolloutGuard:
                 return []
 
     def _round(
-        self, number: int, round_: int, promoted: Sequence[tuple[Target, str, str | None]]
+        self,
+        number: int,
+        round_: int,
+        promoted: Sequence[tuple[Target, str, str | None]],
+        keys: Mapping[str, str],
     ) -> list[Fired]:
         probe = self.rollout.probe
         assert probe is not None
@@ -484,8 +566,9 @@ class RolloutGuard:
         fired: list[Fired] = []
         for (target, group, model), probed in zip(promoted, answers, strict=True):
             observation = observe("bake", probed, self.baselines.get(group))
-            where = {"target": target.key, "model": model}
-            found = self._alarms(observation, "bake", [target.key], model, number)
+            key = keys.get(target.key, target.key)
+            where = {"target": key, "model": model}
+            found = self._alarms(observation, "bake", [key], model, number)
             evidence = {**observation.to_evidence(), "wave": number, "round": round_}
             self.record("bake", "failed" if found else "passed", evidence=evidence, **where)
             for alarm in found:

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from amlretrain._redact import REDACTED, redact
+from amlretrain.azureml.targets import DeploymentView, OnlineEndpointTarget
 from amlretrain.blobs import same_blob, strip_sas
 from amlretrain.errors import (
     AmlRetrainError,
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARM_SERVICE",
+    "AZUREML_DEPLOYMENT",
     "CLASSIC_ENDPOINT",
     "NAME_PREFIX",
     "Candidate",
@@ -80,8 +82,12 @@ log = logging.getLogger(__name__)
 CLASSIC_ENDPOINT = "classic-endpoint"
 #: A candidate New (ARM) web service (``Candidate.kind``, ``evidence.kind``).
 ARM_SERVICE = "arm-service"
-#: The two kinds of candidate.
-KINDS = (CLASSIC_ENDPOINT, ARM_SERVICE)
+#: The standby deployment of an Azure ML v2 online endpoint, serving the new model at 0%
+#: of the live traffic (``Candidate.kind``, ``evidence.kind``): kept for the swap when the
+#: rollout's checks pass (recorded ``done``, ``result`` "kept for the swap"), else deleted.
+AZUREML_DEPLOYMENT = "azureml-deployment"
+#: The kinds of candidate.
+KINDS = (CLASSIC_ENDPOINT, ARM_SERVICE, AZUREML_DEPLOYMENT)
 
 #: Every candidate's name starts with it (then hexadecimal digits).
 NAME_PREFIX = "cand"
@@ -95,6 +101,8 @@ _PLAN_PATH = "/providers/microsoft.machinelearning/commitmentplans/"
 
 #: What deleting a leftover found (the text of :func:`delete_leftovers`'s pairs).
 DELETED = "deleted"
+#: A v2 candidate kept: the swap gives it the traffic (``done``'s ``result``).
+KEPT = "kept for the swap"
 ALREADY_GONE = "already gone"
 
 
@@ -242,6 +250,11 @@ def _where_key(kind: Any, where: Any) -> str | None:
     if kind == ARM_SERVICE:
         rid = where.get("id")
         return f"arm:{rid.lower()}" if isinstance(rid, str) and rid else None
+    if kind == AZUREML_DEPLOYMENT:
+        eid, dep = where.get("endpoint_id"), where.get("deployment")
+        if not (isinstance(eid, str) and eid and isinstance(dep, str) and dep):
+            return None
+        return f"azureml:{eid.lower()}/deployments/{dep.lower()}"
     return None
 
 
@@ -326,6 +339,8 @@ def create_candidate(
     """
     if isinstance(incumbent, ClassicTarget):
         return _create_classic(incumbent, model, run_id=run_id, ledger=ledger)
+    if isinstance(incumbent, OnlineEndpointTarget):
+        return _create_azureml(incumbent, model, run_id=run_id, ledger=ledger)
     if isinstance(incumbent, ArmTarget):
         missing = []
         if not arm_storage_key:
@@ -358,7 +373,8 @@ def create_candidate(
         )
     raise ConfigurationError(
         f"no shadow candidate can be made for {incumbent!r}: only classic endpoints "
-        "(ClassicTarget) and New web services (ArmTarget) have one"
+        "(ClassicTarget), New web services (ArmTarget) and v2 online endpoints "
+        "(OnlineEndpointTarget) have one"
     )
 
 
@@ -481,6 +497,64 @@ def _create_classic(
         run_id=run_id,
         reused=reused,
     )
+
+
+def _create_azureml(
+    incumbent: OnlineEndpointTarget, model: BlobRef, *, run_id: str, ledger: Ledger
+) -> Candidate:
+    """The standby deployment made to serve ``model`` at 0% (T9 steps 4-5)."""
+    known = incumbent.check()  # refuses what cannot be swapped, before any record
+    live = known.resource or ""
+    standby = incumbent._standby(live)
+    where = {"endpoint_id": incumbent.endpoint_id, "deployment": standby}
+    _started(ledger, run_id, incumbent, model, AZUREML_DEPLOYMENT, where)
+    try:
+        name, state = incumbent.prepare_standby(model)
+    except Exception as err:
+        removed = _remove_quietly(lambda: _delete_standby(incumbent, standby), where)
+        _failed(
+            ledger,
+            run_id,
+            incumbent.key,
+            model.url,
+            AZUREML_DEPLOYMENT,
+            where,
+            _error_text(err),
+            removed=removed,
+            step="create",
+        )
+        raise
+    view = incumbent.standby_view(name)
+    log.info("%s: candidate deployment %s serves %s at 0%%", incumbent.label, name, model.url)
+    return Candidate(
+        kind=AZUREML_DEPLOYMENT,
+        target=view,
+        state=view.read(state),
+        where=where,
+        incumbent=incumbent.key,
+        model=model.url,
+        run_id=run_id,
+    )
+
+
+def _delete_standby(target: OnlineEndpointTarget, name: str) -> str:
+    """Delete deployment ``name`` unless it is gone already or has live traffic."""
+    doc = target.endpoints.get_endpoint(target.endpoint)
+    if any(k.lower() == name.lower() and v for k, v in doc.traffic.items()):
+        raise ConflictError(
+            f"deployment {name} of {target.label} has live traffic: not deleting it",
+            code="DeploymentHasTraffic",
+        )
+    if any(k.lower() == name.lower() and v for k, v in doc.mirror_traffic.items()):
+        target.set_mirror(None)  # a mirror must end before the deployment can go (T7)
+    try:
+        target.endpoints.get_deployment(target.endpoint, name)
+    except NotFoundError:
+        return ALREADY_GONE
+    poller = target.endpoints.begin_delete_deployment(target.endpoint, name)
+    target._await(poller, f"the DELETE of deployment {name} of {target.label}", None)
+    poller.result()
+    return DELETED
 
 
 def _endpoint_settings(endpoint: Any) -> tuple[str, int | None, bool]:
@@ -717,8 +791,14 @@ def _done(
     )
 
 
-def delete_candidate(candidate: Candidate, *, run_id: str, ledger: Ledger) -> None:
+def delete_candidate(
+    candidate: Candidate, *, run_id: str, ledger: Ledger, keep: bool = False
+) -> None:
     """Delete the candidate (one already gone counts as deleted); record ``done``.
+
+    ``keep``: the rollout's checks passed: a v2 candidate (the standby deployment) is
+    kept for the swap, which gives it the traffic (recorded ``done``, :data:`KEPT`);
+    other kinds are deleted all the same.
 
     Raises:
         AmlRetrainError: it could not be deleted (``failed`` recorded: it stays a
@@ -728,7 +808,11 @@ def delete_candidate(candidate: Candidate, *, run_id: str, ledger: Ledger) -> No
     """
     target = candidate.target
     try:
-        if candidate.kind == CLASSIC_ENDPOINT:
+        if candidate.kind == AZUREML_DEPLOYMENT:
+            assert isinstance(target, DeploymentView)
+            deployment = candidate.where["deployment"]
+            result = KEPT if keep else _delete_standby(target.target, deployment)
+        elif candidate.kind == CLASSIC_ENDPOINT:
             assert isinstance(target, ClassicTarget)
             result = _gone_or_delete_classic(target.client, candidate.where)
         else:
@@ -817,6 +901,7 @@ def delete_leftovers(
     wait_lock: float = 0.0,
     run_id: str | None = None,
     timeout: float | None = 900.0,
+    online: Iterable[OnlineEndpointTarget] = (),
 ) -> list[tuple[LeftOver, str]]:
     """Delete every leftover candidate a client of its workspace/subscription can reach.
 
@@ -828,6 +913,8 @@ def delete_leftovers(
     Args:
         classic: the classic client(s): a leftover is deleted by the one of its workspace.
         arm: the ARM client(s): a leftover is deleted by the one of its subscription.
+        online: v2 online endpoint targets: a leftover standby deployment is deleted by
+            the target of its endpoint (not one with live traffic: a swap made it live).
         wait_lock: seconds to wait for an incumbent's lease held by another run.
         run_id: the run doing this (recorded as ``reconciledBy``).
         timeout: seconds an ARM delete may take.
@@ -839,10 +926,16 @@ def delete_leftovers(
     """
     classics = _as_list(classic)
     arms = _as_list(arm)
+    endpoints = {t.endpoint_id.lower(): t for t in online}
     out: list[tuple[LeftOver, str]] = []
     for left in leftover_candidates(history):
         out.append(
-            (left, _delete_leftover(left, ledger, classics, arms, wait_lock, run_id, timeout))
+            (
+                left,
+                _delete_leftover(
+                    left, ledger, classics, arms, endpoints, wait_lock, run_id, timeout
+                ),
+            )
         )
     return out
 
@@ -852,12 +945,22 @@ def _delete_leftover(
     ledger: Ledger,
     classics: list[ClassicClient],
     arms: list[WebServicesClient],
+    endpoints: Mapping[str, OnlineEndpointTarget],
     wait_lock: float,
     run_id: str | None,
     timeout: float | None,
 ) -> str:
     delete: Callable[[], str]
-    if left.kind == CLASSIC_ENDPOINT:
+    if left.kind == AZUREML_DEPLOYMENT:
+        online = endpoints.get(left.where.get("endpoint_id", "").lower())
+        if online is None:
+            return f"skipped: no target of online endpoint {left.where.get('endpoint_id')}"
+        found_target, name = online, left.where.get("deployment", "")
+
+        def delete() -> str:
+            return _delete_standby(found_target, name)
+
+    elif left.kind == CLASSIC_ENDPOINT:
         ws = left.where.get("workspace_id", "").lower()
         client = next((c for c in classics if c.workspace_id.lower() == ws), None)
         if client is None:

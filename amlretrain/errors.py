@@ -17,6 +17,7 @@ Every error the library raises on purpose is an :class:`AmlRetrainError`::
     │   └── OperationStillRunning  an accepted operation still runs at its deadline
     ├── LedgerError              the ledger could not be written after a run began
     ├── TargetsFailed            some targets did not succeed, for different reasons
+    ├── AlarmFired               a guarded rollout's alarm stopped a swap in its traffic steps
     └── RunHalted                a fleet run stopped: its failures crossed the failure budget
 
 :class:`Interrupted` (a ``KeyboardInterrupt``) ends a run stopped by SIGINT or SIGTERM
@@ -32,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "AlarmFired",
     "AmlRetrainError",
     "AuthenticationError",
     "ConfigurationError",
@@ -271,6 +273,21 @@ class RunHalted(AmlRetrainError):
         self.failures = tuple(failures)
         self.wave = wave
         super().__init__(message)
+
+
+class AlarmFired(AmlRetrainError):
+    """A guarded rollout's alarm fired while a swap moved its live traffic in steps.
+
+    The swap stopped there and its traffic went back to the previous deployment (the
+    target's error says whether that was verified); the run halts as on a bake's alarm.
+
+    Attributes:
+        alarms: the messages of the alarms that fired.
+    """
+
+    def __init__(self, message: str, *, alarms: Sequence[str] = ()) -> None:
+        self.alarms = tuple(alarms)
+        super().__init__(_clean(message))
 
 
 class LedgerError(AmlRetrainError):

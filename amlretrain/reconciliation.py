@@ -343,6 +343,7 @@ def _candidates(
     targets: Sequence[Target], ledger: Ledger, wait_lock: float, run_id: str | None
 ) -> list[CandidateCleanup]:
     """Delete the leftover candidates the targets' clients reach; report each."""
+    from amlretrain.azureml.targets import OnlineEndpointTarget
     from amlretrain.candidates import delete_leftovers, leftover_candidates
     from amlretrain.studio.targets import ArmTarget, ClassicTarget
 
@@ -366,6 +367,7 @@ def _candidates(
         wait_lock=wait_lock,
         run_id=run_id,
         timeout=timeout,
+        online=[t for t in targets if isinstance(t, OnlineEndpointTarget)],
     )
     out = []
     for left, result in done:

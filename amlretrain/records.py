@@ -500,6 +500,9 @@ ROLLOUT_STAGES = (
     "promote",  # the rollout finished: the candidate serves everywhere
     "rollback",  # what the rollout promoted was put back
     "notify",  # a notification hook was called (or failed)
+    "mirror",  # v2: mirror traffic to the candidate deployment set (started) or ended (done)
+    "traffic",  # v2: a traffic step of a swap (percent of the live traffic, verified)
+    "retire",  # v2: the previous deployment deleted after the bake (started, done, failed)
 )
 
 

@@ -66,6 +66,8 @@ _KEYS = frozenset(
         "notify",
         "arm_storage_key_env",
         "arm_commitment_plan",
+        "mirror",
+        "traffic_steps",
     }
 )
 
@@ -109,6 +111,16 @@ class Rollout:
         arm_storage_key_env: the environment variable holding the storage account key a
             candidate New (ARM) web service is created with (a GET omits it).
         arm_commitment_plan: the commitment plan's ARM id for that candidate.
+        mirror: v2 online endpoints only: the percentage of the live calls mirrored to the
+            candidate deployment during the shadow (0-50, T2; 0: none). Mirrored calls
+            return nothing to amlretrain (T6): the mirror adds the real load to the new
+            deployment while the probe compares; it is back at 0 (verified) before any live
+            traffic moves.
+        traffic_steps: v2 online endpoints only: the percentages of an endpoint's live
+            traffic the new deployment gets before 100% (e.g. ``(10, 50)``), each in one
+            whole-map PUT, verified, and baked under the alarms (probe rounds on the new
+            deployment) for the rollout's bake; an alarm there puts the traffic back and
+            halts the run.
     """
 
     stages: tuple[str, ...] = attrs.field(default=("smoke", "shadow", "canary"), converter=_stages)
@@ -122,8 +134,27 @@ class Rollout:
     notify: Notifier | None = None
     arm_storage_key_env: str | None = None
     arm_commitment_plan: str | None = None
+    mirror: int = 0
+    traffic_steps: tuple[int, ...] = attrs.field(default=(), converter=tuple)
 
     def __attrs_post_init__(self) -> None:
+        from amlretrain.azureml.traffic import MAX_MIRROR_PERCENT
+
+        checked_int(self.mirror, name="rollout.mirror", low=0, high=MAX_MIRROR_PERCENT)
+        steps = self.traffic_steps
+        if any(isinstance(s, bool) or not isinstance(s, int) or not 0 < s < 100 for s in steps):
+            raise ConfigurationError(
+                f"rollout.traffic_steps {list(steps)}: percentages between 1 and 99"
+            )
+        if list(steps) != sorted(set(steps)):
+            raise ConfigurationError(
+                f"rollout.traffic_steps {list(steps)}: give them increasing, each once"
+            )
+        if self.mirror and "shadow" not in self.stages:
+            raise ConfigurationError(
+                "rollout.mirror mirrors live calls to the candidate during the shadow stage: "
+                "add shadow to rollout.stages"
+            )
         checked(self.probe_interval, name="rollout.probe_interval", low=0.1, high=DURATION[1])
         checked_int(self.probe_batch, name="rollout.probe_batch", low=1, high=1000)
         checked_int(self.linear_steps, name="rollout.linear_steps", low=1, high=100)
@@ -213,7 +244,10 @@ class Rollout:
             value = typed(key, (int, float))
             if value is not None:
                 kwargs[key] = float(value)
-        for key in ("probe_batch", "linear_steps"):
+        steps = typed("traffic_steps", list)
+        if steps is not None:
+            kwargs["traffic_steps"] = tuple(steps)
+        for key in ("probe_batch", "linear_steps", "mirror"):
             value = typed(key, int)
             if value is not None:
                 kwargs[key] = value

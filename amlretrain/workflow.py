@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from amlretrain._retire import retire_swapped
 from amlretrain._run import (
     begin,
     check_targets,
@@ -81,6 +82,10 @@ def _deploy_all(
         outcomes = run_targets(targets, work, concurrency, workers=pool_size(concurrency))
         info["_text"] = ", ".join(f"{o.target}: {o.status}" for o in outcomes)
         info["_status"] = deploy_status([o.status for o in outcomes])
+    if not run.dry_run:
+        retire_swapped(
+            steps, targets, outcomes, ledger=run.ledger, run_id=run.run_id, wait_lock=run.wait_lock
+        )
     result = RetrainResult(
         steps=tuple(steps.steps),
         targets=tuple(outcomes),

@@ -64,7 +64,7 @@ from amlretrain.azureml.operations import (
     described,
     failed_as_read,
 )
-from amlretrain.azureml.traffic import TrafficMap, endpoint_put_body
+from amlretrain.azureml.traffic import TrafficMap, endpoint_put_body, positive
 from amlretrain.errors import (
     ConfigurationError,
     ConflictError,
@@ -95,12 +95,6 @@ def _same_model(a: str | None, b: str | None) -> bool:
         return ModelRef.parse(a).same_version(ModelRef.parse(b))
     except ConfigurationError:
         return False
-
-
-def _positive(traffic: Mapping[str, int]) -> dict[str, int]:
-    """A traffic map compared as the service may store it: zero entries dropped, names
-    lower-cased (V2-NOTES 2.2, the SDK's ``_strip_zeroes_from_traffic``)."""
-    return {k.lower(): v for k, v in traffic.items() if v}
 
 
 class OnlineEndpointsClient(WorkspaceClient):
@@ -339,7 +333,7 @@ class OnlineEndpointsClient(WorkspaceClient):
 
         def send(current: OnlineEndpoint) -> Any:
             for what, traffic in (("live", current.traffic), ("mirror", current.mirror_traffic)):
-                share = _positive(traffic).get(name.lower(), 0)
+                share = positive(traffic).get(name.lower(), 0)
                 if share:
                     raise ConflictError(
                         f"deployment {name} of {endpoint} has {share}% of the {what} traffic: "
@@ -591,12 +585,12 @@ class OnlineEndpointsClient(WorkspaceClient):
         self, endpoint: str, state: Mapping[str, Any], poller: Any, ids: RequestIds
     ) -> AzureMLPoller[OnlineEndpoint]:
         wanted = dict(state.get("wanted") or {})
-        live = _positive(wanted.get("traffic") or {})
-        mirror = _positive(wanted.get("mirror") or {})
+        live = positive(wanted.get("traffic") or {})
+        mirror = positive(wanted.get("mirror") or {})
         what = f"online endpoint {endpoint}"
 
         def changed(ep: OnlineEndpoint) -> bool:
-            return _positive(ep.traffic) == live and _positive(ep.mirror_traffic) == mirror
+            return positive(ep.traffic) == live and positive(ep.mirror_traffic) == mirror
 
         def found(ep: OnlineEndpoint) -> str:
             return (

@@ -24,18 +24,20 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from amlretrain._errormap import error_from_response
 from amlretrain._http import DEFAULT_TIMEOUT, EndpointClient, retry_transient
 from amlretrain._tracing import traced
 from amlretrain.errors import ConfigurationError, ServiceError
+from amlretrain.studio.scoring import ScoreResult, ScoreTable, ScoringClient
 
 if TYPE_CHECKING:
     import requests
     from azure.core.credentials import AzureKeyCredential
 
-__all__ = ["DEPLOYMENT_HEADER", "OnlineScoringClient"]
+__all__ = ["DEPLOYMENT_HEADER", "OnlineEndpointScoring", "OnlineScoringClient"]
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +122,95 @@ class OnlineScoringClient(EndpointClient):
             method="POST",
             url=err.url,
         )
+
+
+def _table(answer: Any) -> ScoreResult:
+    """A v2 scoring answer (a list of records, or outputs -> list of records) as a result."""
+    outputs: dict[str, Any]
+    if isinstance(answer, list):
+        outputs = {"output1": answer}
+    elif isinstance(answer, Mapping) and all(isinstance(v, list) for v in answer.values()):
+        outputs = dict(answer)
+    else:
+        raise ServiceError(
+            "the scoring answer is not a list of records ({column: value}) nor outputs of them",
+            code="UnexpectedScoringAnswer",
+        )
+    tables: dict[str, ScoreTable] = {}
+    for name, records in outputs.items():
+        columns: list[str] = []
+        for record in records:
+            if not isinstance(record, Mapping):
+                raise ServiceError(
+                    f"the scoring answer's {name!r} holds a {type(record).__name__}, "
+                    "not a record ({column: value})",
+                    code="UnexpectedScoringAnswer",
+                )
+            columns.extend(str(k) for k in record if str(k) not in columns)
+        rows = tuple(tuple(r.get(c) for c in columns) for r in records)
+        tables[str(name)] = ScoreTable(columns=tuple(columns), rows=rows)
+    return ScoreResult(outputs=tables)
+
+
+class OnlineEndpointScoring(ScoringClient):
+    """Scoring of an online endpoint as a :class:`~amlretrain.studio.scoring.ScoringClient`
+    (``score(columns, rows, input_name=)`` -> :class:`~amlretrain.studio.scoring.ScoreResult`),
+    what the loop's smoke test and the guarded rollout's probes call: the body is
+    ``{"input_data": {"columns": [...], "data": [[...]]}}``, sent by an
+    :class:`~amlretrain.azureml.scoring.OnlineScoringClient`; the answer's records become
+    one table (``output1``), columns ``Scored Labels`` and ``Scored Probabilities`` for
+    the bundled learner. A context manager (closes its sessions).
+
+    Args:
+        scoring_uri: the endpoint's ``properties.scoringUri``.
+        key: a key of the endpoint (``listKeys``; a secret: never shown).
+        deployment: send every call to this deployment (``azureml-model-deployment``);
+            None: the endpoint's live traffic decides.
+        transient_retries: how many more times a call is sent after a transient error.
+    """
+
+    def __init__(
+        self,
+        scoring_uri: str,
+        key: str,
+        *,
+        deployment: str | None = None,
+        transient_retries: int = 3,
+    ) -> None:
+        super().__init__(scoring_uri, key, transient_retries=transient_retries)
+        self.deployment = deployment
+        self.online = OnlineScoringClient(scoring_uri, key, transient_retries=transient_retries)
+
+    def __repr__(self) -> str:
+        return f"OnlineEndpointScoring({self.online.scoring_uri!r}, deployment={self.deployment!r})"
+
+    def score(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        input_name: str = "input1",
+        swagger: bool = False,
+        global_parameters: Mapping[str, Any] | None = None,
+    ) -> ScoreResult:
+        """Score ``rows``; ``input_name``, ``swagger`` and ``global_parameters`` are not
+        used (a v2 body has one input, and no parameters).
+
+        Raises:
+            ConfigurationError: a row does not match the columns (before any request).
+            ServiceError: the service refused the call, or answered something else than
+                records.
+        """
+        width = len(columns)
+        if not width:
+            raise ConfigurationError("scoring needs at least one column")
+        for i, row in enumerate(rows):
+            if len(row) != width:
+                raise ConfigurationError(f"row {i} has {len(row)} values for {width} columns")
+        body = {"input_data": {"columns": list(columns), "data": [list(r) for r in rows]}}
+        return _table(self.online.score(body, deployment=self.deployment))
+
+    def close(self) -> None:
+        """Close the scoring clients' sessions."""
+        self.online.close()
+        super().close()

@@ -43,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import re
@@ -54,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from amlretrain._numbers import DURATION, POLLING_INTERVAL, checked
+from amlretrain._redact import redact
 from amlretrain.azureml.models import (
     ILEARNER_REFUSAL,
     ModelRef,
@@ -62,7 +64,8 @@ from amlretrain.azureml.models import (
     OnlineDeployment,
     OnlineEndpoint,
 )
-from amlretrain.azureml.traffic import TrafficMap, endpoint_put_body
+from amlretrain.azureml.scoring import OnlineEndpointScoring
+from amlretrain.azureml.traffic import TrafficMap, endpoint_put_body, positive
 from amlretrain.blobs import BlobRef, same_blob, strip_sas
 from amlretrain.errors import (
     AmlRetrainError,
@@ -73,7 +76,7 @@ from amlretrain.errors import (
     ServiceError,
     VerificationFailed,
 )
-from amlretrain.studio.scoring import ScoreResult, ScoreTable, ScoringClient
+from amlretrain.studio.scoring import ScoreResult, ScoringClient
 from amlretrain.targets import Sample, TargetState
 
 if TYPE_CHECKING:
@@ -83,8 +86,8 @@ if TYPE_CHECKING:
     from amlretrain.interrupt import StopSignal
 
 __all__ = [
+    "DeploymentView",
     "OnlineEndpointRead",
-    "OnlineEndpointScoring",
     "OnlineEndpointTarget",
     "blob_of_datastore_uri",
     "datastore_uri",
@@ -211,100 +214,6 @@ class OnlineEndpointRead:
         return None
 
 
-def _table(answer: Any) -> ScoreResult:
-    """A v2 scoring answer (a list of records, or outputs -> list of records) as a result."""
-    outputs: dict[str, Any]
-    if isinstance(answer, list):
-        outputs = {"output1": answer}
-    elif isinstance(answer, Mapping) and all(isinstance(v, list) for v in answer.values()):
-        outputs = dict(answer)
-    else:
-        raise ServiceError(
-            "the scoring answer is not a list of records ({column: value}) nor outputs of them",
-            code="UnexpectedScoringAnswer",
-        )
-    tables: dict[str, ScoreTable] = {}
-    for name, records in outputs.items():
-        columns: list[str] = []
-        for record in records:
-            if not isinstance(record, Mapping):
-                raise ServiceError(
-                    f"the scoring answer's {name!r} holds a {type(record).__name__}, "
-                    "not a record ({column: value})",
-                    code="UnexpectedScoringAnswer",
-                )
-            columns.extend(str(k) for k in record if str(k) not in columns)
-        rows = tuple(tuple(r.get(c) for c in columns) for r in records)
-        tables[str(name)] = ScoreTable(columns=tuple(columns), rows=rows)
-    return ScoreResult(outputs=tables)
-
-
-class OnlineEndpointScoring(ScoringClient):
-    """Scoring of an online endpoint as a :class:`~amlretrain.studio.scoring.ScoringClient`
-    (``score(columns, rows, input_name=)`` -> :class:`~amlretrain.studio.scoring.ScoreResult`),
-    what the loop's smoke test and the guarded rollout's probes call: the body is
-    ``{"input_data": {"columns": [...], "data": [[...]]}}``, sent by an
-    :class:`~amlretrain.azureml.scoring.OnlineScoringClient`; the answer's records become
-    one table (``output1``), columns ``Scored Labels`` and ``Scored Probabilities`` for
-    the bundled learner. A context manager (closes its sessions).
-
-    Args:
-        scoring_uri: the endpoint's ``properties.scoringUri``.
-        key: a key of the endpoint (``listKeys``; a secret: never shown).
-        deployment: send every call to this deployment (``azureml-model-deployment``);
-            None: the endpoint's live traffic decides.
-        transient_retries: how many more times a call is sent after a transient error.
-    """
-
-    def __init__(
-        self,
-        scoring_uri: str,
-        key: str,
-        *,
-        deployment: str | None = None,
-        transient_retries: int = 3,
-    ) -> None:
-        from amlretrain.azureml.scoring import OnlineScoringClient
-
-        super().__init__(scoring_uri, key, transient_retries=transient_retries)
-        self.deployment = deployment
-        self.online = OnlineScoringClient(scoring_uri, key, transient_retries=transient_retries)
-
-    def __repr__(self) -> str:
-        return f"OnlineEndpointScoring({self.online.scoring_uri!r}, deployment={self.deployment!r})"
-
-    def score(
-        self,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        *,
-        input_name: str = "input1",
-        swagger: bool = False,
-        global_parameters: Mapping[str, Any] | None = None,
-    ) -> ScoreResult:
-        """Score ``rows``; ``input_name``, ``swagger`` and ``global_parameters`` are not
-        used (a v2 body has one input, and no parameters).
-
-        Raises:
-            ConfigurationError: a row does not match the columns (before any request).
-            ServiceError: the service refused the call, or answered something else than
-                records.
-        """
-        width = len(columns)
-        if not width:
-            raise ConfigurationError("scoring needs at least one column")
-        for i, row in enumerate(rows):
-            if len(row) != width:
-                raise ConfigurationError(f"row {i} has {len(row)} values for {width} columns")
-        body = {"input_data": {"columns": list(columns), "data": [list(r) for r in rows]}}
-        return _table(self.online.score(body, deployment=self.deployment))
-
-    def close(self) -> None:
-        """Close the scoring clients' sessions."""
-        self.online.close()
-        super().close()
-
-
 def _bounded(deadline: float, stop: StopSignal | None) -> float:
     cut = stop.deadline() if stop is not None else None
     return deadline if cut is None else min(deadline, cut)
@@ -332,6 +241,10 @@ class OnlineEndpointTarget:
         verify_timeout: seconds each step may take (an operation and the reads that
             verify it).
         verify_interval: seconds between the reads of a verification.
+        delete_previous: after a run's last bake, delete the deployment the swap took the
+            traffic from (:meth:`retire`; its settings and model are recorded first, and a
+            rollback recreates it); False keeps it at 0% (a rollback is then one traffic
+            PUT).
 
     Raises:
         ConfigurationError: the two clients are of different workspaces, or the
@@ -352,6 +265,7 @@ class OnlineEndpointTarget:
         sample: Sample | None = None,
         verify_timeout: float = 600.0,
         verify_interval: float = 1.0,
+        delete_previous: bool = True,
     ) -> None:
         where = (endpoints.subscription_id, endpoints.resource_group, endpoints.workspace)
         other = (models.subscription_id, models.resource_group, models.workspace)
@@ -380,6 +294,12 @@ class OnlineEndpointTarget:
         self.datastore = datastore
         self.datastore_container = datastore_container or datastore
         self.default_sample = sample
+        self.delete_previous = bool(delete_previous)
+        #: Live-traffic percentages the new deployment gets before 100% (:meth:`staged`).
+        self.traffic_steps: tuple[int, ...] = ()
+        #: Called after each of those steps (verified), before the next; raising stops
+        #: the swap, the traffic back on the previous deployment.
+        self.on_traffic_step: Callable[[int, str], None] | None = None
         self.verify_timeout = checked(
             verify_timeout, name="verify_timeout", low=DURATION[0], high=DURATION[1]
         )
@@ -705,6 +625,8 @@ class OnlineEndpointTarget:
         standby = self._standby(live_name)
         self._ready_standby(model, uri, doc, live_name, standby, stop, on_request)
         self._smoke(doc, live_name, standby)
+        if self.traffic_steps:
+            self._steps(doc, live_name, standby, stop, on_request)
         poller = self.endpoints.begin_set_traffic(self.endpoint, self._traffic(doc, standby))
         if poller.request_id and on_request is not None:
             on_request(poller.request_id)
@@ -761,6 +683,212 @@ class OnlineEndpointTarget:
                 f"{err}; no traffic was changed: {live_name} still has 100%",
                 code="StandbyNotReady",
             ) from err
+
+    # -- staged traffic, the standby as a candidate, mirror traffic, retiring --------------------
+
+    def staged(
+        self, steps: Sequence[int], on_step: Callable[[int, str], None] | None = None
+    ) -> OnlineEndpointTarget:
+        """A copy of this target whose swaps move the live traffic in ``steps``.
+
+        Each step gives the new deployment that percentage of the live traffic (the rest
+        stays on the previous one) in one endpoint PUT of the whole map (no mirror),
+        verified by a fresh read and by scoring the target's sample through the
+        endpoint; then ``on_step(percent, deployment)`` is called (a guarded rollout bakes
+        there). When a step fails or ``on_step`` raises, the live traffic goes back to the
+        previous deployment (verified) and the error is raised; after the last step the
+        swap gives the new deployment 100% as without steps.
+
+        Raises:
+            ConfigurationError: a step not in 1-99, or steps not increasing.
+        """
+        try:
+            given = tuple(int(s) for s in steps)
+        except (TypeError, ValueError) as err:
+            raise ConfigurationError(f"traffic steps {steps!r}: give percentages") from err
+        if any(not 0 < s < 100 for s in given) or list(given) != sorted(set(given)):
+            raise ConfigurationError(
+                f"traffic steps {list(given)}: give increasing percentages between 1 and 99"
+            )
+        other = copy.copy(self)
+        other.traffic_steps = given
+        other.on_traffic_step = on_step
+        return other
+
+    def _steps(
+        self,
+        doc: OnlineEndpointRead,
+        live_name: str,
+        standby: str,
+        stop: StopSignal | None,
+        on_request: Callable[[str], None] | None,
+    ) -> None:
+        """The traffic steps before 100% (:meth:`staged`); on any failure, traffic back."""
+        for percent in self.traffic_steps:
+            try:
+                self._move(
+                    {standby: percent, live_name: 100 - percent},
+                    {},
+                    f"the traffic step {percent}% of {self.label}",
+                    stop,
+                    on_request,
+                )
+                if self.default_sample is not None:
+                    self.score(self.default_sample)  # through the endpoint: both serve
+                if self.on_traffic_step is not None:
+                    self.on_traffic_step(percent, standby)
+            except BaseException as err:
+                log.warning(
+                    "%s: stopped at %d%% on %s (%s): live traffic back to %s",
+                    self.label,
+                    percent,
+                    standby,
+                    redact(str(err)),
+                    live_name,
+                )
+                self._move({live_name: 100}, {}, f"the traffic back to {live_name}", None, None)
+                raise
+
+    def _move(
+        self,
+        live: Mapping[str, int],
+        mirror: Mapping[str, int],
+        what: str,
+        stop: StopSignal | None,
+        on_request: Callable[[str], None] | None,
+    ) -> OnlineEndpoint:
+        """One whole traffic PUT, awaited, then verified by a fresh GET of the endpoint.
+
+        Raises:
+            VerificationFailed: the fresh reads do not show that map in time.
+        """
+        wanted = TrafficMap(live, mirror)
+        poller = self.endpoints.begin_set_traffic(self.endpoint, wanted)
+        if poller.request_id and on_request is not None:
+            on_request(poller.request_id)
+        self._await(poller, what, stop)
+        poller.result()
+        expected = (positive(wanted.live), positive(wanted.mirror))
+        deadline = time.monotonic() + self.verify_timeout
+        while True:
+            ep = self.endpoints.get_endpoint(self.endpoint)
+            found = (positive(ep.traffic), positive(ep.mirror_traffic))
+            if found == expected:
+                return ep
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise VerificationFailed(
+                    f"online endpoint {self.label}: {what} succeeded but a fresh read shows "
+                    f"traffic {found[0]} and mirror {found[1]}, after {self.verify_timeout:g} s",
+                    expected=f"traffic {expected[0]}, mirror {expected[1]}",
+                    actual=f"traffic {found[0]}, mirror {found[1]}",
+                )
+            time.sleep(min(self.verify_interval, remaining))
+
+    def prepare_standby(
+        self, model: BlobRef, *, stop: StopSignal | None = None
+    ) -> tuple[str, TargetState]:
+        """Make the standby deployment serve ``model`` at 0% of the live traffic (a guarded
+        rollout's candidate): the version registered, the deployment PUT as a copy of the
+        live one (skipped when it serves ``model`` already), verified by a fresh read.
+
+        Returns:
+            The standby's name and the endpoint's state read afterwards.
+
+        Raises:
+            ConfigurationError: a model in another container or an ``.ilearner``, or an
+                endpoint amlretrain cannot swap (nothing sent).
+            ServiceError: the standby could not be made ready (no traffic changed).
+            VerificationFailed: a fresh read does not show it serving ``model``.
+        """
+        uri = self.model_uri(model)
+        state = self.check()
+        doc, live_name = self._required(state)
+        standby = self._standby(live_name)
+        self._ready_standby(model, uri, doc, live_name, standby, stop, None)
+        fresh = self.read(state)
+        after = self._doc_in(fresh)
+        assert after is not None
+        if not self._serves(after, standby, model) or not same_blob(fresh.model, state.model):
+            raise VerificationFailed(
+                f"online endpoint {self.label}: deployment {standby} was made for "
+                f"{model.url}, but a fresh read shows it serving something else (or the live "
+                "traffic moved)",
+                expected=f"{standby}: {model.url}, live {live_name}",
+                actual=f"live {fresh.resource}: {fresh.model}",
+            )
+        return standby, fresh
+
+    def standby_view(self, deployment: str) -> DeploymentView:
+        """``deployment`` of this endpoint as a target to score through (the header)."""
+        return DeploymentView(self, deployment)
+
+    def set_mirror(
+        self, deployment: str | None, percent: int = 0, *, stop: StopSignal | None = None
+    ) -> None:
+        """Mirror ``percent`` of the live calls to ``deployment`` (at most 50%, one
+        deployment, not one with live traffic: T2, T4), or end mirroring (None or 0): one
+        whole traffic PUT, the live traffic as read, verified by a fresh GET.
+
+        Raises:
+            ConfigurationError: a rule broken (nothing sent).
+        """
+        ep = self.endpoints.get_endpoint(self.endpoint)
+        mirror = {deployment: int(percent)} if deployment and percent else {}
+        what = f"the mirror traffic of {self.label} ({mirror or 'off'})"
+        self._move(positive(ep.traffic), mirror, what, stop, None)
+
+    def model_of(self, state: TargetState, deployment: str) -> str | None:
+        """The blob URL (no SAS) deployment ``deployment`` serves, as ``state`` read it
+        (the live or the standby one; None: another, or no blob of the datastore)."""
+        doc = self._doc_in(state)
+        assert doc is not None
+        version = next(
+            (v for k, v in doc.versions.items() if k.lower() == deployment.lower()), None
+        )
+        try:
+            blob = self._blob_of(version)
+        except ConfigurationError:
+            return None
+        return blob.url if blob is not None else None
+
+    def previous_deployment(self, state: TargetState | None = None) -> OnlineDeployment | None:
+        """The other of the two deployments (the one without the live traffic), if it
+        exists: what :meth:`retire` deletes (read when ``state`` is None)."""
+        doc = self._doc_in(state) if state is not None else None
+        doc = self._read() if doc is None else doc
+        if doc.live is None:
+            return None
+        return doc.deployment(self._standby(doc.live))
+
+    def retire(self, state: TargetState | None = None) -> OnlineDeployment | None:
+        """Delete the other of the two deployments (the one the last swap took the live
+        traffic from), when ``delete_previous`` and it has no traffic; verified gone.
+
+        Returns:
+            The deployment deleted, as it was read before (its settings, for the record),
+            or None when there was nothing to delete.
+
+        Raises:
+            ConflictError: it has live or mirror traffic (nothing sent).
+            ServiceError, OperationStillRunning: the delete failed or did not finish.
+        """
+        if not self.delete_previous:
+            return None
+        other = self.previous_deployment(state)
+        if other is None or not other.name:
+            return None
+        poller = self.endpoints.begin_delete_deployment(self.endpoint, other.name)
+        self._await(poller, f"the DELETE of deployment {other.name} of {self.label}", None)
+        poller.result()
+        if self._read().deployment(other.name) is not None:
+            raise VerificationFailed(
+                f"deployment {other.name} of {self.label} was deleted, but a fresh read still "
+                "lists it",
+                expected="no deployment " + other.name,
+                actual="deployment " + other.name,
+            )
+        return other
 
     def _smoke(self, doc: OnlineEndpointRead, live_name: str, standby: str) -> None:
         """Score the target's sample on the standby (header); raise when it fails."""
@@ -856,5 +984,96 @@ class OnlineEndpointTarget:
 
     def score(self, sample: Sample, state: TargetState | None = None) -> ScoreResult:
         """Score ``sample`` through the endpoint's live traffic (no deployment header)."""
+        with self.scoring(state) as scoring:
+            return scoring.score(sample.columns, sample.rows, input_name=sample.input_name)
+
+
+class DeploymentView:
+    """One deployment of an online endpoint, scored through the ``azureml-model-deployment``
+    header (T5: whatever its traffic): a guarded rollout's candidate on v2 (the standby,
+    at 0%). It reads and scores; it changes nothing (``deploy`` refuses).
+
+    Its state's ``model`` is the blob the deployment serves, ``resource`` its name.
+    """
+
+    def __init__(self, target: OnlineEndpointTarget, deployment: str) -> None:
+        self.target = target
+        self.deployment = deployment
+
+    def __repr__(self) -> str:
+        return f"DeploymentView({self.target.label!r}, {self.deployment!r})"
+
+    @property
+    def key(self) -> str:
+        return f"{self.target.key}/deployments/{self.deployment.lower()}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.target.label} ({self.deployment})"
+
+    @property
+    def verify_timeout(self) -> float:
+        return self.target.verify_timeout
+
+    def read(self, known: TargetState | None = None) -> TargetState:
+        """The endpoint read; ``model``: the blob this deployment serves (None: none)."""
+        doc = self.target._read()
+        blob = None
+        dep = doc.deployment(self.deployment)
+        if dep is not None:
+            try:
+                blob = self.target._blob_of(self.target._version_of(dep))
+            except ConfigurationError:
+                blob = None
+        return TargetState(
+            target=self.key,
+            model=blob.url if blob is not None else None,
+            resource=self.deployment,
+            document=doc,
+            checked=known is not None and known.checked,
+        )
+
+    def check(self) -> TargetState:
+        """:meth:`read`, refusing a deployment that does not exist."""
+        state = self.read()
+        if state.model is None:
+            raise ConfigurationError(
+                f"online endpoint {self.target.label} has no deployment {self.deployment} "
+                "serving a model of its datastore"
+            )
+        return attrs.evolve(state, checked=True)
+
+    def current_model(self) -> str | None:
+        return self.read().model
+
+    def plan(self, model: BlobRef, state: TargetState) -> dict[str, Any]:
+        raise ConfigurationError(f"{self.label} is scored through, not swapped")
+
+    def deploy(
+        self,
+        model: BlobRef,
+        state: TargetState | None = None,
+        *,
+        stop: StopSignal | None = None,
+        pinned: bool = False,
+        on_request: Callable[[str], None] | None = None,
+    ) -> TargetState:
+        raise ConfigurationError(f"{self.label} is scored through, not swapped")
+
+    def sample(self, state: TargetState | None = None) -> Sample | None:
+        return self.target.default_sample
+
+    def _doc(self, state: TargetState | None) -> OnlineEndpointRead | None:
+        if state is not None and isinstance(state.document, OnlineEndpointRead):
+            return state.document
+        return None
+
+    def scoring(
+        self, state: TargetState | None = None, *, retries: int | None = None
+    ) -> ScoringClient:
+        """A scoring client sending every call to this deployment (the header)."""
+        return self.target._scoring(self._doc(state), self.deployment, retries)
+
+    def score(self, sample: Sample, state: TargetState | None = None) -> ScoreResult:
         with self.scoring(state) as scoring:
             return scoring.score(sample.columns, sample.rows, input_name=sample.input_name)

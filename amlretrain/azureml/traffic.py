@@ -32,10 +32,16 @@ from amlretrain._wire import find_key
 from amlretrain.azureml.models import OnlineEndpoint
 from amlretrain.errors import ConfigurationError
 
-__all__ = ["MAX_MIRROR_PERCENT", "TrafficMap", "endpoint_put_body"]
+__all__ = ["MAX_MIRROR_PERCENT", "TrafficMap", "endpoint_put_body", "positive"]
 
 #: The most mirror traffic one deployment may receive (T2).
 MAX_MIRROR_PERCENT = 50
+
+
+def positive(traffic: Mapping[str, int]) -> dict[str, int]:
+    """A traffic map compared as the service may store it: zero entries dropped, names
+    lower-cased (V2-NOTES 2.2, the SDK's ``_strip_zeroes_from_traffic``)."""
+    return {k.lower(): v for k, v in traffic.items() if v}
 
 
 def _as_dict(value: Mapping[str, int]) -> dict[str, int]:

@@ -149,7 +149,7 @@ def test_deploy_swaps_to_green_and_rollback_is_one_traffic_put(
     emulator: Emulator, http: requests.Session, v2: dict[str, Any], tmp_path: Path
 ) -> None:
     ep = make_endpoint(http, emulator, traffic={"blue": 100})
-    target = target_of(v2, ep)
+    target = target_of(v2, ep, delete_previous=False)
     model = new_model(emulator, v2)
     before = probabilities(target)
     ledger = Ledger(tmp_path / "ledger.jsonl")
@@ -183,6 +183,40 @@ def test_deploy_swaps_to_green_and_rollback_is_one_traffic_put(
     assert probabilities(target) == before
     assert [e.outcome for e in ledger.entries(target.key)] == ["succeeded", "succeeded"]
     assert ledger.entries(target.key)[-1].action == "rollback"
+
+
+def test_the_previous_deployment_is_retired_and_a_rollback_recreates_it(
+    emulator: Emulator, http: requests.Session, v2: dict[str, Any], tmp_path: Path
+) -> None:
+    ep = make_endpoint(http, emulator, traffic={"blue": 100})
+    target = target_of(v2, ep)  # delete_previous by default
+    model = new_model(emulator, v2)
+    before = probabilities(target)
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+
+    result = deploy(model, [target], ledger=ledger, store=v2["store"])
+
+    assert result.targets[0].status == "succeeded", result.targets[0].error
+    traffic, models = emulated(emulator, ep)
+    assert {k: v for k, v in traffic.items() if v} == {"green": 100}
+    assert set(models) == {"green"}  # blue deleted after the swap verified
+    retired = [e for e in ledger.history().rollout_events() if e.stage == "retire"]
+    assert [e.verdict for e in retired] == ["started", "done"]
+    assert retired[0].evidence["deployment"] == "blue"
+    assert retired[0].model == seeded_model(v2).url
+    assert next(s for s in result.steps if s.name == "retire").status == "ok"
+
+    start = len(emulator.requests)
+    back = rollback(target, ledger=ledger, store=v2["store"])
+
+    assert back.status == "succeeded", back.error
+    puts = puts_since(emulator, start, f"/onlineEndpoints/{ep}/deployments/blue")
+    assert [s for _, s in puts] == [201]  # recreated, a copy of green with the old model
+    traffic, models = emulated(emulator, ep)
+    assert {k: v for k, v in traffic.items() if v} == {"blue": 100}
+    assert models["blue"].endswith(f"/versions/{version_name(seeded_model(v2))}")
+    assert probabilities(target) == before
+    assert "green" in models  # a rollback deletes nothing: the bad model stays at 0%
 
 
 def test_a_deleted_previous_deployment_is_recreated(
@@ -375,7 +409,8 @@ def test_amlretrain_deploy_reaches_an_online_endpoint_target_from_retrain_toml(
     (row,) = json.loads(out)["targets"]
     assert row["status"] == "succeeded" and row["key"].endswith(f"/onlineEndpoints/{ep}")
     traffic, models = emulated(emulator, ep)
-    assert traffic == {"blue": 0, "green": 100}
+    assert traffic == {"green": 100}  # blue retired after the verified swap
+    assert set(models) == {"green"}
     assert models["green"].endswith(f"/versions/{version_name(model.url)}")
     bad = main(["deploy", "--config", str(config), "--model", model.url[:-4] + "ilearner"])
     assert bad == 4  # an .ilearner is refused before anything is sent

@@ -6,9 +6,9 @@ import pytest
 
 from amlretrain.azureml.endpoints import OnlineEndpointsClient
 from amlretrain.azureml.registry import ModelsClient
+from amlretrain.azureml.scoring import _table
 from amlretrain.azureml.targets import (
     OnlineEndpointTarget,
-    _table,
     blob_of_datastore_uri,
     datastore_uri,
     version_name,
