@@ -110,10 +110,11 @@ def test_the_rollout_guide_runs_against_the_emulator(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     blocks = python_blocks(REPO / "docs/rollout.md")
-    assert len(blocks) == 1, "docs/rollout.md lost its example"
+    assert len(blocks) == 2, "docs/rollout.md lost an example (the v2 Rollout, the run)"
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"emu": emulator, "__name__": "__docs__"}
-    exec(compile(blocks[0], "docs/rollout.md[0]", "exec"), namespace)
+    for index, block in enumerate(blocks):
+        exec(compile(block, f"docs/rollout.md[{index}]", "exec"), namespace)
     assert (tmp_path / "rollout-ledger.jsonl").is_file()
 
 
