@@ -24,6 +24,17 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from amlretrain._config_reader import Reader
+from amlretrain._config_training import (
+    TRAINED_BY,
+    BatchTrainingConfig,
+    CommandJobTrainingConfig,
+    SasDays,
+    TrainingConfig,
+    arm_credential,
+    parse_trainings,
+    training_data,
+)
 from amlretrain._numbers import (
     CONCURRENCY,
     DURATION,
@@ -31,7 +42,6 @@ from amlretrain._numbers import (
     SAS_DAYS_ACCOUNT_KEY,
     SAS_DAYS_USER_DELEGATION,
     checked,
-    checked_int,
 )
 from amlretrain.errors import ConfigurationError
 from amlretrain.gate import Gate
@@ -45,15 +55,19 @@ if TYPE_CHECKING:
     from amlretrain.storage import BlobStore
     from amlretrain.studio.batch import BatchClient
     from amlretrain.targets import Target
-    from amlretrain.training import Training
+    from amlretrain.training import Trainer, Training
 
 __all__ = [
     "ArmTargetConfig",
+    "BatchTrainingConfig",
     "ClassicTargetConfig",
+    "CommandJobTrainingConfig",
     "OnlineEndpointTargetConfig",
     "RetrainConfig",
     "TargetConfig",
+    "TrainingGroup",
     "load_config",
+    "training_groups",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,126 +75,6 @@ log = logging.getLogger(__name__)
 _TARGET_KINDS = ("arm", "classic", "online_endpoint")
 #: Below this many days, the lifetime of the model's read SAS is warned about.
 _SAS_DAYS_WARNING = 30
-#: An Azure blob container name: 3-63 characters, lowercase letters, digits and single
-#: hyphens, starting and ending with a letter or a digit.
-_CONTAINER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
-_CONTAINER_RULE = (
-    "a container name is 3 to 63 characters: lowercase letters, digits and single "
-    "hyphens, starting and ending with a letter or a digit"
-)
-
-
-class _Reader:
-    """Typed access to a TOML table, with errors that name the file and key."""
-
-    def __init__(self, source: str, table: Mapping[str, Any], where: str) -> None:
-        self.source = source
-        self.table = table
-        self.where = where
-        self.used: set[str] = set()
-
-    def name(self, key: str) -> str:
-        """The key's full name (``targets[1].polling_interval``)."""
-        return f"{self.where}.{key}" if self.where else key
-
-    def fail(self, key: str, message: str) -> ConfigurationError:
-        return ConfigurationError(f"{self.source}: {self.name(key)}: {message}")
-
-    def number(
-        self,
-        key: str,
-        default: float,
-        bounds: tuple[float, float],
-        *,
-        unit: str = "s",
-        hint: str = "",
-    ) -> float:
-        """A finite number within ``bounds`` (inclusive); ``default`` when absent."""
-        self.used.add(key)
-        if key not in self.table:
-            return default
-        low, high = bounds
-        try:
-            return checked(self.table[key], name=self.name(key), low=low, high=high, unit=unit)
-        except ConfigurationError as err:
-            raise ConfigurationError(f"{self.source}: {err.message}{hint}") from None
-
-    def integer(self, key: str, default: int, bounds: tuple[int, int]) -> int:
-        """An integer within ``bounds`` (inclusive); ``default`` when absent."""
-        self.used.add(key)
-        if key not in self.table:
-            return default
-        low, high = bounds
-        try:
-            return checked_int(self.table[key], name=self.name(key), low=low, high=high)
-        except ConfigurationError as err:
-            raise ConfigurationError(f"{self.source}: {err.message}") from None
-
-    def container(self, key: str, name: str) -> str:
-        """``name``, when it is a valid blob container name."""
-        if not _CONTAINER_NAME.fullmatch(name):
-            raise self.fail(key, f"{name!r} is not a valid container name: {_CONTAINER_RULE}")
-        return name
-
-    def get(
-        self,
-        key: str,
-        kind: type | tuple[type, ...],
-        default: Any = None,
-        *,
-        required: bool = False,
-    ) -> Any:
-        self.used.add(key)
-        if key not in self.table:
-            if required:
-                raise self.fail(key, "required")
-            return default
-        value = self.table[key]
-        if (
-            isinstance(value, bool)
-            and kind is not bool
-            and not (isinstance(kind, tuple) and bool in kind)
-        ):
-            raise self.fail(key, f"must be {_kind_name(kind)}, not a boolean")
-        if not isinstance(value, kind):
-            raise self.fail(key, f"must be {_kind_name(kind)}, not {type(value).__name__}")
-        return value
-
-    def secret(self, key: str, environ: Mapping[str, str], *, required: bool = True) -> str | None:
-        """A secret named by ``<key>_env`` (an environment variable)."""
-        if key in self.table:
-            raise self.fail(
-                key,
-                "secrets are not written in the file: name the environment variable "
-                f"with {key}_env",
-            )
-        env = self.get(f"{key}_env", str)
-        if env is None:
-            if required:
-                raise self.fail(f"{key}_env", "required (the environment variable holding it)")
-            return None
-        value = environ.get(env)
-        if not value:
-            raise self.fail(f"{key}_env", f"the environment variable {env} is not set")
-        return value
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.table) - self.used)
-        if unknown:
-            raise self.fail(unknown[0], "unknown key (a typo?)")
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        bool: "true or false",
-        list: "an array",
-        dict: "a table",
-    }
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
 @attrs.frozen(kw_only=True)
@@ -272,6 +166,9 @@ class RetrainConfig:
     #: checked by scoring only).
     rollout: Rollout | None = None
     target_configs: tuple[TargetConfig, ...] = ()
+    #: Every training of ``[training]`` / ``[[training]]`` (one per kind). The fields
+    #: above (``training_api_location`` ... ``global_parameters``) are the ``batch`` one's.
+    trainings: tuple[TrainingConfig, ...] = ()
 
     @property
     def model_sas_lifetime(self) -> timedelta:
@@ -284,16 +181,18 @@ class RetrainConfig:
         return p if p.is_absolute() else Path(self.source).resolve().parent / p
 
     def training(self, data: str | None = None, *, base: Path | None = None) -> Training:
-        """The :class:`~amlretrain.training.Training` of this config (``data`` overrides).
+        """The classic :class:`~amlretrain.training.Training` of this config (``data``
+        overrides).
 
         See :meth:`training_data` for how ``data`` names a file or a blob.
 
         Raises:
-            ConfigurationError: the data names a missing file or a bad blob (before
-                anything is read or sent).
+            ConfigurationError: no ``batch`` training; the data names a missing file or a
+                bad blob (before anything is read or sent).
         """
         from amlretrain.training import Training
 
+        self.training_of("batch")
         return Training(
             batch=self.batch(),
             data=self.training_data(data or self.data, base=base),
@@ -307,48 +206,51 @@ class RetrainConfig:
             model_sas_lifetime=self.model_sas_lifetime,
         )
 
-    def training_data(self, value: str, *, base: Path | None = None) -> Path | BlobRef | str:
-        """What a ``data`` value names: a blob in storage, or a local file.
+    def training_data(
+        self, value: str, *, base: Path | None = None, kind: str = "batch"
+    ) -> Path | BlobRef | str:
+        """What a ``data`` value names: a blob in storage, or a local file (see
+        :func:`amlretrain._config_training.training_data`)."""
+        return training_data(self.source, value, base=base, kind=kind)
 
-        A blob is named explicitly: an ``https://`` (or ``http://``) URL, or
-        ``blob:container/path``. Anything else is a local path, relative to ``base``
-        (default: the config file's folder), which must exist. Either must end in
-        ``.csv``, ``.tsv`` or ``.arff``.
+    # -- the trainings ------------------------------------------------------------------------
+
+    def training_of(self, kind: str) -> TrainingConfig:
+        """The training of ``kind`` (``batch`` or ``command_job``).
 
         Raises:
-            ConfigurationError: a missing file (with a ``blob:`` hint when the value looks
-                like ``container/path``), a bad extension or a bad container name.
+            ConfigurationError: the config has none of that kind.
         """
-        from amlretrain.blobs import BlobRef
-        from amlretrain.studio.batch import INPUT_EXTENSIONS
+        for training in self.trainings:
+            if training.kind == kind:
+                return training
+        raise ConfigurationError(f"{self.source}: training: no training of kind {kind!r}")
 
-        where = f"{self.source}: training data {value!r}"
-        if not value.lower().endswith(INPUT_EXTENSIONS):
-            raise ConfigurationError(
-                f"{where}: must end in {', '.join(INPUT_EXTENSIONS)} (what the training "
-                "service reads)"
-            )
-        if value.startswith(("https://", "http://")):
-            return BlobRef.from_url(value)
-        if value.startswith("blob:"):
-            container, _, name = value[len("blob:") :].partition("/")
-            if not _CONTAINER_NAME.fullmatch(container) or not name:
-                raise ConfigurationError(
-                    f"{where}: a blob is 'blob:container/path/to/file.csv' with a valid "
-                    "container name (3-63 lowercase letters, digits and single hyphens)"
-                )
-            return f"{container}/{name}"
-        folder = base or Path(self.source).resolve().parent
-        path = Path(value).expanduser()
-        if not path.is_absolute():
-            path = folder / path
-        if path.is_file():
-            return path
-        hint = ""
-        first = value.split("/", 1)[0]
-        if "/" in value and _CONTAINER_NAME.fullmatch(first) and not (folder / first).exists():
-            hint = f"; did you mean the blob 'blob:{value}'?"
-        raise ConfigurationError(f"{where}: no such file {path}{hint}")
+    @property
+    def has_batch_training(self) -> bool:
+        """True when a ``batch`` training (Studio (classic)) is configured."""
+        return any(t.kind == "batch" for t in self.trainings)
+
+    def trainer(
+        self,
+        kind: str,
+        data: str | None = None,
+        *,
+        base: Path | None = None,
+        clients: dict[tuple[str, ...], Any] | None = None,
+    ) -> Trainer:
+        """The :class:`~amlretrain.training.Trainer` of the training of ``kind`` on ``data``
+        (default: that training's own ``data``).
+
+        Raises:
+            ConfigurationError: no training of that kind, or data that names a missing
+                file or a bad blob (before anything is read or sent).
+        """
+        config = self.training_of(kind)
+        if isinstance(config, BatchTrainingConfig):
+            return self.training(data or config.data, base=base)
+        value = self.training_data(data or config.data, base=base, kind=kind)
+        return config.build(value, self.store(), {} if clients is None else clients)
 
     def ledger(self) -> Ledger:
         """The ledger: an append blob in the storage account (``[ledger] blob``), or the
@@ -372,8 +274,14 @@ class RetrainConfig:
         return Ledger(self.resolve(self.ledger_path))
 
     def batch(self) -> BatchClient:
-        """The training service's batch client."""
+        """The training service's batch client.
+
+        Raises:
+            ConfigurationError: the config has no ``batch`` training.
+        """
         from amlretrain.studio.batch import BatchClient
+
+        self.training_of("batch")
 
         return BatchClient(self.training_api_location, self.training_api_key)
 
@@ -450,16 +358,8 @@ class RetrainConfig:
         return out
 
 
-def _arm_credential(token: str | None) -> Any:
-    """The ARM credential of a target: its configured token, else azure-identity's
-    ``DefaultAzureCredential``."""
-    if token:
-        from amlretrain.credentials import StaticTokenCredential
-
-        return StaticTokenCredential(token)
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential()
+#: The ARM credential of a target: its configured token, else ``DefaultAzureCredential``.
+_arm_credential = arm_credential
 
 
 def _online_endpoint_target(
@@ -520,7 +420,7 @@ def _parse_target(source: str, index: int, table: Any, environ: Mapping[str, str
     where = f"targets[{index}]"
     if not isinstance(table, Mapping):
         raise ConfigurationError(f"{source}: {where}: must be a table ([[targets]])")
-    r = _Reader(source, table, where)
+    r = Reader(source, table, where)
     kind = r.get("kind", str, required=True)
     if kind not in _TARGET_KINDS:
         raise r.fail("kind", f"must be one of {', '.join(_TARGET_KINDS)}, not {kind!r}")
@@ -586,7 +486,7 @@ def _parse_gate(source: str, table: Any) -> Gate:
         return Gate()
     if not isinstance(table, Mapping):
         raise ConfigurationError(f"{source}: gate: must be a table")
-    r = _Reader(source, table, "gate")
+    r = Reader(source, table, "gate")
     thresholds = r.get("thresholds", dict, {})
     _check_thresholds(source, thresholds)
     beat = r.get("beat_incumbent", (str, list), [])
@@ -630,7 +530,7 @@ def _parse_sample(source: str, table: Any) -> Sample | None:
         return None
     if not isinstance(table, Mapping):
         raise ConfigurationError(f"{source}: sample: must be a table")
-    r = _Reader(source, table, "sample")
+    r = Reader(source, table, "sample")
     columns = r.get("columns", list, required=True)
     rows = r.get("rows", list, required=True)
     input_name = r.get("input", str, "input1")
@@ -649,8 +549,8 @@ def parse_config(
         ConfigurationError: naming the file and the key.
     """
     environ = os.environ if environ is None else environ
-    top = _Reader(source, data, "")
-    training = top.get("training", dict, required=True)
+    top = Reader(source, data, "")
+    training = top.get("training", (dict, list), required=True)
     storage = top.get("storage", dict, required=True)
     targets = top.get("targets", list, required=True)
     gate = _parse_gate(source, top.get("gate", dict))
@@ -664,14 +564,13 @@ def parse_config(
     rollout = _parse_rollout(source, top.get("rollout", dict))
     top.finish()
 
-    t = _Reader(source, training, "training")
-    s = _Reader(source, storage, "storage")
+    s = Reader(source, storage, "storage")
     connection_string = s.secret("connection_string", environ, required=False)
     account_url = s.get("account_url", str)
     s.finish()
     if not connection_string and not account_url:
         raise s.fail("connection_string_env", "give connection_string_env or account_url")
-    lg = _Reader(source, ledger, "ledger")
+    lg = Reader(source, ledger, "ledger")
     ledger_path = lg.get("path", str, ".amlretrain/ledger.jsonl")
     ledger_blob = lg.get("blob", str)
     if ledger_blob is not None:
@@ -682,7 +581,6 @@ def parse_config(
     lg.finish()
     if not targets:
         raise top.fail("targets", "at least one [[targets]] table is required")
-    params = t.get("global_parameters", dict, {})
     # The default lifetime: long enough not to warn with an account key; the most a
     # user-delegation key allows otherwise.
     sas_default = 30.0 if connection_string else SAS_DAYS_USER_DELEGATION[1]
@@ -697,30 +595,20 @@ def parse_config(
             f"up to {SAS_DAYS_ACCOUNT_KEY[1]:g} days)"
         )
         sas_advice = sas_hint
+    trainings = parse_trainings(
+        source, training, environ, SasDays(default=sas_default, bounds=sas_days, hint=sas_hint)
+    )
     config = RetrainConfig(
         source=source,
-        training_api_location=t.get("api_location", str, required=True),
-        training_api_key=t.secret("api_key", environ) or "",
-        data=t.get("data", str, required=True),
-        input_name=t.get("input", str, "input1"),
-        model_output=t.get("model_output", str, "output1") or None,
-        evaluation_output=t.get("evaluation_output", str, "output2") or None,
-        output_container=t.container(
-            "output_container", t.get("output_container", str, "amlretrain-models")
-        ),
-        global_parameters={str(k): str(v) for k, v in params.items()},
-        timeout=t.number("timeout", 3600.0, DURATION),
+        **_batch_fields(trainings),
         interrupt_grace=interrupt_grace,
-        model_sas_days=t.number(
-            "model_sas_days", sas_default, sas_days, unit="days", hint=sas_hint
-        ),
         storage_connection_string=connection_string,
         storage_account_url=account_url,
         gate=gate,
         ledger_path=ledger_path,
         ledger_blob=ledger_blob,
         concurrency=concurrency,
-        training_concurrency=t.integer("concurrency", 4, CONCURRENCY),
+        training_concurrency=max(t.concurrency for t in trainings),
         waves=waves,
         bake=bake,
         max_failures=max_failures,
@@ -729,8 +617,9 @@ def parse_config(
         target_configs=tuple(
             _parse_target(source, i, table, environ) for i, table in enumerate(targets)
         ),
+        trainings=trainings,
     )
-    t.finish()
+    _check_trained(config)
     if config.model_sas_days < _SAS_DAYS_WARNING and _holds_sas(config):
         log.warning(
             "%s: training.model_sas_days: the read SAS the services hold expires after %g "
@@ -740,6 +629,60 @@ def parse_config(
             sas_advice,
         )
     return config
+
+
+def _batch_fields(trainings: Sequence[TrainingConfig]) -> dict[str, Any]:
+    """The :class:`RetrainConfig` fields of the ``batch`` training (the first training's
+    data, timeout and SAS lifetime when there is none)."""
+    batch = next((t for t in trainings if isinstance(t, BatchTrainingConfig)), None)
+    first = batch or trainings[0]
+    fields: dict[str, Any] = {
+        "data": first.data,
+        "timeout": first.timeout,
+        "model_sas_days": first.model_sas_days,
+        "training_api_location": "",
+        "training_api_key": "",
+    }
+    if batch is not None:
+        fields.update(
+            training_api_location=batch.api_location,
+            training_api_key=batch.api_key,
+            input_name=batch.input_name,
+            model_output=batch.model_output,
+            evaluation_output=batch.evaluation_output,
+            output_container=batch.output_container,
+            global_parameters=batch.global_parameters,
+        )
+    return fields
+
+
+def target_kind(config: TargetConfig) -> str:
+    """A target's ``kind`` in ``retrain.toml``."""
+    if isinstance(config, OnlineEndpointTargetConfig):
+        return "online_endpoint"
+    return "arm" if isinstance(config, ArmTargetConfig) else "classic"
+
+
+def _check_trained(config: RetrainConfig) -> None:
+    """Every target's platform has its training (before anything is sent)."""
+    kinds = {t.kind for t in config.trainings}
+    for index, target in enumerate(config.target_configs):
+        kind = target_kind(target)
+        needed = TRAINED_BY[kind]
+        if needed not in kinds:
+            raise ConfigurationError(
+                f"{config.source}: targets[{index}].kind: a {kind!r} target is retrained by "
+                f"a training of kind {needed!r}, and the config has none (add one: "
+                f'[[training]] with kind = "{needed}")'
+            )
+    used = {TRAINED_BY[target_kind(t)] for t in config.target_configs}
+    for training in config.trainings:
+        if training.kind not in used:
+            log.warning(
+                "%s: the %s training retrains no target (no target of its platform)",
+                config.source,
+                training.kind,
+            )
 
 
 def _parse_rollout(source: str, table: Mapping[str, Any] | None) -> Rollout | None:
@@ -756,7 +699,7 @@ def _parse_rollout(source: str, table: Mapping[str, Any] | None) -> Rollout | No
     return Rollout.from_mapping(table, where=f"{source}: [rollout]", base=base)
 
 
-def _parse_waves(top: _Reader) -> Waves | None:
+def _parse_waves(top: Reader) -> Waves | None:
     """``waves``: ``"1,10%,50%,100%"`` or ``[1, "10%", "50%", "100%"]``."""
     value = top.get("waves", (str, list))
     if value is None:
@@ -767,7 +710,7 @@ def _parse_waves(top: _Reader) -> Waves | None:
         raise ConfigurationError(f"{top.source}: {err.message}") from None
 
 
-def _parse_budget(top: _Reader) -> FailureBudget | None:
+def _parse_budget(top: Reader) -> FailureBudget | None:
     """``max_failures``: a count (``3``) or a share of the targets (``"10%"``)."""
     value = top.get("max_failures", (int, str))
     if value is None:
@@ -826,8 +769,48 @@ def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
 def group_by_data(
     config: RetrainConfig, targets: Sequence[tuple[Target, str | None]]
 ) -> dict[str, list[Target]]:
-    """Targets grouped by the training data each needs (one training job per group)."""
+    """Targets grouped by the training data each needs (one training job per group).
+
+    For a config with one training; :func:`training_groups` groups by training too.
+    """
     groups: dict[str, list[Target]] = {}
     for target, data in targets:
         groups.setdefault(data or config.data, []).append(target)
     return groups
+
+
+@attrs.frozen(kw_only=True)
+class TrainingGroup:
+    """The targets one training job retrains: its training's kind, its data, its name."""
+
+    kind: str
+    data: str
+    targets: tuple[Target, ...]
+
+    @property
+    def label(self) -> str:
+        """The group's name in the ledger (a ``batch`` group's is its data, unchanged)."""
+        return self.data if self.kind == "batch" else f"{self.kind}:{self.data}"
+
+
+def training_groups(
+    config: RetrainConfig,
+    targets: Sequence[tuple[Target, str | None]],
+    *,
+    data: str | None = None,
+) -> list[TrainingGroup]:
+    """Targets grouped by training (their platform's) and data: one job per group.
+
+    Args:
+        targets: :meth:`RetrainConfig.targets` (in config order).
+        data: one data for every group (``retrain --data``), instead of each target's
+            ``data`` or its training's.
+    """
+    if len(targets) != len(config.target_configs):
+        raise ConfigurationError("training_groups() takes the config's own targets()")
+    groups: dict[tuple[str, str], list[Target]] = {}
+    for (target, own), target_config in zip(targets, config.target_configs, strict=True):
+        kind = TRAINED_BY[target_kind(target_config)]
+        value = data or own or config.training_of(kind).data
+        groups.setdefault((kind, value), []).append(target)
+    return [TrainingGroup(kind=k, data=d, targets=tuple(t)) for (k, d), t in groups.items()]

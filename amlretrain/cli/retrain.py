@@ -248,7 +248,7 @@ def _interrupted(args: argparse.Namespace, err: Interrupted, done: list[RetrainR
 
 
 def _retrain(args: argparse.Namespace) -> int:
-    from amlretrain.config import group_by_data, load_config
+    from amlretrain.config import load_config, training_groups
     from amlretrain.fleet import FleetGroup, retrain_fleet
     from amlretrain.waves import FailureBudget, Waves
 
@@ -262,15 +262,19 @@ def _retrain(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     rollout = _rollout_of(args, config)
     pairs = config.targets()
-    groups = group_by_data(config, pairs)
-    if args.data:
-        groups = {args.data: [t for targets in groups.values() for t in targets]}
-    # Every group's data is checked before the first group runs; --data is relative to
-    # the current folder, the config's data to the config file's folder.
+    # One job per (training, data): the targets of each platform are retrained by its
+    # training (a classic .ilearner cannot be served by v2). Every group's data is
+    # checked before the first group runs; --data is relative to the current folder, the
+    # config's data to the config file's folder.
     base = Path.cwd() if args.data else None
+    clients: dict[tuple[str, ...], Any] = {}
     fleet = [
-        FleetGroup(training=config.training(data, base=base), targets=targets, name=data)
-        for data, targets in groups.items()
+        FleetGroup(
+            training=config.trainer(g.kind, g.data, base=base, clients=clients),
+            targets=g.targets,
+            name=g.label,
+        )
+        for g in training_groups(config, pairs, data=args.data)
     ]
     waves = waves or config.waves
     display = None
@@ -444,7 +448,9 @@ def _reconcile(args: argparse.Namespace) -> int:
     report = reconcile(
         targets,
         ledger=ledger,
-        batch=config.batch(),
+        # Open jobs are read from the classic training service; a config without one
+        # lists them as recorded (a v2 command job is not read back here yet).
+        batch=config.batch() if config.has_batch_training else None,
         wait_lock=args.wait_lock,
         run_id=new_run_id(),
     )
@@ -485,6 +491,7 @@ def _history(args: argparse.Namespace) -> int:
             + ("  (reconciled)" if e.reconciled else "")
             + f"\n    {e.previous_model or '-'} -> {e.new_model or '-'}"
             f" (serving {e.serving_model or 'unknown'}){metric}"
+            + (f"  job {e.job_id}" if e.job_id else "")
         )
         if e.message:
             lines.append(f"    {e.message}")
