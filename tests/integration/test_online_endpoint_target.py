@@ -404,8 +404,9 @@ def test_amlretrain_deploy_reaches_an_online_endpoint_target_from_retrain_toml(
     config.write_text(head + target)
     model = new_model(emulator, v2)
     code = main(["deploy", "--config", str(config), "--model", model.url, "--output", "json"])
-    out = capsys.readouterr().out
-    assert code == 0, out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, captured.err
     (row,) = json.loads(out)["targets"]
     assert row["status"] == "succeeded" and row["key"].endswith(f"/onlineEndpoints/{ep}")
     traffic, models = emulated(emulator, ep)

@@ -153,6 +153,13 @@ def test_a_good_model_goes_through_mirror_and_traffic_steps_and_the_old_deployme
     assert kept.evidence["result"] == "kept for the swap"
     # nothing left over for reconcile to delete
     assert reconcile([target], ledger=ledger).candidates == ()
+    # the history and the evidence report read the v2 target's records as any other's
+    (entry,) = ledger.history().deployments(target.key)
+    assert entry.new_model == model.url and entry.outcome == "succeeded"
+    html = result.report(ledger).html()
+    assert f"Target {target.key}" in html
+    for stage in ("mirror", "traffic", "retire"):
+        assert stage in html
 
 
 def test_a_model_failing_at_a_traffic_step_is_put_back_and_the_run_halts(
