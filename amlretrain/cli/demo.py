@@ -11,6 +11,7 @@ alarms; a model whose scores drift (the emulator's ``train_behaviour`` fault) st
 the shadow's alarm before any live target changes; the same kind of model rolled out
 canary-only (``--stages canary``), its first wave rolled back by the bake's alarm, checked
 in the emulator's state; and the evidence report of that run (``report-RUN_ID.html``).
+Then the Azure ML v2 loop on the seeded online endpoint (:mod:`amlretrain.cli._demo_v2`).
 Leaves no process running.
 """
 
@@ -43,8 +44,10 @@ def register(subparsers: Any) -> None:
         "and a classic endpoint, verify, score again, show the history, roll back and score "
         "once more; then a guarded rollout that passes, a bad model stopped by the shadow "
         "and one rolled back by the canary's bake alarm, and the evidence report of that run "
-        "(in --workdir, else in .amlretrain/demo/). Stops everything it started. Exit 0 "
-        "although two rollouts are stopped (that is what it shows); 12 when the scores do "
+        "(in --workdir, else in .amlretrain/demo/); then the same loop on an Azure ML v2 "
+        "online endpoint: a command job, a blue/green rollout, a model stopped at 10% of "
+        "the traffic. Stops everything it started. Exit 0 "
+        "although three rollouts are stopped (that is what it shows); 12 when the scores do "
         "not change and come back, or the rollouts do not end, as expected.",
     )
     p.add_argument("--workdir", help="keep the config, ledger and data here (default: a temp dir)")
@@ -172,6 +175,9 @@ def run_demo(
         guarded = _guarded_rollouts(
             emu, say, workdir, config_path.read_text(), environ, report_dir or workdir
         )
+        from amlretrain.cli._demo_v2 import v2_sections
+
+        v2 = v2_sections(emu, say, workdir, ledger_path, report_dir or workdir)
         say.section("Stop the emulator and Azurite")
     say.say("done: no process left running")
     return {
@@ -184,6 +190,7 @@ def run_demo(
         "scores_restored": back,
         "ledger": [e.to_output() for e in Ledger(ledger_path).entries()],
         **guarded,
+        "v2": v2,
     }
 
 
@@ -208,6 +215,11 @@ def _demo(args: argparse.Namespace) -> int:
         raise VerificationFailed(
             "the demo's guarded rollouts did not end as expected (the good model serving, "
             "the bad one stopped and rolled back)"
+        )
+    if not summary["v2"]["ok"]:
+        raise VerificationFailed(
+            "the demo's Azure ML v2 runs did not end as expected (the new deployment alone "
+            "at 100%, the bad model's traffic put back on it)"
         )
     return 0
 

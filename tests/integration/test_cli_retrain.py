@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,6 +113,39 @@ def _served_in_state(emulator: Emulator) -> dict[str, str]:
         }
 
 
+def _v2_in_state(emulator: Emulator) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The seeded v2 endpoint and the workspace's jobs, from the emulator's own state:
+    each deployment's live and mirror traffic and the modelUri of the version it serves."""
+    info = emulator.info
+    assert emulator.state is not None and info.v2_endpoint is not None
+    with emulator.state.lock:
+        v2 = emulator.state.v2
+        ep = v2.endpoint_named(info.v2_endpoint)
+        assert ep is not None
+        deployments: dict[str, dict[str, Any]] = {}
+        for dep in ep.deployments.values():
+            parts = str(dep.resource["properties"]["model"]).split("/")
+            name, version = parts[parts.index("models") + 1], parts[parts.index("versions") + 1]
+            found = v2.model_version(ep.workspace, name, version)
+            assert found is not None
+            deployments[dep.name] = {
+                "traffic": ep.weight(dep.name),
+                "mirror": int(ep.mirror_traffic.get(dep.name, 0)),
+                "model_uri": found["properties"]["modelUri"],
+            }
+        jobs = {j.name: j.status for j in v2.jobs.values()}
+    return deployments, jobs
+
+
+def _blob_path(url: str) -> str:
+    """The blob path of a model URL or of an ``azureml://datastores/...`` URI."""
+    if url.startswith("azureml://datastores/"):
+        rest = url.removeprefix("azureml://datastores/")
+        datastore, _, path = rest.partition("/paths/")
+        return f"{datastore}/{path}"
+    return url.split("/devstoreaccount1/", 1)[1]
+
+
 @pytest.mark.slow
 def test_demo_runs_the_whole_loop_and_leaves_nothing_running(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -121,11 +155,13 @@ def test_demo_runs_the_whole_loop_and_leaves_nothing_running(
     from amlretrain.ledger import Ledger
 
     at_stop: list[dict[str, str]] = []
+    v2_at_stop: list[tuple[dict[str, dict[str, Any]], dict[str, str]]] = []
 
     class Recording(Emulator):
         def stop(self) -> None:
             if self._info is not None and self.state is not None:
                 at_stop.append(_served_in_state(self))
+                v2_at_stop.append(_v2_in_state(self))
             super().stop()
 
     monkeypatch.setattr(amlretrain.emulator, "Emulator", Recording)
@@ -177,6 +213,59 @@ def test_demo_runs_the_whole_loop_and_leaves_nothing_running(
     page = report.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page
     assert runs["bake"] in page and "psi" in page
+
+    # The Azure ML v2 sections: what the emulator held at the end ...
+    v2 = summary["v2"]
+    assert v2["ok"]
+    ((deployments, jobs),) = v2_at_stop
+    live = [name for name, d in deployments.items() if d["traffic"]]
+    assert len(live) == 1 and deployments[live[0]]["traffic"] == 100
+    assert "blue" in deployments and live == ["green"]  # blue: the bad model's, at 0%
+    assert not any(d["mirror"] for d in deployments.values())
+    assert len(jobs) == 2 and set(jobs.values()) == {"Completed"}
+    good_v2, bad_v2 = v2["good"]["run_id"], v2["bad"]["run_id"]
+    v2_entries = [e for e in ledger.entries() if e.target.startswith("azureml:")]
+    assert [(e.run_id, e.action, e.outcome) for e in v2_entries] == [
+        (good_v2, "deploy", "succeeded"),
+        (bad_v2, "deploy", "failed"),
+    ]
+    good_entry, bad_entry = v2_entries
+    assert good_entry.job_id in jobs and bad_entry.job_id in jobs
+    assert good_entry.new_model is not None and bad_entry.new_model is not None
+    # the live deployment serves the good run's model, the standby the bad one's
+    assert _blob_path(str(deployments["green"]["model_uri"])) == _blob_path(good_entry.new_model)
+    assert _blob_path(str(deployments["blue"]["model_uri"])) == _blob_path(bad_entry.new_model)
+    # ... the traffic states the emulator went through, sampled during each run ...
+    assert [(s["traffic"], s["mirror"]) for s in v2["good"]["traffic_seen"]] == [
+        ({"blue": 100}, {}),
+        ({"blue": 100}, {"green": 20}),
+        ({"blue": 100}, {}),
+        ({"blue": 90, "green": 10}, {}),
+        ({"blue": 50, "green": 50}, {}),
+        ({"green": 100}, {}),
+    ]
+    assert [s["traffic"] for s in v2["bad"]["traffic_seen"]] == [
+        {"green": 100},
+        {"blue": 10, "green": 90},
+        {"green": 100},
+    ]
+    assert v2["good"]["scores_changed"]
+    # ... and the stages the ledger recorded
+    v2_good = stages(good_v2)
+    assert ("mirror", "started") in v2_good and ("mirror", "done") in v2_good
+    steps = [e for e in history.rollout_events(good_v2) if e.stage == "traffic"]
+    assert [e.evidence["percent"] for e in steps] == [10, 50]
+    assert ("retire", "done") in v2_good and v2_good[-1] == ("promote", "done")
+    v2_bad = stages(bad_v2)
+    assert ("traffic", "done") in v2_bad and ("alarm", "fired") in v2_bad
+    assert ("retire", "started") not in v2_bad
+    assert v2["bad"]["halted_wave"] == 1 and "alarm" in v2["bad"]["halt_reason"]
+    assert v2["bad"]["alarm"]["alarm"] == "error_rate"
+    assert v2["bad"]["alarm"]["value"] > v2["bad"]["alarm"]["threshold"]
+    # the v2 run's evidence report: its timeline holds the v2 stages
+    v2_page = Path(v2["report"]).read_text(encoding="utf-8")
+    assert Path(v2["report"]).name == f"report-{good_v2}.html"
+    assert all(f"rollout:{stage}" in v2_page for stage in ("mirror", "traffic", "retire"))
 
 
 def test_the_ledger_can_live_in_a_blob(

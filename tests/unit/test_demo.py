@@ -49,3 +49,52 @@ def test_the_rollout_config_drops_beat_incumbent_and_adds_the_rollout() -> None:
     assert data["rollout"]["stages"] == ["smoke", "shadow", "canary"]
     assert [a["metric"] for a in data["rollout"]["alarms"]] == ["error_rate", "psi"]
     assert "/commitmentPlans/" in data["rollout"]["arm_commitment_plan"]
+
+
+def test_the_v2_sections_read_a_deployments_model_version_in_both_spellings() -> None:
+    from amlretrain.cli._demo_v2 import _version_of
+
+    arm = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices"
+    assert _version_of(f"{arm}/workspaces/ws/models/census/versions/1") == ("census", "1")
+    assert _version_of("azureml:census:a022c7b02c46") == ("census", "a022c7b02c46")
+    assert _version_of("azureml://registries/r/models/census/versions") is None
+    assert _version_of("") is None
+
+
+def _event(stage: str, verdict: str, **evidence: object) -> object:
+    from amlretrain.records import RolloutEvent
+
+    return RolloutEvent.new(run_id="run-1", stage=stage, verdict=verdict, evidence=evidence)
+
+
+def test_the_v2_stages_show_the_deployment_the_percentage_and_one_line_per_bake(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from amlretrain.cli._demo_v2 import _show_stages
+
+    arm = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices"
+    rounds = [_event("bake", "passed", wave=1, round=n, rows=30, error_rate=0.0) for n in (1, 2)]
+    events = [
+        _event("mirror", "started", deployment="green", percent=20),
+        _event("traffic", "done", deployment="green", percent=10, wave=1),
+        *rounds,
+        _event("traffic", "done", deployment="green", percent=50, wave=1),
+        *rounds,
+        _event("alarm", "fired", alarm="error_rate", value=1 / 6, threshold=0.05),
+        _event("retire", "done", deployment="blue", model_ref=f"{arm}/models/census/versions/1"),
+    ]
+    _show_stages(demo._Narrator(False), events)
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [line.split()[:2] for line in lines] == [
+        ["mirror", "started"],
+        ["traffic", "done"],
+        ["bake", "passed"],
+        ["traffic", "done"],
+        ["bake", "passed"],
+        ["alarm", "fired"],
+        ["retire", "done"],
+    ]
+    assert lines[0].endswith("green at 20%") and lines[3].endswith("green at 50%")
+    assert lines[2].endswith("wave 1, 2 rounds; rows 30; error_rate 0")
+    assert lines[5].endswith("error_rate 0.167 > threshold 0.05")
+    assert lines[6].endswith("deployment blue (model census:1)")
