@@ -185,9 +185,9 @@ def _show_endpoint(say: _Say, state: dict[str, Any]) -> None:
 
 
 def _show_watch(say: _Say, watch: _TrafficWatch) -> None:
+    seen = [_traffic_text(s["traffic"], s["mirror"]) for s in watch.as_lists()]
     say.say("the endpoint's traffic as the emulator held it during the run, in order:")
-    for seen in watch.as_lists():
-        say.say(f"  {_traffic_text(seen['traffic'], seen['mirror'])}")
+    say.say("  " + "\n  ".join(seen))
 
 
 # -- the ledger's records ---------------------------------------------------------------------
@@ -312,8 +312,7 @@ def _retrain(
 
 
 def _score(target: OnlineEndpointTarget, sample: Sample) -> list[float]:
-    result = target.score(sample)
-    return [round(float(row[1]), 4) for row in result.rows]
+    return [round(float(row[1]), 4) for row in target.score(sample).rows]
 
 
 def v2_sections(
@@ -327,15 +326,14 @@ def v2_sections(
     """
     from amlretrain.azureml.targets import OnlineEndpointTarget
     from amlretrain.azureml.training import CommandJobTraining
+    from amlretrain.cli.demo import _write_probe
     from amlretrain.ledger import Ledger
     from amlretrain.rollout import read_probe
     from amlretrain.targets import Sample
 
     info = emu.info
     endpoint = str(info.v2_endpoint)
-    probe_path = workdir / "probe-v2.csv"
-    _write_probe(probe_path, _DATA, _PROBE_ROWS)
-    probe = read_probe(probe_path)
+    probe = read_probe(_write_probe(workdir / "probe-v2.csv", _DATA, _PROBE_ROWS))
     ledger = Ledger(ledger_path)
     out: dict[str, Any] = {}
 
@@ -435,7 +433,7 @@ def v2_sections(
         with _TrafficWatch(emu, endpoint) as bad_watch:
             bad = _retrain(say, training, target(None), ledger, canary)
         say.say(bad.summary())
-        say.say(f"halted in wave {bad.halted_wave}: {bad.halt_reason}")
+        say.say(f"halted_wave {bad.halted_wave}; halt_reason: {bad.halt_reason}")
         _show_watch(say, bad_watch)
         bad_state = _endpoint_state(emu, endpoint)
         say.say("the endpoint now, as the emulator holds it:")
@@ -483,17 +481,6 @@ def v2_sections(
     out["report"] = _v2_report(say, ledger, good.run_id, report_dir)
     out["ok"] = good_ok and bad_ok
     return out
-
-
-def _write_probe(path: Path, source: Path, rows: int) -> Path:
-    """The first ``rows`` rows of ``source`` without its label (the last column)."""
-    import csv
-
-    with source.open(newline="") as f:
-        table = list(csv.reader(f))
-    with path.open("w", newline="") as f:
-        csv.writer(f).writerows([r[:-1] for r in table[: rows + 1]])
-    return path
 
 
 def _history_text(ledger_path: Path, endpoint: str) -> str:
