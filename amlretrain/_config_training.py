@@ -11,9 +11,9 @@ Two kinds (``kind``, default ``"batch"``):
   V2-NOTES 7.3).
 
 ``[training]`` is one table; a config with targets of both platforms has
-``[[training]]``, an array of tables, one per kind. A target whose platform has no
-training, or two trainings of one kind, is refused when the file is read, naming the
-file and the key.
+``[[training]]``, an array of tables, one per kind. Two trainings of one kind are
+refused when the file is read, a target whose platform has no training by ``retrain``
+(:func:`amlretrain.config.check_trained`), naming the file and the key.
 """
 
 from __future__ import annotations

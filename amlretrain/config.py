@@ -66,6 +66,7 @@ __all__ = [
     "RetrainConfig",
     "TargetConfig",
     "TrainingGroup",
+    "check_trained",
     "load_config",
     "training_groups",
 ]
@@ -619,7 +620,6 @@ def parse_config(
         ),
         trainings=trainings,
     )
-    _check_trained(config)
     if config.model_sas_days < _SAS_DAYS_WARNING and _holds_sas(config):
         log.warning(
             "%s: training.model_sas_days: the read SAS the services hold expires after %g "
@@ -663,8 +663,13 @@ def target_kind(config: TargetConfig) -> str:
     return "arm" if isinstance(config, ArmTargetConfig) else "classic"
 
 
-def _check_trained(config: RetrainConfig) -> None:
-    """Every target's platform has its training (before anything is sent)."""
+def check_trained(config: RetrainConfig) -> None:
+    """Every target's platform has its training: what ``retrain`` checks before anything
+    is sent (``deploy``, ``rollback`` and the reads train nothing: they need none).
+
+    Raises:
+        ConfigurationError: naming the file and the target's key.
+    """
     kinds = {t.kind for t in config.trainings}
     for index, target in enumerate(config.target_configs):
         kind = target_kind(target)
@@ -805,9 +810,13 @@ def training_groups(
         targets: :meth:`RetrainConfig.targets` (in config order).
         data: one data for every group (``retrain --data``), instead of each target's
             ``data`` or its training's.
+
+    Raises:
+        ConfigurationError: a target whose platform has no training (:func:`check_trained`).
     """
     if len(targets) != len(config.target_configs):
         raise ConfigurationError("training_groups() takes the config's own targets()")
+    check_trained(config)
     groups: dict[tuple[str, str], list[Target]] = {}
     for (target, own), target_config in zip(targets, config.target_configs, strict=True):
         kind = TRAINED_BY[target_kind(target_config)]

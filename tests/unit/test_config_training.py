@@ -134,10 +134,11 @@ def test_a_single_command_job_table_needs_no_classic_keys(tmp_path: Path) -> Non
     assert [g.kind for g in training_groups(config, config.targets())] == ["command_job"]
 
 
-def test_a_target_whose_platform_has_no_training_is_refused(tmp_path: Path) -> None:
+def test_a_target_whose_platform_has_no_training_is_refused_by_retrain(tmp_path: Path) -> None:
     path = write(tmp_path, BATCH + REST)
+    config = load_config(path, environ=ENV)  # deploy, rollback and the reads need none
     with pytest.raises(ConfigurationError) as info:
-        load_config(path, environ=ENV)
+        training_groups(config, config.targets())
     message = str(info.value)
     assert message.startswith(f"{path}: targets[1].kind:")
     assert "'command_job'" in message
