@@ -329,3 +329,29 @@ def test_a_failed_command_job_changes_nothing(
     assert ledger.entries() == [] or all(e.outcome != "succeeded" for e in ledger.entries())
     jobs = [r for r in ledger.read().records if isinstance(r, JobRecord)]
     assert (jobs[-1].job_id, jobs[-1].status) == (name, "Failed")
+
+
+def test_a_job_put_whose_answer_was_lost_makes_one_job(
+    emulator: Emulator,
+    http: requests.Session,
+    store: BlobStore,
+    env: None,
+    faults: Faults,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ep = make_endpoint(http, emulator, traffic={"blue": 100})
+    config = tmp_path / "retrain.toml"
+    ledger_path = tmp_path / "ledger.jsonl"
+    config.write_text(command_job(emulator) + common(ledger_path) + v2_target(emulator, ep, store))
+    known = set(v2_jobs(emulator))
+    faults.add("v2.job.put", "apply_drop")  # the job is created, its answer never comes
+
+    code, result = run_json(["retrain", "--config", str(config)], capsys)
+
+    assert code == 0, result
+    (name,) = set(v2_jobs(emulator)) - known  # sent again under its name: the same job
+    puts = [r for r in emulator.requests if r.method == "PUT" and r.path.endswith(f"/jobs/{name}")]
+    assert len(puts) >= 2 and v2_jobs(emulator)[name][0] == "Completed"
+    assert result["targets"][0]["status"] == "succeeded"
+    assert result["targets"][0]["job_id"] == name
