@@ -70,7 +70,14 @@ def retire_previous(
                 "model_ref": previous.model,
             }
             where = {"target": target.key, "model": model}
-            _record(ledger, run_id, "started", evidence=evidence, **where)
+            _record(
+                ledger,
+                run_id,
+                "started",
+                message=f"deleting deployment {previous.name} (no traffic since the swap)",
+                evidence=evidence,
+                **where,
+            )
             try:
                 target.retire(state)
             except AmlRetrainError as err:
@@ -83,7 +90,14 @@ def retire_previous(
                     **where,
                 )
                 raise
-            _record(ledger, run_id, "done", evidence=evidence, **where)
+            _record(
+                ledger,
+                run_id,
+                "done",
+                message=f"deleted deployment {previous.name}",
+                evidence=evidence,
+                **where,
+            )
     except TargetLocked as err:
         holder = err.lock.holder if err.lock is not None else "another run"
         return f"skipped: {target.label} is leased by {redact(holder)}"

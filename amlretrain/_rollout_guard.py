@@ -384,12 +384,24 @@ class RolloutGuard:
         where = {"target": incumbent.key, "model": model.url}
         evidence = {"deployment": candidate.deployment, "percent": percent}
         incumbent.set_mirror(candidate.deployment, percent, stop=self.stop)
-        self.record("mirror", "started", evidence=evidence, **where)
+        self.record(
+            "mirror",
+            "started",
+            message=f"{percent}% of the live calls mirrored to {candidate.deployment}",
+            evidence=evidence,
+            **where,
+        )
         try:
             yield
         finally:
             incumbent.set_mirror(None)  # not stopped by a stop request: it must end
-            self.record("mirror", "done", evidence={**evidence, "percent": 0}, **where)
+            self.record(
+                "mirror",
+                "done",
+                message=f"mirror to {candidate.deployment} back at 0% (verified)",
+                evidence={**evidence, "percent": 0},
+                **where,
+            )
 
     def _both(
         self,
@@ -495,11 +507,16 @@ class RolloutGuard:
                 "done",
                 target=online.key,
                 model=model.url,
+                message=f"{deployment} has {percent}% of the live traffic (verified)",
                 evidence={"wave": wave, "deployment": deployment, "percent": percent},
             )
             view = online.standby_view(deployment)
             fired = self.bake(
-                wave, [(view, group, model.url)], seconds, keys={view.key: online.key}
+                wave,
+                [(view, group, model.url)],
+                seconds,
+                keys={view.key: online.key},
+                note=f"at {percent}% on {deployment}",
             )
             if fired:
                 self.step_alarms.append((wave, fired))
@@ -518,6 +535,7 @@ class RolloutGuard:
         seconds: float,
         *,
         keys: Mapping[str, str] | None = None,
+        note: str | None = None,
     ) -> list[Fired]:
         """Probe the wave's promoted targets every ``probe_interval`` for ``seconds`` (one
         round at least); the alarms that fired in the first round that fired any.
@@ -525,6 +543,7 @@ class RolloutGuard:
         Args:
             promoted: (target, group, model URL) of each target the wave changed.
             keys: the key each target's records are filed under (default its own).
+            note: the message of each round's records (a v2 traffic step's share).
         """
         rollout = self.rollout
         if not promoted:
@@ -538,7 +557,7 @@ class RolloutGuard:
         while True:  # a round starts every probe_interval (not an interval after the last)
             rounds += 1
             started = time.monotonic()
-            fired = self._round(number, rounds, promoted, keys or {})
+            fired = self._round(number, rounds, promoted, keys or {}, note)
             if fired or self.stop.requested:
                 return fired
             now = time.monotonic()
@@ -554,6 +573,7 @@ class RolloutGuard:
         round_: int,
         promoted: Sequence[tuple[Target, str, str | None]],
         keys: Mapping[str, str],
+        note: str | None = None,
     ) -> list[Fired]:
         probe = self.rollout.probe
         assert probe is not None
@@ -570,7 +590,13 @@ class RolloutGuard:
             where = {"target": key, "model": model}
             found = self._alarms(observation, "bake", [key], model, number)
             evidence = {**observation.to_evidence(), "wave": number, "round": round_}
-            self.record("bake", "failed" if found else "passed", evidence=evidence, **where)
+            self.record(
+                "bake",
+                "failed" if found else "passed",
+                message=note,
+                evidence=evidence,
+                **where,
+            )
             for alarm in found:
                 self.record(
                     "alarm",

@@ -192,7 +192,7 @@ class Candidate:
     @property
     def name(self) -> str:
         """The endpoint's or web service's name."""
-        return self.where.get("endpoint") or self.where.get("name") or ""
+        return _place_name(self.where)
 
 
 @attrs.frozen(kw_only=True)
@@ -268,6 +268,11 @@ def _arm_where(client: WebServicesClient, resource_group: str, name: str) -> dic
         "resource_group": resource_group,
         "name": name,
     }
+
+
+def _place_name(where: Mapping[str, str]) -> str:
+    """A candidate's name in a message: its endpoint, web service or deployment."""
+    return where.get("endpoint") or where.get("name") or where.get("deployment") or "?"
 
 
 def _subscription_of(resource_id: str) -> str | None:
@@ -393,7 +398,7 @@ def _started(
             verdict="started",
             target=incumbent.key,
             model=model.url,
-            message=f"making candidate {kind} {where.get('endpoint') or where.get('name')}",
+            message=f"making candidate {kind} {_place_name(where)}",
             evidence={"kind": kind, "where": where},
         )
     )
@@ -785,7 +790,7 @@ def _done(
             verdict="done",
             target=incumbent,
             model=model,
-            message=f"candidate {kind} {where.get('endpoint') or where.get('name')}: {result}",
+            message=f"candidate {kind} {_place_name(where)}: {result}",
             evidence={"kind": kind, "where": dict(where), "result": result, **(extra or {})},
         )
     )

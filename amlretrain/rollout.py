@@ -90,6 +90,10 @@ def _stages(value: Sequence[str]) -> tuple[str, ...]:
     return stages
 
 
+def _percents(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
+
+
 def _alarms(value: Iterable[Alarm | CallableAlarm]) -> tuple[Alarm | CallableAlarm, ...]:
     return tuple(value)
 
@@ -135,7 +139,7 @@ class Rollout:
     arm_storage_key_env: str | None = None
     arm_commitment_plan: str | None = None
     mirror: int = 0
-    traffic_steps: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    traffic_steps: tuple[int, ...] = attrs.field(default=(), converter=_percents)
 
     def __attrs_post_init__(self) -> None:
         from amlretrain.azureml.traffic import MAX_MIRROR_PERCENT

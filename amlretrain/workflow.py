@@ -49,7 +49,7 @@ from amlretrain.swap import (
     with_read_sas,
 )
 from amlretrain.targets import Sample, Target, TargetState
-from amlretrain.training import Training
+from amlretrain.training import Trainer
 
 if TYPE_CHECKING:
     from amlretrain.rollout import Rollout
@@ -144,7 +144,7 @@ def _one_group(
 
 
 def retrain(
-    training: Training,
+    training: Trainer,
     targets: Sequence[Target],
     *,
     gate: Gate | None = None,
@@ -169,7 +169,9 @@ def retrain(
     model and scoring ``sample`` succeeds), record the outcome.
 
     Args:
-        training: the training service, data and storage.
+        training: the training (a Studio (classic) :class:`~amlretrain.training.Training`
+            or an Azure ML v2 :class:`~amlretrain.azureml.training.CommandJobTraining`),
+            its data and storage.
         targets: where to deploy.
         gate: rules the new model must pass (per target: "beat the incumbent" compares
             with the metrics recorded for the model that target serves).

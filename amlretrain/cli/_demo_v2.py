@@ -284,7 +284,7 @@ def _rollout(
         bake=_BAKE,
         mirror=mirror,
         # Rollout's converter=tuple types this parameter as a bare Iterable[_T_co]
-        traffic_steps=steps,  # type: ignore[arg-type]
+        traffic_steps=steps,
         alarms=(Alarm(metric="error_rate", threshold=0.05),),
     )
 
@@ -302,7 +302,7 @@ def _retrain(
 
     return retrain(
         # retrain() is annotated with the classic Training; its engine takes any Trainer
-        training,  # type: ignore[arg-type]
+        training,
         [target],
         gate=Gate(thresholds={"AUC": 0.7}),
         ledger=ledger,
