@@ -24,7 +24,7 @@ import contextlib
 import io
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -316,24 +316,29 @@ def _score(target: OnlineEndpointTarget, sample: Sample) -> list[float]:
 
 
 def v2_sections(
-    emu: Any, say: _Say, workdir: Path, ledger_path: Path, report_dir: Path
+    emu: Any,
+    say: _Say,
+    workdir: Path,
+    ledger_path: Path,
+    report_dir: Path,
+    write_probe: Callable[[Path, Path, int], Path],
 ) -> dict[str, Any]:
     """Run the demo's v2 sections on the running, seeded ``emu``; the ``v2`` member of
     the demo's summary (``ok``: both runs ended as the emulator's state should show).
+    ``write_probe(path, source, rows)`` writes the probe CSV (the demo's own).
 
     The runs are recorded in the ledger at ``ledger_path`` (the demo's); the evidence
     report of the first run is written in ``report_dir`` (unless matplotlib is missing).
     """
     from amlretrain.azureml.targets import OnlineEndpointTarget
     from amlretrain.azureml.training import CommandJobTraining
-    from amlretrain.cli.demo import _write_probe
     from amlretrain.ledger import Ledger
     from amlretrain.rollout import read_probe
     from amlretrain.targets import Sample
 
     info = emu.info
     endpoint = str(info.v2_endpoint)
-    probe = read_probe(_write_probe(workdir / "probe-v2.csv", _DATA, _PROBE_ROWS))
+    probe = read_probe(write_probe(workdir / "probe-v2.csv", _DATA, _PROBE_ROWS))
     ledger = Ledger(ledger_path)
     out: dict[str, Any] = {}
 

@@ -177,7 +177,7 @@ def run_demo(
         )
         from amlretrain.cli._demo_v2 import v2_sections
 
-        v2 = v2_sections(emu, say, workdir, ledger_path, report_dir or workdir)
+        v2 = v2_sections(emu, say, workdir, ledger_path, report_dir or workdir, _write_probe)
         say.section("Stop the emulator and Azurite")
     say.say("done: no process left running")
     return {
