@@ -9,6 +9,8 @@ PYTHONPATH)::
     .venv-airflow/bin/python tools/airflow/probes/stack.py pools    [--db ...]
     .venv-airflow/bin/python tools/airflow/probes/stack.py restart  [--db ...]
     .venv-airflow/bin/python tools/airflow/probes/stack.py killretry [--db ...]
+    .venv-airflow/bin/python tools/airflow/probes/stack.py connection [--db ...]
+        (with AIRFLOW_CONN_AMLRETRAIN_PROBE set, as f_imports.sh does)
 
 ``--db postgres`` starts a throw-away PostgreSQL cluster (Debian's postgresql-15, as the
 ``postgres`` user when run as root) under $PROBE_DIR and stops it at the end. Every process
@@ -324,17 +326,23 @@ def scenario_restart(stack: Stack, mem: dict[str, float]) -> None:
         time.sleep(0.2)
     time.sleep(2)
     old = stack.procs["triggerer"].pid
-    stack.stop("triggerer", signal.SIGKILL)
+    sig = signal.Signals["SIG" + os.environ.get("PROBE_KILL_SIGNAL", "KILL")]
+    stack.stop("triggerer", sig)
     killed_at = time.time()
-    emit("triggerer_killed", signal="SIGKILL", pid=old, states=stack.ti_states(dag_id, run_id))
+    emit("triggerer_stopped", signal=sig.name, pid=old, states=stack.ti_states(dag_id, run_id))
     time.sleep(3)
     stack.start("triggerer")
+    restarted_at = time.time()
     state = stack.wait_run(dag_id, run_id, 180, mem)
     ev = probe_events()
+    before = {e["pid"] for e in ev if e["what"] == "trigger_run_start" and e["t"] < killed_at}
+    again = [e["t"] for e in ev if e["what"] == "trigger_run_start" and e["pid"] not in before]
     emit(
         "restart_run",
         state=state,
         killed_at=killed_at,
+        resumed_seconds_after_stop=round(min(again) - killed_at, 1) if again else None,
+        resumed_seconds_after_new_triggerer=round(min(again) - restarted_at, 1) if again else None,
         trigger_events=[
             {k: e[k] for k in ("what", "pid", "t", "token", "deadline") if k in e}
             for e in ev
@@ -390,11 +398,29 @@ def scenario_killretry(stack: Stack, mem: dict[str, float]) -> None:
     )
 
 
+def scenario_connection(stack: Stack, mem: dict[str, float]) -> None:
+    """probe_connection on the real stack: a task and a trigger (in the triggerer) read a
+    connection of type "amlretrain" given in AIRFLOW_CONN_AMLRETRAIN_PROBE."""
+    dag_id = "probe_connection"
+    stack.wait_dag_parsed(dag_id)
+    run_id = stack.trigger(dag_id)
+    state = stack.wait_run(dag_id, run_id, 120, mem)
+    emit(
+        "connection_run",
+        state=state,
+        events=[
+            e for e in probe_events() if e["what"] in ("connection", "trigger_conn", "xcom_pull")
+        ],
+        tis=stack.ti_states(dag_id, run_id),
+    )
+
+
 SCENARIOS = {
     "mapped": scenario_mapped,
     "pools": scenario_pools,
     "restart": scenario_restart,
     "killretry": scenario_killretry,
+    "connection": scenario_connection,
 }
 
 
