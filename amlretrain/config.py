@@ -130,6 +130,7 @@ class OnlineEndpointTargetConfig:
     polling_interval: float = 5.0
     verify_timeout: float = 600.0
     data: str | None = None
+    delete_previous: bool = True
 
 
 #: Any target of ``[[targets]]``.
@@ -401,6 +402,7 @@ def _online_endpoint_target(
         datastore=config.datastore,
         datastore_container=config.datastore_container,
         verify_timeout=config.verify_timeout,
+        delete_previous=config.delete_previous,
     )
 
 
@@ -449,6 +451,7 @@ def _parse_target(source: str, index: int, table: Any, environ: Mapping[str, str
             polling_interval=r.number("polling_interval", 5.0, POLLING_INTERVAL),
             verify_timeout=r.number("verify_timeout", 600.0, DURATION),
             data=r.get("data", str),
+            delete_previous=r.get("delete_previous", bool, True),
         )
     elif kind == "arm":
         target = ArmTargetConfig(

@@ -142,6 +142,7 @@ def test_the_rollout_guide_s_config_parses_with_every_key(tmp_path: Path) -> Non
     assert rollout.stages == ("smoke", "shadow", "canary")
     assert len(rollout.alarms) == 2 and rollout.champion is not None
     assert rollout.notify is not None and rollout.arm_commitment_plan
+    assert rollout.mirror == 20 and rollout.traffic_steps == (10, 50)
 
 
 def test_azure_examples_are_fenced_so_they_do_not_run() -> None:

@@ -193,3 +193,24 @@ def test_the_mixed_example_of_docs_config_parses_and_its_keys_are_documented() -
     training = text[text.index("### `[training]`") : text.index("### `[storage]`")]
     for key in re.findall(r"^(\w+) = ", block.group(1).split("[storage]")[0], re.M):
         assert f"`{key}`" in training, key
+
+
+def test_an_online_endpoint_target_keeps_or_retires_its_previous_deployment(
+    tmp_path: Path,
+) -> None:
+    config = load_config(write(tmp_path, BATCH + COMMAND_JOB + REST), environ=ENV)
+    from amlretrain.azureml.targets import OnlineEndpointTarget
+
+    online = [t for t, _ in config.targets() if isinstance(t, OnlineEndpointTarget)]
+    assert [t.delete_previous for t in online] == [True, True]  # the default
+    kept = REST.replace(
+        'endpoint = "census-v2"\n', 'endpoint = "census-v2"\ndelete_previous = false\n'
+    )
+    config = load_config(write(tmp_path, BATCH + COMMAND_JOB + kept), environ=ENV)
+    online = [t for t, _ in config.targets() if isinstance(t, OnlineEndpointTarget)]
+    assert [t.delete_previous for t in online] == [False, True]
+    wrong = REST.replace(
+        'endpoint = "census-v2"\n', 'endpoint = "census-v2"\ndelete_previous = 1\n'
+    )
+    with pytest.raises(ConfigurationError, match=r"targets\[1\]\.delete_previous"):
+        load_config(write(tmp_path, BATCH + COMMAND_JOB + wrong), environ=ENV)
