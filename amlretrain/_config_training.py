@@ -29,6 +29,7 @@ from amlretrain._numbers import CONCURRENCY, DURATION, POLLING_INTERVAL
 from amlretrain.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from amlretrain.azureml.jobs import CommandJobsClient
     from amlretrain.azureml.training import CommandJobTraining
     from amlretrain.blobs import BlobRef
     from amlretrain.storage import BlobStore
@@ -108,6 +109,20 @@ class CommandJobTrainingConfig:
     concurrency: int = 4
     model_sas_days: float = 7.0
 
+    def jobs_client(self) -> CommandJobsClient:
+        """A jobs client of this training's workspace."""
+        from amlretrain.azureml.jobs import CommandJobsClient
+        from amlretrain.polling import PollPolicy
+
+        return CommandJobsClient(
+            arm_credential(self.arm_token),
+            self.subscription_id,
+            self.resource_group,
+            self.workspace,
+            base_url=self.arm_base_url,
+            polling=PollPolicy.fixed(self.polling_interval),
+        )
+
     def build(
         self, data: Path | BlobRef | str, store: BlobStore, clients: dict[tuple[str, ...], Any]
     ) -> CommandJobTraining:
@@ -115,9 +130,7 @@ class CommandJobTrainingConfig:
         (``clients``: the workspace clients made so far, shared by the groups)."""
         from datetime import timedelta
 
-        from amlretrain.azureml.jobs import CommandJobsClient
         from amlretrain.azureml.training import CommandJobTraining
-        from amlretrain.polling import PollPolicy
 
         key = (
             self.subscription_id,
@@ -128,14 +141,7 @@ class CommandJobTrainingConfig:
             str(self.polling_interval),
         )
         if key not in clients:
-            clients[key] = CommandJobsClient(
-                arm_credential(self.arm_token),
-                self.subscription_id,
-                self.resource_group,
-                self.workspace,
-                base_url=self.arm_base_url,
-                polling=PollPolicy.fixed(self.polling_interval),
-            )
+            clients[key] = self.jobs_client()
         return CommandJobTraining(
             jobs=clients[key],
             data=data,

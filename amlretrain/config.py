@@ -49,6 +49,7 @@ from amlretrain.targets import Sample
 from amlretrain.waves import FailureBudget, Waves
 
 if TYPE_CHECKING:
+    from amlretrain.azureml.jobs import CommandJobsClient
     from amlretrain.blobs import BlobRef
     from amlretrain.ledger import Ledger
     from amlretrain.rollout import Rollout
@@ -232,6 +233,21 @@ class RetrainConfig:
     def has_batch_training(self) -> bool:
         """True when a ``batch`` training (Studio (classic)) is configured."""
         return any(t.kind == "batch" for t in self.trainings)
+
+    @property
+    def has_command_job_training(self) -> bool:
+        """True when a ``command_job`` training (Azure ML v2) is configured."""
+        return any(t.kind == "command_job" for t in self.trainings)
+
+    def command_jobs(self) -> CommandJobsClient:
+        """A jobs client of the ``command_job`` training's workspace.
+
+        Raises:
+            ConfigurationError: the config has no ``command_job`` training.
+        """
+        config = self.training_of("command_job")
+        assert isinstance(config, CommandJobTrainingConfig)
+        return config.jobs_client()
 
     def trainer(
         self,

@@ -36,6 +36,7 @@ from amlretrain.ledger import Ledger
 from amlretrain.records import JobRecord, LedgerEntry, Pending
 
 if TYPE_CHECKING:
+    from amlretrain.azureml.jobs import CommandJobsClient
     from amlretrain.studio.batch import BatchClient
     from amlretrain.targets import Target
 
@@ -312,24 +313,44 @@ def reconcile_target(
     )
 
 
-def _jobs(ledger: Ledger, batch: BatchClient | None) -> list[JobReport]:
+def _v2_reader(
+    service: str | None, command_jobs: Sequence[CommandJobsClient]
+) -> CommandJobsClient | None:
+    """The v2 jobs client of the workspace a job record names (its ``service``)."""
+    where = (service or "").lower()
+    for client in command_jobs:
+        if where == f"{client.base_url}{client.workspace_id}/jobs".lower():
+            return client
+    return None
+
+
+def _jobs(
+    ledger: Ledger, batch: BatchClient | None, command_jobs: Sequence[CommandJobsClient] = ()
+) -> list[JobReport]:
     """Report every job whose end was never recorded, and record what was found."""
+    from amlretrain.azureml.training import ledger_status
+
     reports = []
     for job in ledger.open_jobs():
         if not job.job_id:  # the submit's answer was lost: its id is not known
             reports.append(JobReport(job_id="", run_id=job.run_id, status="Unknown", orphan=True))
             ledger.append(JobRecord.new(run_id=job.run_id, job_id="", status="Orphaned"))
             continue
-        if batch is None:
+        v2 = _v2_reader(job.service, command_jobs)
+        if batch is None and v2 is None:
             reports.append(JobReport(job_id=job.job_id, run_id=job.run_id, status=job.status))
             continue
         try:
-            status = batch.get_job(job.job_id).status.label
+            if v2 is not None:  # a v2 command job: the service starts it itself
+                status = ledger_status(v2.get(job.job_id).status)
+            else:
+                assert batch is not None
+                status = batch.get_job(job.job_id).status.label
         except AmlRetrainError as err:
             log.warning("job %s: %s", job.job_id, redact(str(err)))
             reports.append(JobReport(job_id=job.job_id, run_id=job.run_id, status="Unreadable"))
             continue
-        orphan = status == "NotStarted"
+        orphan = status == "NotStarted" and v2 is None
         reports.append(
             JobReport(job_id=job.job_id, run_id=job.run_id, status=status, orphan=orphan)
         )
@@ -394,6 +415,7 @@ def reconcile(
     wait_lock: float = 0.0,
     run_id: str | None = None,
     candidates: bool = True,
+    command_jobs: Sequence[CommandJobsClient] = (),
 ) -> ReconcileReport:
     """Read every target of ``targets`` with an open intent or unknown outcome; record it.
 
@@ -411,6 +433,9 @@ def reconcile(
         targets: the targets to look at (those without anything open are ``clean``).
         ledger: the ledger.
         batch: the training service's client, to read open jobs (None: listed as recorded).
+        command_jobs: Azure ML v2 jobs clients: an open command job is read with the one
+            of the workspace its record names (a job of no given workspace is listed as
+            recorded).
         wait_lock: seconds to wait for a target's lease held by another run.
         candidates: delete leftover candidates (False: leave them, report none).
 
@@ -430,6 +455,6 @@ def reconcile(
                 out.append(Reconciled(target=target.label, key=target.key, status="clean"))
                 continue
             out.append(reconcile_target(target, fresh, ledger=ledger, run_id=run_id))
-    jobs = tuple(_jobs(ledger, batch))
+    jobs = tuple(_jobs(ledger, batch, command_jobs))
     cleanups = tuple(_candidates(targets, ledger, wait_lock, run_id)) if candidates else ()
     return ReconcileReport(targets=tuple(out), jobs=jobs, candidates=cleanups)

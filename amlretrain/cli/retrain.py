@@ -448,9 +448,10 @@ def _reconcile(args: argparse.Namespace) -> int:
     report = reconcile(
         targets,
         ledger=ledger,
-        # Open jobs are read from the classic training service; a config without one
-        # lists them as recorded (a v2 command job is not read back here yet).
+        # Open jobs are read from the training service that ran them (a config without
+        # that training lists them as recorded).
         batch=config.batch() if config.has_batch_training else None,
+        command_jobs=[config.command_jobs()] if config.has_command_job_training else [],
         wait_lock=args.wait_lock,
         run_id=new_run_id(),
     )

@@ -18,6 +18,7 @@ from amlretrain.emulator import Emulator, Faults
 from amlretrain.ledger import Ledger
 from amlretrain.records import JobRecord
 from amlretrain.storage import BlobStore
+from tests.integration.conftest import wait_for
 from tests.integration.v2support import make_endpoint, score
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -355,3 +356,36 @@ def test_a_job_put_whose_answer_was_lost_makes_one_job(
     assert len(puts) >= 2 and v2_jobs(emulator)[name][0] == "Completed"
     assert result["targets"][0]["status"] == "succeeded"
     assert result["targets"][0]["job_id"] == name
+
+
+def test_reconcile_reads_an_open_command_job_from_its_workspace(
+    emulator: Emulator,
+    http: requests.Session,
+    store: BlobStore,
+    env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ep = make_endpoint(http, emulator, traffic={"blue": 100})
+    config = tmp_path / "retrain.toml"
+    ledger_path = tmp_path / "ledger.jsonl"
+    config.write_text(command_job(emulator) + common(ledger_path) + v2_target(emulator, ep, store))
+    known = set(v2_jobs(emulator))
+
+    def crash(self: CommandJobTraining, name: str, stop: Any) -> Any:
+        raise SystemExit("the process died while the job ran")
+
+    monkeypatch.setattr(CommandJobTraining, "_wait", crash)
+    with pytest.raises(SystemExit):
+        main(["retrain", "--config", str(config)])
+    capsys.readouterr()
+    (name,) = set(v2_jobs(emulator)) - known
+    assert [j.job_id for j in Ledger(ledger_path).open_jobs()] == [name]
+    wait_for(lambda: v2_jobs(emulator)[name][0] == "Completed", timeout=20)
+
+    code, report = run_json(["reconcile", "--config", str(config)], capsys)
+
+    assert code == 0, report
+    assert [(j["job_id"], j["status"]) for j in report["jobs"]] == [(name, "Finished")]
+    assert Ledger(ledger_path).open_jobs() == []  # its end is recorded now
