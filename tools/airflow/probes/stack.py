@@ -115,6 +115,9 @@ class Stack:
                 "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
                 # Generated per run and never printed: the processes must share it.
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+                # No login on this loopback stack, so no generated admin password is
+                # printed into api-server.log (the default SimpleAuthManager does that).
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
