@@ -143,7 +143,12 @@ def _row(record: Record) -> TimelineRow:
         return TimelineRow(
             time=record.time,
             kind="job",
-            what=record.job_id or "(no id: its submit got no answer)",
+            what=record.job_id
+            or (
+                "(its id comes with the submit's answer)"
+                if record.status == "Submitting"
+                else "(no id: its submit got no answer)"
+            ),
             verdict=record.status,
             detail=detail,
         )

@@ -356,3 +356,15 @@ def test_the_metric_history_charts_the_gate_s_metrics_before_the_counts() -> Non
 
     names = ["True Positive", "False Negative", "Average Log Loss", "Area Under Curve", "F1"]
     assert sorted(names, key=_metric_rank)[:3] == ["Area Under Curve", "F1", "Average Log Loss"]
+
+
+def test_a_job_being_submitted_is_not_called_unanswered() -> None:
+    from amlretrain.records import JobRecord
+    from amlretrain.report import _row
+
+    submitting = _row(JobRecord.new(run_id="r", job_id="", status="Submitting"))
+    lost = _row(JobRecord.new(run_id="r", job_id="", status="Orphaned"))
+    named = _row(JobRecord.new(run_id="r", job_id="job-1", status="Submitted"))
+    assert "comes with the submit's answer" in submitting.what
+    assert "got no answer" in lost.what
+    assert named.what == "job-1"
