@@ -173,3 +173,19 @@ def test_the_guide_s_classic_config_parses() -> None:
     }
     config = parse_config(tomllib.loads(classic.group(1)), source="guide", environ=environ)
     assert [type(t).__name__ for t in config.target_configs] == ["ClassicTargetConfig"]
+
+
+def test_the_guide_s_v2_config_parses() -> None:
+    import tomllib
+
+    from amlretrain.config import CommandJobTrainingConfig, parse_config
+
+    text = GUIDE.read_text(encoding="utf-8")
+    v2 = re.search(r"<!-- v2 retrain.toml -->\n```toml\n(.*?)^```", text, re.S | re.M)
+    assert v2, "docs/migration-v2.md lost its v2 retrain.toml"
+    environ = {"AMLRETRAIN_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"}
+    config = parse_config(tomllib.loads(v2.group(1)), source="guide", environ=environ)
+    assert [type(t).__name__ for t in config.target_configs] == ["OnlineEndpointTargetConfig"]
+    (training,) = config.trainings
+    assert isinstance(training, CommandJobTrainingConfig)
+    assert training.model_output == "model" and training.evaluation_output == "evaluation"
