@@ -21,7 +21,14 @@ from amlretrain._numbers import CONCURRENCY, checked_int
 from amlretrain._redact import redact
 from amlretrain._run import deploy_status, job_recorder
 from amlretrain.blobs import BlobRef, strip_sas
-from amlretrain.errors import AmlRetrainError, ConfigurationError, Interrupted, LedgerError
+from amlretrain.errors import (
+    AmlRetrainError,
+    ConfigurationError,
+    DetachedJob,
+    Interrupted,
+    LedgerError,
+    TrainingDetached,
+)
 from amlretrain.gate import Gate
 from amlretrain.interrupt import StopSignal
 from amlretrain.ledger import Ledger
@@ -35,7 +42,7 @@ from amlretrain.result import (
 )
 from amlretrain.swap import Deployment, check_model, deploy_one, pool_size, service_slots
 from amlretrain.targets import Sample, Target, TargetState
-from amlretrain.training import Trainer, job_name
+from amlretrain.training import JobDetached, Trainer, job_name
 from amlretrain.waves import FailureBudget, Waves
 
 if TYPE_CHECKING:
@@ -116,6 +123,7 @@ class FleetRun:
         prior: RunSummary | None,
         concurrency: int,
         guard: RolloutGuard | None = None,
+        detach: bool = False,
     ) -> None:
         self.groups = groups
         self.ordered = ordered
@@ -134,6 +142,8 @@ class FleetRun:
         self.concurrency = concurrency
         self.slots: threading.BoundedSemaphore | None = None
         self.guard = guard
+        #: Submit the training jobs and raise TrainingDetached instead of waiting.
+        self.detach = detach
         #: The wave being deployed and the run's bake (a v2 swap's traffic steps bake).
         self.wave_number = 1
         self.bake_seconds = 0.0
@@ -167,6 +177,8 @@ class FleetRun:
         pool = ThreadPoolExecutor(max_workers=training_concurrency, thread_name_prefix="train")
         try:
             trained = self._train_all(pool, steps)
+            if self.detach:
+                self._raise_if_detached(trained)
             for number, wave in enumerate(waves, start=1):
                 for _, group in wave:  # the wave's models first: the step times the swaps
                     if group.label in trained:
@@ -302,12 +314,32 @@ class FleetRun:
                 on_job=recorder,
                 attach=attach,
                 name=name,
+                detach=self.detach,
             )
             check_model(model, training.store)
+        except JobDetached as detached:
+            job = DetachedJob(
+                kind=training.kind,
+                data=str(group.training.data),
+                label=group.label,
+                job_id=detached.job_id,
+            )
+            return _Trained(detached.job_id, None, {}, TrainingDetached(self.run_id, [job]))
         except (AmlRetrainError, Interrupted) as err:
             self.errors[group.label] = err
             return _Trained(job_id or _job_of(steps) or attach, None, {}, err)
         return _Trained(job_id, model, metrics)
+
+    def _raise_if_detached(self, trained: Mapping[str, Future[_Trained]]) -> None:
+        """With ``detach``: once every job is submitted, raise TrainingDetached for those
+        still running (nothing deployed; the run resumes with its id)."""
+        jobs: list[DetachedJob] = []
+        for future in trained.values():
+            error = _finished(future).error
+            if isinstance(error, TrainingDetached):
+                jobs.extend(error.jobs)
+        if jobs:
+            raise TrainingDetached(self.run_id, jobs)
 
     def _job_to_resume(self, group: Group) -> tuple[str | None, str, AmlRetrainError | None]:
         """(job id to re-attach to, or None to submit; the name of a job submitted now;

@@ -59,17 +59,19 @@ def begin(
     *,
     run_id: str | None = None,
     fingerprint: str | None = None,
+    resumed: bool | None = None,
 ) -> str:
     """A run id; for a real run, the ledger proven writable and open intents settled.
 
-    ``run_id``: resume that run (its ``run-start`` is written again, ``resumed``);
-    ``fingerprint``: the digest of the run's configuration, recorded with it.
+    ``run_id``: resume that run (its ``run-start`` is written again, ``resumed``), or,
+    with ``resumed=False``, start a new run of that id; ``fingerprint``: the digest of
+    the run's configuration, recorded with it.
 
     Raises:
         ConfigurationError: the ledger cannot be written (nothing was changed).
         ConflictError: a target with an open intent is leased by another run.
     """
-    resumed = run_id is not None
+    resumed = run_id is not None if resumed is None else resumed
     run_id = run_id or new_run_id()
     if ledger is None or dry_run:
         return run_id

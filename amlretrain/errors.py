@@ -39,6 +39,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DefinitionError",
+    "DetachedJob",
     "GateRejected",
     "Interrupted",
     "LedgerError",
@@ -49,6 +50,7 @@ __all__ = [
     "ServiceError",
     "TargetsFailed",
     "ThrottledError",
+    "TrainingDetached",
     "TrainingJobFailed",
     "VerificationFailed",
 ]
@@ -296,6 +298,49 @@ class LedgerError(AmlRetrainError):
     A change it was meant to record may have happened: ``amlretrain reconcile`` reads
     the targets and records what they serve.
     """
+
+
+class DetachedJob:
+    """A training job a run submitted and did not wait for (:class:`TrainingDetached`).
+
+    Attributes:
+        kind: the training's kind: ``batch`` (Studio (classic)) or ``command_job`` (v2).
+        data: the group's training data, as configured (the run finds its job by it).
+        label: the group's label (ledger and output).
+        job_id: the job's id (BES) or name (v2).
+    """
+
+    __slots__ = ("data", "job_id", "kind", "label")
+
+    def __init__(self, *, kind: str, data: str, label: str, job_id: str) -> None:
+        self.kind, self.data, self.label, self.job_id = kind, data, label, job_id
+
+    def __repr__(self) -> str:
+        return f"DetachedJob({self.kind!r}, {self.label!r}, {self.job_id!r})"
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready (no secret: ids and names)."""
+        return {"kind": self.kind, "data": self.data, "label": self.label, "job_id": self.job_id}
+
+
+class TrainingDetached(Exception):
+    """A run's training jobs were submitted and recorded, not waited for (``detach=True``).
+
+    Not an :class:`AmlRetrainError`: nothing failed. Run the same run again (its
+    ``run_id``) once the jobs ended: it re-attaches to them (never a second job),
+    evaluates, gates and deploys. A scheduler waits meanwhile without holding a worker
+    (:mod:`amlretrain.airflow`).
+
+    Attributes:
+        run_id: the run.
+        jobs: the jobs it submitted and did not wait for.
+    """
+
+    def __init__(self, run_id: str, jobs: Sequence[DetachedJob]) -> None:
+        self.run_id = run_id
+        self.jobs = tuple(jobs)
+        names = ", ".join(j.job_id for j in self.jobs)
+        super().__init__(f"run {run_id}: training job(s) {names} submitted, not waited for")
 
 
 class Interrupted(KeyboardInterrupt):

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -160,6 +161,8 @@ def retrain_fleet(
     interrupt_grace: float = 30.0,
     wait_lock: float = 0.0,
     stop: StopSignal | None = None,
+    run_id: str | None = None,
+    detach: bool = False,
 ) -> RetrainResult:
     """Retrain every group on its data and deploy each model to its group's targets.
 
@@ -187,6 +190,14 @@ def retrain_fleet(
         progress: show the jobs' progress (tqdm) as :func:`amlretrain.retrain` does.
         display: a live display of the fleet's counts (``FleetProgress``).
         on_step: called with each step's name as it starts.
+        run_id: this run's id (1-128 of ``A-Za-z0-9._:-``): a run the ledger has with
+            that id is resumed (as ``resume``), else a new run starts with it. A
+            scheduler's task derives it from its own identity, so a retried attempt
+            resumes its run: never a second training job, never a second swap.
+        detach: submit the training jobs (recorded in the ledger) and raise
+            :class:`~amlretrain.errors.TrainingDetached` instead of waiting for those
+            still running; call again with the same ``run_id`` once they ended. A job
+            that ended already is not detached.
 
     Returns:
         One :class:`~amlretrain.result.RetrainResult`: a row per target (its data, job,
@@ -197,6 +208,7 @@ def retrain_fleet(
             ledger does not have or whose configuration changed, an unwritable ledger
             (nothing changed).
         Interrupted: SIGINT or SIGTERM; its ``result`` holds what each target serves.
+        TrainingDetached: ``detach``: jobs were submitted and still run (not an error).
     """
     result, _errors = run_fleet(
         groups,
@@ -220,6 +232,8 @@ def retrain_fleet(
         interrupt_grace=interrupt_grace,
         wait_lock=wait_lock,
         stop=stop,
+        run_id=run_id,
+        detach=detach,
     )
     return result
 
@@ -248,6 +262,8 @@ def run_fleet(
     wait_lock: float,
     stop: StopSignal | None,
     command: str = "retrain",
+    run_id: str | None = None,
+    detach: bool = False,
 ) -> tuple[RetrainResult, dict[str, BaseException]]:
     """:func:`retrain_fleet`, and each group's training error by its label (a run of one
     group, :func:`amlretrain.retrain`, raises its group's)."""
@@ -271,6 +287,10 @@ def run_fleet(
     )
     bake = checked(bake, name="bake", low=0.0, high=DURATION[1])
     ordered = _ordered(groups, order)
+    if run_id is not None:
+        resume = _resume_or_start(ledger, run_id, resume, dry_run)
+    if detach and (ledger is None or dry_run):
+        raise ConfigurationError("detach needs a ledger (the jobs are found there), not a dry run")
     if resume is not None and (ledger is None or dry_run):
         raise ConfigurationError("a run can be resumed only with its ledger, and not as a dry run")
     with stopping(stop, interrupt_grace) as stopper:
@@ -284,8 +304,9 @@ def run_fleet(
             dry_run,
             wait_lock,
             steps,
-            run_id=resume,
+            run_id=resume or run_id,
             fingerprint=config_fingerprint,
+            resumed=resume is not None,
         )
         history = ledger.history() if ledger is not None and not dry_run else None
         if prior is not None and history is not None:
@@ -319,9 +340,29 @@ def run_fleet(
                 if rollout is not None
                 else None
             ),
+            detach=detach,
         )
         result = fleet.run(steps, plan, budget, bake, rollback_on_halt, training_concurrency)
         return result, dict(fleet.errors)
+
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _resume_or_start(
+    ledger: Ledger | None, run_id: str, resume: str | None, dry_run: bool
+) -> str | None:
+    """``run_id``'s run to resume (the ledger has it), or None: a new run of that id."""
+    if not _RUN_ID.match(run_id):
+        raise ConfigurationError(
+            f"run_id {run_id!r}: 1 to 128 letters, digits and . _ : - (no spaces)"
+        )
+    if resume is not None and resume != run_id:
+        raise ConfigurationError(f"run_id {run_id!r} and resume {resume!r} name two runs")
+    if ledger is None or dry_run:
+        raise ConfigurationError("a run id needs the ledger (a run is found there), not a dry run")
+    known = {r.run_id for r in ledger.history().runs()}
+    return run_id if run_id in known else None
 
 
 def _waves(value: Waves | str | Sequence[str | int] | None) -> Waves | None:

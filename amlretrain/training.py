@@ -31,12 +31,38 @@ if TYPE_CHECKING:
     from amlretrain.storage import BlobStore
     from amlretrain.studio.batch import BatchClient, TrainingJob
 
-__all__ = ["Trainer", "Training", "check_data", "job_name", "plan_training", "run_training"]
+__all__ = [
+    "TERMINAL_JOB_STATUSES",
+    "JobDetached",
+    "Trainer",
+    "Training",
+    "check_data",
+    "job_name",
+    "plan_training",
+    "run_training",
+]
 
 log = logging.getLogger(__name__)
 
 #: ``on_job(job_id, status)``: a training's job records (the ledger's write-ahead).
 OnJob = Callable[[str, str], None]
+
+#: A job's statuses, in the ledger's words, after which it does not change.
+TERMINAL_JOB_STATUSES = ("Finished", "Failed", "Cancelled")
+
+
+class JobDetached(Exception):
+    """A trainer's ``run(detach=True)``: the job was submitted (and recorded) and still
+    runs; it was not waited for. The engine turns it into
+    :class:`~amlretrain.errors.TrainingDetached`.
+
+    Attributes:
+        job_id: the job's id (or name).
+    """
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id} submitted, not waited for")
 
 
 class Trainer(Protocol):
@@ -53,6 +79,12 @@ class Trainer(Protocol):
     the job), the job's last status when it ended, in the ledger's words (``Finished``,
     ``Failed``, ``Cancelled``), and ``("", "NotSubmitted")`` when the service refused it.
     """
+
+    @property
+    def kind(self) -> str:
+        """``batch`` (Studio (classic)) or ``command_job`` (Azure ML v2): the
+        ``[training] kind`` of retrain.toml."""
+        ...
 
     @property
     def location(self) -> str:
@@ -90,6 +122,7 @@ class Trainer(Protocol):
         on_job: OnJob | None = None,
         attach: str | None = None,
         name: str | None = None,
+        detach: bool = False,
     ) -> tuple[str, BlobRef, dict[str, float]]:
         """Upload, train, evaluate (steps ``upload``, ``train``, ``evaluate``).
 
@@ -97,6 +130,8 @@ class Trainer(Protocol):
             attach: the id of a job this run submitted before (a resumed run): it is
                 waited for and read, never submitted again.
             name: the job's name when the trainer names its jobs (:attr:`names_jobs`).
+            detach: do not wait for a job that still runs once it is submitted (and
+                recorded ``Submitted``) or re-attached: raise :class:`JobDetached`.
 
         Returns:
             The job's id, the trained model (with a read SAS when the store holds it) and
@@ -106,6 +141,15 @@ class Trainer(Protocol):
 
     def plan(self, steps: StepRecorder, *, name: str | None = None) -> BlobRef:
         """A dry run: say what would run (the same steps, skipped); where the model would land."""
+        ...
+
+    def job_status(self, job_id: str) -> str:
+        """The job's status now, in the ledger's words (``NotStarted``, ``Running`` or the
+        service's in-between words, then one of :data:`TERMINAL_JOB_STATUSES`)."""
+        ...
+
+    def cancel_job(self, job_id: str) -> None:
+        """Cancel the job unless it ended (best effort: a failure is logged)."""
         ...
 
 
@@ -155,6 +199,11 @@ class Training:
     model_sas_lifetime: timedelta = timedelta(days=7)
 
     @property
+    def kind(self) -> str:
+        """``batch``."""
+        return "batch"
+
+    @property
     def location(self) -> str:
         """The training service's batch URL (the ledger's job records name it)."""
         return self.batch.api_location
@@ -173,16 +222,31 @@ class Training:
         on_job: OnJob | None = None,
         attach: str | None = None,
         name: str | None = None,
+        detach: bool = False,
     ) -> tuple[str, BlobRef, dict[str, float]]:
         """:func:`run_training` (``name`` is ignored: the service chooses the id)."""
         job, model, metrics = run_training(
-            self, steps, progress, stop=stop, on_job=on_job, attach=attach
+            self, steps, progress, stop=stop, on_job=on_job, attach=attach, detach=detach
         )
         return job.job_id, model, metrics
 
     def plan(self, steps: StepRecorder, *, name: str | None = None) -> BlobRef:
         """:func:`plan_training`."""
         return plan_training(self, steps)
+
+    def job_status(self, job_id: str) -> str:
+        """The BES job's status now (``NotStarted``, ``Running``, ``Finished``...)."""
+        return self.batch.get_job(job_id).status.label
+
+    def cancel_job(self, job_id: str) -> None:
+        """Cancel the BES job unless it ended (a failure is logged)."""
+        try:
+            job = self.batch.get_job(job_id)
+        except AmlRetrainError as err:
+            log.warning("could not read job %s to cancel it: %s", job_id, redact(str(err)))
+            return
+        if not job.status.is_terminal:
+            _cancel_quietly(job)
 
 
 def run_training(
@@ -193,6 +257,7 @@ def run_training(
     stop: StopSignal | None = None,
     on_job: Callable[[str, str], None] | None = None,
     attach: str | None = None,
+    detach: bool = False,
 ) -> tuple[TrainingJob, BlobRef, dict[str, float]]:
     """Upload the data, run the job, read its evaluation (steps ``upload``, ``train``,
     ``evaluate`` in ``steps``).
@@ -205,6 +270,8 @@ def run_training(
     soon as it answered (``Submitted``, before the job is started: a ledger records it
     there), and when the job ended (its last status); ``("", "NotSubmitted")`` when the
     service refused the submit. A ``stop`` request cancels the job and raises ``Interrupted``.
+    ``detach``: once the job is started (or re-attached) and still runs, raise
+    :class:`JobDetached` instead of waiting for it.
 
     Returns:
         The finished job, the trained model (with a read SAS of
@@ -216,7 +283,7 @@ def run_training(
     """
     store = training.store
     if attach is not None:
-        job = _attached(training, steps, progress, stop, on_job, attach)
+        job = _attached(training, steps, progress, stop, on_job, attach, detach)
         return _evaluated(training, steps, job)
     check_data(training)
     with steps.step("upload") as info:
@@ -232,7 +299,7 @@ def run_training(
     with steps.step("train") as info:
         job = _submit(training, data, outputs, stop, on_job)
         info["job_id"] = job.job_id
-        _attend(training, job, progress, stop, on_job, submitted=True)
+        _attend(training, job, progress, stop, on_job, submitted=True, detach=detach)
         info["_text"] = f"job {job.job_id} finished"
     return _evaluated(training, steps, job)
 
@@ -298,6 +365,7 @@ def _attached(
     stop: StopSignal | None,
     on_job: Callable[[str, str], None] | None,
     job_id: str,
+    detach: bool = False,
 ) -> TrainingJob:
     """The job a resumed run submitted before: started if it never was, waited for."""
     with steps.step("upload") as info:
@@ -306,7 +374,7 @@ def _attached(
     with steps.step("train") as info:
         info["job_id"] = job_id
         job = training.batch.get_job(job_id)
-        _attend(training, job, progress, stop, on_job)
+        _attend(training, job, progress, stop, on_job, detach=detach)
         info["_text"] = f"job {job.job_id} finished (re-attached)"
     return job
 
@@ -319,8 +387,10 @@ def _attend(
     on_job: Callable[[str, str], None] | None,
     *,
     submitted: bool = False,
+    detach: bool = False,
 ) -> None:
-    """Start the job if it never was, wait for its end, record that end.
+    """Start the job if it never was, wait for its end, record that end (``detach``:
+    once started, raise :class:`JobDetached` if it still runs, without waiting).
 
     ``submitted``: the job was just created: ``Submitted`` is recorded first, before the
     start (write-ahead: when that record fails, the job is cancelled, never started).
@@ -338,6 +408,8 @@ def _attend(
             if stop is not None:
                 stop.raise_if_requested()
             job.start()
+        if detach and not training.batch.get_job(job.job_id).status.is_terminal:
+            raise JobDetached(job.job_id)  # not an AmlRetrainError: the job is not cancelled
         # A job that ended already is read once more: a failed one raises, as a wait.
         job.wait(timeout=training.timeout, progress=progress, stop=stop)
     except (AmlRetrainError, KeyboardInterrupt):

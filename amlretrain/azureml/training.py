@@ -68,7 +68,7 @@ from amlretrain.errors import (
     TrainingJobFailed,
 )
 from amlretrain.result import StepRecorder
-from amlretrain.training import THROTTLE_BACKOFF, THROTTLE_RETRIES
+from amlretrain.training import THROTTLE_BACKOFF, THROTTLE_RETRIES, JobDetached
 
 if TYPE_CHECKING:
     from amlretrain.azureml.jobs import CommandJobsClient
@@ -179,6 +179,11 @@ class CommandJobTraining:
     # -- the Trainer protocol -----------------------------------------------------------------
 
     @property
+    def kind(self) -> str:
+        """``command_job``."""
+        return "command_job"
+
+    @property
     def location(self) -> str:
         """The workspace's jobs URL (the ledger's job records name it)."""
         return f"{self.jobs.base_url}{self.jobs.workspace_id}/jobs"
@@ -202,9 +207,11 @@ class CommandJobTraining:
         on_job: OnJob | None = None,
         attach: str | None = None,
         name: str | None = None,
+        detach: bool = False,
     ) -> tuple[str, BlobRef, dict[str, float]]:
         """Upload the data, run the job, read its outputs (steps ``upload``, ``train``,
-        ``evaluate``; see :class:`~amlretrain.training.Trainer` for ``on_job``).
+        ``evaluate``; see :class:`~amlretrain.training.Trainer` for ``on_job`` and
+        ``detach``).
 
         Args:
             progress: unused (the job's statuses are logged).
@@ -229,7 +236,7 @@ class CommandJobTraining:
                 info["_text"] = f"resumed: job {attach} was created by this run before"
             with steps.step("train") as info:
                 info["job_id"] = attach
-                job = self._attend(attach, stop, on_job)
+                job = self._attend(attach, stop, on_job, detach=detach)
                 info["_text"] = f"job {attach} completed (re-attached)"
             return attach, *self._evaluated(steps, job)
         name = name or "amlretrain-" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -251,7 +258,7 @@ class CommandJobTraining:
         with steps.step("train") as info:
             info["job_id"] = name
             self._submit(name, data_uri, stop, on_job)
-            job = self._attend(name, stop, on_job, submitted=True)
+            job = self._attend(name, stop, on_job, submitted=True, detach=detach)
             info["_text"] = f"job {name} completed"
         return name, *self._evaluated(steps, job)
 
@@ -422,16 +429,20 @@ class CommandJobTraining:
         on_job: OnJob | None,
         *,
         submitted: bool = False,
+        detach: bool = False,
     ) -> CommandJob:
         """Wait for the job's end; record it; cancel the job when the wait fails.
 
         ``submitted``: just created: ``Submitted`` is recorded first (write-ahead: when
-        that record fails, the job is cancelled).
+        that record fails, the job is cancelled). ``detach``: a job that still runs is
+        not waited for (:class:`~amlretrain.training.JobDetached`; not cancelled).
         """
         job: CommandJob | None = None
         try:
             if submitted and on_job is not None:
                 on_job(name, "Submitted")
+            if detach and self.jobs.get(name).status not in _TERMINAL:
+                raise JobDetached(name)
             job = self._wait(name, stop)
         except (AmlRetrainError, KeyboardInterrupt):
             status = self._cancel_quietly(name)
@@ -475,6 +486,15 @@ class CommandJobTraining:
                     stop.raise_if_requested()
             else:
                 time.sleep(pause)
+
+    def job_status(self, job_id: str) -> str:
+        """The command job's status now, in the ledger's words (``Completed`` is
+        ``Finished``, ``Canceled`` ``Cancelled``; the others as the service says)."""
+        return ledger_status(self.jobs.get(job_id).status)
+
+    def cancel_job(self, job_id: str) -> None:
+        """Cancel the command job unless it ended (a failure is logged)."""
+        self._cancel_quietly(job_id)
 
     def _cancel_quietly(self, name: str) -> str | None:
         """Cancel the job unless it ended; its status after (None: unknown)."""

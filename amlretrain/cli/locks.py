@@ -53,8 +53,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _break(args: argparse.Namespace) -> int:
-    from amlretrain.cli.retrain import find_target
     from amlretrain.config import load_config
+    from amlretrain.configured import find_target
     from amlretrain.locks import locks_for
 
     if not args.yes:

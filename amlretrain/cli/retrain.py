@@ -248,8 +248,8 @@ def _interrupted(args: argparse.Namespace, err: Interrupted, done: list[RetrainR
 
 
 def _retrain(args: argparse.Namespace) -> int:
-    from amlretrain.config import load_config, training_groups
-    from amlretrain.fleet import FleetGroup, retrain_fleet
+    from amlretrain.config import load_config
+    from amlretrain.configured import fleet_of, retrain_configured
     from amlretrain.waves import FailureBudget, Waves
 
     # Flags first: a bad one is refused before the config is read or anything sent.
@@ -261,45 +261,29 @@ def _retrain(args: argparse.Namespace) -> int:
     )
     config = load_config(args.config)
     rollout = _rollout_of(args, config)
-    pairs = config.targets()
     # One job per (training, data): the targets of each platform are retrained by its
-    # training (a classic .ilearner cannot be served by v2). Every group's data is
-    # checked before the first group runs; --data is relative to the current folder, the
-    # config's data to the config file's folder.
+    # training (a classic .ilearner cannot be served by v2). --data is relative to the
+    # current folder, the config's data to the config file's folder.
     base = Path.cwd() if args.data else None
-    clients: dict[tuple[str, ...], Any] = {}
-    fleet = [
-        FleetGroup(
-            training=config.trainer(g.kind, g.data, base=base, clients=clients),
-            targets=g.targets,
-            name=g.label,
-        )
-        for g in training_groups(config, pairs, data=args.data)
-    ]
-    waves = waves or config.waves
+    groups, order = fleet_of(config, data=args.data, base=base)  # every group's data checked
     display = None
-    if wants_progress(args) and (len(fleet) > 1 or waves is not None):
+    if wants_progress(args) and (len(groups) > 1 or (waves or config.waves) is not None):
         from amlretrain._fleet_progress import FleetProgress
 
-        display = FleetProgress(len(pairs))
+        display = FleetProgress(len(order))
     with _signals(config) as stop:
         try:
-            result = retrain_fleet(
-                fleet,
-                gate=config.gate,
-                ledger=config.ledger(),
-                dry_run=args.dry_run,
-                sample=config.sample,
-                concurrency=config.concurrency,
-                training_concurrency=config.training_concurrency,
-                waves=waves,
-                bake=args.bake if args.bake is not None else config.bake,
-                max_failures=budget or config.max_failures,
-                rollback_on_halt=args.rollback_on_halt,
-                rollout=rollout,
+            result = retrain_configured(
+                config,
+                data=args.data,
+                base=base,
                 resume=args.resume,
-                config_fingerprint=_fingerprint(args),
-                order=[t for t, _ in pairs],
+                rollout=rollout,
+                waves=waves,
+                bake=args.bake,
+                max_failures=budget,
+                rollback_on_halt=args.rollback_on_halt,
+                dry_run=args.dry_run,
                 progress=wants_progress(args) and display is None,
                 display=display,
                 on_step=None if wants_json(args) or display is not None else _progress,
@@ -346,14 +330,6 @@ def _rollout_of(args: argparse.Namespace, config: RetrainConfig) -> Rollout | No
         raise ConfigurationError(f"--stages: {err.message}") from None
 
 
-def _fingerprint(args: argparse.Namespace) -> str:
-    """The digest of what decides a run: the config's TOML document and a --data."""
-    from amlretrain.config import read_document
-    from amlretrain.fleet import fingerprint
-
-    return fingerprint({"config": read_document(args.config), "data": args.data})
-
-
 def _deploy(args: argparse.Namespace) -> int:
     from amlretrain.blobs import BlobRef
     from amlretrain.config import load_config
@@ -383,27 +359,12 @@ def _deploy(args: argparse.Namespace) -> int:
     return _finish(args, [result])
 
 
-def find_target(config: RetrainConfig, name: str) -> Target:
-    """The config's target called ``name`` (label, ledger key, part of either, or index)."""
-    targets = [t for t, _ in config.targets()]
-    if name.isdigit() and int(name) < len(targets):
-        return targets[int(name)]
-    exact = [t for t in targets if name in (t.label, t.key)]
-    matches = exact or [t for t in targets if name in t.label or name in t.key]
-    if len(matches) == 1:
-        return matches[0]
-    known = ", ".join(t.label for t in targets)
-    if not matches:
-        raise ConfigurationError(f"no target {name!r} in {config.source}; targets: {known}")
-    raise ConfigurationError(f"{name!r} matches several targets ({known}); be more precise")
-
-
 def _rollback(args: argparse.Namespace) -> int:
     from amlretrain.config import load_config
     from amlretrain.workflow import rollback
 
     config = load_config(args.config)
-    target = find_target(config, args.target)
+    target = _find_target(config, args.target)
     with _signals(config) as stop:
         try:
             outcome = rollback(
@@ -440,7 +401,7 @@ def _reconcile(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     targets = (
-        [find_target(config, args.target)] if args.target else [t for t, _ in config.targets()]
+        [_find_target(config, args.target)] if args.target else [t for t, _ in config.targets()]
     )
     ledger = config.ledger()
     known = {t.key for t in targets}
@@ -508,3 +469,9 @@ def _history(args: argparse.Namespace) -> int:
     data += [i.to_output() for p in opened for i in p.intents]
     emit(args, data, "\n".join(lines) or "(no entries)")
     return 0
+
+
+def _find_target(config: RetrainConfig, name: str) -> Target:
+    from amlretrain.configured import find_target
+
+    return find_target(config, name)

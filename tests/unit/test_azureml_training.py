@@ -332,3 +332,30 @@ def test_job_names_are_stable_per_run_data_and_attempt() -> None:
     assert name != job_name("run-20260101T000000000000Z-abc123", "other.csv")
     assert job_name("run-1", "new.csv", 2) == job_name("run-1", "new.csv") + "-2"
     assert ledger_status("Completed") == "Finished" and ledger_status("Canceled") == "Cancelled"
+
+
+def test_a_detached_run_submits_records_and_returns_without_waiting_or_cancelling(
+    jobs: Any, fake: Any, store: FakeStore, tmp_path: Path
+) -> None:
+    from amlretrain.training import JobDetached
+
+    records: list[tuple[str, str]] = []
+    finishes(fake, store, "job-1", "Running", "Running", "Completed", metrics={"AUC": 0.8})
+    training = training_of(jobs, store, csv(tmp_path))
+    with pytest.raises(JobDetached) as detached:
+        training.run(
+            StepRecorder(None),
+            False,
+            on_job=lambda j, s: records.append((j, s)),
+            name="job-1",
+            detach=True,
+        )
+    assert detached.value.job_id == "job-1"
+    assert records == [("", "Submitting"), ("job-1", "Submitted")]
+    assert not any(m == "POST" and path.endswith("/cancel") for m, path in fake.methods())
+    assert training.job_status("job-1") == "Running"
+    fake.jobs["job-1"]["_script"] = ["Completed"]
+    assert training.job_status("job-1") == "Finished"
+    # re-attached once it ended: evaluated, not detached again
+    job_id, _, metrics = training.run(StepRecorder(None), False, attach="job-1", detach=True)
+    assert job_id == "job-1" and metrics == {"AUC": 0.8}

@@ -1,0 +1,167 @@
+"""Runs built from a ``retrain.toml``: the one way the CLI and the Airflow operators do it.
+
+:func:`find_target` picks a config's target by name; :func:`fleet_of` groups the targets
+by the training that serves their platform and data (one job per group: a classic
+target is trained by the ``batch`` training, an Azure ML v2 one by the ``command_job``
+training); :func:`retrain_configured` runs :func:`~amlretrain.fleet.retrain_fleet` with
+the config's gate, ledger, sample, waves, budget and rollout.
+
+Example:
+    >>> config = load_config("retrain.toml")                                  # doctest: +SKIP
+    >>> result = retrain_configured(config, targets=[find_target(config, "eu")])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from amlretrain.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from amlretrain.config import RetrainConfig
+    from amlretrain.fleet import FleetGroup
+    from amlretrain.interrupt import StopSignal
+    from amlretrain.result import RetrainResult
+    from amlretrain.rollout import Rollout
+    from amlretrain.targets import Target
+    from amlretrain.waves import FailureBudget, Waves
+
+__all__ = ["config_fingerprint", "find_target", "fleet_of", "retrain_configured"]
+
+#: ``rollout=`` of :func:`retrain_configured`: the config's own ``[rollout]``.
+CONFIG_ROLLOUT: Any = object()
+
+
+def find_target(config: RetrainConfig, name: str) -> Target:
+    """The config's target called ``name``: its label, its ledger key, a unique part of
+    either, or its index in ``[[targets]]``.
+
+    Raises:
+        ConfigurationError: no target, or several, match (naming the known ones).
+    """
+    targets = [t for t, _ in config.targets()]
+    if name.isdigit() and int(name) < len(targets):
+        return targets[int(name)]
+    exact = [t for t in targets if name in (t.label, t.key)]
+    matches = exact or [t for t in targets if name in t.label or name in t.key]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(t.label for t in targets)
+    if not matches:
+        raise ConfigurationError(f"no target {name!r} in {config.source}; targets: {known}")
+    raise ConfigurationError(f"{name!r} matches several targets ({known}); be more precise")
+
+
+def fleet_of(
+    config: RetrainConfig,
+    *,
+    targets: Sequence[Target] | None = None,
+    data: str | None = None,
+    base: Path | None = None,
+) -> tuple[list[FleetGroup], list[Target]]:
+    """The groups a retrain of ``targets`` (default: every target) runs, and the
+    targets in config order (the order of the waves).
+
+    ``data`` replaces every group's training data (relative to ``base``, default the
+    config's folder). Every group's data is checked before the first group runs.
+
+    Raises:
+        ConfigurationError: a target that is not the config's, a target whose platform
+            has no training, data that names a missing file (nothing sent).
+    """
+    from amlretrain.config import training_groups
+    from amlretrain.fleet import FleetGroup
+
+    pairs = config.targets()
+    if targets is not None:
+        wanted = {t.key for t in targets}
+        unknown = wanted - {t.key for t, _ in pairs}
+        if unknown:
+            raise ConfigurationError(
+                f"not a target of {config.source}: {', '.join(sorted(unknown))}"
+            )
+        pairs = [(t, d) for t, d in pairs if t.key in wanted]
+    clients: dict[tuple[str, ...], Any] = {}
+    groups = [
+        FleetGroup(
+            training=config.trainer(g.kind, g.data, base=base, clients=clients),
+            targets=g.targets,
+            name=g.label,
+        )
+        for g in training_groups(config, pairs, data=data)
+    ]
+    return groups, [t for t, _ in pairs]
+
+
+def config_fingerprint(config: RetrainConfig, data: str | None = None) -> str:
+    """The digest of what decides a run: the config's TOML document and a ``data``
+    override (a resumed run must have the same)."""
+    from amlretrain.config import read_document
+    from amlretrain.fleet import fingerprint
+
+    return fingerprint({"config": read_document(config.source), "data": data})
+
+
+def retrain_configured(
+    config: RetrainConfig,
+    *,
+    targets: Sequence[Target] | None = None,
+    data: str | None = None,
+    base: Path | None = None,
+    run_id: str | None = None,
+    resume: str | None = None,
+    detach: bool = False,
+    rollout: Rollout | None = CONFIG_ROLLOUT,
+    waves: Waves | None = None,
+    bake: float | None = None,
+    max_failures: FailureBudget | None = None,
+    rollback_on_halt: bool = False,
+    dry_run: bool = False,
+    progress: bool = False,
+    display: Any = None,
+    on_step: Callable[[str], None] | None = None,
+    wait_lock: float = 0.0,
+    stop: StopSignal | None = None,
+) -> RetrainResult:
+    """Retrain ``targets`` (default: every target) of ``config``: its trainings, gate,
+    ledger, sample, concurrency, waves, bake, budget and ``[rollout]`` (``rollout=None``:
+    none; another :class:`~amlretrain.rollout.Rollout`: that one), recorded with the
+    config's fingerprint.
+
+    ``run_id`` and ``detach``: as :func:`~amlretrain.fleet.retrain_fleet` (a fixed run
+    id resumes its run when the ledger has it; ``detach`` raises
+    :class:`~amlretrain.errors.TrainingDetached` once the jobs are submitted).
+
+    Raises:
+        ConfigurationError, Interrupted, TrainingDetached: as
+            :func:`~amlretrain.fleet.retrain_fleet`.
+    """
+    from amlretrain.fleet import retrain_fleet
+
+    groups, order = fleet_of(config, targets=targets, data=data, base=base)
+    return retrain_fleet(
+        groups,
+        gate=config.gate,
+        ledger=config.ledger(),
+        dry_run=dry_run,
+        sample=config.sample,
+        concurrency=config.concurrency,
+        training_concurrency=config.training_concurrency,
+        waves=waves or config.waves,
+        bake=config.bake if bake is None else bake,
+        max_failures=max_failures or config.max_failures,
+        rollback_on_halt=rollback_on_halt,
+        rollout=config.rollout if rollout is CONFIG_ROLLOUT else rollout,
+        resume=resume,
+        config_fingerprint=config_fingerprint(config, data),
+        order=order,
+        progress=progress,
+        display=display,
+        on_step=on_step,
+        wait_lock=wait_lock,
+        stop=stop,
+        run_id=run_id,
+        detach=detach,
+    )
