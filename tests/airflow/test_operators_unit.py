@@ -552,3 +552,22 @@ def test_the_reconcile_operator_refuses_a_file_ledger_too(tmp_path: Path, connec
 
 def test_templated_fields() -> None:
     assert set(AmlRetrainOperator.template_fields) == {"config", "target", "targets", "data"}
+
+
+def test_the_example_dag_maps_the_configs_targets_deferrable_in_the_jobs_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runpy
+
+    from airflow.sdk import DAG
+
+    monkeypatch.setenv("AMLRETRAIN_CONFIG", _config(tmp_path))
+    example = Path(__file__).resolve().parents[2] / "docs" / "airflow" / "example_dag.py"
+    dag = runpy.run_path(str(example))["dag"]
+    assert isinstance(dag, DAG)
+    retrain = dag.task_dict["retrain"]
+    assert retrain.expand_input.value == {"target": ["0", "1"]}  # the config's two targets
+    kwargs = retrain.partial_kwargs
+    assert (kwargs["deferrable"], kwargs["pool"], kwargs["retries"]) == (True, "aml_jobs", 1)
+    assert kwargs["config"] == _config(tmp_path)
+    assert dag.task_dict["report"].trigger_rule == "all_done"
