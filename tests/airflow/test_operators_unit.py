@@ -571,3 +571,27 @@ def test_the_example_dag_maps_the_configs_targets_deferrable_in_the_jobs_pool(
     assert (kwargs["deferrable"], kwargs["pool"], kwargs["retries"]) == (True, "aml_jobs", 1)
     assert kwargs["config"] == _config(tmp_path)
     assert dag.task_dict["report"].trigger_rule == "all_done"
+
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "airflow.md"
+
+
+def test_the_guides_dag_example_runs() -> None:
+    text = GUIDE.read_text(encoding="utf-8")
+    [block] = re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "docs/airflow.md", "exec"), namespace)
+    retrain = namespace["dag"].task_dict["retrain"]
+    assert retrain.expand_input.value == {"target": ["churn/eu", "churn/us", "2"]}
+    assert retrain.partial_kwargs["deferrable"] is True
+
+
+def test_the_guides_xcom_example_has_the_members_the_operators_push() -> None:
+    from amlretrain.airflow.operators import xcom_of
+
+    text = GUIDE.read_text(encoding="utf-8")
+    [block] = re.findall(r"^```json\n(.*?)^```", text, re.S | re.M)
+    example = json.loads(block)
+    pushed = xcom_of("r", [_outcome("eu", "succeeded")])
+    assert set(example) == set(pushed)
+    assert set(example["targets"][0]) == set(pushed["targets"][0])
