@@ -75,6 +75,7 @@ def fleet_of(
     from amlretrain.fleet import FleetGroup
 
     pairs = config.targets()
+    wanted = {t.key for t, _ in pairs}
     if targets is not None:
         wanted = {t.key for t in targets}
         unknown = wanted - {t.key for t, _ in pairs}
@@ -82,17 +83,23 @@ def fleet_of(
             raise ConfigurationError(
                 f"not a target of {config.source}: {', '.join(sorted(unknown))}"
             )
-        pairs = [(t, d) for t, d in pairs if t.key in wanted]
     clients: dict[tuple[str, ...], Any] = {}
+    # training_groups() takes every target of the config (it pairs them with their
+    # tables); the chosen ones are kept afterwards, and a group left empty is dropped.
+    chosen = [
+        (g, tuple(t for t in g.targets if t.key in wanted))
+        for g in training_groups(config, pairs, data=data)
+    ]
     groups = [
         FleetGroup(
             training=config.trainer(g.kind, g.data, base=base, clients=clients),
-            targets=g.targets,
+            targets=kept,
             name=g.label,
         )
-        for g in training_groups(config, pairs, data=data)
+        for g, kept in chosen
+        if kept
     ]
-    return groups, [t for t, _ in pairs]
+    return groups, [t for t, _ in pairs if t.key in wanted]
 
 
 def config_fingerprint(config: RetrainConfig, data: str | None = None) -> str:

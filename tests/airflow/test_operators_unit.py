@@ -595,3 +595,14 @@ def test_the_guides_xcom_example_has_the_members_the_operators_push() -> None:
     pushed = xcom_of("r", [_outcome("eu", "succeeded")])
     assert set(example) == set(pushed)
     assert set(example["targets"][0]) == set(pushed["targets"][0])
+
+
+def test_one_targets_run_trains_that_target_only(tmp_path: Path) -> None:
+    # What a mapped task passes to retrain_configured: find_target's target, one of two.
+    from amlretrain.config import load_config
+    from amlretrain.configured import find_target, fleet_of
+
+    config = load_config(_config(tmp_path), environ=ENV)
+    groups, order = fleet_of(config, targets=[find_target(config, "churn/us")])
+    assert [t.label for t in order] == ["churn/us"]
+    assert [[t.label for t in g.targets] for g in groups] == [["churn/us"]]
