@@ -45,7 +45,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict amlretrain
 
 test: $(STAMP) $(AZURITE) browser lint typecheck
-	$(BIN)/pytest --record-mode=none
+	$(BIN)/pytest --record-mode=none -n 4 --dist loadscope
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -8,7 +8,10 @@ import pytest
 import requests
 
 from amlretrain.emulator import Emulator
-from tests.integration.conftest import shared_emulator
+from tests.integration.conftest import (  # the seed put back after each module, here too
+    _seed_restored_after_each_module,  # noqa: F401
+    shared_emulator,
+)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@
 
 ``shared_emulator()`` starts a seeded :class:`~amlretrain.emulator.Emulator` the first time
 it is entered and stops it when the last user leaves, so the integration and conformance
-fixtures share one instance (and one Azurite).
+fixtures share one instance (and one Azurite). Under pytest-xdist that is one per worker
+process (each on free ports, in its own temp folder): nothing here is shared between workers.
 """
 
 from __future__ import annotations
@@ -136,6 +137,12 @@ def restore_seeded_models(emu: Emulator) -> None:
 
 @pytest.fixture(scope="module", autouse=True)
 def _seed_restored_after_each_module() -> Iterator[None]:
+    """After each module, the seeded models back (see :func:`restore_seeded_models`).
+
+    Also imported by the reliability and conformance conftests: under pytest-xdist a
+    worker runs modules of every folder in any order on its one emulator, so a module of
+    any folder that retrains the seed must put it back.
+    """
     yield
     if _instance is not None:
         restore_seeded_models(_instance)

@@ -7,7 +7,10 @@ from collections.abc import Iterator
 import pytest
 
 from amlretrain.emulator import Emulator, Faults
-from tests.integration.conftest import shared_emulator
+from tests.integration.conftest import (  # the seed put back after each module, here too
+    _seed_restored_after_each_module,  # noqa: F401
+    shared_emulator,
+)
 from tests.reliability.crash import CrashRig
 from tests.reliability.matrix import Rig
 

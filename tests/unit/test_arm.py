@@ -317,8 +317,11 @@ def test_a_patch_token_resumes_the_wait_and_the_verification_on_another_client(l
     assert result is not None and result.trained_models[0].uri == NEW
     sent = [(c.request.method, c.request.headers["Authorization"]) for c in mock.calls]
     assert [m for m, _ in sent].count("PATCH") == 1  # resuming sends no second PATCH
-    # (the first poller polls once at once, azure-core's way, before its minute's pause)
-    assert ("GET", "Bearer t2") in sent and sent[-1] == ("GET", "Bearer t2")
+    # the resumed client waited and verified with its own credential: GETs only. (The first
+    # poller polls once at once, azure-core's way, in its own thread: on a busy machine that
+    # read can come after the resumed client's, so the order of the two is not asserted.)
+    assert [m for m, auth in sent if auth == "Bearer t2"].count("GET") >= 2
+    assert {m for m, auth in sent if auth == "Bearer t2"} == {"GET"}
     slow.close()
     again.close()
 
