@@ -352,6 +352,7 @@ class AmlRetrainOperator(_AmlOperator):
             config = self._config = self._load(environ)
             targets = self._resolved_targets(config)
             stop = self._stop_signal(config)
+            ended_but_detached = 0
             while True:
                 if self._killed.is_set():
                     raise self._fail(f"run {rid}: stopped by a kill before it ended")
@@ -370,6 +371,14 @@ class AmlRetrainOperator(_AmlOperator):
                     # deferring process is being reported) fails the task: check each job
                     # once, and do not defer when they all ended.
                     if self._all_ended(config):
+                        # The engine runs the whole run once its jobs ended; a job it
+                        # detaches again and again is read differently by it and by us.
+                        ended_but_detached += 1
+                        if ended_but_detached > 3:
+                            raise self._fail(
+                                f"run {rid}: its training job(s) ended but the run still "
+                                "detaches from them"
+                            ) from None
                         continue
                     if self.deferrable:
                         self.defer(trigger=self._trigger(), method_name="execute_complete")
@@ -413,7 +422,12 @@ class AmlRetrainOperator(_AmlOperator):
         return all(s in TERMINAL for s in statuses.values())
 
     def _wait_in_worker(self, config: RetrainConfig, rid: str) -> None:
-        """Wait for the jobs here (not deferrable), until they end, the timeout or a kill."""
+        """Wait for the jobs here (not deferrable), until they end, the timeout or a kill.
+
+        The run detaches even when it does not defer: a wait inside the engine would
+        cancel the job on a stop, and a kill of an attempt that will be retried must end
+        the wait and leave the job running for the retry to re-attach.
+        """
         deadline = time.monotonic() + self.timeout
         while True:
             if self._killed.wait(min(self.poll_interval, max(0.0, deadline - time.monotonic()))):
@@ -635,9 +649,9 @@ class AmlReconcileOperator(_AmlOperator):
                 )
             except AmlRetrainError as err:
                 raise self._fail(f"reconcile: {err.message}") from None
+        # Every text redacted (redact_data would blank the targets' ``key`` members).
         xcom: dict[str, Any] = _scrubbed(
-            redact_data({k: v for k, v in report.to_dict().items() if k in self.XCOM_MEMBERS}),
-            self._scrub,
+            {k: v for k, v in report.to_dict().items() if k in self.XCOM_MEMBERS}, self._scrub
         )
         for entry in report.targets:
             log.info("reconcile: %s: %s", entry.target, entry.status)

@@ -422,8 +422,13 @@ def test_a_rejection_fails_the_task_when_asked(
 
 @pytest.mark.parametrize("status", ["failed", "restored", "unknown", "halted"])
 def test_a_target_that_did_not_succeed_fails_the_task_after_the_xcom_is_pushed(
-    tmp_path: Path, connection: str, monkeypatch: pytest.MonkeyPatch, status: str
+    tmp_path: Path,
+    connection: str,
+    monkeypatch: pytest.MonkeyPatch,
+    status: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level("INFO")
     error = f"swap refused: {ENV['AMLRETRAIN_STORAGE_CONNECTION_STRING']}"
     _engine(
         monkeypatch,
@@ -436,6 +441,8 @@ def test_a_target_that_did_not_succeed_fails_the_task_after_the_xcom_is_pushed(
         _op(_config(tmp_path), connection).execute({"ti": ti})
     pushed = ti.pushed["return_value"]
     assert [t["status"] for t in pushed["targets"]] == ["succeeded", status]
+    assert "REDACTED" in pushed["targets"][1]["error"]
+    _no_secret(caplog.text)
     _no_secret(str(err.value))
     _no_secret(json.dumps(pushed))
 
