@@ -336,7 +336,14 @@ def test_azure_variables_are_set_only_inside_the_block(monkeypatch: pytest.Monke
 
 
 def test_provider_info_registers_the_connection_type() -> None:
+    import airflow
+    import jsonschema
+
     info = get_provider_info()
+    schema = Path(airflow.__file__).with_name("provider_info.schema.json")
+    jsonschema.validate(info, json.loads(schema.read_text(encoding="utf-8")))
+    # Airflow refuses a provider whose package-name is not its distribution's name
+    assert info["package-name"] == "amlretrain"
     [kind] = info["connection-types"]
     assert kind["connection-type"] == AmlRetrainHook.conn_type
     module, _, name = kind["hook-class-name"].rpartition(".")
