@@ -107,6 +107,7 @@ NAMES = (
     "rollout_alarm",
     "shadow_overhead",
     "v2_swap",
+    "airflow_deferral",
 )
 
 

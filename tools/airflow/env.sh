@@ -9,8 +9,13 @@
 #                                      file from its `pip freeze` (minus amlretrain), and
 #                                      put that venv in place
 #
+# Then the test dependencies of tests/airflow/ (tools/airflow/test-requirements.txt: pytest,
+# pytest-timeout, numpy for the emulator; exact pins) go in with the same -c, so Airflow's
+# pins hold; `pip check` runs after both.
+#
 # Stale means: the stamp .venv-airflow/.amlretrain-stamp differs from the sha256 of the
-# constraints file, the Airflow version and amlretrain's install_requires (setup.cfg).
+# constraints file, the test requirements, the Airflow version and amlretrain's
+# install_requires (setup.cfg).
 # The stamp is written last, once the venv imports airflow and amlretrain and `pip check`
 # passes, so an interrupted build is rebuilt from scratch by the next run.
 # On failure: under CI=true it exits 1; otherwise it warns and exits 0 (the Airflow tests
@@ -33,6 +38,7 @@ fail() {
 command -v "$PY" >/dev/null || fail "no $PY on PATH (set PYTHON)"
 PYV="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" || fail "$PY does not run"
 CONSTRAINTS="$HERE/constraints-$AIRFLOW_VERSION-py$PYV.txt"
+TEST_REQUIREMENTS="$HERE/test-requirements.txt"
 
 # amlretrain's runtime dependencies: the install_requires block of setup.cfg.
 install_requires() {
@@ -42,7 +48,7 @@ install_requires() {
 requires_sha() { install_requires | sha256sum | cut -d' ' -f1; }
 
 stamp() {
-  { cat "$CONSTRAINTS"; echo "apache-airflow==$AIRFLOW_VERSION"; install_requires; } | sha256sum | cut -d' ' -f1
+  { cat "$CONSTRAINTS" "$TEST_REQUIREMENTS"; echo "apache-airflow==$AIRFLOW_VERSION"; install_requires; } | sha256sum | cut -d' ' -f1
 }
 
 # build DIR [-c CONSTRAINTS]: a fresh venv in DIR (removed first) with Airflow and
@@ -61,6 +67,13 @@ if airflow.__version__ != '$AIRFLOW_VERSION':
 " || return 1
 }
 
+# test_deps DIR: the test requirements into DIR's venv, held to the constraints file.
+test_deps() {
+  "$1/bin/python" -m pip install --quiet -c "$CONSTRAINTS" -r "$TEST_REQUIREMENTS" || return 1
+  "$1/bin/python" -m pip check || return 1
+  "$1/bin/python" -c "import pytest, pytest_timeout, numpy" || return 1
+}
+
 if [ "${1:-}" = --regenerate ]; then
   build "$VENV" || { rm -rf "$VENV"; fail "apache-airflow==$AIRFLOW_VERSION with amlretrain does not resolve or install (Python $PYV): see pip's message above"; }
   {
@@ -70,6 +83,7 @@ if [ "${1:-}" = --regenerate ]; then
     echo "# install_requires sha256: $(requires_sha)"
     "$VENV/bin/python" -m pip freeze --exclude-editable | grep -viE '^(amlretrain|-e )' | LC_ALL=C sort -f
   } >"$CONSTRAINTS"
+  test_deps "$VENV" || { rm -rf "$VENV"; fail "installing ${TEST_REQUIREMENTS#"$ROOT"/} with -c ${CONSTRAINTS#"$ROOT"/} failed: see pip's message above"; }
   stamp >"$VENV/.amlretrain-stamp"
   echo "tools/airflow/env.sh: wrote ${CONSTRAINTS#"$ROOT"/} ($(grep -vc '^#' "$CONSTRAINTS") pins); $VENV ready"
   exit 0
@@ -84,4 +98,5 @@ if [ -x "$VENV/bin/airflow" ] && [ "$(cat "$VENV/.amlretrain-stamp" 2>/dev/null)
 fi
 echo "tools/airflow/env.sh: building .venv-airflow (apache-airflow==$AIRFLOW_VERSION, -c ${CONSTRAINTS#"$ROOT"/})" >&2
 build "$VENV" -c "$CONSTRAINTS" || { rm -rf "$VENV"; fail "installing apache-airflow==$AIRFLOW_VERSION and amlretrain with -c ${CONSTRAINTS#"$ROOT"/} failed: see pip's message above"; }
+test_deps "$VENV" || { rm -rf "$VENV"; fail "installing ${TEST_REQUIREMENTS#"$ROOT"/} with -c ${CONSTRAINTS#"$ROOT"/} failed: see pip's message above"; }
 stamp >"$VENV/.amlretrain-stamp"

@@ -1,0 +1,97 @@
+"""`airflow dags test` (real Airflow 3.3.2, no scheduler) of AmlRetrainOperator DAGs.
+
+Verdicts come from the emulator's own state (what each endpoint serves, the jobs it ran),
+Airflow's database (task instance states, XComs) and the task logs, never from the
+operator's report of itself alone.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from amlretrain.emulator import Emulator
+from tests.airflow.harness import (
+    AirflowHome,
+    bad_data,
+    classic_endpoints,
+    emulator_secrets,
+    endpoint_model,
+    find_leaks,
+    fleet_config,
+    job_ids,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+
+FLEET = 20
+
+
+def test_a_fleet_of_20_by_mapping_one_bad_data_file_fails_only_its_task(
+    emulator: Emulator, airflow_home: AirflowHome, tmp_path: Path
+) -> None:
+    with classic_endpoints(emulator, FLEET, prefix="fl") as names:
+        bad = names[7]
+        config = fleet_config(
+            emulator, tmp_path, [(n, bad_data(tmp_path) if n == bad else None) for n in names]
+        )
+        before = {n: endpoint_model(emulator, n) for n in names}
+        t0 = time.monotonic()
+        run_id = airflow_home.dags_test("aml_fleet", {"config": str(config), "targets": names})
+        took = time.monotonic() - t0
+        after = {n: endpoint_model(emulator, n) for n in names}
+        states = airflow_home.task_states("aml_fleet", run_id)
+        xcoms = airflow_home.xcoms("aml_fleet", run_id)
+
+        retrains = {m: s for (t, m), s in states.items() if t == "retrain"}
+        assert sorted(retrains) == list(range(FLEET)), states
+        bad_index = names.index(bad)
+        assert retrains[bad_index][0] == "failed", retrains
+        good = [i for i in range(FLEET) if i != bad_index]
+        assert all(retrains[i][0] == "success" for i in good), retrains
+        # the emulator's state: the 19 serve a new model, the bad one its old one
+        assert after[bad] == before[bad]
+        for i in good:
+            assert after[names[i]] != before[names[i]], f"{names[i]} serves a new model"
+            entry = xcoms[("retrain", i, "return_value")]
+            (target,) = entry["targets"]
+            assert target["status"] == "succeeded"
+            assert target["model"] and after[names[i]].split("/")[-1] in target["model"]
+        # the bad one's task failed with the reason: the label column is missing
+        reasons = [
+            line
+            for line in airflow_home.last_output.splitlines()
+            if "AirflowException" in line and bad in line
+        ]
+        assert reasons and all("'income'" in r and "no_label.csv" in r for r in reasons), reasons
+        bad_xcom = xcoms[("retrain", bad_index, "return_value")]
+        assert bad_xcom["targets"][0]["status"] == "failed"
+        # no secret the emulator issued, and no SAS, in any log, CLI output or XCom
+        assert find_leaks(airflow_home.text_to_scan(), emulator_secrets(emulator)) == []
+        print(f"dags test of {FLEET} mapped retrains: {took:.1f} s")
+
+
+def test_a_deferred_wait_on_a_30_s_job_runs_in_the_trigger_and_succeeds_after_it(
+    emulator: Emulator, airflow_home: AirflowHome, tmp_path: Path
+) -> None:
+    emulator.faults.add("bes.submit", "job_slow", seconds=30, count=None)
+    with classic_endpoints(emulator, 1, prefix="wt") as (name,):
+        config = fleet_config(emulator, tmp_path, [(name, None)])
+        before, jobs_before = endpoint_model(emulator, name), job_ids(emulator)
+        t0 = time.monotonic()
+        run_id = airflow_home.dags_test("aml_wait", {"config": str(config), "targets": [name]})
+        took = time.monotonic() - t0
+        assert airflow_home.task_states("aml_wait", run_id)[("retrain", 0)][0] == "success"
+        new_jobs = job_ids(emulator) - jobs_before
+        assert len(new_jobs) == 1, new_jobs
+        assert emulator.state is not None
+        with emulator.state.lock:
+            (job,) = (emulator.state.jobs[j] for j in new_jobs)
+            assert job.status == "Finished"
+        assert endpoint_model(emulator, name) != before
+        assert took >= 30, f"the task ended {took:.1f} s after it started: before its 30 s job"
+        # the wait was the trigger's (run inline by dags test), not a worker's
+        assert "[DAG TEST] running trigger in line" in airflow_home.last_output
+        assert airflow_home.task_log("aml_wait", run_id, "retrain", 0), "the trigger's log"
