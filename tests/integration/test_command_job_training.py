@@ -259,6 +259,28 @@ def test_a_mixed_config_trains_once_per_platform(
     assert v2["job_id"] == name and v2["new_model"].endswith(f"/{name}/model.json")
 
 
+def crashed_while_training(
+    emulator: Emulator,
+    config: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> str:
+    """``amlretrain retrain`` killed while its command job runs (no cancel, no record of
+    its end): the job's name."""
+    known = set(v2_jobs(emulator))
+
+    def crash(self: CommandJobTraining, name: str, stop: Any) -> Any:
+        raise SystemExit("the process died while the job ran")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(CommandJobTraining, "_wait", crash)
+        with pytest.raises(SystemExit):
+            main(["retrain", "--config", str(config)])
+    capsys.readouterr()
+    (name,) = set(v2_jobs(emulator)) - known
+    return name
+
+
 def test_a_resumed_run_re_attaches_to_its_command_job(
     emulator: Emulator,
     http: requests.Session,
@@ -273,17 +295,7 @@ def test_a_resumed_run_re_attaches_to_its_command_job(
     ledger_path = tmp_path / "ledger.jsonl"
     config.write_text(command_job(emulator) + common(ledger_path) + v2_target(emulator, ep, store))
     known = set(v2_jobs(emulator))
-    wait = CommandJobTraining._wait
-
-    def crash(self: CommandJobTraining, name: str, stop: Any) -> Any:
-        raise SystemExit("the process died while the job ran")  # no cancel, no record
-
-    monkeypatch.setattr(CommandJobTraining, "_wait", crash)
-    with pytest.raises(SystemExit):
-        main(["retrain", "--config", str(config)])
-    capsys.readouterr()
-    monkeypatch.setattr(CommandJobTraining, "_wait", wait)
-    (name,) = set(v2_jobs(emulator)) - known
+    name = crashed_while_training(emulator, config, monkeypatch, capsys)
     run = Ledger(ledger_path).history().runs()[-1]
     assert [(j.job_id, j.status) for j in run.jobs] == [(name, "Submitted")]
     puts = sum(1 for r in emulator.requests if r.method == "PUT" and r.path.endswith(name))
@@ -371,16 +383,7 @@ def test_reconcile_reads_an_open_command_job_from_its_workspace(
     config = tmp_path / "retrain.toml"
     ledger_path = tmp_path / "ledger.jsonl"
     config.write_text(command_job(emulator) + common(ledger_path) + v2_target(emulator, ep, store))
-    known = set(v2_jobs(emulator))
-
-    def crash(self: CommandJobTraining, name: str, stop: Any) -> Any:
-        raise SystemExit("the process died while the job ran")
-
-    monkeypatch.setattr(CommandJobTraining, "_wait", crash)
-    with pytest.raises(SystemExit):
-        main(["retrain", "--config", str(config)])
-    capsys.readouterr()
-    (name,) = set(v2_jobs(emulator)) - known
+    name = crashed_while_training(emulator, config, monkeypatch, capsys)
     assert [j.job_id for j in Ledger(ledger_path).open_jobs()] == [name]
     wait_for(lambda: v2_jobs(emulator)[name][0] == "Completed", timeout=20)
 
