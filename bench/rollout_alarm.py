@@ -111,11 +111,11 @@ class _Rounds:
         original = RolloutGuard._round
         timer = self
 
-        def timed(guard: Any, number: int, round_: int, promoted: Any) -> Any:
+        def timed(guard: Any, number: int, round_: int, promoted: Any, *rest: Any) -> Any:
             started = time.monotonic()
             timer.first.set()
             opened = timer.probe.connections
-            fired = original(guard, number, round_, promoted)
+            fired = original(guard, number, round_, promoted, *rest)
             with timer._lock:
                 timer.rounds.append((started, time.monotonic(), bool(fired)))
                 timer.connections.append(timer.probe.connections - opened)
