@@ -127,14 +127,25 @@ class AirflowHome:
             )
         return done
 
-    def dags_test(self, dag_id: str, conf: dict[str, Any], timeout: float = 240) -> str:
+    def dags_test(
+        self,
+        dag_id: str,
+        conf: dict[str, Any],
+        timeout: float = 240,
+        extra_env: dict[str, str] | None = None,
+    ) -> str:
         """``airflow dags test DAG_ID -c CONF``: returns its run id (the test's verdicts come
         from the emulator, the task instances and the logs, not from its exit code). The
         tasks' logs are in its output (``last_output``: `dags test` writes no task log
-        file, only the triggers')."""
-        done = self.cli(
-            "dags", "test", dag_id, "-c", json.dumps(conf), timeout=timeout, check=False
-        )
+        file, only the triggers'). ``extra_env``: variables for this run only."""
+        saved = self.env
+        self.env = {**saved, **(extra_env or {})}
+        try:
+            done = self.cli(
+                "dags", "test", dag_id, "-c", json.dumps(conf), timeout=timeout, check=False
+            )
+        finally:
+            self.env = saved
         self.last_output = done.stdout + done.stderr
         rows = self.query(
             "select run_id from dag_run where dag_id=:d order by id desc limit 1", d=dag_id
@@ -167,8 +178,11 @@ class AirflowHome:
         )
         out: dict[tuple[str, int, str], Any] = {}
         for task_id, map_index, key, value in rows:
-            text = value.decode() if isinstance(value, bytes) else value
-            out[(task_id, int(map_index), key)] = json.loads(text) if text else None
+            if isinstance(value, bytes):
+                value = value.decode()
+            if isinstance(value, str):  # JSON text; SQLite may also hand back a number
+                value = json.loads(value) if value else None
+            out[(task_id, int(map_index), key)] = value
         return out
 
     def raw_xcom_text(self) -> str:
