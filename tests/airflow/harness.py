@@ -494,3 +494,71 @@ class Stack:
             f"{dag_id}/{run_id} not finished within {timeout:.0f} s:"
             f" {self.home.task_states(dag_id, run_id)}"
         )
+
+
+def v2_config(emulator: Emulator, folder: Path, endpoint: str) -> Path:
+    """A retrain.toml with a blob ledger (its own), a command-job training on the
+    emulator's v2 workspace and the online endpoint ``endpoint`` as its one target."""
+    info = emulator.info
+    base = emulator_config(info, data=DATA / "census_new.csv", ledger=folder / "unused.jsonl")
+    storage = base[base.index("[storage]") : base.index("[[targets]]")]
+    storage = storage[: storage.index("[sample]")] if "[sample]" in storage else storage
+    ledger = f'blob = "ledgers/airflow-{uuid.uuid4().hex[:12]}/ledger.jsonl"'
+    storage = storage.replace(f"path = {json.dumps(str(folder / 'unused.jsonl'))}", ledger)
+    assert ledger in storage, "emulator_config's [ledger] line changed: adapt v2_config"
+    q = json.dumps
+    from amlretrain.storage import BlobStore
+
+    with BlobStore.from_connection_string(info.storage_connection_string) as store:
+        account_url = store.account_url
+    training = [
+        "[training]",
+        'kind = "command_job"',
+        f"subscription_id = {q(str(info.v2_subscription_id))}",
+        f"resource_group = {q(str(info.v2_resource_group))}",
+        f"workspace = {q(str(info.v2_workspace))}",
+        'command = "python train.py --data ${{inputs.data}} --model ${{outputs.model}}"',
+        'environment_id = "azureml:sklearn:1"',
+        'compute = "cpu-cluster"',
+        f"data = {q(str(DATA / 'census_new.csv'))}",
+        'inputs = { label = "income" }',
+        f"arm_base_url = {q(info.arm_base_url)}",
+        'arm_token_env = "AMLRETRAIN_ARM_TOKEN"',
+        "polling_interval = 0.5",
+        "timeout = 300",
+        "",
+    ]
+    target = [
+        "[[targets]]",
+        'kind = "online_endpoint"',
+        f"subscription_id = {q(str(info.v2_subscription_id))}",
+        f"resource_group = {q(str(info.v2_resource_group))}",
+        f"workspace = {q(str(info.v2_workspace))}",
+        f"endpoint = {q(endpoint)}",
+        f"datastore_account_url = {q(account_url)}",
+        f"arm_base_url = {q(info.arm_base_url)}",
+        'arm_token_env = "AMLRETRAIN_ARM_TOKEN"',
+        "polling_interval = 0.1",
+        "verify_timeout = 30",
+        "",
+    ]
+    path = folder / "retrain.toml"
+    path.write_text("\n".join(training) + "\n" + storage + "\n".join(target))
+    return path
+
+
+def v2_state(emulator: Emulator, endpoint: str) -> tuple[dict[str, int], dict[str, str]]:
+    """An online endpoint's live traffic and each deployment's model, from the emulator."""
+    assert emulator.state is not None
+    with emulator.state.lock:
+        ep = emulator.state.v2.endpoint_named(endpoint)
+        assert ep is not None
+        models = {n: str(d.resource["properties"]["model"]) for n, d in ep.deployments.items()}
+        return {k: v for k, v in ep.traffic.items() if v}, models
+
+
+def v2_jobs(emulator: Emulator) -> dict[str, str]:
+    """Every command job the emulator holds: name -> status."""
+    assert emulator.state is not None
+    with emulator.state.lock:
+        return {j.name: str(j.status) for j in emulator.state.v2.jobs.values()}

@@ -22,6 +22,9 @@ from tests.airflow.harness import (
     find_leaks,
     fleet_config,
     job_ids,
+    v2_config,
+    v2_jobs,
+    v2_state,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
@@ -85,21 +88,33 @@ def test_the_example_dag_on_a_fleet_of_20_one_bad_data_file_fails_only_its_task(
 def test_a_deferred_wait_on_a_30_s_job_runs_in_the_trigger_and_succeeds_after_it(
     emulator: Emulator, airflow_home: AirflowHome, tmp_path: Path
 ) -> None:
-    emulator.faults.add("bes.submit", "job_slow", seconds=30, count=None)
-    with classic_endpoints(emulator, 1, prefix="wt") as (name,):
-        config = fleet_config(emulator, tmp_path, [(name, None)])
-        before, jobs_before = endpoint_model(emulator, name), job_ids(emulator)
-        t0 = time.monotonic()
-        run_id = airflow_home.dags_test("aml_wait", {"config": str(config), "targets": [name]})
-        took = time.monotonic() - t0
-        assert airflow_home.task_states("aml_wait", run_id)[("retrain", 0)][0] == "success"
-        new_jobs = job_ids(emulator) - jobs_before
-        assert len(new_jobs) == 1, new_jobs
-        assert emulator.state is not None
-        with emulator.state.lock:
-            (job,) = (emulator.state.jobs[j] for j in new_jobs)
-            assert job.status == "Finished"
-        assert endpoint_model(emulator, name) != before
-        assert took >= 30, f"the task ended {took:.1f} s after it started: before its 30 s job"
-        # the wait was the trigger's (run inline by dags test), not a worker's
-        assert "[DAG TEST] running trigger in line" in airflow_home.last_output
+    """On an Azure ML v2 target (a command job, a blue/green swap): the classic targets
+    are the fleet's and the stack's; the operator treats both alike."""
+    import requests
+
+    from amlretrain.azureml.targets import version_name
+    from tests.integration.v2support import make_endpoint
+
+    with requests.Session() as http:
+        endpoint = make_endpoint(http, emulator, traffic={"blue": 100})
+    emulator.faults.add("v2.job.put", "job_slow", seconds=30, count=1)
+    config = v2_config(emulator, tmp_path, endpoint)
+    jobs_before = set(v2_jobs(emulator))
+    t0 = time.monotonic()
+    run_id = airflow_home.dags_test("aml_wait", {"config": str(config), "targets": [endpoint]})
+    took = time.monotonic() - t0
+    assert airflow_home.task_states("aml_wait", run_id)[("retrain", 0)][0] == "success"
+    jobs = v2_jobs(emulator)
+    new_jobs = set(jobs) - jobs_before
+    assert len(new_jobs) == 1 and jobs[new_jobs.pop()] == "Completed", jobs
+    (target,) = airflow_home.xcoms("aml_wait", run_id)[("retrain", 0, "return_value")]["targets"]
+    assert target["status"] == "succeeded" and target["key"].startswith("azureml:")
+    assert "?" not in target["model"]  # no SAS in XCom
+    traffic, models = v2_state(emulator, endpoint)
+    assert traffic == {"green": 100}  # blue retired after the swap
+    assert set(models) == {"green"}
+    assert models["green"].endswith("/versions/" + version_name(target["model"]))
+    assert took >= 30, f"the task ended {took:.1f} s after it started: before its 30 s job"
+    # the wait was the trigger's (run inline by dags test), not a worker's
+    assert "[DAG TEST] running trigger in line" in airflow_home.last_output
+    assert not find_leaks(airflow_home.text_to_scan(), emulator_secrets(emulator))
