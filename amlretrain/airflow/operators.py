@@ -31,13 +31,14 @@ The XCom (the return value) is small and holds no secret: ``{"run_id", "targets"
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator, Context, conf
@@ -231,6 +232,31 @@ class _AmlOperator(BaseOperator):
             f"{what}: stopped by a kill (signal {err.signum}); what each target "
             "serves is recorded in the ledger"
         )
+
+    @contextlib.contextmanager
+    def _configured(self, context: Context, what: str) -> Iterator[RetrainConfig]:
+        """The config, read with the connection's secrets (the Azure ones in the
+        environment meanwhile); an interrupt or an amlretrain error in the block fails
+        the task naming ``what`` (redacted)."""
+        self._ti = context["ti"]
+        environ = self._environ()
+        with azure_environ(environ):
+            config = self._load(environ)
+            try:
+                yield config
+            except Interrupted as err:
+                raise self._interrupted(context, err, what) from None
+            except AmlRetrainError as err:
+                raise self._fail(f"{what}: {err.message}") from None
+
+    @staticmethod
+    def _chosen(config: RetrainConfig, names: Sequence[str] | None) -> list[Target]:
+        """The config's targets of ``names`` (None: every target)."""
+        from amlretrain.configured import find_target
+
+        if names is None:
+            return [t for t, _ in config.targets()]
+        return [find_target(config, n) for n in names]
 
     # -- kills ------------------------------------------------------------------------------
 
@@ -502,37 +528,23 @@ class AmlDeployOperator(_AmlOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Deploy ``model``; push the XCom; fail when a target did not succeed."""
         from amlretrain.blobs import BlobRef
-        from amlretrain.configured import find_target
         from amlretrain.workflow import deploy
 
-        self._ti = context["ti"]
-        environ = self._environ()
-        with azure_environ(environ):
-            config = self._load(environ)
-            try:
-                names = [self.target] if self.target is not None else self.targets
-                chosen = (
-                    [t for t, _ in config.targets()]
-                    if names is None
-                    else [find_target(config, n) for n in names]
-                )
-                result = deploy(
-                    BlobRef.from_url(self.model),
-                    chosen,
-                    gate=None,
-                    ledger=config.ledger(),
-                    sample=config.sample,
-                    concurrency=config.concurrency,
-                    store=config.store(),
-                    sas_lifetime=config.model_sas_lifetime,
-                    interrupt_grace=config.interrupt_grace,
-                    stop=self._stop_signal(config),
-                    rollout=config.rollout if self.rollout else None,
-                )
-            except Interrupted as err:
-                raise self._interrupted(context, err, "deploy") from None
-            except AmlRetrainError as err:
-                raise self._fail(f"deploy {strip_sas(self.model)}: {err.message}") from None
+        with self._configured(context, f"deploy {strip_sas(self.model)}") as config:
+            names = [self.target] if self.target is not None else self.targets
+            result = deploy(
+                BlobRef.from_url(self.model),
+                self._chosen(config, names),
+                gate=None,
+                ledger=config.ledger(),
+                sample=config.sample,
+                concurrency=config.concurrency,
+                store=config.store(),
+                sas_lifetime=config.model_sas_lifetime,
+                interrupt_grace=config.interrupt_grace,
+                stop=self._stop_signal(config),
+                rollout=config.rollout if self.rollout else None,
+            )
         xcom = xcom_of(result.run_id, result.targets, result.halt_reason, scrub=self._scrub)
         return self._finish(context, xcom, self._failing(result.targets), "deploy")
 
@@ -565,28 +577,20 @@ class AmlRollbackOperator(_AmlOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Roll back; push the XCom; fail when the target did not succeed."""
-        from amlretrain.configured import find_target
         from amlretrain.workflow import rollback
 
-        self._ti = context["ti"]
-        environ = self._environ()
-        with azure_environ(environ):
-            config = self._load(environ)
-            try:
-                outcome = rollback(
-                    find_target(config, self.target),
-                    ledger=config.ledger(),
-                    store=config.store(),
-                    to=self.to,
-                    sample=config.sample,
-                    sas_lifetime=config.model_sas_lifetime,
-                    interrupt_grace=config.interrupt_grace,
-                    stop=self._stop_signal(config),
-                )
-            except Interrupted as err:
-                raise self._interrupted(context, err, "rollback") from None
-            except AmlRetrainError as err:
-                raise self._fail(f"rollback {self.target}: {err.message}") from None
+        with self._configured(context, f"rollback {self.target}") as config:
+            (target,) = self._chosen(config, [self.target])
+            outcome = rollback(
+                target,
+                ledger=config.ledger(),
+                store=config.store(),
+                to=self.to,
+                sample=config.sample,
+                sas_lifetime=config.model_sas_lifetime,
+                interrupt_grace=config.interrupt_grace,
+                stop=self._stop_signal(config),
+            )
         return self._finish(
             context,
             xcom_of(None, [outcome], scrub=self._scrub),
@@ -624,31 +628,19 @@ class AmlReconcileOperator(_AmlOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Reconcile; return the report; fail when a target is still open."""
-        from amlretrain.configured import find_target
         from amlretrain.reconciliation import reconcile
         from amlretrain.records import new_run_id
 
-        self._ti = context["ti"]
-        environ = self._environ()
-        with azure_environ(environ):
-            config = self._load(environ)
-            try:
-                targets = (
-                    [find_target(config, self.target)]
-                    if self.target
-                    else [t for t, _ in config.targets()]
-                )
-                report = reconcile(
-                    targets,
-                    ledger=config.ledger(),
-                    # As `amlretrain reconcile`: open jobs are read from the training that
-                    # ran them.
-                    batch=config.batch() if config.has_batch_training else None,
-                    command_jobs=[config.command_jobs()] if config.has_command_job_training else [],
-                    run_id=new_run_id(),
-                )
-            except AmlRetrainError as err:
-                raise self._fail(f"reconcile: {err.message}") from None
+        with self._configured(context, "reconcile") as config:
+            report = reconcile(
+                self._chosen(config, [self.target] if self.target else None),
+                ledger=config.ledger(),
+                # As `amlretrain reconcile`: open jobs are read from the training that
+                # ran them.
+                batch=config.batch() if config.has_batch_training else None,
+                command_jobs=[config.command_jobs()] if config.has_command_job_training else [],
+                run_id=new_run_id(),
+            )
         # Every text redacted (redact_data would blank the targets' ``key`` members).
         xcom: dict[str, Any] = _scrubbed(
             {k: v for k, v in report.to_dict().items() if k in self.XCOM_MEMBERS}, self._scrub
