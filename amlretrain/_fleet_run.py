@@ -144,9 +144,6 @@ class FleetRun:
         self.guard = guard
         #: Submit the training jobs and raise TrainingDetached instead of waiting.
         self.detach = detach
-        #: The wave being deployed and the run's bake (a v2 swap's traffic steps bake).
-        self.wave_number = 1
-        self.bake_seconds = 0.0
         self.done = prior.final() if prior is not None else {}
         # Training is stopped by the run's stop request, and by a halt.
         self.training_stop = stop.child()
@@ -188,9 +185,10 @@ class FleetRun:
                 if self.guard is not None and not self.dry_run:
                     self._precheck(wave, trained, steps)
                 name = "deploy" if len(waves) == 1 else f"deploy wave {number}"
-                self.wave_number, self.bake_seconds = number, bake
                 with steps.step(name) as info:
-                    wave_outcomes = self._deploy_wave(wave, trained, budget, len(targets))
+                    wave_outcomes = self._deploy_wave(
+                        wave, trained, budget, len(targets), number=number, bake=bake
+                    )
                     shown = list(wave_outcomes.values())
                     info["_text"] = ", ".join(f"{o.target}: {o.status}" for o in shown[:20]) + (
                         f" (and {len(shown) - 20} more)" if len(shown) > 20 else ""
@@ -381,7 +379,13 @@ class FleetRun:
         trained: Mapping[str, Future[_Trained]],
         budget: FailureBudget | None,
         total: int,
+        *,
+        number: int,
+        bake: float,
     ) -> dict[str, TargetOutcome]:
+        """Deploy wave ``number`` (``bake``: the run's, which a v2 swap's traffic steps
+        bake for under a rollout)."""
+
         def work(pair: tuple[Target, Group]) -> TargetOutcome:
             target, group = pair
             if target.key in self.done:
@@ -389,7 +393,7 @@ class FleetRun:
             result = _finished(trained[group.label])
             if self.halted.is_set():
                 return self._halted(target, group)
-            outcome = self._deploy(target, group, result)
+            outcome = self._deploy(target, group, result, number, bake)
             with self._lock:
                 if outcome.status in FAILURES:
                     self.failures += 1
@@ -415,7 +419,9 @@ class FleetRun:
                 results = [_finished(f) for f in [pool.submit(work, pair) for pair in wave]]
         return {o.key: o for o in results}
 
-    def _deploy(self, target: Target, group: Group, trained: _Trained) -> TargetOutcome:
+    def _deploy(
+        self, target: Target, group: Group, trained: _Trained, wave: int, bake: float
+    ) -> TargetOutcome:
         state = self.states[target.key]
         if trained.error is not None or trained.model is None:
             return self._untrained(target, group, trained, state)
@@ -438,9 +444,7 @@ class FleetRun:
             slots=self.slots,
         )
         if self.guard is not None and not self.dry_run:
-            target = self.guard.staged(
-                target, group.label, trained.model, self.wave_number, self.bake_seconds
-            )
+            target = self.guard.staged(target, group.label, trained.model, wave, bake)
         outcome = deploy_one(target, trained.model, state, run)
         return attrs.evolve(
             outcome, data=group.label, job_id=trained.job_id, metrics=dict(trained.metrics)

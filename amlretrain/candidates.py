@@ -509,8 +509,7 @@ def _create_azureml(
 ) -> Candidate:
     """The standby deployment made to serve ``model`` at 0% (T9 steps 4-5)."""
     known = incumbent.check()  # refuses what cannot be swapped, before any record
-    live = known.resource or ""
-    standby = incumbent._standby(live)
+    standby = incumbent.standby_name(known)
     where = {"endpoint_id": incumbent.endpoint_id, "deployment": standby}
     _started(ledger, run_id, incumbent, model, AZUREML_DEPLOYMENT, where)
     try:
@@ -543,23 +542,8 @@ def _create_azureml(
 
 
 def _delete_standby(target: OnlineEndpointTarget, name: str) -> str:
-    """Delete deployment ``name`` unless it is gone already or has live traffic."""
-    doc = target.endpoints.get_endpoint(target.endpoint)
-    if any(k.lower() == name.lower() and v for k, v in doc.traffic.items()):
-        raise ConflictError(
-            f"deployment {name} of {target.label} has live traffic: not deleting it",
-            code="DeploymentHasTraffic",
-        )
-    if any(k.lower() == name.lower() and v for k, v in doc.mirror_traffic.items()):
-        target.set_mirror(None)  # a mirror must end before the deployment can go (T7)
-    try:
-        target.endpoints.get_deployment(target.endpoint, name)
-    except NotFoundError:
-        return ALREADY_GONE
-    poller = target.endpoints.begin_delete_deployment(target.endpoint, name)
-    target._await(poller, f"the DELETE of deployment {name} of {target.label}", None)
-    poller.result()
-    return DELETED
+    """Delete deployment ``name`` (not one with live traffic); what was found."""
+    return DELETED if target.delete_deployment(name) else ALREADY_GONE
 
 
 def _endpoint_settings(endpoint: Any) -> tuple[str, int | None, bool]:

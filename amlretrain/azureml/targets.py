@@ -862,17 +862,48 @@ class OnlineEndpointTarget:
         other = self.previous_deployment(state)
         if other is None or not other.name:
             return None
-        poller = self.endpoints.begin_delete_deployment(self.endpoint, other.name)
-        self._await(poller, f"the DELETE of deployment {other.name} of {self.label}", None)
-        poller.result()
-        if self._read().deployment(other.name) is not None:
-            raise VerificationFailed(
-                f"deployment {other.name} of {self.label} was deleted, but a fresh read still "
-                "lists it",
-                expected="no deployment " + other.name,
-                actual="deployment " + other.name,
-            )
+        self.delete_deployment(other.name)
         return other
+
+    def standby_name(self, state: TargetState) -> str:
+        """The deployment a swap from ``state`` would give the traffic (the other of
+        ``deployment_names`` than the live one)."""
+        return self._standby(state.resource)
+
+    def delete_deployment(self, name: str) -> bool:
+        """Delete deployment ``name`` unless it has live traffic (its mirror, if any, is
+        ended first: T7), verified gone by a fresh read.
+
+        Returns:
+            False when it was gone already, True when it was deleted.
+
+        Raises:
+            ConflictError: it has live traffic (nothing sent).
+            ServiceError, OperationStillRunning, VerificationFailed: the delete failed,
+                did not finish, or a fresh read still lists it.
+        """
+        ep = self.endpoints.get_endpoint(self.endpoint)
+        if positive(ep.traffic).get(name.lower()):
+            raise ConflictError(
+                f"deployment {name} of {self.label} has live traffic: not deleting it",
+                code="DeploymentHasTraffic",
+            )
+        if positive(ep.mirror_traffic).get(name.lower()):
+            self.set_mirror(None)
+        try:
+            self.endpoints.get_deployment(self.endpoint, name)
+        except NotFoundError:
+            return False
+        poller = self.endpoints.begin_delete_deployment(self.endpoint, name)
+        self._await(poller, f"the DELETE of deployment {name} of {self.label}", None)
+        poller.result()
+        if self._read().deployment(name) is not None:
+            raise VerificationFailed(
+                f"deployment {name} of {self.label} was deleted, but a fresh read still lists it",
+                expected="no deployment " + name,
+                actual="deployment " + name,
+            )
+        return True
 
     def _smoke(self, doc: OnlineEndpointRead, live_name: str, standby: str) -> None:
         """Score the target's sample on the standby (header); raise when it fails."""
