@@ -86,7 +86,8 @@ class ArmApi:
 
     Args:
         state: the shared state.
-        faults: the fault rules (``lro_fail``, ``lro_hang`` and ``stale`` are consumed here).
+        faults: the fault rules (``lro_fail``, ``lro_hang``, ``lro_slow`` and ``stale`` are
+            consumed here).
         arm_token: the only bearer token accepted.
         require_create_secrets: refuse a PUT creating a service without the storage
             account key and the commitment plan id (see the module docstring).
@@ -169,14 +170,18 @@ class ArmApi:
             headers["Location"] = f"{base}/operationresults/{op.id}{query}"
         return headers
 
-    def _lro_fault(self, req: Request) -> tuple[str | None, bool]:
-        """``(fail message, hang)`` for the operation this request starts (faults taken)."""
+    def _lro_fault(self, req: Request) -> tuple[str | None, bool, float | None]:
+        """``(fail message, hang, delay)`` for the operation this request starts (faults
+        taken; ``delay`` None = the state's ``lro_delay``, else an ``lro_slow``'s)."""
+        slow = self.faults.take_one([req.route], "lro_slow")
+        delay = slow.seconds if slow is not None else None
         if self.faults.take_one([req.route], "lro_hang") is not None:
-            return None, True
+            return None, True, delay
         fault = self.faults.take_one([req.route], "lro_fail")
         if fault is None:
-            return None, False
-        return fault.message or "The long-running operation failed (injected fault).", False
+            return None, False, delay
+        message = fault.message or "The long-running operation failed (injected fault)."
+        return message, False, delay
 
     def _hold_stale(
         self, req: Request, key: tuple[str, str, str], before: dict[str, Any] | None
@@ -368,14 +373,14 @@ class ArmApi:
                 return arm_error(
                     400, "LocationRequired", "The location property is required for this resource."
                 )
-            fail, hang = self._lro_fault(req)
+            fail, hang, delay = self._lro_fault(req)
             resource, service_id = self._new_resource(
                 req.base_url, (sub, rg, name), body, existing, str(location)
             )
             if existing is None:
                 self._hold_stale(req, self._key(req), None)
                 return self._create(
-                    req, version, resource, service_id, (sub, rg, name), (fail, hang)
+                    req, version, resource, service_id, (sub, rg, name), (fail, hang, delay)
                 )
             self.state.finish_pending(existing)
             self._hold_stale(req, existing.key, existing.resource)
@@ -400,6 +405,7 @@ class ArmApi:
                 fail_message=fail,
                 resource_key=existing.key,
                 hang=hang,
+                delay=delay,
             )
             view = write_view(resource, put=True, payloads_member=version != "2016-05-01-preview")
             return json_response(200, view, self._lro_headers(req, op))
@@ -455,10 +461,10 @@ class ArmApi:
         resource: dict[str, Any],
         service_id: str,
         where: tuple[str, str, str],
-        lro: tuple[str | None, bool],
+        lro: tuple[str | None, bool, float | None],
     ) -> Response:
         sub, rg, name = where
-        fail, hang = lro
+        fail, hang, delay = lro
         svc = ArmService(
             subscription_id=sub,
             resource_group=rg,
@@ -486,6 +492,7 @@ class ArmApi:
             fail_message=fail,
             resource_key=svc.key,
             hang=hang,
+            delay=delay,
         )
         view = write_view(resource, put=True, payloads_member=version != "2016-05-01-preview")
         log.info("ARM web service %s/%s created", rg, name)
@@ -504,7 +511,7 @@ class ArmApi:
                 return self._not_found(req)
             self._refuse_read_only(svc)
             self.state.finish_pending(svc)
-            fail, hang = self._lro_fault(req)
+            fail, hang, delay = self._lro_fault(req)
             self._hold_stale(req, svc.key, svc.resource)
             merged = copy.deepcopy(svc.resource)
             patch = {
@@ -537,6 +544,7 @@ class ArmApi:
                 fail_message=fail,
                 resource_key=svc.key,
                 hang=hang,
+                delay=delay,
             )
             view = write_view(merged, put=False)
             return json_response(200, view, self._lro_headers(req, op))
@@ -552,7 +560,7 @@ class ArmApi:
             svc = self._find(req)
             if svc is None:
                 return Response(status=204)
-            fail, hang = self._lro_fault(req)
+            fail, hang, delay = self._lro_fault(req)
             self.state.finish_pending(svc)
             target = svc
 
@@ -568,6 +576,7 @@ class ArmApi:
                 fail_message=fail,
                 resource_key=svc.key,
                 hang=hang,
+                delay=delay,
             )
             return Response(status=202, headers=self._lro_headers(req, op, location=True))
 
@@ -594,7 +603,7 @@ class ArmApi:
             svc = self._find(req)
             if svc is None:
                 return self._not_found(req)
-            fail, hang = self._lro_fault(req)
+            fail, hang, delay = self._lro_fault(req)
             target = svc
 
             def apply() -> None:
@@ -607,6 +616,7 @@ class ArmApi:
                 on_success=apply,
                 fail_message=fail,
                 hang=hang,
+                delay=delay,
             )
             body = {
                 "id": svc.name,

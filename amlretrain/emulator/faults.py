@@ -40,6 +40,16 @@ Kinds consumed by a handler when it starts a change:
   A later PUT, PATCH or DELETE of the same resource supersedes it: the hung operation
   ends ``Canceled`` (with an ``OperationCanceled`` error), the resource gets back its
   previous provisioningState and the new write proceeds normally;
+* ``lro_slow``: the next long-running operation started on a matching route takes
+  ``seconds`` (> 0, required) to finish instead of the emulator's ``lro_delay``: ARM
+  (``arm.put``, ``arm.patch``, ``arm.delete``, ``arm.regional``) and Azure ML v2 (the
+  ``v2.*`` writes below, ``v2.job.cancel``, ``v2.job.delete``) alike. Meanwhile the
+  resource shows what it shows during any operation (``Provisioning`` on ARM;
+  ``Creating``, ``Updating``, ``Scaling`` or ``Deleting`` on v2) and the operation reads
+  ``Provisioning`` / ``InProgress``. It composes with the failure kinds (``lro_fail``,
+  ``v2_lro_fail``, ``v2_canceled`` ...): the operation then ends so after ``seconds``;
+  with ``lro_hang`` it still never completes. A later write of the same ARM web service
+  completes it at once, as it does any running operation (on v2 such a write is a 409);
 * ``stale``: stale reads (the real classic service takes about 30 s to serve a patched
   model, API-NOTES 3.2). For ``seconds`` after a write on a matching route (``arm.put``,
   ``arm.patch``, ``classic.patch_endpoint``), reads of *that* resource (``arm.get`` and
@@ -91,6 +101,10 @@ Kinds of the Azure ML v2 service (V2-NOTES 8; routes ``v2.*``, see
 * ``v2_reported_failed`` (F12): the operation document ends ``Failed`` while the change is
   applied and the resource reads ``Succeeded`` (a GUESS of V2-NOTES).
 
+``lro_slow`` (above) stretches the operations of these routes too: a deployment PUT
+(``v2.deployment.put``) stays ``Creating``/``Updating``, a traffic change (an endpoint PUT,
+``v2.endpoint.put``) keeps the endpoint ``Updating`` for ``seconds``.
+
 F1 (a PUT without ``traffic`` sets every deployment to 0%) and F10 (a PUT without
 ``mirrorTraffic`` turns mirroring off) are how the service always behaves, not faults. F11
 (scoring 408, 424 with ``ms-azureml-model-error-*`` headers, 429) is a ``status`` rule on
@@ -106,6 +120,7 @@ Example::
     emu.faults.add(route="bes.*", kind="train_behaviour", error_rate=0.3, score_shift=0.2)
     emu.faults.add(route="arm.patch", kind="kill", pid=client.pid, when="after")
     emu.faults.add(route="arm.get", kind="drop", skip=3)   # the 4th GET of the web service
+    emu.faults.add(route="v2.deployment.put", kind="lro_slow", seconds=90)
 
 A config file (JSON or TOML) holds a list of rules under ``faults``::
 
@@ -149,6 +164,7 @@ KINDS = (
     "kill",
     "lro_fail",
     "lro_hang",
+    "lro_slow",
     "stale",
     "job_fail",
     "job_slow",
@@ -171,6 +187,8 @@ V2_LRO_ROUTES = (
     *("v2.endpoint.put", "v2.endpoint.patch", "v2.endpoint.delete", "v2.endpoint.regeneratekeys"),
     *("v2.deployment.put", "v2.deployment.patch", "v2.deployment.delete"),
 )
+#: Every route that starts a long-running operation (where ``lro_slow`` is consumed).
+SLOW_ROUTES = (*LRO_ROUTES, *V2_LRO_ROUTES, "v2.job.cancel", "v2.job.delete")
 #: The v2 faults consumed where a write starts, and the routes each may name.
 V2_ROUTES = {
     "v2_stale_traffic": ("v2.endpoint.put",),
@@ -225,8 +243,8 @@ class Fault:
             (default 500).
         retry_after: seconds for the ``Retry-After`` header (429 and 503 faults; 429
             defaults to 1).
-        seconds: added latency (``latency``), job duration (``job_slow``) or how long reads
-            stay stale (``stale``, > 0).
+        seconds: added latency (``latency``), job duration (``job_slow``), operation
+            duration (``lro_slow``, > 0) or how long reads stay stale (``stale``, > 0).
         message: error text for ``status``, ``apply_status``, ``lro_fail`` and ``job_fail``.
         pid: the process a ``kill`` fault signals (required there, refused elsewhere).
         signal: the signal of a ``kill`` fault, a number or a name (default ``SIGKILL``);
@@ -286,6 +304,12 @@ class Fault:
             self._check_route(STALE_ROUTES)
         if self.kind == "lro_hang":
             self._check_route(LRO_ROUTES)
+        if self.kind == "lro_slow":
+            if self.seconds <= 0:
+                raise ValueError(
+                    "an lro_slow fault needs seconds > 0 (how long the operation runs)"
+                )
+            self._check_route(SLOW_ROUTES)
         if self.kind in V2_ROUTES:
             self._check_route(V2_ROUTES[self.kind])
             if self.kind == "v2_stale_traffic" and self.seconds <= 0:
@@ -465,8 +489,9 @@ class Faults:
             status: HTTP status of a ``status`` (default 503) or ``apply_status`` (default
                 500) fault.
             retry_after: ``Retry-After`` seconds (429 defaults to 1).
-            seconds: latency to add, the duration of a ``job_slow`` job, or how long reads
-                stay stale after a write (``stale``).
+            seconds: latency to add, the duration of a ``job_slow`` job or of an
+                ``lro_slow`` operation, or how long reads stay stale after a write
+                (``stale``).
             message: error text for the injected failure.
             pid: the client process a ``kill`` fault signals (required there).
             signal: the signal of a ``kill`` fault: a number or a name (default SIGKILL).

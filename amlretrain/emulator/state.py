@@ -439,13 +439,16 @@ class State:
         hang: bool = False,
         fail_status: str = "Failed",
         fail_code: str = "InternalServerError",
+        delay: float | None = None,
     ) -> Operation:
-        """Register a new operation that completes after ``lro_delay`` seconds.
+        """Register a new operation that completes after ``delay`` seconds.
 
+        ``delay`` None means :attr:`lro_delay` (an ``lro_slow`` fault gives its own).
         With ``hang=True`` it never completes (until :meth:`finish_pending` cancels it).
         With ``fail_message`` it ends ``fail_status`` (``Failed`` or ``Canceled``) with
         the error ``fail_code`` and runs ``on_failure``.
         """
+        seconds = self.lro_delay if delay is None else delay
         started = time.monotonic()
         op = Operation(
             id=str(uuid.uuid4()),
@@ -453,7 +456,7 @@ class State:
             region=normalize_region(region) or "southcentralus",
             api_version=api_version,
             started=started,
-            due=started + self.lro_delay,
+            due=started + seconds,
             start_time=now_iso(),
             fail_message=fail_message,
             fail_status=fail_status,
@@ -467,7 +470,7 @@ class State:
             self.operations[op.id] = op
             if resource_key and resource_key in self.arm:
                 self.arm[resource_key].pending = op.id
-            if self.lro_delay <= 0 and not hang:
+            if seconds <= 0 and not hang:
                 self._finish(op)
         return op
 

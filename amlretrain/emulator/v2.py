@@ -276,6 +276,7 @@ class V2Api(DeploymentsMixin):
             on_success=apply,
             on_failure=failure[3] if failure and len(failure) > 3 else restore,
             failure=failure[:3] if failure else None,
+            delay=self.lro_slow(req),
         )
         headers = self.async_headers(req, op, location=False, status=True)
         note_operation(resource, target.resource, headers["Azure-AsyncOperation"])

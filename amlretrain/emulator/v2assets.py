@@ -285,7 +285,7 @@ class V2AssetsApi(V2Base):
                 target.resource["properties"]["status"] = "Canceled"
                 target.history.append("Canceled")
 
-            op = self.start(ws, on_success=apply)
+            op = self.start(ws, on_success=apply, delay=self.lro_slow(req))
             return Response(
                 status=202, headers=self.async_headers(req, op, location=True, status=False)
             )
@@ -303,7 +303,7 @@ class V2AssetsApi(V2Base):
             def apply() -> None:
                 self.v2.jobs.pop((*ws.key, target.name.lower()), None)
 
-            op = self.start(ws, on_success=apply)
+            op = self.start(ws, on_success=apply, delay=self.lro_slow(req))
             return Response(
                 status=202, headers=self.async_headers(req, op, location=True, status=False)
             )

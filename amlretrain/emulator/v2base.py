@@ -191,10 +191,12 @@ class V2Base:
         on_failure: Callable[[], None] | None = None,
         failure: tuple[str, str, str] | None = None,
         result: Callable[[], Response] | None = None,
+        delay: float | None = None,
     ) -> Operation:
         """Start an operation; ``failure`` = (status, code, message) makes it end so.
 
-        ``result`` is what its ``Location`` answers once it succeeded (default 200, no body).
+        ``result`` is what its ``Location`` answers once it succeeded (default 200, no body);
+        ``delay`` how long it runs (None: the state's ``lro_delay``; see :meth:`lro_slow`).
         """
         status, code, message = failure if failure else ("Failed", "InternalServerError", None)
         op = self.state.start_operation(
@@ -206,6 +208,7 @@ class V2Base:
             fail_message=message,
             fail_status=status,
             fail_code=code,
+            delay=delay,
         )
         self.v2.results[op.id] = result or (lambda: Response(status=200))
         return op
@@ -228,6 +231,7 @@ class V2Base:
             on_failure=failure[3] if failure and len(failure) > 3 else restore,
             failure=failure[:3] if failure else None,
             result=result,
+            delay=self.lro_slow(req),
         )
 
     def accepted(
@@ -265,6 +269,12 @@ class V2Base:
         if (f := self.faults.take_one(route, "v2_reported_failed")) is not None:
             return ("Failed", "InternalServerError", f.message or _REPORTED, apply)
         return None
+
+    def lro_slow(self, req: Request) -> float | None:
+        """How long the operation this write starts runs, when an ``lro_slow`` fault says
+        so (the fault taken), else None (the state's ``lro_delay``)."""
+        fault = self.faults.take_one([req.route], "lro_slow")
+        return fault.seconds if fault is not None else None
 
     @staticmethod
     def async_headers(

@@ -192,7 +192,11 @@ class DeploymentsMixin(V2Base):
         elif failure is not None and failure[0] == "Canceled" and not created:
             on_failure = restore
         op = self.start(
-            ws, on_success=apply, on_failure=on_failure, failure=failure[:3] if failure else None
+            ws,
+            on_success=apply,
+            on_failure=on_failure,
+            failure=failure[:3] if failure else None,
+            delay=self.lro_slow(req),
         )
         headers = self.async_headers(req, op, location=False, status=True)
         note_operation(resource, target.resource, headers["Azure-AsyncOperation"])

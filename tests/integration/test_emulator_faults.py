@@ -27,6 +27,7 @@ from amlretrain.emulator import Emulator, Faults
 from amlretrain.emulator._run import run
 from amlretrain.emulator._storage import parse_connection_string
 from amlretrain.emulator.azurite import Azurite
+from amlretrain.emulator.state import Operation
 from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -438,6 +439,94 @@ def test_a_hung_arm_operation_never_completes_until_a_later_patch_supersedes_it(
     truth = arm_truth(emulator, arm_service)
     assert served_model(truth) == NEW_MODEL
     assert truth["properties"]["provisioningState"] == "Succeeded"
+
+
+class Poll(NamedTuple):
+    sent: float  # monotonic, as the request left
+    answered: float  # monotonic, once its answer was read
+    status: str  # the operation's status
+    state: str  # the web service's provisioningState (an HTTP read)
+    model: str  # the model the emulator's state serves
+
+
+def poll_until_done(
+    http: requests.Session, emu: Emulator, svc: ArmService, resp: requests.Response
+) -> list[Poll]:
+    """Poll the operation (and the service) every 50 ms until it is no longer Provisioning."""
+    polls: list[Poll] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        sent = time.monotonic()
+        status = op_status(http, emu, resp)
+        state = arm_read(http, emu, svc)["properties"]["provisioningState"]
+        model = served_model(arm_truth(emu, svc))
+        polls.append(Poll(sent, time.monotonic(), status, state, model))
+        if status != "Provisioning":
+            return polls
+        time.sleep(0.05)
+    raise AssertionError(f"the operation still runs after 10 s: {polls[-1]}")
+
+
+def operation_of(emu: Emulator, resp: requests.Response) -> Operation:
+    """The emulator's own record of the operation ``resp`` started."""
+    assert emu.state is not None
+    op_id = resp.headers["Azure-AsyncOperation"].split("?")[0].rsplit("/", 1)[1]
+    with emu.state.lock:
+        return emu.state.operations[op_id]
+
+
+def check_slow(polls: list[Poll], start: float, answered: float, seconds: float) -> Poll:
+    """Polls answered before ``start + seconds`` saw the operation running; those sent
+    ``seconds`` after the write was answered saw it done; the last one is the end."""
+    running = [p for p in polls if p.answered - start < seconds]
+    assert len(running) >= 3, polls  # seen running longer than the emulator's 0.2 s lro_delay
+    for p in running:
+        assert (p.status, p.state, p.model) == ("Provisioning", "Provisioning", OLD_MODEL), p
+    for p in polls:
+        if p.sent - answered >= seconds:
+            assert p.status != "Provisioning", p
+    last = polls[-1]
+    assert last.answered - start >= seconds  # ended no sooner than the fault said
+    assert last.sent - answered < seconds + 1.0  # and not much later
+    return last
+
+
+def test_an_lro_slow_arm_patch_stays_provisioning_for_its_seconds_then_succeeds(
+    emulator: Emulator, http: requests.Session, faults: Faults, arm_service: ArmService
+) -> None:
+    rule = faults.add(route="arm.patch", kind="lro_slow", seconds=1.5)
+    start = time.monotonic()
+    resp = arm_patch(http, emulator, arm_service)
+    answered = time.monotonic()
+    assert resp.status_code == 200, resp.text
+    assert rule.exhausted and rule.fired == 1
+    op = operation_of(emulator, resp)
+    assert op.due - op.started == pytest.approx(1.5)
+    last = check_slow(poll_until_done(http, emulator, arm_service, resp), start, answered, 1.5)
+    assert (last.status, last.state, last.model) == ("Succeeded", "Succeeded", NEW_MODEL)
+    # count=1: the next PATCH's operation takes the emulator's usual 0.2 s again
+    resp = arm_patch(http, emulator, arm_service)
+    op = operation_of(emulator, resp)
+    assert op.due - op.started == pytest.approx(0.2)  # the test emulator's lro_delay
+    quick = time.monotonic()
+    wait_succeeded(http, emulator, resp)
+    assert time.monotonic() - quick < 1.0
+
+
+def test_an_lro_slow_arm_patch_with_lro_fail_ends_failed_after_its_seconds(
+    emulator: Emulator, http: requests.Session, faults: Faults, arm_service: ArmService
+) -> None:
+    faults.add(route="arm.patch", kind="lro_slow", seconds=0.8)
+    faults.add(route="arm.patch", kind="lro_fail", message="slow, then broken")
+    start = time.monotonic()
+    resp = arm_patch(http, emulator, arm_service)
+    answered = time.monotonic()
+    assert resp.status_code == 200, resp.text
+    last = check_slow(poll_until_done(http, emulator, arm_service, resp), start, answered, 0.8)
+    assert (last.status, last.state, last.model) == ("Failed", "Succeeded", OLD_MODEL)
+    doc = http.get(resp.headers["Azure-AsyncOperation"], headers=arm_headers(emulator)).json()
+    assert doc["error"]["message"] == "slow, then broken"
+    assert all(rule.exhausted for rule in faults.rules)
 
 
 SLEEPER = "import time; time.sleep(60)"

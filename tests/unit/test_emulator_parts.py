@@ -17,7 +17,13 @@ from amlretrain.emulator import faults as faults_module
 from amlretrain.emulator._server import Router, arm_error, runtime_error
 from amlretrain.emulator.arm import list_view, merge, service_view
 from amlretrain.emulator.faults import REQUEST_KINDS, kill_client
-from amlretrain.emulator.state import ArmService, State, normalize_region, trained_model_asset
+from amlretrain.emulator.state import (
+    ArmService,
+    Operation,
+    State,
+    normalize_region,
+    trained_model_asset,
+)
 from amlretrain.errors import ConfigurationError
 
 
@@ -210,6 +216,29 @@ def test_a_failing_operation_rolls_back() -> None:
     assert undone == [True]
 
 
+def test_an_operation_given_a_delay_runs_that_long_instead_of_lro_delay() -> None:
+    def start(state: State, delay: float | None, fail: str | None = None) -> Operation:
+        return state.start_operation(
+            subscription_id="s",
+            region="westus",
+            api_version="2017-01-01",
+            fail_message=fail,
+            delay=delay,
+        )
+
+    state = State(lro_delay=0)
+    slow = start(state, 0.2)
+    quick = start(state, None)  # None: lro_delay (0: done at once)
+    assert quick.done and slow.due - slow.started == pytest.approx(0.2)
+    with state.locked():
+        assert slow.document()["status"] == "Provisioning"
+    time.sleep(0.25)
+    with state.locked():
+        assert slow.document()["status"] == "Succeeded"
+    failing = start(State(lro_delay=5), 0, fail="nope")
+    assert failing.document()["status"] == "Failed"  # delay 0: ends at once, as it says
+
+
 def test_trained_model_asset_by_name_then_by_extension() -> None:
     by_name = {"assets": {"a1": {"name": "M [trained model]", "locationInfo": {"uri": "x"}}}}
     assert trained_model_asset(by_name) == ("a1", by_name["assets"]["a1"])
@@ -297,6 +326,22 @@ def test_stale_and_lro_hang_faults_must_name_routes_they_act_on() -> None:
     Faults().add(route="arm.delete", kind="lro_hang")
     with pytest.raises(ValueError, match=r"lro_hang fault acts on arm\.put"):
         Faults().add(route="classic.patch_endpoint", kind="lro_hang")
+
+
+def test_lro_slow_needs_seconds_and_a_route_that_starts_an_operation() -> None:
+    for route in ("arm.patch", "arm.*", "v2.deployment.put", "v2.endpoint.put", "v2.job.cancel"):
+        assert Faults().add(route=route, kind="lro_slow", seconds=1.5).seconds == 1.5
+    assert Faults().add(kind="lro_slow", seconds=2, count=None).count is None  # route "*"
+    for seconds in (0, 0.0):
+        with pytest.raises(ValueError, match=r"lro_slow fault needs seconds > 0"):
+            Faults().add(route="arm.patch", kind="lro_slow", seconds=seconds)
+    with pytest.raises(ValueError, match="seconds must be >= 0"):
+        Faults().add(route="arm.patch", kind="lro_slow", seconds=-1)
+    for route in ("arm.get", "classic.patch_endpoint", "v2.score", "v2.endpoint.get"):
+        with pytest.raises(ValueError, match=r"lro_slow fault acts on arm\.put"):
+            Faults().add(route=route, kind="lro_slow", seconds=1)
+    with pytest.raises(ValueError, match=r"fault #0: an lro_slow fault needs seconds > 0"):
+        Faults.from_data({"faults": [{"route": "v2.deployment.put", "kind": "lro_slow"}]})
 
 
 def test_the_new_request_kinds_are_decisive_like_status_and_drop() -> None:
