@@ -90,6 +90,7 @@ if _typing.TYPE_CHECKING:
     from amlretrain.records import LedgerContents as LedgerContents
     from amlretrain.records import LedgerEntry as LedgerEntry
     from amlretrain.records import LedgerProblem as LedgerProblem
+    from amlretrain.records import OperationRecord as OperationRecord
     from amlretrain.records import Pending as Pending
     from amlretrain.records import RolloutEvent as RolloutEvent
     from amlretrain.records import RunStart as RunStart
@@ -246,6 +247,7 @@ _NAMES: dict[str, str] = {
     "LedgerProblem": "amlretrain.records",
     "Intent": "amlretrain.records",
     "JobRecord": "amlretrain.records",
+    "OperationRecord": "amlretrain.records",
     "Pending": "amlretrain.records",
     "RolloutEvent": "amlretrain.records",
     "RunStart": "amlretrain.records",

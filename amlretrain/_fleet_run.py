@@ -27,6 +27,7 @@ from amlretrain.errors import (
     DetachedJob,
     Interrupted,
     LedgerError,
+    OperationsDetached,
     TrainingDetached,
 )
 from amlretrain.gate import Gate
@@ -145,6 +146,8 @@ class FleetRun:
         #: Submit the training jobs and raise TrainingDetached instead of waiting.
         self.detach = detach
         self.done = prior.final() if prior is not None else {}
+        #: The swaps this run detached earlier (their operations to finish), by target.
+        self.handed = history.detached(run_id) if prior is not None and history is not None else {}
         # Training is stopped by the run's stop request, and by a halt.
         self.training_stop = stop.child()
         self.halted = threading.Event()
@@ -196,6 +199,7 @@ class FleetRun:
                     info["_status"] = deploy_status([o.status for o in shown])
                     info["wave"] = number
                 outcomes.update(wave_outcomes)
+                self._raise_if_swaps_detached(wave_outcomes)
                 if self.halted.is_set():
                     halted_wave = number
                     if rollback_on_halt:
@@ -339,6 +343,18 @@ class FleetRun:
         if jobs:
             raise TrainingDetached(self.run_id, jobs)
 
+    def _raise_if_swaps_detached(self, outcomes: Mapping[str, TargetOutcome]) -> None:
+        """With ``detach``: once a wave's swaps were sent, raise OperationsDetached for
+        those whose operation still runs (the run resumes with its id)."""
+        operations = [
+            op
+            for o in outcomes.values()
+            if isinstance(o.exception, OperationsDetached)
+            for op in o.exception.operations
+        ]
+        if operations:
+            raise OperationsDetached(self.run_id, operations)
+
     def _job_to_resume(self, group: Group) -> tuple[str | None, str, AmlRetrainError | None]:
         """(job id to re-attach to, or None to submit; the name of a job submitted now;
         an error when it must not run).
@@ -395,7 +411,9 @@ class FleetRun:
                 return self._halted(target, group)
             outcome = self._deploy(target, group, result, number, bake)
             with self._lock:
-                if outcome.status in FAILURES:
+                if outcome.status in FAILURES and not isinstance(
+                    outcome.exception, OperationsDetached
+                ):
                     self.failures += 1
                     if budget is not None and budget.exceeded(self.failures, total):
                         if not self.halted.is_set():
@@ -442,6 +460,8 @@ class FleetRun:
             wait_lock=self.wait_lock,
             history=self.history,
             slots=self.slots,
+            detach=self.detach and self.guard is None,
+            detached=self.handed,
         )
         if self.guard is not None and not self.dry_run:
             target = self.guard.staged(target, group.label, trained.model, wave, bake)
@@ -543,9 +563,9 @@ class FleetRun:
         from, deleted (:mod:`amlretrain._retire`)."""
         from amlretrain._retire import retire_swapped
 
-        retire_swapped(
+        retire_swapped(  # idempotent: a target this run retired before has nothing to retire
             steps,
-            [t for t, _ in self.ordered if t.key not in self.done],
+            [t for t, _ in self.ordered],
             outcomes.values(),
             ledger=self.ledger,
             run_id=self.run_id,

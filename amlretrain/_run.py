@@ -79,7 +79,10 @@ def begin(
     ledger.begin_run(
         run_id=run_id, command=command, targets=keys, fingerprint=fingerprint, resumed=resumed
     )
-    open_keys = {p.target for p in ledger.pending()}
+    history = ledger.history()
+    # A swap this run detached is finished by the run itself, not reconciled.
+    handed = history.detached(run_id) if resumed else {}
+    open_keys = {p.target for p in history.pending()} - set(handed)
     todo = [t for t in targets if t.key in open_keys]
     if todo:
         with steps.step("reconcile") as info:

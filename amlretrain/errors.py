@@ -40,12 +40,15 @@ __all__ = [
     "ConflictError",
     "DefinitionError",
     "DetachedJob",
+    "DetachedOperation",
     "GateRejected",
     "Interrupted",
     "LedgerError",
     "NotFoundError",
     "OperationStillRunning",
     "OperationTimeout",
+    "OperationsDetached",
+    "RunDetached",
     "RunHalted",
     "ServiceError",
     "TargetsFailed",
@@ -323,24 +326,105 @@ class DetachedJob:
         return {"kind": self.kind, "data": self.data, "label": self.label, "job_id": self.job_id}
 
 
-class TrainingDetached(Exception):
-    """A run's training jobs were submitted and recorded, not waited for (``detach=True``).
+class DetachedOperation:
+    """A swap's long-running operation a run started and did not wait for
+    (:class:`OperationsDetached`).
+
+    Attributes:
+        target: the target's key (the ledger's; ``azureml:...`` or ``arm:...``).
+        label: the target's label.
+        token: the operation's continuation token (no secret: ids, names and URLs;
+            :func:`amlretrain.polling.encode_token`).
+        what: the operation, in words (``the PUT of deployment green of ...``).
+    """
+
+    __slots__ = ("label", "target", "token", "what")
+
+    def __init__(self, *, target: str, label: str, token: str, what: str) -> None:
+        self.target, self.label, self.token, self.what = target, label, token, what
+
+    def __repr__(self) -> str:
+        return f"DetachedOperation({self.label!r}, {self.what!r})"
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready (no secret)."""
+        return {"target": self.target, "label": self.label, "token": self.token, "what": self.what}
+
+
+class RunDetached(Exception):
+    """A run stopped waiting (``detach=True``): what it waits for is recorded in the ledger.
 
     Not an :class:`AmlRetrainError`: nothing failed. Run the same run again (its
-    ``run_id``) once the jobs ended: it re-attaches to them (never a second job),
-    evaluates, gates and deploys. A scheduler waits meanwhile without holding a worker
-    (:mod:`amlretrain.airflow`).
+    ``run_id``) once what it waits for ended: it re-attaches (never a second job, never a
+    second swap) and goes on. A scheduler waits meanwhile without holding a worker
+    (:mod:`amlretrain.airflow`). :class:`TrainingDetached` and :class:`OperationsDetached`
+    say which.
 
     Attributes:
         run_id: the run.
-        jobs: the jobs it submitted and did not wait for.
+        jobs: the training jobs it submitted and did not wait for.
+        operations: the swaps' long-running operations it did not wait for.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        message: str,
+        *,
+        jobs: Sequence[DetachedJob] = (),
+        operations: Sequence[DetachedOperation] = (),
+    ) -> None:
+        self.run_id = run_id
+        self.jobs = tuple(jobs)
+        self.operations = tuple(operations)
+        super().__init__(message)
+
+
+class TrainingDetached(RunDetached):
+    """A run's training jobs were submitted and recorded, not waited for (``detach=True``).
+
+    Run the same run again (its ``run_id``) once the jobs ended: it re-attaches to them
+    (never a second job), evaluates, gates and deploys.
     """
 
     def __init__(self, run_id: str, jobs: Sequence[DetachedJob]) -> None:
-        self.run_id = run_id
-        self.jobs = tuple(jobs)
-        names = ", ".join(j.job_id for j in self.jobs)
-        super().__init__(f"run {run_id}: training job(s) {names} submitted, not waited for")
+        names = ", ".join(j.job_id for j in jobs)
+        super().__init__(
+            run_id, f"run {run_id}: training job(s) {names} submitted, not waited for", jobs=jobs
+        )
+
+
+class OperationsDetached(RunDetached):
+    """A run's swaps sent their change and did not wait for its long-running operation
+    (``detach=True``, Azure ML v2 and New (ARM) targets).
+
+    Each target's intent and the operation's continuation token are in the ledger, and
+    its lease is handed to the run (it stays leased: no other run changes it meanwhile;
+    ``amlretrain locks list`` shows it, deferred). Run the same run again once the
+    operations ended: it takes the leases back, finishes each swap from its token
+    (nothing is sent again), verifies, scores and records it, then goes on.
+    """
+
+    def __init__(self, run_id: str, operations: Sequence[DetachedOperation]) -> None:
+        names = "; ".join(o.what for o in operations)
+        super().__init__(run_id, f"run {run_id}: not waited for: {names}", operations=operations)
+
+
+class OperationDetached(Exception):
+    """A target's swap sent its change and did not wait for the operation (``detach``).
+
+    Raised by a target's ``deploy(detach=True)`` (not an :class:`AmlRetrainError`: nothing
+    failed); the swap records the token and hands the target's lease to its run.
+
+    Attributes:
+        token: the target's continuation token of the swap (no secret).
+        what: the operation, in words.
+        request_id: the operation's initial request id, when known.
+    """
+
+    def __init__(self, token: str, what: str, request_id: str | None = None) -> None:
+        self.token, self.what, self.request_id = token, what, request_id
+        super().__init__(f"{what}: still running, not waited for")
 
 
 class Interrupted(KeyboardInterrupt):

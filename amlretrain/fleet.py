@@ -197,7 +197,15 @@ def retrain_fleet(
         detach: submit the training jobs (recorded in the ledger) and raise
             :class:`~amlretrain.errors.TrainingDetached` instead of waiting for those
             still running; call again with the same ``run_id`` once they ended. A job
-            that ended already is not detached.
+            that ended already is not detached. Then, without a ``rollout``, a swap on
+            an Azure ML v2 or New (ARM) target whose long-running operation still runs
+            :data:`~amlretrain.targets.DETACH_AFTER` seconds after it was accepted is
+            not waited for either: once the wave's swaps were sent,
+            :class:`~amlretrain.errors.OperationsDetached` is raised (each operation's
+            token in the ledger, each target's lease handed to the run: it needs a blob
+            ledger; with a local one the swaps wait). Call again with the same
+            ``run_id`` once the operations ended: each swap is finished from its token,
+            verified and recorded, and the run goes on.
 
     Returns:
         One :class:`~amlretrain.result.RetrainResult`: a row per target (its data, job,
@@ -209,6 +217,8 @@ def retrain_fleet(
             (nothing changed).
         Interrupted: SIGINT or SIGTERM; its ``result`` holds what each target serves.
         TrainingDetached: ``detach``: jobs were submitted and still run (not an error).
+        OperationsDetached: ``detach``: swaps were sent and their operations still run
+            (not an error).
     """
     result, _errors = run_fleet(
         groups,

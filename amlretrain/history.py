@@ -24,6 +24,7 @@ from amlretrain.records import (
     LedgerContents,
     LedgerEntry,
     LedgerProblem,
+    OperationRecord,
     Pending,
     RolloutEvent,
     RunStart,
@@ -168,6 +169,19 @@ class History:
             unknown = last if last is not None and last.is_unknown else None
             if still or unknown:
                 out.append(Pending(key, still, unknown))
+        return out
+
+    def detached(self, run_id: str) -> dict[str, OperationRecord]:
+        """Run ``run_id``'s swaps whose operation it did not wait for and whose intent is
+        still open, by target key (the latest record of each)."""
+        still = {i.id for p in self.pending() for i in p.intents}
+        out: dict[str, OperationRecord] = {}
+        for record in self.contents.records:
+            if isinstance(record, OperationRecord) and record.run_id == run_id:
+                if record.intent in still:
+                    out[record.target] = record
+                else:
+                    out.pop(record.target, None)
         return out
 
     def get(self, entry_id: str) -> LedgerEntry:

@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
@@ -186,8 +187,11 @@ class Lease:
         self._lost = False
         #: When the lock was last released cleanly (``time.time()``), as its previous
         #: holder recorded it; 0.0 when it was never held; None when the last holder did
-        #: not release it (a crash, a lost lease): then anything may have happened since.
+        #: not release it (a crash, a lost lease, a hand-off): anything may have happened.
         self.last_released = last_released
+        #: True when :meth:`hand_off` is possible (a blob lease taken with a run id).
+        self.can_hand_off = False
+        self._hand_off = False
 
     def __repr__(self) -> str:
         state = " lost" if self._lost else ""
@@ -205,6 +209,29 @@ class Lease:
         A file lock is never lost while its process lives.
         """
         return self._lost
+
+    @property
+    def handed_off(self) -> bool:
+        """True once :meth:`hand_off` was asked for."""
+        return self._hand_off
+
+    def hand_off(self) -> None:
+        """Keep the lock held for this run after the with-block, instead of releasing it.
+
+        A blob lease becomes infinite, under an id derived from the run and the target,
+        and its holder record says ``(deferred)``: the next :meth:`TargetLocks.hold` of
+        the same target with the same run id takes it back (in any process); every other
+        run finds the target locked until then (or until ``amlretrain locks break``).
+
+        Raises:
+            ConfigurationError: this lock cannot outlive its holder (a file lock).
+        """
+        if not self.can_hand_off:
+            raise ConfigurationError(
+                f"the lock of {self.target} cannot be handed off: only a blob ledger's "
+                "leases (taken with a run id) outlive their holder"
+            )
+        self._hand_off = True
 
 
 class TargetLocks(Protocol):
@@ -489,6 +516,15 @@ class FileTargetLocks:
 
 # -- blob leases --------------------------------------------------------------------------
 
+#: The namespace of the lease ids a hand-off derives from a run id and a target key.
+_HANDOFF_NAMESPACE = uuid.UUID("5d0c6a52-8a7e-4b0e-9f1c-2b6f9c1d7a31")
+
+
+def _handoff_id(target: str, run_id: str) -> str:
+    """The lease id of ``target``'s lease handed off to ``run_id`` (the same everywhere)."""
+    return str(uuid.uuid5(_HANDOFF_NAMESPACE, f"{run_id}\n{target}"))
+
+
 _META_KEYS = ("target", "holder", "since", "expires")
 
 
@@ -657,6 +693,9 @@ class BlobTargetLocks:
         lease = BlobLeaseClient(blob)
         start = time.monotonic()
         while not self._try(lease, blob, where):
+            if run_id is not None and (adopted := self._adopt(blob, target, run_id)) is not None:
+                lease = adopted  # handed off to this run earlier (Lease.hand_off)
+                break
             elapsed = time.monotonic() - start
             holder = self._holder_of(blob, where)
             if elapsed >= wait and (holder is not None or elapsed >= wait + _GRACE_SECONDS):
@@ -678,6 +717,7 @@ class BlobTargetLocks:
                 lease.release()
             raise _translate(err, f"recording the holder of {where}") from err
         held = Lease(target, info, released)
+        held.can_hand_off = run_id is not None
         stop = threading.Event()
         renewer = threading.Thread(
             target=self._renew,
@@ -693,6 +733,8 @@ class BlobTargetLocks:
             renewer.join()
             if held.lost:
                 log.warning("the lease of %s was lost while held; not released", target)
+            elif held.handed_off and run_id is not None:
+                self._hand_off(held, lease, blob, run_id)
             else:
                 try:
                     blob.set_blob_metadata({"released": repr(time.time())}, lease=lease)
@@ -704,6 +746,48 @@ class BlobTargetLocks:
                         redact(str(getattr(err, "message", None) or err).splitlines()[0]),
                         self.lease_seconds,
                     )
+
+    def _adopt(self, blob: Any, target: str, run_id: str) -> Any | None:
+        """The lease handed off to ``run_id`` (:meth:`Lease.hand_off`), taken back under a
+        new id of its own (so no other attempt of the run takes it too), or None."""
+        from azure.core.exceptions import AzureError
+        from azure.storage.blob import BlobLeaseClient
+
+        try:
+            props = blob.get_blob_properties()
+            meta = {k.lower(): urllib.parse.unquote(v) for k, v in (props.metadata or {}).items()}
+            if props.lease.state != "leased" or meta.get("handoff") != run_id:
+                return None
+            lease = BlobLeaseClient(blob, lease_id=_handoff_id(target, run_id))
+            lease.acquire(lease_duration=self.lease_seconds)
+            lease.change(str(uuid.uuid4()))
+        except AzureError:
+            return None  # not (or no longer) ours: the caller reports the holder
+        log.info("took back the lease of %s handed off to run %s", target, run_id)
+        return lease
+
+    def _hand_off(self, held: Lease, lease: Any, blob: Any, run_id: str) -> None:
+        """Make the lease infinite under the run's hand-off id, its holder ``(deferred)``."""
+        from azure.core.exceptions import AzureError
+
+        info = attrs.evolve(held.info, holder=f"{held.info.holder} (deferred)", expires=None)
+        try:
+            metadata = _to_metadata(info)
+            metadata["handoff"] = urllib.parse.quote(run_id, safe=" :/@._-+()")
+            blob.set_blob_metadata(metadata, lease=lease)
+            lease.change(_handoff_id(held.target, run_id))
+            lease.acquire(lease_duration=-1)  # the same id: the lease no longer lapses
+        except AzureError as err:
+            log.warning(
+                "could not hand off the lease of %s to run %s (%s); it lapses within %d s",
+                held.target,
+                run_id,
+                redact(str(getattr(err, "message", None) or err).splitlines()[0]),
+                self.lease_seconds,
+            )
+            return
+        held._info = info
+        log.info("the lease of %s is handed off to run %s (deferred)", held.target, run_id)
 
     def _renew(self, held: Lease, lease: Any, blob: Any, stop: threading.Event) -> None:
         """Renew every ``renew_seconds`` until ``stop``; on a refusal, mark the lease lost."""

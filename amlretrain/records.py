@@ -1,4 +1,5 @@
-"""The ledger's records and how a line is read: outcome, intent, run-start, job.
+"""The ledger's records and how a line is read: outcome, intent, run-start, job,
+rollout, operation.
 
 One JSON object per line. Each record type writes exactly its documented members
 (camelCase) and reads tolerantly through :mod:`amlretrain._wire` (any member casing,
@@ -36,6 +37,7 @@ __all__ = [
     "LedgerContents",
     "LedgerEntry",
     "LedgerProblem",
+    "OperationRecord",
     "Pending",
     "Record",
     "RolloutEvent",
@@ -488,6 +490,66 @@ class JobRecord:
         return cls(**_JOB_FIELDS.read(data, copy=False))
 
 
+@attrs.frozen(kw_only=True)
+class OperationRecord:
+    """A swap's long-running operation its run did not wait for (``detach``).
+
+    Written under the target's lease after the change was sent, before the lease is
+    handed to the run; the swap's intent stays open until the resumed run records the
+    outcome (listing ``intent`` among its intents).
+
+    Attributes:
+        id, time: the record's id and time.
+        run_id: the run.
+        target: the target key.
+        intent: the id of the swap's intent.
+        token: the operation's continuation token (no secret).
+        what: the operation, in words.
+    """
+
+    id: str
+    time: str
+    run_id: str
+    target: str
+    intent: str
+    token: str
+    what: str = ""
+
+    @classmethod
+    def new(
+        cls, *, run_id: str, target: str, intent: str, token: str, what: str
+    ) -> OperationRecord:
+        """A new record stamped now."""
+        return cls(
+            id=_new_id(),
+            time=_now(),
+            run_id=run_id,
+            target=target,
+            intent=intent,
+            token=token,
+            what=redact(what),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object written to the ledger."""
+        return {
+            "kind": "operation",
+            "schema": SCHEMA,
+            "id": self.id,
+            "time": self.time,
+            "runId": self.run_id,
+            "target": self.target,
+            "intent": self.intent,
+            "token": self.token,
+            "what": self.what,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OperationRecord:
+        """Read an operation line (see :meth:`LedgerEntry.from_dict`)."""
+        return cls(**_OPERATION_FIELDS.read(data, copy=False))
+
+
 #: The stages and events a :class:`RolloutEvent` records.
 ROLLOUT_STAGES = (
     "gate",  # the champion/challenger comparison on the holdout
@@ -593,7 +655,7 @@ class RolloutEvent:
 
 
 #: Any record of the ledger (one line).
-Record = LedgerEntry | Intent | RunStart | JobRecord | RolloutEvent
+Record = LedgerEntry | Intent | RunStart | JobRecord | RolloutEvent | OperationRecord
 
 
 # -- reading: each record's members through the one tolerant reader (amlretrain._wire) --
@@ -673,7 +735,18 @@ _ROLLOUT_FIELDS = Fields(
     evidence=("evidence", Lenient(lambda v: dict(v or {}))),
 )
 
+_OPERATION_FIELDS = Fields(
+    id=_COMMON["id"],
+    time=_COMMON["time"],
+    run_id=("runId", _text(REQUIRED)),
+    target=_COMMON["target"],
+    intent=("intent", _text(REQUIRED)),
+    token=("token", _text(REQUIRED)),
+    what=("what", _text("")),
+)
+
 _READERS: dict[str, Any] = {
+    "operation": OperationRecord.from_dict,
     "rollout": RolloutEvent.from_dict,
     "outcome": LedgerEntry.from_dict,
     "intent": Intent.from_dict,

@@ -47,6 +47,7 @@ from amlretrain.records import (
     JobRecord,
     LedgerEntry,
     LedgerProblem,
+    OperationRecord,
     Record,
     RolloutEvent,
     RunStart,
@@ -172,6 +173,14 @@ def _row(record: Record) -> TimelineRow:
             what=record.action,
             verdict=record.outcome,
             detail="; ".join(parts),
+        )
+    if isinstance(record, OperationRecord):
+        return TimelineRow(
+            time=record.time,
+            kind="operation",
+            what="detached",
+            verdict="waiting",
+            detail=record.what,
         )
     parts = [record.message] if record.message else []
     if record.model:

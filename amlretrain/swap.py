@@ -8,6 +8,16 @@ deadline, a read that still shows another model at the end of the verify window,
 stop that cut the wait short) is recorded ``unknown``: never a guess. A change that
 failed after the service answered puts the previous model back (an intent of its own),
 verified.
+
+Detached (``Deployment.detach``, a :class:`~amlretrain.targets.DetachableTarget` leased
+with a blob ledger): a swap whose long-running operation still runs soon after it was
+accepted does not wait. Its :class:`~amlretrain.records.OperationRecord` (the operation's
+continuation token, the intent's id) is appended, the lease is handed to the run
+(:meth:`~amlretrain.locks.Lease.hand_off`) and the outcome carries
+:class:`~amlretrain.errors.OperationsDetached`; nothing more is recorded. The run resumed
+(``Deployment.detached``) takes the lease back, reads the target, finishes the swap from
+the token (nothing is sent again) and records the outcome, closing that intent. When the
+record cannot be written the swap waits after all.
 """
 
 from __future__ import annotations
@@ -28,7 +38,10 @@ from amlretrain.errors import (
     AmlRetrainError,
     ConfigurationError,
     ConflictError,
+    DetachedOperation,
     LedgerError,
+    OperationDetached,
+    OperationsDetached,
     OperationStillRunning,
     OperationTimeout,
     ServiceError,
@@ -36,9 +49,9 @@ from amlretrain.errors import (
 )
 from amlretrain.gate import Gate
 from amlretrain.ledger import Ledger
-from amlretrain.records import Intent, LedgerEntry
+from amlretrain.records import Intent, LedgerEntry, OperationRecord
 from amlretrain.result import TargetOutcome
-from amlretrain.targets import Sample, Target, TargetState, redacted_plan
+from amlretrain.targets import DetachableTarget, Sample, Target, TargetState, redacted_plan
 
 if TYPE_CHECKING:
     from amlretrain.history import History
@@ -92,6 +105,10 @@ class Deployment:
     #: ``concurrency``, :func:`service_slots`); None: as many as call. The other workers
     #: take leases and write ledger lines meanwhile (:func:`pool_size`).
     slots: threading.BoundedSemaphore | None = None
+    #: Do not wait for a swap's long-running operation (see the module docstring).
+    detach: bool = False
+    #: The run's swaps detached earlier, to finish now: by target key.
+    detached: Mapping[str, OperationRecord] = attrs.field(factory=dict)
 
 
 def service_slots(concurrency: int) -> threading.BoundedSemaphore:
@@ -125,6 +142,9 @@ class _Run:
         self.started = time.monotonic()
         self.intents: list[str] = []
         self.request_ids: list[str] = []
+        self.lease: Lease | None = None
+        #: False once the swap must wait here (its detached operation was not recorded).
+        self.may_detach = True
 
     # -- the ledger ----------------------------------------------------------------------
 
@@ -219,9 +239,70 @@ class _Run:
             return self._deploy(model, state, pinned=False)  # read again: it may have landed
 
     def _deploy(self, model: BlobRef, state: TargetState, *, pinned: bool) -> TargetState:
+        if self.detaches and isinstance(self.target, DetachableTarget):
+            return self.target.deploy(
+                model,
+                state,
+                stop=self.run.stop,
+                pinned=pinned,
+                on_request=self._accepted,
+                detach=True,
+            )
         return self.target.deploy(
             model, state, stop=self.run.stop, pinned=pinned, on_request=self._accepted
         )
+
+    @property
+    def detaches(self) -> bool:
+        """True when the swap may stop waiting for its operation (see the module docstring)."""
+        return (
+            self.run.detach
+            and self.may_detach
+            and self.run.run_id is not None
+            and self.lease is not None
+            and self.lease.can_hand_off
+            and isinstance(self.target, DetachableTarget)
+        )
+
+    def resume(self, token: str, state: TargetState) -> TargetState:
+        """Go on with the swap from its detached operation's ``token``."""
+        if not isinstance(self.target, DetachableTarget):
+            raise ConfigurationError(f"{self.target.label}: its swaps do not detach")
+        return self.target.resume(
+            self.model,
+            state,
+            token,
+            stop=self.run.stop,
+            on_request=self._accepted,
+            detach=self.detaches,
+        )
+
+    def hand_off(self, detached: OperationDetached) -> OperationsDetached | None:
+        """Record the detached operation and hand the lease to the run; None when the
+        record could not be written (the swap then waits)."""
+        assert self.run.ledger is not None and self.run.run_id is not None
+        assert self.lease is not None and self.intents
+        record = OperationRecord.new(
+            run_id=self.run.run_id,
+            target=self.target.key,
+            intent=self.intents[0],
+            token=detached.token,
+            what=detached.what,
+        )
+        try:
+            self.run.ledger.append(record)
+        except LedgerError as err:
+            log.warning("%s: %s; waiting for the operation here", self.target.label, err)
+            return None
+        self.lease.hand_off()
+        log.info("%s: %s; not waited for (run %s)", self.target.label, detached, record.run_id)
+        operation = DetachedOperation(
+            target=self.target.key,
+            label=self.target.label,
+            token=detached.token,
+            what=detached.what,
+        )
+        return OperationsDetached(record.run_id, [operation])
 
     def _accepted(self, request_id: str) -> None:
         """A changing request's id, recorded with the outcome (also when the swap fails)."""
@@ -253,6 +334,10 @@ def deploy_one(
         return attrs.evolve(base, error="not started: the run is stopping; nothing was sent")
     try:
         with _held(target, run) as lease:
+            work.lease = lease
+            handed = run.detached.get(target.key)
+            if handed is not None and not run.dry_run:
+                return _resumed(work, base, state, handed)
             if not run.dry_run and not _still_pinned(state, lease, run.pin_window):
                 with work.talking():
                     state = target.read(state)  # the last read before the swap: the pin
@@ -328,18 +413,78 @@ def _locked(work: _Run, base: TargetOutcome, state: TargetState) -> TargetOutcom
     if run.stop is not None and run.stop.requested:  # the last moment before a change
         return attrs.evolve(base, error="not started: the run is stopping; nothing was sent")
     work.intend(run.action, previous, model, plan)  # LedgerError: nothing was sent
+    return _sent(work, base, state, plan, previous)
+
+
+def _sent(
+    work: _Run,
+    base: TargetOutcome,
+    state: TargetState,
+    plan: Mapping[str, Any],
+    previous: str | None,
+    token: str | None = None,
+) -> TargetOutcome:
+    """The swap (or, with ``token``, its rest), recorded; or handed off, detached."""
     with work.talking():
-        outcome, entry_outcome = _swap(work, base, state, plan)
-    return work.record(outcome, run.action, entry_outcome, previous)
+        try:
+            outcome, entry_outcome = _swap(work, base, state, plan, token)
+        except OperationDetached as detached:
+            handed = work.hand_off(detached)
+            if handed is not None:
+                return attrs.evolve(
+                    base,
+                    status="unknown",
+                    serving_model=None,
+                    error=f"{detached}: the run waits for it (detached)",
+                    exception=handed,
+                    seconds=time.monotonic() - work.started,
+                )
+            work.may_detach = False
+            outcome, entry_outcome = _swap(work, base, state, plan, detached.token)
+    return work.record(outcome, work.run.action, entry_outcome, previous)
+
+
+def _resumed(
+    work: _Run, base: TargetOutcome, state: TargetState, handed: OperationRecord
+) -> TargetOutcome:
+    """A swap its run detached earlier (lease taken back): read the target, finish the
+    swap from the operation's token, record the outcome (closing its intent)."""
+    target, run = work.target, work.run
+    history = run.history or (run.ledger.history() if run.ledger is not None else None)
+    intents = history.intents(target.key) if history is not None else []
+    intent = next((i for i in intents if i.id == handed.intent), None)
+    if intent is None or not same_blob(intent.new_model, work.model.url):
+        why = (
+            "its intent is not in the ledger"
+            if intent is None
+            else f"it was a swap to {intent.new_model}, not {work.model.url}"
+        )
+        return attrs.evolve(
+            base,
+            status="unknown",
+            serving_model=None,
+            error=f"the detached swap cannot be resumed: {why} (run `amlretrain reconcile`)",
+        )
+    work.intents.append(intent.id)
+    with work.talking():
+        state = target.read(state)  # under the lease the swap handed off: the pin
+    base = attrs.evolve(base, previous_model=strip_sas(intent.previous_model), serving_model=None)
+    log.info("%s: resuming the swap from %s", target.label, handed.what)
+    return _sent(work, base, state, intent.request, intent.previous_model, handed.token)
 
 
 def _swap(
-    work: _Run, base: TargetOutcome, state: TargetState, plan: dict[str, Any]
+    work: _Run,
+    base: TargetOutcome,
+    state: TargetState,
+    plan: Mapping[str, Any],
+    token: str | None = None,
 ) -> tuple[TargetOutcome, str]:
-    """Send, verify (and score), or put back: the outcome and its ledger outcome."""
+    """Send (or go on from ``token``), verify (and score), or put back: the outcome and its
+    ledger outcome. :class:`OperationDetached` passes through."""
     target, model, run = work.target, work.model, work.run
     try:
-        after = work.send(model, state)
+        after = work.send(model, state) if token is None else work.resume(token, state)
     except _UNCONFIRMED as err:
         return _unconfirmed(target, base, err), "unknown"
     except AmlRetrainError as err:
@@ -359,7 +504,7 @@ def _swap(
         status="succeeded",
         serving_model=strip_sas(after.model),
         scores=scores,
-        plan=redacted_plan(plan),
+        plan=redacted_plan(dict(plan)),
     )
     return outcome, "succeeded"
 
@@ -445,6 +590,7 @@ def _restore(
         known: the target as read under the lease before the swap.
     """
     target, store = work.target, work.run.store
+    work.may_detach = False  # a restore is waited for
     previous = known.model
     message = redact(str(err))
     base = attrs.evolve(base, exception=err)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -28,7 +28,15 @@ if TYPE_CHECKING:
     from amlretrain.studio.definition import WebServiceDefinition
     from amlretrain.studio.scoring import ScoreResult, ScoringClient
 
-__all__ = ["Sample", "Target", "TargetState", "redacted_plan"]
+__all__ = [
+    "DETACH_AFTER",
+    "DetachableTarget",
+    "OperationProgress",
+    "Sample",
+    "Target",
+    "TargetState",
+    "redacted_plan",
+]
 
 
 def _columns(value: Sequence[str]) -> tuple[str, ...]:
@@ -204,6 +212,74 @@ class Target(Protocol):
         """A scoring client of the service as read in ``state`` (None: the target is
         read), to score many requests on one connection: the guarded rollout's probe
         (``retries=0``: an error is what the probe measures). Close it (a with-block)."""
+        ...
+
+
+#: Seconds a detaching swap waits for an accepted operation before it detaches from it
+#: (an operation that ends sooner is finished inline: no deferral for a short wait).
+DETACH_AFTER = 2.0
+
+
+class OperationProgress(Protocol):
+    """A detached operation's poller, as :meth:`DetachableTarget.operation` returns it
+    (reads only: it polls the operation in the background)."""
+
+    def done(self) -> bool:
+        """True when the operation has ended (its outcome is for the swap to verify)."""
+        ...
+
+    def status(self) -> str:
+        """Its last known status (``InProgress``, ``Succeeded``, ``Failed``...)."""
+        ...
+
+    def wait_done(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for it to end; True when it has."""
+        ...
+
+
+@runtime_checkable
+class DetachableTarget(Target, Protocol):
+    """A target whose swap can stop waiting for its long-running operation (``detach``)
+    and be resumed from a continuation token in another process: Azure ML v2 online
+    endpoints and New (ARM) web services. A classic endpoint's change is one PATCH with
+    no operation to wait for: it is not one.
+    """
+
+    def deploy(
+        self,
+        model: BlobRef,
+        state: TargetState | None = None,
+        *,
+        stop: StopSignal | None = None,
+        pinned: bool = False,
+        on_request: Callable[[str], None] | None = None,
+        detach: bool = False,
+    ) -> TargetState:
+        """As :meth:`Target.deploy`; ``detach``: an operation still running
+        :data:`DETACH_AFTER` seconds after it was accepted raises
+        :class:`~amlretrain.errors.OperationDetached` (its token) instead of waiting."""
+        ...
+
+    def operation(self, token: str) -> OperationProgress:
+        """The detached operation of ``token``, to poll (nothing is sent)."""
+        ...
+
+    def resume(
+        self,
+        model: BlobRef,
+        state: TargetState,
+        token: str,
+        *,
+        stop: StopSignal | None = None,
+        on_request: Callable[[str], None] | None = None,
+        detach: bool = False,
+    ) -> TargetState:
+        """Go on with the swap to ``model`` from ``token``: wait for its operation (nothing
+        is sent again), then the rest of the swap, verified as :meth:`deploy` does.
+
+        Args:
+            state: the target read just now, under the lease the swap handed off.
+        """
         ...
 
 

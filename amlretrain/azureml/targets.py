@@ -72,12 +72,14 @@ from amlretrain.errors import (
     ConfigurationError,
     ConflictError,
     NotFoundError,
+    OperationDetached,
     OperationStillRunning,
     ServiceError,
     VerificationFailed,
 )
+from amlretrain.polling import decode_token, encode_token
 from amlretrain.studio.scoring import ScoreResult, ScoringClient
-from amlretrain.targets import Sample, TargetState
+from amlretrain.targets import DETACH_AFTER, Sample, TargetState
 
 if TYPE_CHECKING:
     from amlretrain.azureml.endpoints import OnlineEndpointsClient
@@ -86,6 +88,7 @@ if TYPE_CHECKING:
     from amlretrain.interrupt import StopSignal
 
 __all__ = [
+    "SWAP_TOKEN_KIND",
     "DeploymentView",
     "OnlineEndpointRead",
     "OnlineEndpointTarget",
@@ -217,6 +220,23 @@ class OnlineEndpointRead:
 def _bounded(deadline: float, stop: StopSignal | None) -> float:
     cut = stop.deadline() if stop is not None else None
     return deadline if cut is None else min(deadline, cut)
+
+
+#: The kind of the continuation tokens of a detached swap (:meth:`OnlineEndpointTarget.resume`).
+SWAP_TOKEN_KIND = "azureml.swap"
+
+
+@attrs.define
+class _Swap:
+    """One swap's settings as its steps pass them on (deploy, resume)."""
+
+    model: BlobRef
+    live: str
+    standby: str
+    stop: StopSignal | None
+    on_request: Callable[[str], None] | None
+    detach: bool
+    model_name: str = ""
 
 
 class OnlineEndpointTarget:
@@ -587,6 +607,7 @@ class OnlineEndpointTarget:
         stop: StopSignal | None = None,
         pinned: bool = False,
         on_request: Callable[[str], None] | None = None,
+        detach: bool = False,
     ) -> TargetState:
         """Swap from ``state`` to ``model`` blue/green and verify with fresh reads (see
         :meth:`Target.deploy <amlretrain.targets.Target.deploy>` and the module docstring).
@@ -594,6 +615,11 @@ class OnlineEndpointTarget:
         ``on_request`` gets the request ids of the deployment PUT and of the traffic PUT
         (the model version PUT is synchronous and its id is not surfaced by
         :class:`~amlretrain.azureml.registry.ModelsClient`).
+
+        ``detach``: a deployment PUT or traffic PUT still running
+        :data:`~amlretrain.targets.DETACH_AFTER` seconds after it was accepted raises
+        :class:`~amlretrain.errors.OperationDetached` with a token; :meth:`resume` goes
+        on from it.
 
         Raises:
             ConfigurationError: a model in another container or an ``.ilearner`` (nothing
@@ -623,33 +649,112 @@ class OnlineEndpointTarget:
         if same_blob(state.model, model.url):
             return state
         standby = self._standby(live_name)
-        self._ready_standby(model, uri, doc, live_name, standby, stop, on_request)
-        self._smoke(doc, live_name, standby)
-        if self.traffic_steps:
-            self._steps(doc, live_name, standby, stop, on_request)
-        poller = self.endpoints.begin_set_traffic(self.endpoint, self._traffic(doc, standby))
-        if poller.request_id and on_request is not None:
-            on_request(poller.request_id)
-        self._await(poller, f"the traffic PUT of {self.label}", stop)
-        poller.result()
-        return self._settle(model, standby, state, stop)
+        swap = _Swap(model, live_name, standby, stop, on_request, detach)
+        self._ready_standby(swap, uri, doc)
+        return self._move_traffic(swap, doc, state)
 
-    def _ready_standby(
+    def _move_traffic(
+        self, swap: _Swap, doc: OnlineEndpointRead, state: TargetState
+    ) -> TargetState:
+        """After the standby is ready: smoke it, move the traffic to it, verify."""
+        self._smoke(doc, swap.live, swap.standby)
+        if self.traffic_steps:
+            self._steps(doc, swap.live, swap.standby, swap.stop, swap.on_request)
+        poller = self.endpoints.begin_set_traffic(self.endpoint, self._traffic(doc, swap.standby))
+        if poller.request_id and swap.on_request is not None:
+            swap.on_request(poller.request_id)
+        self._wait(poller, swap, "traffic", f"the traffic PUT of {self.label}")
+        poller.result()
+        return self._settle(swap.model, swap.standby, state, swap.stop)
+
+    # -- a swap that did not wait for its operation (detach) ------------------------------------
+
+    def _wait(self, poller: AzureMLPoller[Any], swap: _Swap, step: str, what: str) -> None:
+        """Wait for ``poller``; with ``swap.detach``, raise OperationDetached instead when
+        it still runs :data:`~amlretrain.targets.DETACH_AFTER` seconds on."""
+        if swap.detach and not poller.wait_done(DETACH_AFTER):
+            data = {
+                "step": step,
+                "live": swap.live,
+                "standby": swap.standby,
+                "model": swap.model.url,
+                "lro": poller.continuation_token(),
+            }
+            raise OperationDetached(encode_token(SWAP_TOKEN_KIND, data), what, poller.request_id)
+        self._await(poller, what, swap.stop)
+
+    def operation(self, token: str) -> AzureMLPoller[Any]:
+        """The poller of a swap's detached operation (``token`` of
+        :class:`~amlretrain.errors.OperationDetached`): ``done()``, ``status()``; it
+        only reads (nothing is sent again).
+
+        Raises:
+            ValueError: not a token of this kind of swap.
+        """
+        data = decode_token(token, SWAP_TOKEN_KIND)
+        lro = str(data["lro"])
+        if data["step"] == "standby":
+            return self.endpoints.begin_create_or_update_deployment(
+                self.endpoint, str(data["standby"]), None, continuation_token=lro
+            )
+        return self.endpoints.begin_set_traffic(self.endpoint, None, continuation_token=lro)
+
+    def resume(
         self,
         model: BlobRef,
-        uri: str,
-        doc: OnlineEndpointRead,
-        live_name: str,
-        standby: str,
-        stop: StopSignal | None,
-        on_request: Callable[[str], None] | None,
-    ) -> None:
+        state: TargetState,
+        token: str,
+        *,
+        stop: StopSignal | None = None,
+        on_request: Callable[[str], None] | None = None,
+        detach: bool = False,
+    ) -> TargetState:
+        """Go on with a swap from its detached operation's ``token``: wait for it (nothing
+        is sent again), then the rest of the swap as :meth:`deploy` does it, verified.
+
+        Args:
+            state: the endpoint read just now, under the lease the swap handed off.
+
+        Raises:
+            ConfigurationError: a token of another model or kind.
+            ConflictError: the live deployment is no longer the one the swap started from.
+            ServiceError: the standby's PUT failed (no traffic changed); and the errors of
+                :meth:`deploy` for the rest of the swap.
+        """
+        try:
+            data = decode_token(token, SWAP_TOKEN_KIND)
+        except ValueError as err:
+            raise ConfigurationError(f"{self.label}: {err}") from None
+        if not same_blob(str(data.get("model")), model.url):
+            raise ConfigurationError(
+                f"{self.label}: the detached swap was of {data.get('model')}, not {model.url}"
+            )
+        swap = _Swap(model, str(data["live"]), str(data["standby"]), stop, on_request, detach)
+        poller = self.operation(token)
+        if data["step"] == "traffic":
+            self._await(poller, f"the traffic PUT of {self.label}", stop)
+            poller.result()
+            return self._settle(model, swap.standby, state, stop)
+        doc, live_name = self._required(state)
+        if live_name.lower() != swap.live.lower():
+            raise ConflictError(
+                f"online endpoint {self.label}: {live_name} is live, not {swap.live} as when "
+                "the swap started",
+                code="ModelChanged",
+            )
+        swap.model_name = self._model_name(doc.deployments[live_name])
+        self._finish_standby(poller, swap, f"deployment {swap.standby} of {self.label}")
+        return self._move_traffic(swap, self._read(), state)
+
+    def _ready_standby(self, swap: _Swap, uri: str, doc: OnlineEndpointRead) -> None:
         """Register the version and PUT the standby deployment (unless it serves ``model``)."""
+        model, standby = swap.model, swap.standby
         if self._serves(doc, standby, model):
             log.info("%s: %s serves %s already: only traffic moves", self.label, standby, model.url)
             return
-        live = doc.deployments[live_name]
+        live = doc.deployments[swap.live]
         name, version = self._model_name(live), version_name(model)
+        swap.model_name = name
         self.models.register_version(
             name, version, uri, model_type="custom_model", properties=self._properties(model)
         )
@@ -657,9 +762,17 @@ class OnlineEndpointTarget:
         what = f"deployment {standby} of {self.label}"
         try:
             poller = self.endpoints.begin_create_or_update_deployment(self.endpoint, standby, body)
-            if poller.request_id and on_request is not None:
-                on_request(poller.request_id)
-            self._await(poller, f"the PUT of {what}", stop)
+        except ServiceError as err:
+            raise self._standby_failed(err, swap, what) from err
+        if poller.request_id and swap.on_request is not None:
+            swap.on_request(poller.request_id)
+        self._finish_standby(poller, swap, what)
+
+    def _finish_standby(self, poller: AzureMLPoller[Any], swap: _Swap, what: str) -> None:
+        """Wait for the standby's PUT (or detach): its failure said as no traffic changed."""
+        live_name = swap.live
+        try:
+            self._wait(poller, swap, "standby", f"the PUT of {what}")
             poller.result()
         except OperationStillRunning as err:
             raise ServiceError(
@@ -667,22 +780,25 @@ class OnlineEndpointTarget:
                 code="StandbyNotReady",
             ) from err
         except ServiceError as err:
-            if not err.answered:
-                raise  # no answer: the loop may send it again
-            raise ServiceError(
-                f"{what} ({name}:{version}) failed: {err.service_message}; no traffic was "
-                f"changed: "
-                f"{live_name} still has 100%",
-                status=err.status,
-                code=err.code,
-                details=err.details,
-                request_id=err.request_id,
-            ) from err
+            raise self._standby_failed(err, swap, what) from err
         except VerificationFailed as err:
             raise ServiceError(
                 f"{err}; no traffic was changed: {live_name} still has 100%",
                 code="StandbyNotReady",
             ) from err
+
+    def _standby_failed(self, err: ServiceError, swap: _Swap, what: str) -> ServiceError:
+        """The standby's PUT failed (answered): said so; no answer: as it was."""
+        if not err.answered:
+            return err  # no answer: the loop may send it again
+        return ServiceError(
+            f"{what} ({swap.model_name}:{version_name(swap.model)}) failed: "
+            f"{err.service_message}; no traffic was changed: {swap.live} still has 100%",
+            status=err.status,
+            code=err.code,
+            details=err.details,
+            request_id=err.request_id,
+        )
 
     # -- staged traffic, the standby as a candidate, mirror traffic, retiring --------------------
 
@@ -789,7 +905,7 @@ class OnlineEndpointTarget:
         state = self.check()
         doc, live_name = self._required(state)
         standby = self._standby(live_name)
-        self._ready_standby(model, uri, doc, live_name, standby, stop, None)
+        self._ready_standby(_Swap(model, live_name, standby, stop, None, False), uri, doc)
         fresh = self.read(state)
         after = self._doc_in(fresh)
         assert after is not None

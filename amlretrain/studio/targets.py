@@ -26,10 +26,12 @@ from amlretrain.blobs import BlobRef, same_blob, strip_sas
 from amlretrain.errors import (
     ConfigurationError,
     ConflictError,
+    OperationDetached,
     OperationStillRunning,
     VerificationFailed,
 )
-from amlretrain.targets import Sample, TargetState
+from amlretrain.polling import decode_token, encode_token
+from amlretrain.targets import DETACH_AFTER, Sample, TargetState
 
 if TYPE_CHECKING:
     from amlretrain.interrupt import StopSignal
@@ -39,9 +41,12 @@ if TYPE_CHECKING:
     from amlretrain.studio.scoring import ScoreResult, ScoringClient
     from amlretrain.studio.webservices import WebServicePoller, WebServicesClient
 
-__all__ = ["ArmTarget", "ClassicTarget"]
+__all__ = ["SWAP_TOKEN_KIND", "ArmTarget", "ClassicTarget"]
 
 log = logging.getLogger(__name__)
+
+#: The kind of the continuation tokens of a New (ARM) web service's detached swap.
+SWAP_TOKEN_KIND = "arm.swap"
 
 
 def _bounded(deadline: float, stop: StopSignal | None) -> float:
@@ -233,10 +238,16 @@ class ArmTarget:
         stop: StopSignal | None = None,
         pinned: bool = False,
         on_request: Callable[[str], None] | None = None,
+        detach: bool = False,
     ) -> TargetState:
         """Rewrite the definition read in ``state`` to ``model``: a minimal PATCH, awaited
         (at most ``operation_timeout``) and verified by fresh reads (see
-        :meth:`Target.deploy <amlretrain.targets.Target.deploy>`)."""
+        :meth:`Target.deploy <amlretrain.targets.Target.deploy>`).
+
+        ``detach``: a PATCH whose operation still runs
+        :data:`~amlretrain.targets.DETACH_AFTER` seconds after it was accepted raises
+        :class:`~amlretrain.errors.OperationDetached` with a token; :meth:`resume` goes
+        on from it."""
         if state is None:
             state, pinned = self.read(), True
         # The client re-reads the service and refuses (ConflictError) if its model changed
@@ -255,6 +266,62 @@ class ArmTarget:
             raise
         if poller.request_id and on_request is not None:
             on_request(poller.request_id)
+        if detach and not poller.wait_done(DETACH_AFTER):
+            data = {"lro": poller.continuation_token(), "model": model.url}
+            raise OperationDetached(
+                encode_token(SWAP_TOKEN_KIND, data),
+                f"the update of web service {self.label}",
+                poller.request_id,
+            )
+        return self._finish(poller, model, state, stop)
+
+    def operation(self, token: str) -> WebServicePoller:
+        """The poller of a swap's detached update (``token`` of
+        :class:`~amlretrain.errors.OperationDetached`): ``done()``, ``status()``; it only
+        reads (nothing is sent again).
+
+        Raises:
+            ValueError: not a token of this kind of swap.
+        """
+        lro = str(decode_token(token, SWAP_TOKEN_KIND)["lro"])
+        return self.client.begin_update(
+            self.resource_group, self.name, None, continuation_token=lro
+        )
+
+    def resume(
+        self,
+        model: BlobRef,
+        state: TargetState,
+        token: str,
+        *,
+        stop: StopSignal | None = None,
+        on_request: Callable[[str], None] | None = None,
+        detach: bool = False,
+    ) -> TargetState:
+        """Go on with a swap from its detached update's ``token``: wait for the operation
+        (nothing is sent again) and verify it as :meth:`deploy` does.
+
+        Raises:
+            ConfigurationError: a token of another model or kind.
+        """
+        try:
+            data = decode_token(token, SWAP_TOKEN_KIND)
+        except ValueError as err:
+            raise ConfigurationError(f"{self.label}: {err}") from None
+        if not same_blob(str(data.get("model")), model.url):
+            raise ConfigurationError(
+                f"{self.label}: the detached swap was of {data.get('model')}, not {model.url}"
+            )
+        return self._finish(self.operation(token), model, state, stop)
+
+    def _finish(
+        self,
+        poller: WebServicePoller,
+        model: BlobRef,
+        state: TargetState,
+        stop: StopSignal | None,
+    ) -> TargetState:
+        """Wait for the update (at most ``operation_timeout``) and verify it."""
         _await(poller, self.label, self.operation_timeout, stop)
         try:
             definition = poller.result()
