@@ -8,7 +8,8 @@ providers manager does for :func:`get_provider_info`) loads no Airflow module:
   retrain.toml; deferrable; idempotent per task instance (its run id).
 * :class:`AmlDeployOperator`, :class:`AmlRollbackOperator`, :class:`AmlReconcileOperator`:
   ``amlretrain deploy|rollback|reconcile``.
-* :class:`AmlJobsTrigger` (:mod:`.triggers`): the deferred wait for training jobs.
+* :class:`AmlWaitTrigger` (:mod:`.triggers`): the deferred wait for training jobs and
+  swaps' long-running operations.
 * :class:`AmlRetrainHook` (:mod:`.hooks`): the Airflow connection that supplies the
   config's secrets.
 
@@ -26,12 +27,12 @@ if TYPE_CHECKING:
     from amlretrain.airflow.operators import AmlReconcileOperator as AmlReconcileOperator
     from amlretrain.airflow.operators import AmlRetrainOperator as AmlRetrainOperator
     from amlretrain.airflow.operators import AmlRollbackOperator as AmlRollbackOperator
-    from amlretrain.airflow.triggers import AmlJobsTrigger as AmlJobsTrigger
+    from amlretrain.airflow.triggers import AmlWaitTrigger as AmlWaitTrigger
 
 #: Public name -> its module (imported on first use).
 _NAMES = {
     "AmlDeployOperator": "amlretrain.airflow.operators",
-    "AmlJobsTrigger": "amlretrain.airflow.triggers",
+    "AmlWaitTrigger": "amlretrain.airflow.triggers",
     "AmlReconcileOperator": "amlretrain.airflow.operators",
     "AmlRetrainHook": "amlretrain.airflow.hooks",
     "AmlRetrainOperator": "amlretrain.airflow.operators",

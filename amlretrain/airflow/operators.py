@@ -2,7 +2,7 @@
 
 * :class:`AmlRetrainOperator` retrains one target (``target=``) or a fleet (``targets=``,
   or every target of the config); with ``deferrable=True`` its training jobs are waited
-  for by :class:`~amlretrain.airflow.triggers.AmlJobsTrigger` in the triggerer, not in a
+  for by :class:`~amlretrain.airflow.triggers.AmlWaitTrigger` in the triggerer, not in a
   worker slot.
 * :class:`AmlDeployOperator`, :class:`AmlRollbackOperator`, :class:`AmlReconcileOperator`:
   ``amlretrain deploy|rollback|reconcile``. They do not defer: a swap holds its target's
@@ -46,9 +46,9 @@ from airflow.sdk.exceptions import AirflowException
 
 from amlretrain._redact import redact, redact_data
 from amlretrain.airflow.hooks import AmlRetrainHook, azure_environ, scrubber
-from amlretrain.airflow.triggers import TERMINAL, AmlJobsTrigger, job_key
+from amlretrain.airflow.triggers import TERMINAL, AmlWaitTrigger, job_key
 from amlretrain.blobs import strip_sas
-from amlretrain.errors import AmlRetrainError, Interrupted, TrainingDetached
+from amlretrain.errors import AmlRetrainError, Interrupted, RunDetached
 
 if TYPE_CHECKING:
     from amlretrain.config import RetrainConfig
@@ -71,6 +71,9 @@ log = logging.getLogger(__name__)
 #: Target statuses that fail the task (``rejected`` too with ``fail_on_rejected``).
 FAILING_STATUSES = ("failed", "restored", "unknown", "halted")
 DAY = 24 * 3600.0
+#: Seconds a detached operation's poller, just made, is given to read before it is asked
+#: whether the operation ended (not deferring when it did).
+OPERATION_FIRST_LOOK = 3.0
 
 
 def run_id_of(dag_id: str, task_id: str, run_id: str, map_index: int) -> str:
@@ -286,11 +289,14 @@ class AmlRetrainOperator(_AmlOperator):
             or a blob URL); templated.
         conn_id: the Airflow connection with the config's secrets
             (:class:`~amlretrain.airflow.hooks.AmlRetrainHook`).
-        deferrable: wait for the training jobs in the triggerer (the worker slot is free
-            meanwhile); default: Airflow's ``[operators] default_deferrable``.
+        deferrable: wait for the training jobs, and for the swaps' long-running
+            operations (Azure ML v2, New (ARM); with a blob ledger, no ``[rollout]``), in
+            the triggerer (the worker slot is free meanwhile); default: Airflow's
+            ``[operators] default_deferrable``.
         poll_interval: seconds between two reads of the jobs' status.
-        timeout: seconds to wait for the jobs (the jobs are not cancelled then; the
-            training's own ``timeout`` in the config cancels a job).
+        timeout: seconds to wait for the jobs, or for the swaps' operations (the jobs
+            are not cancelled then; the training's own ``timeout`` in the config cancels
+            a job; a swap's target stays leased to the run: a retry goes on with it).
         fail_on_rejected: fail the task when the gate rejects a model (default: succeed,
             the outcome is in the XCom).
 
@@ -330,6 +336,8 @@ class AmlRetrainOperator(_AmlOperator):
         self.poll_interval = float(poll_interval)
         self.timeout = float(timeout)
         self._jobs: list[dict[str, str]] = []
+        self._operations: list[dict[str, str]] = []
+        self._pollers: dict[str, Any] = {}
         self._trainers: dict[tuple[str, str], Any] = {}
         self._config: RetrainConfig | None = None
 
@@ -348,14 +356,16 @@ class AmlRetrainOperator(_AmlOperator):
         """Resume the run after the trigger's event (in a new worker process)."""
         self._ti = context["ti"]
         status = event.get("status")
-        jobs = ", ".join(f"{j.get('job_id')} ({j.get('status')})" for j in event.get("jobs", []))
+        waits = [f"job {j.get('job_id')} ({j.get('status')})" for j in event.get("jobs", [])]
+        waits += [f"{o.get('target')} ({o.get('status')})" for o in event.get("operations", [])]
+        what = ", ".join(waits)
         if status == "timeout":
             raise self._fail(
-                f"training job(s) still running after {self.timeout:g} s: {jobs}; not "
-                "cancelled: a retry of this task re-attaches to them"
+                f"still running after {self.timeout:g} s: {what}; not cancelled: a retry of "
+                "this task re-attaches to them"
             )
         if status != "done":
-            raise self._fail(f"waiting for training job(s) {jobs}: {event.get('message', status)}")
+            raise self._fail(f"waiting for {what}: {event.get('message', status)}")
         return self._run(context)
 
     def _resolved_targets(self, config: RetrainConfig) -> list[Target] | None:
@@ -391,19 +401,20 @@ class AmlRetrainOperator(_AmlOperator):
                         detach=True,
                         stop=stop,
                     )
-                except TrainingDetached as detached:
+                except RunDetached as detached:
                     self._jobs = [j.to_dict() for j in detached.jobs]
+                    self._operations = [o.to_dict() for o in detached.operations]
                     # Airflow 3.3.2's deferral race (a trigger firing at once, while the
                     # deferring process is being reported) fails the task: check each job
-                    # once, and do not defer when they all ended.
+                    # and operation once, and do not defer when they all ended.
                     if self._all_ended(config):
-                        # The engine runs the whole run once its jobs ended; a job it
-                        # detaches again and again is read differently by it and by us.
+                        # The engine goes on once what it waits for ended; what it detaches
+                        # from again and again is read differently by it and by us.
                         ended_but_detached += 1
                         if ended_but_detached > 3:
                             raise self._fail(
-                                f"run {rid}: its training job(s) ended but the run still "
-                                "detaches from them"
+                                f"run {rid}: what it waits for ended but the run still "
+                                f"detaches from it ({detached})"
                             ) from None
                         continue
                     if self.deferrable:
@@ -420,13 +431,14 @@ class AmlRetrainOperator(_AmlOperator):
         xcom = xcom_of(result.run_id, result.targets, result.halt_reason, scrub=self._scrub)
         return self._finish(context, xcom, self._failing(result.targets), f"run {result.run_id}")
 
-    def _trigger(self) -> AmlJobsTrigger:
-        return AmlJobsTrigger(
+    def _trigger(self) -> AmlWaitTrigger:
+        return AmlWaitTrigger(
             config_path=os.path.abspath(self.config),
             conn_id=self.conn_id,
             jobs=[{k: j[k] for k in ("kind", "data", "job_id")} for j in self._jobs],
             poll_interval=self.poll_interval,
             timeout=self.timeout,
+            operations=[{k: o[k] for k in ("target", "token", "what")} for o in self._operations],
         )
 
     def _trainer(self, config: RetrainConfig, job: Mapping[str, str]) -> Any:
@@ -438,17 +450,40 @@ class AmlRetrainOperator(_AmlOperator):
     def _statuses(self, config: RetrainConfig) -> dict[str, str]:
         return {j["job_id"]: self._trainer(config, j).job_status(j["job_id"]) for j in self._jobs}
 
+    def _operations_done(self, config: RetrainConfig) -> dict[str, bool]:
+        """Each detached operation's poller (made once: it polls in the background),
+        given a moment to read, and whether it has ended."""
+        from amlretrain.configured import find_target
+        from amlretrain.targets import DetachableTarget
+
+        done = {}
+        for op in self._operations:
+            if op["token"] not in self._pollers:
+                target = find_target(config, op["target"])
+                if not isinstance(target, DetachableTarget):
+                    raise TypeError(f"{target.label}: its swaps do not detach")
+                poller = target.operation(op["token"])
+                self._pollers[op["token"]] = poller
+                poller.wait_done(OPERATION_FIRST_LOOK)
+            done[op["what"]] = bool(self._pollers[op["token"]].done())
+        return done
+
     def _all_ended(self, config: RetrainConfig) -> bool:
         try:
             statuses = self._statuses(config)
+            operations = self._operations_done(config)
         except Exception as err:  # a read that failed: wait (the trigger reads again)
-            log.warning("job status not read: %s", self._scrub(f"{type(err).__name__}: {err}"))
+            log.warning("status not read: %s", self._scrub(f"{type(err).__name__}: {err}"))
             return False
-        log.info("training job(s): %s", ", ".join(f"{i} {s}" for i, s in statuses.items()))
-        return all(s in TERMINAL for s in statuses.values())
+        if statuses:
+            log.info("training job(s): %s", ", ".join(f"{i} {s}" for i, s in statuses.items()))
+        for what, ended in operations.items():
+            log.info("%s: %s", what, "ended" if ended else "still running")
+        return all(s in TERMINAL for s in statuses.values()) and all(operations.values())
 
     def _wait_in_worker(self, config: RetrainConfig, rid: str) -> None:
-        """Wait for the jobs here (not deferrable), until they end, the timeout or a kill.
+        """Wait for the jobs (or operations) here (not deferrable), until they end, the
+        timeout or a kill.
 
         The run detaches even when it does not defer: a wait inside the engine would
         cancel the job on a stop, and a kill of an attempt that will be retried must end
@@ -458,13 +493,14 @@ class AmlRetrainOperator(_AmlOperator):
         while True:
             if self._killed.wait(min(self.poll_interval, max(0.0, deadline - time.monotonic()))):
                 left = "cancelled" if not self.will_retry else "left running for the retry"
-                raise self._fail(f"run {rid}: killed while its training job(s) ran ({left})")
+                raise self._fail(f"run {rid}: killed while it waited ({left})")
             if self._all_ended(config):
                 return
             if time.monotonic() >= deadline:
-                ids = ", ".join(j["job_id"] for j in self._jobs)
+                waits = [f"job {j['job_id']}" for j in self._jobs]
+                waits += [o["what"] for o in self._operations]
                 raise self._fail(
-                    f"run {rid}: training job(s) {ids} still running after {self.timeout:g} s;"
+                    f"run {rid}: {', '.join(waits)} still running after {self.timeout:g} s;"
                     " not cancelled: a retry of this task re-attaches to them"
                 )
 

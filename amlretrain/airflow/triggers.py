@@ -1,16 +1,20 @@
-"""The wait of a deferred retrain: :class:`AmlJobsTrigger` polls training jobs, nothing else.
+"""The wait of a deferred retrain: :class:`AmlWaitTrigger` polls, nothing else.
 
 A deferred :class:`~amlretrain.airflow.operators.AmlRetrainOperator` hands its run's
-training jobs to this trigger, which runs in Airflow's triggerer: it reads each job's
-status (the synchronous clients, through ``asyncio.to_thread``) until every job ended,
-then fires ONE event; the operator resumes the run in a worker (evaluation, gate, swap:
-every side effect stays in the operator). The trigger's arguments are stored in Airflow's
+training jobs, or its swaps' long-running operations, to this trigger, which runs in
+Airflow's triggerer: it reads each job's status and follows each operation's poller (the
+synchronous clients, through ``asyncio.to_thread``; a poller made from the operation's
+continuation token only reads) until every one ended, then fires ONE event; the operator
+resumes the run in a worker (evaluation, gate, the swap's verification and record: every
+side effect stays in the operator). The trigger's arguments are stored in Airflow's
 database and re-create it after a triggerer restart, so they hold only the config's path,
-the connection id, the jobs' ids and an absolute deadline: never a key.
+the connection id, the jobs' ids, the operations' target keys and continuation tokens
+(ids, names and URLs: no secret) and an absolute deadline: never a key.
 
 The event: ``{"status": "done" | "timeout" | "error", "jobs": [{"job_id", "status"}],
-"message"?}`` (``status`` of a job: its last status read, in the ledger's words, or None
-when it could not be read).
+"operations": [{"target", "status"}], "message"?}`` (``status`` of a job: its last status
+read, in the ledger's words, or None when it could not be read; of an operation: its
+poller's last status).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from amlretrain._redact import redact
 
-__all__ = ["TERMINAL", "AmlJobsTrigger", "Trainers", "job_key"]
+__all__ = ["TERMINAL", "AmlWaitTrigger", "Configured", "job_key"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ MAX_READ_FAILURES = 5
 
 #: ``(kind, data) -> trainer``: what reads a job's status (``trainer.job_status(id)``).
 TrainerFactory = Callable[[str, str], Any]
+#: ``target key -> target``: what follows a swap's operation (``target.operation(token)``).
+TargetFactory = Callable[[str], Any]
 
 
 def job_key(job: Mapping[str, Any]) -> tuple[str, str]:
@@ -44,12 +50,13 @@ def job_key(job: Mapping[str, Any]) -> tuple[str, str]:
     return str(job["kind"]), str(job["data"])
 
 
-class Trainers:
-    """The config's trainers, built on first use, with its secrets from the connection.
+class Configured:
+    """The config's trainers and targets, built on first use, with its secrets from the
+    connection.
 
-    Blocking (it reads the connection and the file): make it in a thread. The trainers
-    are built inside :func:`~amlretrain.airflow.hooks.azure_environ`, so a service
-    principal of an ``azure`` connection reaches ``DefaultAzureCredential``.
+    Blocking (it reads the connection and the file): make it in a thread. They are built
+    inside :func:`~amlretrain.airflow.hooks.azure_environ`, so a service principal of an
+    ``azure`` connection reaches ``DefaultAzureCredential``.
 
     Attributes:
         scrub: redacts a text, the connection's values included
@@ -65,8 +72,9 @@ class Trainers:
         with azure_environ(self._environ):
             self._config = load_config(config_path, environ=self._environ)
         self._cache: dict[tuple[str, str], Any] = {}
+        self._targets: dict[str, Any] = {}
 
-    def __call__(self, kind: str, data: str) -> Any:
+    def trainer(self, kind: str, data: str) -> Any:
         """The trainer of the training of ``kind`` on ``data``."""
         from amlretrain.airflow.hooks import azure_environ
 
@@ -75,9 +83,19 @@ class Trainers:
                 self._cache[kind, data] = self._config.trainer(kind, data)
         return self._cache[kind, data]
 
+    def target(self, key: str) -> Any:
+        """The config's target of ledger key ``key``."""
+        from amlretrain.airflow.hooks import azure_environ
+        from amlretrain.configured import find_target
 
-class AmlJobsTrigger(BaseTrigger):
-    """Wait for a run's training jobs to end, polling their status.
+        if key not in self._targets:
+            with azure_environ(self._environ):
+                self._targets[key] = find_target(self._config, key)
+        return self._targets[key]
+
+
+class AmlWaitTrigger(BaseTrigger):
+    """Wait for a run's training jobs, or its swaps' operations, to end (reads only).
 
     Args:
         config_path: the retrain.toml (an absolute path the triggerer can read).
@@ -89,16 +107,19 @@ class AmlJobsTrigger(BaseTrigger):
         timeout: seconds to wait at most, from when the trigger is first made.
         deadline: the absolute end (epoch seconds); set by the first construction and
             kept by :meth:`serialize`, so a restarted triggerer ends at the same time.
+        operations: ``{"target", "token", "what"}`` per operation (the run's
+            :class:`~amlretrain.errors.DetachedOperation` s; the target's ledger key).
     """
 
     def __init__(
         self,
         config_path: str,
         conn_id: str,
-        jobs: Sequence[Mapping[str, Any]],
+        jobs: Sequence[Mapping[str, Any]] = (),
         poll_interval: float = 30.0,
         timeout: float = 24 * 3600.0,
         deadline: float | None = None,
+        operations: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.config_path = config_path
@@ -107,17 +128,23 @@ class AmlJobsTrigger(BaseTrigger):
             {"kind": str(j["kind"]), "data": str(j["data"]), "job_id": str(j["job_id"])}
             for j in jobs
         ]
+        self.operations = [
+            {"target": str(o["target"]), "token": str(o["token"]), "what": str(o.get("what", ""))}
+            for o in operations
+        ]
         self.poll_interval = float(poll_interval)
         self.timeout = float(timeout)
         self.deadline = float(deadline) if deadline is not None else time.time() + self.timeout
         #: Builds the trainers (tests pass a fake; not serialised).
         self.trainers: TrainerFactory | None = None
+        #: Builds the targets (tests pass a fake; not serialised).
+        self.targets: TargetFactory | None = None
         #: Redacts a text (tests may pass one with the fake's secrets; not serialised).
         self.scrub: Callable[[str], str] = redact
 
     def __repr__(self) -> str:
-        ids = ", ".join(j["job_id"] for j in self.jobs)
-        return f"AmlJobsTrigger(config_path={self.config_path!r}, jobs=[{ids}])"
+        waits = [j["job_id"] for j in self.jobs] + [o["what"] for o in self.operations]
+        return f"AmlWaitTrigger(config_path={self.config_path!r}, waits=[{', '.join(waits)}])"
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """The class path and the kwargs that re-create this trigger (no secret)."""
@@ -130,54 +157,90 @@ class AmlJobsTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "timeout": self.timeout,
                 "deadline": self.deadline,
+                "operations": [dict(o) for o in self.operations],
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll every job until all ended or the deadline passed; yield one event."""
+        """Poll every job and operation until all ended or the deadline passed; yield one
+        event."""
         statuses: dict[str, str | None] = {j["job_id"]: None for j in self.jobs}
+        progress: dict[str, str | None] = {o["target"]: None for o in self.operations}
+        ended: set[str] = set()
         failures: dict[str, int] = {}
 
         def event(status: str, message: str | None = None) -> TriggerEvent:
             payload: dict[str, Any] = {
                 "status": status,
                 "jobs": [{"job_id": i, "status": s} for i, s in statuses.items()],
+                "operations": [{"target": t, "status": s} for t, s in progress.items()],
             }
             if message is not None:
                 payload["message"] = scrub(message)
             return TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
         scrub = self.scrub
+        trainers, targets = self.trainers, self.targets
         try:
-            trainers = self.trainers
-            if trainers is None:
-                built = await asyncio.to_thread(Trainers, self.config_path, self.conn_id)
-                trainers, scrub = built, built.scrub
+            if (trainers is None and self.jobs) or (targets is None and self.operations):
+                built = await asyncio.to_thread(Configured, self.config_path, self.conn_id)
+                trainers = trainers or built.trainer
+                targets = targets or built.target
+                scrub = built.scrub
         except Exception as err:
             yield event("error", f"{self.config_path}: {type(err).__name__}: {err}")
             return
+        pollers: dict[str, Any] = {}  # one per operation: it polls in the background
+
+        def failed(key: str, text: str) -> bool:
+            failures[key] = failures.get(key, 0) + 1
+            log.warning("%s", scrub(text))
+            return failures[key] >= MAX_READ_FAILURES
+
         while True:
             for job in self.jobs:
                 job_id = job["job_id"]
                 if statuses[job_id] in TERMINAL:
                     continue
                 try:
+                    assert trainers is not None
                     trainer = await asyncio.to_thread(trainers, *job_key(job))
                     statuses[job_id] = await asyncio.to_thread(trainer.job_status, job_id)
                     failures.pop(job_id, None)
                 except Exception as err:
-                    failures[job_id] = failures.get(job_id, 0) + 1
                     text = f"job {job_id}: status not read: {type(err).__name__}: {err}"
-                    log.warning("%s", scrub(text))
-                    if failures[job_id] >= MAX_READ_FAILURES:
+                    if failed(job_id, text):
                         yield event("error", f"{text} ({failures[job_id]} reads in a row)")
                         return
-            if all(s in TERMINAL for s in statuses.values()):
+            for op in self.operations:
+                key = op["target"]
+                if key in ended:
+                    continue
+                try:
+                    if key not in pollers:
+                        assert targets is not None
+                        target = await asyncio.to_thread(targets, key)
+                        pollers[key] = await asyncio.to_thread(target.operation, op["token"])
+                    poller = pollers[key]
+                    if await asyncio.to_thread(poller.done):
+                        ended.add(key)
+                    progress[key] = str(await asyncio.to_thread(poller.status))
+                    failures.pop(key, None)
+                except Exception as err:
+                    pollers.pop(key, None)
+                    text = f"{op['what'] or key}: not read: {type(err).__name__}: {err}"
+                    if failed(key, text):
+                        yield event("error", f"{text} ({failures[key]} reads in a row)")
+                        return
+            if all(s in TERMINAL for s in statuses.values()) and len(ended) == len(progress):
                 yield event("done")
                 return
             left = self.deadline - time.time()
             if left <= 0:
-                running = ", ".join(i for i, s in statuses.items() if s not in TERMINAL)
-                yield event("timeout", f"still running at the deadline: {running}")
+                running = [i for i, s in statuses.items() if s not in TERMINAL]
+                running += [
+                    o["what"] or o["target"] for o in self.operations if o["target"] not in ended
+                ]
+                yield event("timeout", f"still running at the deadline: {', '.join(running)}")
                 return
             await asyncio.sleep(min(self.poll_interval, left))

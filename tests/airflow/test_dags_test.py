@@ -89,7 +89,9 @@ def test_a_deferred_wait_on_a_30_s_job_runs_in_the_trigger_and_succeeds_after_it
     emulator: Emulator, airflow_home: AirflowHome, tmp_path: Path
 ) -> None:
     """On an Azure ML v2 target (a command job, a blue/green swap): the classic targets
-    are the fleet's and the stack's; the operator treats both alike."""
+    are the fleet's and the stack's; the operator treats both alike. The standby's PUT
+    takes 8 s: the swap defers too (its operation waited in the trigger, from its token)
+    and is finished after it without a second PUT."""
     import requests
 
     from amlretrain.azureml.targets import version_name
@@ -98,8 +100,17 @@ def test_a_deferred_wait_on_a_30_s_job_runs_in_the_trigger_and_succeeds_after_it
     with requests.Session() as http:
         endpoint = make_endpoint(http, emulator, traffic={"blue": 100})
     emulator.faults.add("v2.job.put", "job_slow", seconds=30, count=1)
+    emulator.faults.add("v2.deployment.put", "lro_slow", seconds=8, count=1)
+    green = f"/onlineendpoints/{endpoint}/deployments/green".lower()
+
+    def standby_puts() -> int:
+        return sum(
+            1 for r in emulator.requests if r.method == "PUT" and r.path.lower().endswith(green)
+        )
+
     config = v2_config(emulator, tmp_path, endpoint)
     jobs_before = set(v2_jobs(emulator))
+    puts_before = standby_puts()
     t0 = time.monotonic()
     run_id = airflow_home.dags_test("aml_wait", {"config": str(config), "targets": [endpoint]})
     took = time.monotonic() - t0
@@ -115,6 +126,9 @@ def test_a_deferred_wait_on_a_30_s_job_runs_in_the_trigger_and_succeeds_after_it
     assert set(models) == {"green"}
     assert models["green"].endswith("/versions/" + version_name(target["model"]))
     assert took >= 30, f"the task ended {took:.1f} s after it started: before its 30 s job"
-    # the wait was the trigger's (run inline by dags test), not a worker's
-    assert "[DAG TEST] running trigger in line" in airflow_home.last_output
+    # the waits were the trigger's (run inline by dags test), not a worker's: the job's,
+    # then the standby PUT's, whose swap was finished from its token (one PUT)
+    assert airflow_home.last_output.count("[DAG TEST] running trigger in line") == 2
+    assert "the PUT of deployment green" in airflow_home.last_output
+    assert standby_puts() == puts_before + 1
     assert not find_leaks(airflow_home.text_to_scan(), emulator_secrets(emulator))

@@ -33,10 +33,10 @@ from airflow.triggers.base import TriggerEvent
 
 import amlretrain.configured
 from amlretrain.airflow import (
-    AmlJobsTrigger,
     AmlReconcileOperator,
     AmlRetrainHook,
     AmlRetrainOperator,
+    AmlWaitTrigger,
     get_provider_info,
 )
 from amlretrain.airflow.hooks import azure_environ, environ_of, scrubber
@@ -199,18 +199,20 @@ def test_run_id_is_the_same_for_every_attempt_and_differs_per_task_instance() ->
 
 def test_trigger_serializes_to_ids_only_and_round_trips() -> None:
     jobs = [{"kind": "batch", "data": "new.csv", "job_id": "job-1"}]
-    trigger = AmlJobsTrigger("/dags/retrain.toml", "amlretrain_test", jobs, 5, 60)
+    trigger = AmlWaitTrigger("/dags/retrain.toml", "amlretrain_test", jobs, 5, 60)
     path, kwargs = trigger.serialize()
     module, _, name = path.rpartition(".")
     again = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
     assert again.serialize() == (path, kwargs)
-    assert set(kwargs) == {"config_path", "conn_id", "jobs", "poll_interval", "timeout", "deadline"}
+    assert set(kwargs) == {
+        *("config_path", "conn_id", "jobs", "poll_interval", "timeout", "deadline", "operations")
+    }
     # the deadline is absolute: a re-created trigger ends when the first one would have
     assert abs(kwargs["deadline"] - (time.time() + 60)) < 5
     _no_secret(json.dumps(kwargs))
 
 
-def _events(trigger: AmlJobsTrigger) -> list[TriggerEvent]:
+def _events(trigger: AmlWaitTrigger) -> list[TriggerEvent]:
     async def collect() -> list[TriggerEvent]:
         return [e async for e in trigger.run()]
 
@@ -219,9 +221,9 @@ def _events(trigger: AmlJobsTrigger) -> list[TriggerEvent]:
 
 def _trigger(
     fake: FakeTrainer, *, timeout: float = 30, ids: tuple[str, ...] = ("job-1",)
-) -> AmlJobsTrigger:
+) -> AmlWaitTrigger:
     jobs = [{"kind": "batch", "data": "new.csv", "job_id": i} for i in ids]
-    trigger = AmlJobsTrigger("/nowhere/retrain.toml", "amlretrain_test", jobs, 0.01, timeout)
+    trigger = AmlWaitTrigger("/nowhere/retrain.toml", "amlretrain_test", jobs, 0.01, timeout)
     trigger.trainers = lambda kind, data: fake
     return trigger
 
@@ -229,7 +231,11 @@ def _trigger(
 def test_trigger_polls_until_every_job_ended_then_fires_once() -> None:
     fake = FakeTrainer("NotStarted", "Running", "Running", "Finished")
     [event] = _events(_trigger(fake))
-    assert event.payload == {"status": "done", "jobs": [{"job_id": "job-1", "status": "Finished"}]}
+    assert event.payload == {
+        "status": "done",
+        "jobs": [{"job_id": "job-1", "status": "Finished"}],
+        "operations": [],
+    }
     assert fake.reads == ["job-1"] * 4  # an ended job is not read again
 
 
@@ -261,7 +267,7 @@ def test_trigger_bears_a_blip_and_gives_up_redacted_after_reads_fail_in_a_row() 
 
 def test_trigger_without_its_connection_fires_an_error_naming_it(tmp_path: Path) -> None:
     jobs = [{"kind": "batch", "data": "new.csv", "job_id": "job-1"}]
-    trigger = AmlJobsTrigger(_config(tmp_path), "no_such_connection", jobs, 0.01, 5)
+    trigger = AmlWaitTrigger(_config(tmp_path), "no_such_connection", jobs, 0.01, 5)
     [event] = _events(trigger)
     assert event.payload["status"] == "error"
     assert "no_such_connection" in event.payload["message"]
@@ -271,11 +277,84 @@ def test_trigger_builds_the_trainers_from_the_config_and_the_connection(
     tmp_path: Path, connection: str, trainer: FakeTrainer
 ) -> None:
     trainer.statuses = ["Finished"]
-    trigger = AmlJobsTrigger(
+    trigger = AmlWaitTrigger(
         _config(tmp_path), connection, [{"kind": "batch", "data": "d", "job_id": "j"}], 0.01, 5
     )
     [event] = _events(trigger)
     assert event.payload["status"] == "done" and trainer.reads == ["j"]
+
+
+class FakeOperation:
+    """A detached operation's poller: ``done()`` after ``reads`` reads of it."""
+
+    def __init__(self, reads: int) -> None:
+        self.left = reads
+        self.asked = 0
+
+    def done(self) -> bool:
+        self.asked += 1
+        self.left -= 1
+        return self.left <= 0
+
+    def status(self) -> str:
+        return "Succeeded" if self.left <= 0 else "InProgress"
+
+    def wait_done(self, timeout: float) -> bool:
+        return self.done()
+
+
+class FakeTarget:
+    def __init__(self, operation: FakeOperation, fail: int = 0) -> None:
+        self.made: list[str] = []
+        self._operation, self._fail = operation, fail
+
+    def operation(self, token: str) -> FakeOperation:
+        if self._fail:
+            self._fail -= 1
+            raise ConnectionError(f"no answer ({TOKEN_SECRET})")
+        self.made.append(token)
+        return self._operation
+
+
+def _op_trigger(target: FakeTarget, *, timeout: float = 30) -> AmlWaitTrigger:
+    ops = [{"target": "azureml:ep", "token": "tok-1", "what": "the PUT of deployment green"}]
+    trigger = AmlWaitTrigger("/nowhere/retrain.toml", "c", (), 0.01, timeout, operations=ops)
+    trigger.targets = lambda key: target
+    trigger.scrub = scrubber(ENV)
+    return trigger
+
+
+def test_trigger_follows_an_operation_with_one_poller_until_it_ended_then_fires_once() -> None:
+    operation = FakeOperation(reads=3)
+    target = FakeTarget(operation)
+    [event] = _events(_op_trigger(target))
+    assert event.payload == {
+        "status": "done",
+        "jobs": [],
+        "operations": [{"target": "azureml:ep", "status": "Succeeded"}],
+    }
+    assert target.made == ["tok-1"] and operation.asked == 3  # one poller, read 3 times
+
+
+def test_trigger_serializes_operations_as_target_keys_and_tokens_only() -> None:
+    ops = [{"target": "azureml:ep", "token": "tok-1", "what": "the traffic PUT of ep"}]
+    trigger = AmlWaitTrigger("/dags/retrain.toml", "c", (), 5, 60, operations=ops)
+    path, kwargs = trigger.serialize()
+    assert kwargs["operations"] == ops and kwargs["jobs"] == []
+    module, _, name = path.rpartition(".")
+    again = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
+    assert again.serialize() == (path, kwargs)
+
+
+def test_trigger_times_out_naming_the_operation_and_bears_a_failed_read() -> None:
+    [event] = _events(_op_trigger(FakeTarget(FakeOperation(reads=10**6)), timeout=0.2))
+    assert event.payload["status"] == "timeout"
+    assert "the PUT of deployment green" in event.payload["message"]
+    [event] = _events(_op_trigger(FakeTarget(FakeOperation(reads=1), fail=2)))
+    assert event.payload["status"] == "done"  # two failed reads, then the poller was made
+    [event] = _events(_op_trigger(FakeTarget(FakeOperation(reads=1), fail=99)))
+    assert event.payload["status"] == "error" and "5 reads in a row" in event.payload["message"]
+    _no_secret(json.dumps(event.payload))
 
 
 # -- the connection ---------------------------------------------------------------------------
@@ -463,7 +542,7 @@ def test_running_jobs_defer_to_the_trigger_with_ids_only(
         op.execute({"ti": FakeTI()})
     assert deferred.value.method_name == "execute_complete"
     path, kwargs = deferred.value.trigger.serialize()
-    assert path == "amlretrain.airflow.triggers.AmlJobsTrigger"
+    assert path == "amlretrain.airflow.triggers.AmlWaitTrigger"
     assert kwargs["jobs"] == [{"kind": "batch", "data": "new.csv", "job_id": "job-1"}]
     assert (kwargs["conn_id"], kwargs["poll_interval"], kwargs["timeout"]) == (connection, 7, 99)
     assert os.path.isabs(kwargs["config_path"])
