@@ -37,6 +37,7 @@ bare [...]) or as TOML ([[faults]] tables). Each rule:
                                `when` "before" (default) or "after" the request applies
                  lro_fail      the next ARM operation ends Failed
                  lro_hang      the next ARM operation never completes
+                 lro_slow      the next ARM or v2 operation runs `seconds`
                  stale         reads answer the resource as before a write, for `seconds`
                  job_fail      the next batch job ends Failed with `message`
                  job_slow      the next batch job runs `seconds`
