@@ -32,6 +32,7 @@ from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from airflow.triggers.base import TriggerEvent
 
 import amlretrain.configured
+import amlretrain.targets
 from amlretrain.airflow import (
     AmlReconcileOperator,
     AmlRetrainHook,
@@ -42,7 +43,13 @@ from amlretrain.airflow import (
 from amlretrain.airflow.hooks import azure_environ, environ_of, scrubber
 from amlretrain.airflow.operators import run_id_of
 from amlretrain.config import RetrainConfig
-from amlretrain.errors import ConfigurationError, DetachedJob, TrainingDetached
+from amlretrain.errors import (
+    ConfigurationError,
+    DetachedJob,
+    DetachedOperation,
+    OperationsDetached,
+    TrainingDetached,
+)
 from amlretrain.result import RetrainResult, TargetOutcome
 
 STORAGE_SECRET = "AccountKey=c2VjcmV0LWtleS1kby1ub3QtbG9n"
@@ -601,6 +608,69 @@ def test_a_non_deferrable_task_waits_in_the_worker_then_resumes(
     )
     assert xcom["targets"][0]["status"] == "succeeded"
     assert trainer.reads == ["job-1"] * 3 and len(engine.calls) == 2
+
+
+class SwapEngine:
+    """``retrain_configured`` whose swap detaches from its operation once, then returns."""
+
+    def __init__(self, result: RetrainResult) -> None:
+        self.result = result
+        self.calls: list[dict[str, Any]] = []
+        self.detach = 1
+
+    def __call__(self, config: RetrainConfig, **kw: Any) -> RetrainResult:
+        self.calls.append(kw)
+        if self.detach:
+            self.detach -= 1
+            op = DetachedOperation(
+                target="azureml:ep", label="ep", token="tok-1", what="the PUT of deployment green"
+            )
+            raise OperationsDetached(kw["run_id"], [op])
+        return self.result
+
+
+@pytest.fixture
+def swap_target(monkeypatch: pytest.MonkeyPatch) -> FakeTarget:
+    """What find_target gives for the detached operation's key (a DetachableTarget)."""
+    target = FakeTarget(FakeOperation(reads=3))
+    monkeypatch.setattr(amlretrain.configured, "find_target", lambda config, key: target)
+    monkeypatch.setattr(amlretrain.targets, "DetachableTarget", FakeTarget)
+    return target
+
+
+def test_a_detached_swap_defers_with_its_target_key_and_token_only(
+    tmp_path: Path, connection: str, monkeypatch: pytest.MonkeyPatch, swap_target: FakeTarget
+) -> None:
+    engine = SwapEngine(_result(_outcome("ep", "succeeded")))
+    monkeypatch.setattr(amlretrain.configured, "retrain_configured", engine)
+    op = _op(_config(tmp_path), connection, deferrable=True, poll_interval=7)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": FakeTI()})
+    _path, kwargs = deferred.value.trigger.serialize()
+    assert kwargs["jobs"] == []
+    assert kwargs["operations"] == [
+        {"target": "azureml:ep", "token": "tok-1", "what": "the PUT of deployment green"}
+    ]
+    _no_secret(json.dumps(kwargs))
+    assert swap_target.made == ["tok-1"]  # looked at once before deferring
+    event = {"status": "done", "jobs": [], "operations": [{"target": "azureml:ep"}]}
+    xcom = _op(_config(tmp_path), connection, deferrable=True).execute_complete(
+        {"ti": FakeTI()}, event
+    )
+    assert xcom["targets"][0]["status"] == "succeeded"
+    assert engine.calls[1]["run_id"] == engine.calls[0]["run_id"]
+
+
+def test_a_non_deferrable_task_waits_for_a_detached_swap_in_the_worker(
+    tmp_path: Path, connection: str, monkeypatch: pytest.MonkeyPatch, swap_target: FakeTarget
+) -> None:
+    engine = SwapEngine(_result(_outcome("ep", "succeeded")))
+    monkeypatch.setattr(amlretrain.configured, "retrain_configured", engine)
+    xcom = _op(_config(tmp_path), connection, deferrable=False, poll_interval=0.01).execute(
+        {"ti": FakeTI()}
+    )
+    assert xcom["targets"][0]["status"] == "succeeded" and len(engine.calls) == 2
+    assert swap_target.made == ["tok-1"]  # one poller for the whole wait
 
 
 @pytest.mark.parametrize(("try_number", "cancelled"), [(1, []), (2, ["job-1"])])
