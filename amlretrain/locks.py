@@ -16,6 +16,13 @@ the ledger, so every run that shares a ledger shares the locks:
 Each lock records its holder (``host:pid``, and the run id when given) so that the
 loser's error, ``amlretrain locks list`` and :meth:`TargetLocks.list` can name it.
 
+A blob lease taken with a run id can be *handed off* (:meth:`Lease.hand_off`: a swap
+that does not wait for its long-running operation): on leaving the with-block it becomes
+an infinite lease under an id derived from the run id and the target, its holder marked
+``(deferred)``; the next :meth:`~TargetLocks.hold` of that target with the same run id
+takes it back, in any process, and gives it a fresh id (a second attempt of the run is
+refused like anyone else). ``amlretrain locks break`` ends an abandoned one.
+
 Example:
     >>> import tempfile
     >>> locks = FileTargetLocks(Path(tempfile.mkdtemp()))

@@ -23,6 +23,7 @@ from amlretrain.cli import main
 from amlretrain.cli._emulator_config import emulator_config, emulator_environment
 from amlretrain.config import load_config
 from amlretrain.emulator import Emulator
+from amlretrain.errors import ConfigurationError
 from amlretrain.locks import BlobTargetLocks, FileTargetLocks, TargetLocked, locks_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -324,3 +325,80 @@ def test_a_blob_lease_records_its_release_for_the_next_holder(
     with locks.hold(target) as second:
         assert second.last_released is not None and 0 < second.last_released <= before
     assert [i for i in locks.list() if i.target == target] == []
+
+
+ADOPTER = textwrap.dedent(
+    """
+    import os, sys
+    from azure.storage.blob import BlobServiceClient
+    from amlretrain.locks import BlobTargetLocks
+    service = BlobServiceClient.from_connection_string(os.environ["LOCKS_CONNECTION_STRING"])
+    container = service.get_container_client(sys.argv[1])
+    locks = BlobTargetLocks(container, "team/locks/", renew_seconds=1)
+    with locks.hold(sys.argv[2], run_id=sys.argv[3]) as lease:
+        print("adopted", lease.last_released, flush=True)
+    """
+)
+
+
+def _lock_blob(connection_string: str, container: str, target: str) -> Any:
+    from amlretrain.locks import lock_name
+
+    service = BlobServiceClient.from_connection_string(connection_string)
+    return service.get_blob_client(container, f"team/locks/{lock_name(target)}.lock")
+
+
+def test_a_handed_off_lease_outlives_its_holder_and_only_its_run_takes_it_back(
+    connection_string: str, container: str
+) -> None:
+    locks, other = _locks(connection_string, container), _locks(connection_string, container)
+    with locks.hold(TARGET, run_id="run-d") as lease:
+        assert lease.can_hand_off
+        lease.hand_off()
+    props = _lock_blob(connection_string, container, TARGET).get_blob_properties()
+    assert (props.lease.state, props.lease.duration) == ("leased", "infinite")  # Azurite's
+    (info,) = other.list()
+    assert info.holder.endswith("run run-d (deferred)") and info.expires is None
+    with pytest.raises(TargetLocked, match=r"run-d \(deferred\)"), other.hold(TARGET, run_id="x"):
+        pytest.fail("another run took a handed-off lease")
+    # the run takes it back in another process (another machine), under a new lease id
+    env = {**os.environ, "LOCKS_CONNECTION_STRING": connection_string}
+    done = subprocess.run(
+        [sys.executable, "-c", ADOPTER, container, TARGET, "run-d"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["adopted", "None"]  # a hand-off is no clean release
+    props = _lock_blob(connection_string, container, TARGET).get_blob_properties()
+    assert props.lease.state == "available"  # it released it at the end
+    with other.hold(TARGET, run_id="x"):  # free for anyone now
+        pass
+
+
+def test_a_run_takes_a_handed_off_lease_back_once_and_it_can_be_broken(
+    connection_string: str, container: str
+) -> None:
+    locks = _locks(connection_string, container)
+    with locks.hold(TARGET, run_id="run-e") as lease:
+        lease.hand_off()
+    again = _locks(connection_string, container)
+    # a second attempt of the same run (a zombie) does not get it as well
+    with again.hold(TARGET, run_id="run-e"), pytest.raises(TargetLocked):  # noqa: SIM117
+        with locks.hold(TARGET, run_id="run-e"):
+            pytest.fail("two attempts of one run held the lease")
+    with locks.hold(TARGET, run_id="run-f") as lease:
+        lease.hand_off()
+    assert locks.break_lock(TARGET) is True  # a deferred lease abandoned: broken by hand
+    with again.hold(TARGET, run_id="x"):
+        pass
+
+
+def test_a_file_lock_cannot_be_handed_off(tmp_path: Path) -> None:
+    locks = FileTargetLocks(tmp_path)
+    with locks.hold(TARGET, run_id="r") as lease:
+        assert not lease.can_hand_off
+        with pytest.raises(ConfigurationError, match="blob ledger"):
+            lease.hand_off()
