@@ -20,7 +20,8 @@
   that carries a SAS signature or an ``Authorization`` value.
 
 This module imports nothing else of amlretrain but :mod:`amlretrain._progress` (for
-types), nor azure-core: the errors a wait raises come from the operations built on it.
+types) and :mod:`amlretrain._redact`, nor azure-core: the errors a wait raises come from
+the operations built on it. :func:`checked_core_token` reads azure-core's tokens as data.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import attrs
 
+from amlretrain._redact import redact, redact_data
+
 if TYPE_CHECKING:
     from amlretrain._progress import StatusDisplay
 
@@ -43,6 +46,7 @@ __all__ = [
     "OperationPolling",
     "PollPolicy",
     "Poller",
+    "checked_core_token",
     "decode_token",
     "encode_token",
 ]
@@ -130,6 +134,40 @@ def _check_no_secret(value: Any, path: str) -> None:
         for mark in _SECRET_MARKS:
             if mark in low:
                 raise ValueError(f"a continuation token may hold no secret ({path} has one)")
+
+
+def checked_core_token(token: str) -> str:
+    """``token``, an azure-core LRO poller's continuation token, once checked to hold no
+    secret, to be embedded in one of ours.
+
+    azure-core 1.38 and later write JSON: the request's method, URL and client request id,
+    the first answer's status, headers and body. Earlier versions pickled the request,
+    its ``Authorization`` header too: such a token is refused, as is one whose first
+    answer carries a secret (a key member, a SAS, a connection string).
+
+    Raises:
+        ValueError: not azure-core's JSON format, or a secret in it.
+    """
+    try:
+        document = json.loads(base64.b64decode(token, validate=True))
+        state = document["data"]
+        content = base64.b64decode(state["response"].get("content") or "").decode("utf-8")
+    except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as err:
+        raise ValueError(
+            "azure-core's continuation token is not the JSON of azure-core 1.38 or later (an "
+            "older one pickles the request, its Authorization header too): upgrade azure-core"
+        ) from err
+    _check_no_secret(state.get("request"), "azure-core.request")
+    _check_no_secret(state["response"].get("headers"), "azure-core.response.headers")
+    try:
+        body: Any = json.loads(content) if content.strip() else None
+    except ValueError:
+        body = content
+    if redact_data(body) != body or redact(content) != content:
+        raise ValueError(
+            "a continuation token may hold no secret (the operation's first answer has one)"
+        )
+    return token
 
 
 def encode_token(kind: str, data: Mapping[str, Any]) -> str:

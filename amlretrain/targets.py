@@ -14,6 +14,7 @@ on what the target serves take one.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -35,8 +36,11 @@ __all__ = [
     "Sample",
     "Target",
     "TargetState",
+    "detach_token",
     "redacted_plan",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def _columns(value: Sequence[str]) -> tuple[str, ...]:
@@ -235,6 +239,20 @@ class OperationProgress(Protocol):
     def wait_done(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for it to end; True when it has."""
         ...
+
+
+class _Tokened(Protocol):
+    def continuation_token(self) -> str: ...
+
+
+def detach_token(poller: _Tokened, what: str) -> str | None:
+    """``poller``'s continuation token for a detaching swap, or None (with a warning) when
+    it cannot make one without a secret: the swap then waits for its operation."""
+    try:
+        return poller.continuation_token()
+    except ValueError as err:
+        log.warning("%s: not detached, waited for: %s", what, err)
+        return None
 
 
 @runtime_checkable

@@ -41,7 +41,7 @@ from amlretrain.errors import (
     ServiceError,
     ThrottledError,
 )
-from amlretrain.polling import PollPolicy, decode_token, encode_token
+from amlretrain.polling import PollPolicy, checked_core_token, decode_token, encode_token
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -126,7 +126,11 @@ class AzureMLPoller(Generic[T]):
         Give it to the same ``begin_*`` method (``continuation_token=``) of a client of
         the same workspace. It holds no secret.
         """
-        lro = None if isinstance(self._poller, DonePoller) else self._poller.continuation_token()
+        lro = (
+            None
+            if isinstance(self._poller, DonePoller)
+            else checked_core_token(self._poller.continuation_token())
+        )
         return encode_token(
             TOKEN_KIND, {**self._state, "request_id": self._ids.initial, "lro": lro}
         )

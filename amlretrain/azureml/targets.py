@@ -79,7 +79,7 @@ from amlretrain.errors import (
 )
 from amlretrain.polling import decode_token, encode_token
 from amlretrain.studio.scoring import ScoreResult, ScoringClient
-from amlretrain.targets import DETACH_AFTER, Sample, TargetState
+from amlretrain.targets import DETACH_AFTER, Sample, TargetState, detach_token
 
 if TYPE_CHECKING:
     from amlretrain.azureml.endpoints import OnlineEndpointsClient
@@ -673,14 +673,18 @@ class OnlineEndpointTarget:
         """Wait for ``poller``; with ``swap.detach``, raise OperationDetached instead when
         it still runs :data:`~amlretrain.targets.DETACH_AFTER` seconds on."""
         if swap.detach and not poller.wait_done(DETACH_AFTER):
-            data = {
-                "step": step,
-                "live": swap.live,
-                "standby": swap.standby,
-                "model": swap.model.url,
-                "lro": poller.continuation_token(),
-            }
-            raise OperationDetached(encode_token(SWAP_TOKEN_KIND, data), what, poller.request_id)
+            token = detach_token(poller, what)
+            if token is not None:
+                data = {
+                    "step": step,
+                    "live": swap.live,
+                    "standby": swap.standby,
+                    "model": swap.model.url,
+                    "lro": token,
+                }
+                raise OperationDetached(
+                    encode_token(SWAP_TOKEN_KIND, data), what, poller.request_id
+                )
         self._await(poller, what, swap.stop)
 
     def operation(self, token: str) -> AzureMLPoller[Any]:

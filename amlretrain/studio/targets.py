@@ -31,7 +31,7 @@ from amlretrain.errors import (
     VerificationFailed,
 )
 from amlretrain.polling import decode_token, encode_token
-from amlretrain.targets import DETACH_AFTER, Sample, TargetState
+from amlretrain.targets import DETACH_AFTER, Sample, TargetState, detach_token
 
 if TYPE_CHECKING:
     from amlretrain.interrupt import StopSignal
@@ -266,13 +266,14 @@ class ArmTarget:
             raise
         if poller.request_id and on_request is not None:
             on_request(poller.request_id)
+        what = f"the update of web service {self.label}"
         if detach and not poller.wait_done(DETACH_AFTER):
-            data = {"lro": poller.continuation_token(), "model": model.url}
-            raise OperationDetached(
-                encode_token(SWAP_TOKEN_KIND, data),
-                f"the update of web service {self.label}",
-                poller.request_id,
-            )
+            token = detach_token(poller, what)
+            if token is not None:
+                data = {"lro": token, "model": model.url}
+                raise OperationDetached(
+                    encode_token(SWAP_TOKEN_KIND, data), what, poller.request_id
+                )
         return self._finish(poller, model, state, stop)
 
     def operation(self, token: str) -> WebServicePoller:

@@ -106,11 +106,15 @@ class WebServicePoller:
         Raises:
             ValueError: the poller was not made by a :class:`WebServicesClient` method.
         """
-        from amlretrain.polling import encode_token
+        from amlretrain.polling import checked_core_token, encode_token
 
         if self._state is None:
             raise ValueError("this poller has no continuation token")
-        lro = None if isinstance(self._poller, DonePoller) else self._poller.continuation_token()
+        lro = (
+            None
+            if isinstance(self._poller, DonePoller)
+            else checked_core_token(self._poller.continuation_token())
+        )
         return encode_token(
             ARM_TOKEN_KIND, {**self._state, "request_id": self._ids.initial, "lro": lro}
         )

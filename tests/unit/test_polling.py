@@ -16,6 +16,7 @@ from amlretrain.polling import (
     OperationPolling,
     Poller,
     PollPolicy,
+    checked_core_token,
     decode_token,
     encode_token,
 )
@@ -207,3 +208,71 @@ def test_ctrl_c_reaches_the_operation_then_the_caller(monkeypatch: pytest.Monkey
     with pytest.raises(KeyboardInterrupt):
         Poller(method).result()
     assert len(Interruptible.interrupted) == 1
+
+
+# -- azure-core's tokens inside ours -------------------------------------------------------
+
+
+def _core_token(body: Any, headers: Mapping[str, str] | None = None) -> str:
+    """A token in azure-core 1.38's JSON format, as an LROBasePolling writes it."""
+    state = {
+        "request": {
+            "method": "PUT",
+            "url": "https://management.azure.com/subscriptions/s/x?api-version=2024-04-01",
+            "headers": {"x-ms-client-request-id": "c1"},
+        },
+        "response": {
+            "status_code": 201,
+            "headers": dict(headers or {"Azure-AsyncOperation": "https://management/ops/1"}),
+            "content": base64.b64encode(json.dumps(body).encode()).decode("ascii"),
+        },
+        "context": {"deserialized_data": None},
+    }
+    return base64.b64encode(json.dumps({"version": 1, "data": state}).encode()).decode("ascii")
+
+
+def test_a_core_token_without_a_secret_is_kept_as_it_is() -> None:
+    token = _core_token({"properties": {"provisioningState": "Creating"}})
+    assert checked_core_token(token) == token
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        ({"properties": {"keys": {"primary": "p-secret", "secondary": "s-secret"}}}, None),
+        ({"properties": {"storageAccount": {"name": "a", "key": "k-secret"}}}, None),
+        ({"uri": "https://a.blob.core.windows.net/c/m?sv=2024&sig=abc%3D"}, None),
+        ({"properties": {}}, {"Authorization": "Bearer eyJ0eXAi"}),
+    ],
+)
+def test_a_core_token_carrying_a_secret_is_refused(
+    body: Any, headers: Mapping[str, str] | None
+) -> None:
+    with pytest.raises(ValueError, match="no secret"):
+        checked_core_token(_core_token(body, headers))
+
+
+def test_a_pickled_core_token_of_an_older_azure_core_is_refused() -> None:
+    import pickle
+
+    old = base64.b64encode(pickle.dumps({"headers": {"Authorization": "Bearer x"}})).decode()
+    with pytest.raises(ValueError, match=r"azure-core 1\.38"):
+        checked_core_token(old)
+
+
+def test_a_swap_that_cannot_make_a_token_without_a_secret_is_waited_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from amlretrain.targets import detach_token
+
+    class Refusing:
+        def continuation_token(self) -> str:
+            return checked_core_token(_core_token({"properties": {"keys": {"primary": "p"}}}))
+
+    class Clean:
+        def continuation_token(self) -> str:
+            return "tok"
+
+    assert detach_token(Clean(), "the PUT of deployment green") == "tok"
+    assert detach_token(Refusing(), "the PUT of deployment green") is None
+    assert "not detached, waited for" in caplog.text and "'p'" not in caplog.text
