@@ -296,13 +296,7 @@ class _Run:
             return None
         self.lease.hand_off()
         log.info("%s: %s; not waited for (run %s)", self.target.label, detached, record.run_id)
-        operation = DetachedOperation(
-            target=self.target.key,
-            label=self.target.label,
-            token=detached.token,
-            what=detached.what,
-        )
-        return OperationsDetached(record.run_id, [operation])
+        return _detached(self.target, record.run_id, detached.token, detached.what)
 
     def _accepted(self, request_id: str) -> None:
         """A changing request's id, recorded with the outcome (also when the swap fails)."""
@@ -466,11 +460,35 @@ def _resumed(
             error=f"the detached swap cannot be resumed: {why} (run `amlretrain reconcile`)",
         )
     work.intents.append(intent.id)
-    with work.talking():
-        state = target.read(state)  # under the lease the swap handed off: the pin
-    base = attrs.evolve(base, previous_model=strip_sas(intent.previous_model), serving_model=None)
+    try:
+        with work.talking():
+            state = target.read(state)  # under the lease the swap handed off: the pin
+    except AmlRetrainError as err:
+        # The operation's outcome is still to be read: the run keeps the target.
+        assert work.lease is not None
+        work.lease.hand_off()
+        return attrs.evolve(
+            base,
+            status="unknown",
+            serving_model=None,
+            error=f"{redact(str(err))}: the detached swap is resumed later (still the run's)",
+            exception=_detached(target, handed.run_id, handed.token, handed.what),
+        )
+    gated = run.gate is not None and not run.gate.is_empty
+    base = attrs.evolve(
+        base,
+        previous_model=strip_sas(intent.previous_model),
+        serving_model=None,
+        gate_passed=True if gated else None,  # its intent was written after the gate passed
+    )
     log.info("%s: resuming the swap from %s", target.label, handed.what)
     return _sent(work, base, state, intent.request, intent.previous_model, handed.token)
+
+
+def _detached(target: Target, run_id: str, token: str, what: str) -> OperationsDetached:
+    """What a swap handed off tells its run (the fleet raises it once the wave was sent)."""
+    operation = DetachedOperation(target=target.key, label=target.label, token=token, what=what)
+    return OperationsDetached(run_id, [operation])
 
 
 def _swap(

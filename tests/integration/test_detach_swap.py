@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -171,6 +172,8 @@ def test_a_v2_swap_detached_twice_keeps_its_lease_and_is_finished_from_its_token
     entries = [e for e in ledger.entries(target.key) if e.run_id == rid]
     assert [e.outcome for e in entries] == ["succeeded"]
     assert pending.latest is not None and pending.latest.id in entries[0].intents
+    # one intent, finished by the resumed run from its tokens (not a second swap)
+    assert [i.id for i in ledger.intents(target.key) if i.run_id == rid] == [pending.latest.id]
     assert ledger.pending() == []
     assert _lease(config, target.key)["state"] == "available"
     history = ledger.history()
@@ -260,3 +263,46 @@ def test_with_a_local_ledger_a_detaching_run_waits_for_its_swaps(
     assert [o.status for o in result.targets] == ["succeeded"], result.targets[0].error
     records = config.ledger().read().records
     assert not [r for r in records if type(r).__name__ == "OperationRecord"]
+
+
+def test_a_resume_that_cannot_read_its_target_keeps_it_and_a_later_one_finishes(
+    emulator: Emulator,
+    faults: Faults,
+    endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from amlretrain.errors import ServiceError
+
+    config = _loaded(emulator, v2_config(emulator, tmp_path, endpoint))
+    ((target, _data),) = config.targets()
+    faults.add(route="v2.deployment.put", kind="lro_slow", seconds=3, count=1)
+    rid = f"af-detach-{uuid.uuid4().hex[:8]}"
+    (op,) = _detached(config, rid).operations
+    _wait_done(target, op.token)
+    from amlretrain.azureml.targets import OnlineEndpointTarget
+
+    real_read = OnlineEndpointTarget.read
+    failed: list[str] = []
+
+    def read_once_failing(self: OnlineEndpointTarget, known: Any = None) -> Any:
+        # the read a resumed swap makes under the lease it took back fails, once
+        if sys._getframe(1).f_code.co_name == "_resumed" and not failed:
+            failed.append("read")
+            raise ServiceError("connection reset (injected)", status=None)
+        return real_read(self, known)
+
+    monkeypatch.setattr(OnlineEndpointTarget, "read", read_once_failing)
+
+    again = _detached(config, rid)  # the read under the lease failed
+
+    assert failed == ["read"]
+    assert [o.token for o in again.operations] == [op.token]
+    lease = _lease(config, target.key)
+    assert (lease["state"], lease["duration"]) == ("leased", "infinite")  # still the run's
+    traffic, _models = v2_state(emulator, endpoint)
+    assert traffic == {"blue": 100}
+    result = _run(config, rid)
+    assert [o.status for o in result.targets] == ["succeeded"], result.targets[0].error
+    assert v2_state(emulator, endpoint)[0] == {"green": 100}
+    assert config.ledger().pending() == []
