@@ -38,6 +38,7 @@ __all__ = [
     "TargetState",
     "detach_token",
     "redacted_plan",
+    "swap_token_data",
 ]
 
 log = logging.getLogger(__name__)
@@ -253,6 +254,28 @@ def detach_token(poller: _Tokened, what: str) -> str | None:
     except ValueError as err:
         log.warning("%s: not detached, waited for: %s", what, err)
         return None
+
+
+def swap_token_data(token: str, kind: str, model: BlobRef, label: str) -> dict[str, Any]:
+    """The data of a detached swap's ``token`` of ``kind``, checked to be a swap to
+    ``model``.
+
+    Raises:
+        ConfigurationError: not such a token, or one of a swap to another model.
+    """
+    from amlretrain.blobs import same_blob
+    from amlretrain.errors import ConfigurationError
+    from amlretrain.polling import decode_token
+
+    try:
+        data = decode_token(token, kind)
+    except ValueError as err:
+        raise ConfigurationError(f"{label}: {err}") from None
+    if not same_blob(str(data.get("model")), model.url):
+        raise ConfigurationError(
+            f"{label}: the detached swap was of {data.get('model')}, not {model.url}"
+        )
+    return data
 
 
 @runtime_checkable

@@ -79,7 +79,13 @@ from amlretrain.errors import (
 )
 from amlretrain.polling import decode_token, encode_token
 from amlretrain.studio.scoring import ScoreResult, ScoringClient
-from amlretrain.targets import DETACH_AFTER, Sample, TargetState, detach_token
+from amlretrain.targets import (
+    DETACH_AFTER,
+    Sample,
+    TargetState,
+    detach_token,
+    swap_token_data,
+)
 
 if TYPE_CHECKING:
     from amlretrain.azureml.endpoints import OnlineEndpointsClient
@@ -725,14 +731,7 @@ class OnlineEndpointTarget:
             ServiceError: the standby's PUT failed (no traffic changed); and the errors of
                 :meth:`deploy` for the rest of the swap.
         """
-        try:
-            data = decode_token(token, SWAP_TOKEN_KIND)
-        except ValueError as err:
-            raise ConfigurationError(f"{self.label}: {err}") from None
-        if not same_blob(str(data.get("model")), model.url):
-            raise ConfigurationError(
-                f"{self.label}: the detached swap was of {data.get('model')}, not {model.url}"
-            )
+        data = swap_token_data(token, SWAP_TOKEN_KIND, model, self.label)
         swap = _Swap(model, str(data["live"]), str(data["standby"]), stop, on_request, detach)
         poller = self.operation(token)
         if data["step"] == "traffic":

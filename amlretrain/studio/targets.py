@@ -31,7 +31,13 @@ from amlretrain.errors import (
     VerificationFailed,
 )
 from amlretrain.polling import decode_token, encode_token
-from amlretrain.targets import DETACH_AFTER, Sample, TargetState, detach_token
+from amlretrain.targets import (
+    DETACH_AFTER,
+    Sample,
+    TargetState,
+    detach_token,
+    swap_token_data,
+)
 
 if TYPE_CHECKING:
     from amlretrain.interrupt import StopSignal
@@ -305,14 +311,7 @@ class ArmTarget:
         Raises:
             ConfigurationError: a token of another model or kind.
         """
-        try:
-            data = decode_token(token, SWAP_TOKEN_KIND)
-        except ValueError as err:
-            raise ConfigurationError(f"{self.label}: {err}") from None
-        if not same_blob(str(data.get("model")), model.url):
-            raise ConfigurationError(
-                f"{self.label}: the detached swap was of {data.get('model')}, not {model.url}"
-            )
+        swap_token_data(token, SWAP_TOKEN_KIND, model, self.label)  # checked
         return self._finish(self.operation(token), model, state, stop)
 
     def _finish(
