@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from amlretrain._redact import redact
 from amlretrain.errors import AmlRetrainError, LedgerError
@@ -25,6 +25,7 @@ from amlretrain.records import RolloutEvent
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from amlretrain.azureml.targets import OnlineEndpointTarget
     from amlretrain.ledger import Ledger
     from amlretrain.result import StepRecorder, TargetOutcome
     from amlretrain.targets import Target
@@ -40,6 +41,14 @@ def _record(ledger: Ledger | None, run_id: str | None, verdict: str, **kw: Any) 
     ledger.append(RolloutEvent.new(run_id=run_id, stage="retire", verdict=verdict, **kw))
 
 
+def _retires(target: Target) -> TypeGuard[OnlineEndpointTarget]:
+    """True for a target that keeps its previous deployment until it is retired: a v2
+    online endpoint with ``delete_previous``."""
+    from amlretrain.azureml.targets import OnlineEndpointTarget
+
+    return isinstance(target, OnlineEndpointTarget) and target.delete_previous
+
+
 def retire_previous(
     target: Target, *, ledger: Ledger | None, run_id: str | None, wait_lock: float
 ) -> str:
@@ -50,9 +59,7 @@ def retire_previous(
         nothing to retire``, ``skipped: ...`` (leased by another run) or ``failed: ...``
         (it stays, at 0%: the next swap replaces it).
     """
-    from amlretrain.azureml.targets import OnlineEndpointTarget
-
-    if not isinstance(target, OnlineEndpointTarget) or not target.delete_previous:
+    if not _retires(target):
         return f"{target.label}: nothing to retire"
     try:
         with contextlib.ExitStack() as stack:
@@ -123,7 +130,7 @@ def retire_swapped(
     ``succeeded`` and that retires (a v2 endpoint with ``delete_previous``), as the step
     ``retire`` (no step when none does)."""
     swapped = {o.key for o in outcomes if o.status == "succeeded"}
-    retiring = [t for t in targets if t.key in swapped and getattr(t, "delete_previous", False)]
+    retiring = [t for t in targets if t.key in swapped and _retires(t)]
     if not retiring:
         return
     with steps.step("retire") as info:
