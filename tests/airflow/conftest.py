@@ -5,10 +5,19 @@ collect this folder: ``--ignore=tests/airflow`` in pyproject's addopts)::
 
     .venv-airflow/bin/python -m pytest tests/airflow
 
-What is here, all session-scoped (built once, stopped at the end, also on failure):
+That runs in two pytest-xdist worker processes (``pytest_cmdline_main`` below, unless the
+command line says ``-n``, ``--dist``, ``--tx``, ``-p no:xdist`` or ``--pdb``): one runs
+tests/airflow/test_stack.py on the real stack, the other every other test (``dags test``,
+the unit tests) meanwhile. Most of each is waiting (jobs of 15-30 s, heartbeats, the
+scheduler's loop), so two processes on two cores take about half the time of one
+(tools/airflow/NOTES.md, "The test suite's time"). ``-n 0`` runs everything in this process.
+
+What is here, all session-scoped (built once per process, stopped at the end, also on
+failure; each worker has its own):
 
 * ``emulator``: the same seeded emulator and Azurite as tests/integration (its
-  ``shared_emulator``), in this process; Airflow's processes reach it over loopback.
+  ``shared_emulator``), in this process, on free ports; Airflow's processes reach it over
+  loopback.
 * ``airflow_home``: an :class:`AirflowHome`: ``AIRFLOW_HOME`` in a temp folder, SQLite,
   ``tests/airflow/dags`` as the DAGs folder, no example DAGs, no login
   (``SIMPLE_AUTH_MANAGER_ALL_ADMINS``: no generated admin password in any log), the
@@ -27,6 +36,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,6 +62,52 @@ def _airflow_bin() -> Path:
     if not path.exists():
         pytest.fail(f"airflow imports but {path} is missing: rebuild with tools/airflow/env.sh")
     return path
+
+
+#: The worker processes of a default run (pytest-xdist), each with its own session fixtures.
+WORKERS = 2
+#: The tests that use the ``stack`` fixture: one file, so one worker and one stack (a test
+#: elsewhere that asks for ``stack`` would start a second one, in the other worker).
+STACK_TESTS = "tests/airflow/test_stack.py"
+_BY_STACK = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Two workers, the stack's tests apart, unless the command line says how to run
+    (``-n``, ``--dist``, ``--tx``, ``-p no:xdist``, ``--pdb``); never in a worker."""
+    option = config.option
+    if (
+        config.pluginmanager.hasplugin("xdist")
+        and not hasattr(config, "workerinput")
+        and getattr(option, "numprocesses", None) is None
+        and getattr(option, "dist", "no") == "no"
+        and not getattr(option, "tx", None)
+        and not getattr(option, "distload", False)
+        and not config.getoption("usepdb", False)
+    ):
+        option.numprocesses = WORKERS
+        option.dist = "loadscope"
+        config.stash[_BY_STACK] = True
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With the default above: two scopes, :data:`STACK_TESTS` and every other test, each
+    sent whole to one worker. Not xdist's own modes: ``loadfile`` gives a worker a second
+    file while it has at most two tests pending, so test_dags_test.py's two and
+    test_stack.py's two went to one worker (267 s); ``loadgroup`` marks a group in
+    ``item._nodeid``, which pytest 9.2's node ids no longer read (xdist 3.8.0), so every
+    test was its own scope and the stack's worker got a `dags test` test too."""
+    if not config.stash.get(_BY_STACK, False):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByStack(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "stack" if nodeid.split("::", 1)[0] == STACK_TESTS else "no-stack"
+
+    return ByStack(config, log)
 
 
 @pytest.fixture(scope="session")

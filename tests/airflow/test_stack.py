@@ -52,10 +52,11 @@ def _ti(stack: Stack, dag_id: str, run_id: str) -> tuple[Any, ...] | None:
 def test_a_task_killed_mid_wait_is_retried_and_reattaches_to_its_job_one_swap(
     emulator: Emulator, stack: Stack, tmp_path: Path
 ) -> None:
-    """The worker waiting for a 30 s job (deferrable=False) is SIGKILLed, supervisor and
+    """The worker waiting for a 25 s job (deferrable=False) is SIGKILLed, supervisor and
     task process (a lost machine: no on_kill); the scheduler retries the task after the
-    heartbeat timeout (20 s here); attempt 2 resumes the same run: no second job, one swap."""
-    emulator.faults.add("bes.submit", "job_slow", seconds=30, count=None)
+    heartbeat timeout (10 s here: attempt 2 starts 11-15 s after the kill, while the job
+    still runs); attempt 2 resumes the same run: no second job, one swap."""
+    emulator.faults.add("bes.submit", "job_slow", seconds=25, count=None)
     with classic_endpoints(emulator, 1, prefix="kl") as (name,):
         config = fleet_config(emulator, tmp_path, [(name, None)])
         before, jobs_before = endpoint_model(emulator, name), job_ids(emulator)

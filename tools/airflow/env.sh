@@ -10,8 +10,8 @@
 #                                      put that venv in place
 #
 # Then the test dependencies of tests/airflow/ (tools/airflow/test-requirements.txt: pytest,
-# pytest-timeout, numpy for the emulator; exact pins) go in with the same -c, so Airflow's
-# pins hold; `pip check` runs after both.
+# pytest-timeout, pytest-xdist, numpy for the emulator, mypy; exact pins) go in with the
+# same -c, so Airflow's pins hold; `pip check` runs after both.
 #
 # Stale means: the stamp .venv-airflow/.amlretrain-stamp differs from the sha256 of the
 # constraints file, the test requirements, the Airflow version and amlretrain's
@@ -71,7 +71,7 @@ if airflow.__version__ != '$AIRFLOW_VERSION':
 test_deps() {
   "$1/bin/python" -m pip install --quiet -c "$CONSTRAINTS" -r "$TEST_REQUIREMENTS" || return 1
   "$1/bin/python" -m pip check || return 1
-  "$1/bin/python" -c "import pytest, pytest_timeout, numpy" || return 1
+  "$1/bin/python" -c "import pytest, pytest_timeout, xdist, numpy" || return 1
 }
 
 if [ "${1:-}" = --regenerate ]; then
