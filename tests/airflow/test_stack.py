@@ -144,3 +144,80 @@ def test_a_pool_with_include_deferred_bounds_jobs_slots_stay_free_and_a_triggere
         # the slot is free while two jobs run, waited for by the triggerer
         assert any(s[1] >= 2 and s[0] == 0 for s in samples), samples
         assert find_leaks(stack.home.text_to_scan(), emulator_secrets(emulator)) == []
+
+
+def _lease_duration(emulator: Emulator, config: Path, endpoint: str) -> str | None:
+    """The target's lock blob lease as Azurite has it: ``infinite`` once handed off."""
+    from azure.storage.blob import BlobServiceClient
+
+    from amlretrain.cli._emulator_config import emulator_environment
+    from amlretrain.config import load_config
+    from amlretrain.configured import find_target
+    from amlretrain.locks import lock_name
+
+    loaded = load_config(config, environ=emulator_environment(emulator.info))
+    key = find_target(loaded, endpoint).key
+    assert loaded.ledger_blob is not None
+    container, _, name = loaded.ledger_blob.partition("/")
+    service = BlobServiceClient.from_connection_string(emulator.info.storage_connection_string)
+    blob = service.get_blob_client(
+        container, f"{name.rpartition('/')[0]}/locks/{lock_name(key)}.lock"
+    )
+    if not blob.exists():
+        return None
+    lease = blob.get_blob_properties().lease
+    return str(lease.duration) if lease.state == "leased" else None
+
+
+def test_a_task_killed_while_its_detached_swap_runs_is_retried_and_finishes_it_from_its_token(
+    emulator: Emulator, stack: Stack, tmp_path: Path
+) -> None:
+    """On an Azure ML v2 endpoint whose standby PUT takes 25 s: the swap detaches (its
+    token in the ledger, the lease handed to the run: infinite in Azurite) and the worker
+    waits for it (deferrable=False); that worker is SIGKILLed; attempt 2 takes the lease
+    back and finishes the swap from the token: one standby PUT, green serving 100%."""
+    import requests
+
+    from tests.airflow.harness import v2_config, v2_state
+    from tests.integration.v2support import make_endpoint
+
+    with requests.Session() as http:
+        endpoint = make_endpoint(http, emulator, traffic={"blue": 100})
+    emulator.faults.add("v2.deployment.put", "lro_slow", seconds=25, count=1)
+    green = f"/onlineendpoints/{endpoint}/deployments/green".lower()
+
+    def standby_puts() -> int:
+        return sum(
+            1 for r in emulator.requests if r.method == "PUT" and r.path.lower().endswith(green)
+        )
+
+    config = v2_config(emulator, tmp_path, endpoint)
+    puts = standby_puts()
+    stack.wait_parsed("aml_kill")
+    run_id = stack.trigger("aml_kill", {"config": str(config), "targets": [endpoint]})
+    # attempt 1 sent the standby's PUT and handed the lease off: it waits for the operation
+    wait_until(
+        lambda: _lease_duration(emulator, config, endpoint) == "infinite",
+        90,
+        "the swap detached (the target's lease handed off)",
+    )
+    _state, tries, pid = wait_until(
+        lambda: (ti := _ti(stack, "aml_kill", run_id)) and ti[0] == "running" and ti[2] and ti,
+        30,
+        "attempt 1 running with a pid",
+    )
+    assert tries == 1 and standby_puts() == puts + 1
+    supervisor = _parent(pid)
+    for victim in (supervisor, pid):
+        if victim:
+            os.kill(victim, signal.SIGKILL)
+    assert v2_state(emulator, endpoint)[0] == {"blue": 100}, "killed before the traffic moved"
+    final = stack.wait_run("aml_kill", run_id, 150)
+    ti = _ti(stack, "aml_kill", run_id)
+    assert ti is not None
+    assert (final, ti[0], ti[1]) == ("success", "success", 2), ti
+    traffic, models = v2_state(emulator, endpoint)
+    assert traffic == {"green": 100} and set(models) == {"green"}  # blue retired
+    assert standby_puts() == puts + 1, "the swap was finished from its token, not sent again"
+    assert _lease_duration(emulator, config, endpoint) is None  # released at the end
+    assert find_leaks(stack.home.text_to_scan(), emulator_secrets(emulator)) == []
