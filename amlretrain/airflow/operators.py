@@ -269,6 +269,28 @@ class _AmlOperator(BaseOperator):
         ti = self._ti
         return ti is not None and int(ti.try_number) <= int(ti.max_tries)
 
+    def _left(self, rid: str) -> str:
+        """What a kill leaves of what the run waited for, in words."""
+        parts = []
+        if self._jobs:
+            parts.append(
+                "its training job(s) left running for the retry"
+                if self.will_retry
+                else "its training job(s) cancelled"
+            )
+        if self._operations:
+            parts.append(
+                "its swaps' operations run on and their targets stay leased to run "
+                f"{rid}: "
+                + (
+                    "the retry finishes them"
+                    if self.will_retry
+                    else "clear this task to finish them (or `amlretrain locks break` and "
+                    "`amlretrain reconcile`)"
+                )
+            )
+        return "; ".join(parts) or "nothing was waited for"
+
     def on_kill(self) -> None:
         """Stop the run: no new work starts, a swap in flight is settled and recorded."""
         self._killed.set()
@@ -492,8 +514,7 @@ class AmlRetrainOperator(_AmlOperator):
         deadline = time.monotonic() + self.timeout
         while True:
             if self._killed.wait(min(self.poll_interval, max(0.0, deadline - time.monotonic()))):
-                left = "cancelled" if not self.will_retry else "left running for the retry"
-                raise self._fail(f"run {rid}: killed while it waited ({left})")
+                raise self._fail(f"run {rid}: killed while it waited ({self._left(rid)})")
             if self._all_ended(config):
                 return
             if time.monotonic() >= deadline:

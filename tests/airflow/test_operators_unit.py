@@ -703,6 +703,40 @@ def test_on_kill_ends_the_wait_and_cancels_the_job_only_without_a_retry(
     [err] = errors
     assert isinstance(err, AirflowException) and "killed" in str(err)
     assert trainer.cancelled == cancelled
+    said = "cancelled" if cancelled else "left running for the retry"
+    assert f"its training job(s) {said}" in str(err)
+
+
+@pytest.mark.parametrize(("try_number", "said"), [(1, "the retry finishes"), (2, "clear this")])
+def test_a_kill_while_a_detached_swap_is_waited_for_says_the_target_stays_leased(
+    tmp_path: Path,
+    connection: str,
+    monkeypatch: pytest.MonkeyPatch,
+    swap_target: FakeTarget,
+    try_number: int,
+    said: str,
+) -> None:
+    swap_target._operation.left = 10**6  # never ends
+    monkeypatch.setattr(amlretrain.configured, "retrain_configured", SwapEngine(_result()))
+    op = _op(_config(tmp_path), connection, deferrable=False, poll_interval=0.05)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            op.execute({"ti": FakeTI(try_number=try_number, max_tries=1)})
+        except BaseException as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while swap_target._operation.asked < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    op.on_kill()
+    thread.join(5)
+    assert not thread.is_alive(), "on_kill did not end execute"
+    [err] = errors
+    assert "targets stay leased to run af-" in str(err) and said in str(err)
 
 
 def test_the_reconcile_operator_refuses_a_file_ledger_too(tmp_path: Path, connection: str) -> None:
