@@ -269,28 +269,6 @@ class _AmlOperator(BaseOperator):
         ti = self._ti
         return ti is not None and int(ti.try_number) <= int(ti.max_tries)
 
-    def _left(self, rid: str) -> str:
-        """What a kill leaves of what the run waited for, in words."""
-        parts = []
-        if self._jobs:
-            parts.append(
-                "its training job(s) left running for the retry"
-                if self.will_retry
-                else "its training job(s) cancelled"
-            )
-        if self._operations:
-            parts.append(
-                "its swaps' operations run on and their targets stay leased to run "
-                f"{rid}: "
-                + (
-                    "the retry finishes them"
-                    if self.will_retry
-                    else "clear this task to finish them (or `amlretrain locks break` and "
-                    "`amlretrain reconcile`)"
-                )
-            )
-        return "; ".join(parts) or "nothing was waited for"
-
     def on_kill(self) -> None:
         """Stop the run: no new work starts, a swap in flight is settled and recorded."""
         self._killed.set()
@@ -524,6 +502,28 @@ class AmlRetrainOperator(_AmlOperator):
                     f"run {rid}: {', '.join(waits)} still running after {self.timeout:g} s;"
                     " not cancelled: a retry of this task re-attaches to them"
                 )
+
+    def _left(self, rid: str) -> str:
+        """What a kill leaves of what the run waited for, in words."""
+        parts = []
+        if self._jobs:
+            parts.append(
+                "its training job(s) left running for the retry"
+                if self.will_retry
+                else "its training job(s) cancelled"
+            )
+        if self._operations:
+            parts.append(
+                "its swaps' operations run on and their targets stay leased to run "
+                f"{rid}: "
+                + (
+                    "the retry finishes them"
+                    if self.will_retry
+                    else "clear this task to finish them (or `amlretrain locks break` and "
+                    "`amlretrain reconcile`)"
+                )
+            )
+        return "; ".join(parts) or "nothing was waited for"
 
     def on_kill(self) -> None:
         """Stop the run; cancel its training jobs only when this attempt will not be retried.
