@@ -295,7 +295,9 @@ class _Run:
             log.warning("%s: %s; waiting for the operation here", self.target.label, err)
             return None
         self.lease.hand_off()
-        log.info("%s: %s; not waited for (run %s)", self.target.label, detached, record.run_id)
+        log.info(
+            "%s: %s: run %s waits for it (deferred)", self.target.label, detached, record.run_id
+        )
         return _detached(self.target, record.run_id, detached.token, detached.what)
 
     def _accepted(self, request_id: str) -> None:

@@ -33,11 +33,15 @@ def _q(value: str) -> str:
     return json.dumps(value)
 
 
-def emulator_config(info: Any, *, data: str | Path, ledger: str | Path) -> str:
+def emulator_config(
+    info: Any, *, data: str | Path, ledger: str | Path, ledger_blob: str | None = None
+) -> str:
     """A ``retrain.toml`` that retrains the emulator's seeded services on ``data``.
 
     Targets: the New (ARM) predictive web service and the classic predictive endpoint.
-    ``info`` is an ``EmulatorInfo`` or the mapping of its fields.
+    ``info`` is an ``EmulatorInfo`` or the mapping of its fields. The ledger is the file
+    ``ledger``, or with ``ledger_blob`` (``container/path``) an append blob in the
+    emulator's Azurite (what the Airflow operators require).
     """
     info = _Info(_fields(info))
     sample = json.loads(
@@ -65,7 +69,7 @@ def emulator_config(info: Any, *, data: str | Path, ledger: str | Path) -> str:
         'beat_incumbent = ["AUC"]',
         "",
         "[ledger]",
-        f"path = {_q(str(ledger))}",
+        f"blob = {_q(ledger_blob)}" if ledger_blob else f"path = {_q(str(ledger))}",
         "",
         "[sample]",
         "columns = [" + ", ".join(_q(c) for c in sample["ColumnNames"]) + "]",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -146,10 +147,22 @@ def register(subparsers: Any) -> None:
         help="shell file exporting the secrets the config names (mode 0600)",
     )
     config.add_argument("--data", help="training data (default: the bundled census_new.csv)")
-    config.add_argument(
+    ledgers = config.add_mutually_exclusive_group()
+    ledgers.add_argument(
         "--ledger",
         default=str(Path(".amlretrain") / "ledger.jsonl"),
         help="the ledger file the config names (default .amlretrain/ledger.jsonl)",
+    )
+    ledgers.add_argument(
+        "--ledger-blob",
+        metavar="CONTAINER/PATH",
+        help="a blob ledger in the emulator's Azurite instead (the Airflow operators need one)",
+    )
+    config.add_argument(
+        "--airflow-connection",
+        metavar="FILE",
+        help="also write FILE (mode 0600) for `airflow connections import FILE`: the "
+        "connection amlretrain_default with the secrets the config names (docs/airflow.md)",
     )
     add_output_flag(config)
     config.set_defaults(handler=_config)
@@ -209,15 +222,36 @@ def _config(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"{out} exists: pass --force to overwrite it")
     if not data.is_file():
         raise ConfigurationError(f"--data {data}: no such file")
-    out.write_text(emulator_config(info, data=data.resolve(), ledger=Path(args.ledger).resolve()))
+    blob = args.ledger_blob
+    if blob is not None and not _BLOB_PATH.match(blob):
+        raise ConfigurationError(
+            f"--ledger-blob {blob!r}: give CONTAINER/PATH (a container name of 3-63 lowercase "
+            "letters, digits and hyphens, then the blob's path)"
+        )
+    text_config = emulator_config(
+        info, data=data.resolve(), ledger=Path(args.ledger).resolve(), ledger_blob=blob
+    )
+    out.write_text(text_config)
     env = emulator_environment(info)
     _write_private(
         Path(args.env_file),
         "".join(f"export {name}={json.dumps(value)}\n" for name, value in env.items()),
     )
-    text = (
-        f"wrote {out} and {args.env_file} (the secrets it names)\n"
-        f"next:  . {args.env_file} && amlretrain retrain --config {out}"
-    )
-    emit(args, {"config": str(out), "env_file": args.env_file, "variables": sorted(env)}, text)
+    written = {"config": str(out), "env_file": args.env_file, "variables": sorted(env)}
+    text = f"wrote {out} and {args.env_file} (the secrets it names)\n"
+    if args.airflow_connection:
+        connection = {"amlretrain_default": {"conn_type": "amlretrain", "extra": {"env": env}}}
+        _write_private(Path(args.airflow_connection), json.dumps(connection, indent=2) + "\n")
+        written["airflow_connection"] = args.airflow_connection
+        text += (
+            f"wrote {args.airflow_connection} (the Airflow connection amlretrain_default)\n"
+            f"next:  airflow connections import {args.airflow_connection}"
+        )
+    else:
+        text += f"next:  . {args.env_file} && amlretrain retrain --config {out}"
+    emit(args, written, text)
     return 0
+
+
+#: ``container/path`` of ``--ledger-blob`` (Azure's container naming rules).
+_BLOB_PATH = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}/[^/].*$")

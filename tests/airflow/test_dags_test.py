@@ -132,3 +132,36 @@ def test_a_deferred_wait_on_a_30_s_job_runs_in_the_trigger_and_succeeds_after_it
     assert "the PUT of deployment green" in airflow_home.last_output
     assert standby_puts() == puts_before + 1
     assert not find_leaks(airflow_home.text_to_scan(), emulator_secrets(emulator))
+
+
+def test_the_emulator_configs_connection_file_imports_as_an_amlretrain_connection(
+    emulator: Emulator, airflow_home: AirflowHome, tmp_path: Path
+) -> None:
+    """docs/airflow.md's recipe: `amlretrain emulator config --ledger-blob ...
+    --airflow-connection FILE`, then `airflow connections import FILE`."""
+    import json
+    import subprocess
+    import sys
+
+    from amlretrain.cli._emulator_config import emulator_environment
+
+    info = tmp_path / "emulator.json"
+    info.write_text(json.dumps(emulator.info.to_dict(include_secrets=True)))
+    conn = tmp_path / "airflow-connection.json"
+    subprocess.run(
+        [sys.executable, "-m", "amlretrain", "emulator", "config", "--info-file", str(info),
+         "-o", str(tmp_path / "retrain.toml"), "--env-file", str(tmp_path / "e.env"),
+         "--ledger-blob", "amlretrain/recipe/ledger.jsonl", "--airflow-connection", str(conn)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    # under another id: the session's amlretrain_default comes from an AIRFLOW_CONN_ variable
+    written = json.loads(conn.read_text())
+    conn.write_text(json.dumps({"amlretrain_imported": written["amlretrain_default"]}))
+    airflow_home.cli("connections", "import", str(conn))
+    got = subprocess.run(  # not kept with the outputs the leak scans read: it shows the extra
+        [str(airflow_home.airflow), "connections", "get", "amlretrain_imported", "-o", "json"],
+        env=airflow_home.env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    (row,) = json.loads(got.stdout.strip().splitlines()[-1])
+    assert row["conn_type"] == "amlretrain"
+    assert row["extra_dejson"] == {"env": emulator_environment(emulator.info)}

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from amlretrain.emulator import Emulator
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
@@ -96,3 +98,41 @@ def test_start_config_retrain_and_stop(tmp_path: Path) -> None:
     assert proc.returncode == 0
     time.sleep(0.5)
     assert not [pid for pid in children if _alive(int(pid))]
+
+
+def test_config_for_airflow_names_a_blob_ledger_and_writes_the_connection_to_import(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    from amlretrain.cli._emulator_config import emulator_environment
+    from amlretrain.config import load_config
+
+    info_file = tmp_path / "emulator.json"
+    info_file.write_text(json.dumps(emulator.info.to_dict(include_secrets=True)))
+    config, conn = tmp_path / "retrain.toml", tmp_path / "airflow-connection.json"
+
+    def config_cli(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "amlretrain", "emulator", "config", "--info-file",
+             str(info_file), "-o", str(config), "--env-file", str(tmp_path / "e.env"), *extra],
+            cwd=tmp_path, capture_output=True, text=True,
+        )  # fmt: skip
+
+    bad = config_cli("--ledger-blob", "Not_A_Container/ledger.jsonl")
+    assert bad.returncode == 4 and "--ledger-blob 'Not_A_Container/ledger.jsonl'" in bad.stderr
+    assert not config.exists() and not conn.exists()  # refused before anything was written
+    both = config_cli("--ledger", "l.jsonl", "--ledger-blob", "c1/l.jsonl")
+    assert both.returncode == 2 and "not allowed with" in both.stderr
+
+    done = config_cli("--ledger-blob", "amlretrain/airflow/ledger.jsonl", "--airflow-connection",
+                      str(conn), "--output", "json")  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["airflow_connection"] == str(conn)
+    env = emulator_environment(emulator.info)
+    assert not [v for v in env.values() if v in done.stdout + done.stderr]
+    loaded = load_config(config, environ=env)
+    assert loaded.ledger_blob == "amlretrain/airflow/ledger.jsonl"  # what the operators need
+    assert (conn.stat().st_mode & 0o777) == 0o600
+    assert json.loads(conn.read_text()) == {
+        "amlretrain_default": {"conn_type": "amlretrain", "extra": {"env": env}}
+    }
