@@ -165,3 +165,62 @@ def test_the_emulator_configs_connection_file_imports_as_an_amlretrain_connectio
     (row,) = json.loads(got.stdout.strip().splitlines()[-1])
     assert row["conn_type"] == "amlretrain"
     assert row["extra_dejson"] == {"env": emulator_environment(emulator.info)}
+
+
+def _arm_serves(emulator: Emulator) -> str | None:
+    """The model the seeded New (ARM) web service references, from the emulator's state."""
+    from amlretrain.blobs import strip_sas
+    from amlretrain.emulator.state import ci_get, trained_model_asset
+
+    info, state = emulator.info, emulator.state
+    assert state is not None
+    key = (
+        str(info.subscription_id).lower(),
+        str(info.resource_group).lower(),
+        str(info.arm_service_name).lower(),
+    )
+    with state.locked():
+        found = trained_model_asset(state.arm[key].properties)
+        uri = ci_get(ci_get(found[1], "locationInfo") or {}, "uri") if found else None
+    return strip_sas(str(uri)) if uri else None
+
+
+def test_a_new_arm_swap_waits_in_the_trigger_and_is_finished_from_its_token(
+    emulator: Emulator, airflow_home: AirflowHome, tmp_path: Path
+) -> None:
+    """The New (ARM) web service of the emulator config, its PATCH's operation 6 s: the
+    swap defers (the trigger follows the operation from its token) and the resumed task
+    finishes it: one PATCH, the service references the XCom's model."""
+    import uuid
+
+    from amlretrain.cli._emulator_config import emulator_config
+
+    data = Path(__file__).resolve().parents[2] / "amlretrain" / "emulator" / "data"
+    config = tmp_path / "retrain.toml"
+    config.write_text(
+        emulator_config(
+            emulator.info,
+            data=data / "census_new.csv",
+            ledger="unused.jsonl",
+            ledger_blob=f"ledgers/airflow-{uuid.uuid4().hex[:12]}/ledger.jsonl",
+        )
+    )
+    name = str(emulator.info.arm_service_name)
+    path = f"/webservices/{name}".lower()
+
+    def patches() -> int:
+        return sum(
+            1 for r in emulator.requests if r.method == "PATCH" and r.path.lower().endswith(path)
+        )
+
+    before, patched = _arm_serves(emulator), patches()
+    emulator.faults.add("arm.patch", "lro_slow", seconds=6, count=1)
+    run_id = airflow_home.dags_test("aml_wait", {"config": str(config), "targets": [name]})
+    assert airflow_home.task_states("aml_wait", run_id)[("retrain", 0)][0] == "success"
+    (target,) = airflow_home.xcoms("aml_wait", run_id)[("retrain", 0, "return_value")]["targets"]
+    assert target["status"] == "succeeded" and target["key"].startswith("arm:")
+    assert _arm_serves(emulator) == target["model"] != before
+    assert patches() == patched + 1, "the swap was finished from its token, not sent again"
+    assert "the update of web service" in airflow_home.last_output
+    assert "[DAG TEST] running trigger in line" in airflow_home.last_output
+    assert not find_leaks(airflow_home.text_to_scan(), emulator_secrets(emulator))
