@@ -562,6 +562,12 @@ def v2_config(emulator: Emulator, folder: Path, endpoint: str) -> Path:
     return path
 
 
+def deployment_puts(emulator: Emulator, endpoint: str, deployment: str) -> int:
+    """The PUTs of an online endpoint's deployment the emulator received (its request log)."""
+    end = f"/onlineendpoints/{endpoint}/deployments/{deployment}".lower()
+    return sum(1 for r in emulator.requests if r.method == "PUT" and r.path.lower().endswith(end))
+
+
 def v2_state(emulator: Emulator, endpoint: str) -> tuple[dict[str, int], dict[str, str]]:
     """An online endpoint's live traffic and each deployment's model, from the emulator."""
     assert emulator.state is not None

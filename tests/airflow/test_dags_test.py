@@ -17,6 +17,7 @@ from tests.airflow.harness import (
     AirflowHome,
     bad_data,
     classic_endpoints,
+    deployment_puts,
     emulator_secrets,
     endpoint_model,
     find_leaks,
@@ -101,12 +102,9 @@ def test_a_deferred_wait_on_a_30_s_job_runs_in_the_trigger_and_succeeds_after_it
         endpoint = make_endpoint(http, emulator, traffic={"blue": 100})
     emulator.faults.add("v2.job.put", "job_slow", seconds=30, count=1)
     emulator.faults.add("v2.deployment.put", "lro_slow", seconds=8, count=1)
-    green = f"/onlineendpoints/{endpoint}/deployments/green".lower()
 
     def standby_puts() -> int:
-        return sum(
-            1 for r in emulator.requests if r.method == "PUT" and r.path.lower().endswith(green)
-        )
+        return deployment_puts(emulator, endpoint, "green")
 
     config = v2_config(emulator, tmp_path, endpoint)
     jobs_before = set(v2_jobs(emulator))

@@ -17,6 +17,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -673,17 +674,9 @@ def test_a_non_deferrable_task_waits_for_a_detached_swap_in_the_worker(
     assert swap_target.made == ["tok-1"]  # one poller for the whole wait
 
 
-@pytest.mark.parametrize(("try_number", "cancelled"), [(1, []), (2, ["job-1"])])
-def test_on_kill_ends_the_wait_and_cancels_the_job_only_without_a_retry(
-    tmp_path: Path,
-    connection: str,
-    monkeypatch: pytest.MonkeyPatch,
-    trainer: FakeTrainer,
-    try_number: int,
-    cancelled: list[str],
-) -> None:
-    _engine(monkeypatch, Engine(_result(), detach=1))
-    op = _op(_config(tmp_path), connection, deferrable=False, poll_interval=0.05)
+def _killed_mid_wait(op: Any, try_number: int, waiting: Callable[[], bool]) -> BaseException:
+    """Run ``op`` (a worker's wait) in a thread, kill it (``on_kill``) once ``waiting()``,
+    and return what ``execute`` raised."""
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -695,12 +688,27 @@ def test_on_kill_ends_the_wait_and_cancels_the_job_only_without_a_retry(
     thread = threading.Thread(target=run)
     thread.start()
     deadline = time.monotonic() + 5
-    while len(trainer.reads) < 2 and time.monotonic() < deadline:
+    while not waiting() and time.monotonic() < deadline:
         time.sleep(0.01)
     op.on_kill()
     thread.join(5)
     assert not thread.is_alive(), "on_kill did not end execute"
     [err] = errors
+    return err
+
+
+@pytest.mark.parametrize(("try_number", "cancelled"), [(1, []), (2, ["job-1"])])
+def test_on_kill_ends_the_wait_and_cancels_the_job_only_without_a_retry(
+    tmp_path: Path,
+    connection: str,
+    monkeypatch: pytest.MonkeyPatch,
+    trainer: FakeTrainer,
+    try_number: int,
+    cancelled: list[str],
+) -> None:
+    _engine(monkeypatch, Engine(_result(), detach=1))
+    op = _op(_config(tmp_path), connection, deferrable=False, poll_interval=0.05)
+    err = _killed_mid_wait(op, try_number, lambda: len(trainer.reads) >= 2)
     assert isinstance(err, AirflowException) and "killed" in str(err)
     assert trainer.cancelled == cancelled
     said = "cancelled" if cancelled else "left running for the retry"
@@ -719,23 +727,7 @@ def test_a_kill_while_a_detached_swap_is_waited_for_says_the_target_stays_leased
     swap_target._operation.left = 10**6  # never ends
     monkeypatch.setattr(amlretrain.configured, "retrain_configured", SwapEngine(_result()))
     op = _op(_config(tmp_path), connection, deferrable=False, poll_interval=0.05)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            op.execute({"ti": FakeTI(try_number=try_number, max_tries=1)})
-        except BaseException as err:
-            errors.append(err)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    deadline = time.monotonic() + 5
-    while swap_target._operation.asked < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    op.on_kill()
-    thread.join(5)
-    assert not thread.is_alive(), "on_kill did not end execute"
-    [err] = errors
+    err = _killed_mid_wait(op, try_number, lambda: swap_target._operation.asked >= 2)
     assert "targets stay leased to run af-" in str(err) and said in str(err)
 
 

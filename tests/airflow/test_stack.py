@@ -178,18 +178,15 @@ def test_a_task_killed_while_its_detached_swap_runs_is_retried_and_finishes_it_f
     back and finishes the swap from the token: one standby PUT, green serving 100%."""
     import requests
 
-    from tests.airflow.harness import v2_config, v2_state
+    from tests.airflow.harness import deployment_puts, v2_config, v2_state
     from tests.integration.v2support import make_endpoint
 
     with requests.Session() as http:
         endpoint = make_endpoint(http, emulator, traffic={"blue": 100})
     emulator.faults.add("v2.deployment.put", "lro_slow", seconds=25, count=1)
-    green = f"/onlineendpoints/{endpoint}/deployments/green".lower()
 
     def standby_puts() -> int:
-        return sum(
-            1 for r in emulator.requests if r.method == "PUT" and r.path.lower().endswith(green)
-        )
+        return deployment_puts(emulator, endpoint, "green")
 
     config = v2_config(emulator, tmp_path, endpoint)
     puts = standby_puts()
