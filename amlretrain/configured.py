@@ -4,7 +4,10 @@
 by the training that serves their platform and data (one job per group: a classic
 target is trained by the ``batch`` training, an Azure ML v2 one by the ``command_job``
 training); :func:`retrain_configured` runs :func:`~amlretrain.fleet.retrain_fleet` with
-the config's gate, ledger, sample, waves, budget and rollout.
+the config's gate, ledger, sample, waves, budget and rollout; :func:`deploy_configured` and
+:func:`rollback_configured` run :func:`~amlretrain.workflow.deploy` and
+:func:`~amlretrain.workflow.rollback` with its ledger, storage, sample, concurrency, SAS
+lifetime (``model_sas_days``) and interrupt grace.
 
 Example:
     >>> config = load_config("retrain.toml")                                  # doctest: +SKIP
@@ -20,15 +23,23 @@ from typing import TYPE_CHECKING, Any
 from amlretrain.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from amlretrain.blobs import BlobRef
     from amlretrain.config import RetrainConfig
     from amlretrain.fleet import FleetGroup
     from amlretrain.interrupt import StopSignal
-    from amlretrain.result import RetrainResult
+    from amlretrain.result import RetrainResult, TargetOutcome
     from amlretrain.rollout import Rollout
     from amlretrain.targets import Target
     from amlretrain.waves import FailureBudget, Waves
 
-__all__ = ["config_fingerprint", "find_target", "fleet_of", "retrain_configured"]
+__all__ = [
+    "config_fingerprint",
+    "deploy_configured",
+    "find_target",
+    "fleet_of",
+    "retrain_configured",
+    "rollback_configured",
+]
 
 #: ``rollout=`` of :func:`retrain_configured`: the config's own ``[rollout]``.
 CONFIG_ROLLOUT: Any = object()
@@ -171,4 +182,72 @@ def retrain_configured(
         stop=stop,
         run_id=run_id,
         detach=detach,
+    )
+
+
+def deploy_configured(
+    config: RetrainConfig,
+    model: BlobRef,
+    *,
+    targets: Sequence[Target] | None = None,
+    rollout: Rollout | None = CONFIG_ROLLOUT,
+    dry_run: bool = False,
+    wait_lock: float = 0.0,
+    stop: StopSignal | None = None,
+) -> RetrainResult:
+    """Deploy the trained ``model`` to ``targets`` (default: every target) of ``config``
+    (no gate: it was trained already), with its ledger, storage, sample, concurrency, SAS
+    lifetime and ``[rollout]`` (as :func:`retrain_configured` takes ``rollout``).
+
+    Raises:
+        ConfigurationError, Interrupted: as :func:`~amlretrain.workflow.deploy`.
+    """
+    from amlretrain.workflow import deploy
+
+    return deploy(
+        model,
+        [t for t, _ in config.targets()] if targets is None else list(targets),
+        gate=None,
+        ledger=config.ledger(),
+        dry_run=dry_run,
+        sample=config.sample,
+        concurrency=config.concurrency,
+        store=config.store(),
+        sas_lifetime=config.model_sas_lifetime,
+        interrupt_grace=config.interrupt_grace,
+        wait_lock=wait_lock,
+        stop=stop,
+        rollout=config.rollout if rollout is CONFIG_ROLLOUT else rollout,
+    )
+
+
+def rollback_configured(
+    config: RetrainConfig,
+    target: Target,
+    *,
+    to: str | None = None,
+    dry_run: bool = False,
+    wait_lock: float = 0.0,
+    stop: StopSignal | None = None,
+) -> TargetOutcome:
+    """Put ``target``'s previous model (or ``to``) back, with the config's ledger,
+    storage, sample, SAS lifetime (``model_sas_days``: the model put back gets a read SAS
+    that lasts as long as a deployed one's) and interrupt grace.
+
+    Raises:
+        ConfigurationError, Interrupted: as :func:`~amlretrain.workflow.rollback`.
+    """
+    from amlretrain.workflow import rollback
+
+    return rollback(
+        target,
+        ledger=config.ledger(),
+        store=config.store(),
+        to=to,
+        sample=config.sample,
+        dry_run=dry_run,
+        sas_lifetime=config.model_sas_lifetime,
+        interrupt_grace=config.interrupt_grace,
+        wait_lock=wait_lock,
+        stop=stop,
     )

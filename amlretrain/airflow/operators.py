@@ -585,22 +585,16 @@ class AmlDeployOperator(_AmlOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Deploy ``model``; push the XCom; fail when a target did not succeed."""
         from amlretrain.blobs import BlobRef
-        from amlretrain.workflow import deploy
+        from amlretrain.configured import CONFIG_ROLLOUT, deploy_configured
 
         with self._configured(context, f"deploy {strip_sas(self.model)}") as config:
             names = [self.target] if self.target is not None else self.targets
-            result = deploy(
+            result = deploy_configured(
+                config,
                 BlobRef.from_url(self.model),
-                self._chosen(config, names),
-                gate=None,
-                ledger=config.ledger(),
-                sample=config.sample,
-                concurrency=config.concurrency,
-                store=config.store(),
-                sas_lifetime=config.model_sas_lifetime,
-                interrupt_grace=config.interrupt_grace,
+                targets=self._chosen(config, names),
+                rollout=CONFIG_ROLLOUT if self.rollout else None,
                 stop=self._stop_signal(config),
-                rollout=config.rollout if self.rollout else None,
             )
         xcom = xcom_of(result.run_id, result.targets, result.halt_reason, scrub=self._scrub)
         return self._finish(context, xcom, self._failing(result.targets), "deploy")
@@ -634,19 +628,12 @@ class AmlRollbackOperator(_AmlOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Roll back; push the XCom; fail when the target did not succeed."""
-        from amlretrain.workflow import rollback
+        from amlretrain.configured import rollback_configured
 
         with self._configured(context, f"rollback {self.target}") as config:
             (target,) = self._chosen(config, [self.target])
-            outcome = rollback(
-                target,
-                ledger=config.ledger(),
-                store=config.store(),
-                to=self.to,
-                sample=config.sample,
-                sas_lifetime=config.model_sas_lifetime,
-                interrupt_grace=config.interrupt_grace,
-                stop=self._stop_signal(config),
+            outcome = rollback_configured(
+                config, target, to=self.to, stop=self._stop_signal(config)
             )
         return self._finish(
             context,

@@ -333,26 +333,19 @@ def _rollout_of(args: argparse.Namespace, config: RetrainConfig) -> Rollout | No
 def _deploy(args: argparse.Namespace) -> int:
     from amlretrain.blobs import BlobRef
     from amlretrain.config import load_config
-    from amlretrain.workflow import deploy
+    from amlretrain.configured import deploy_configured
 
     config = load_config(args.config)
     rollout = _rollout_of(args, config)
-    targets = [t for t, _ in config.targets()]
     with _signals(config) as stop:
         try:
-            result = deploy(
+            result = deploy_configured(
+                config,
                 BlobRef.from_url(args.model),
-                targets,
-                gate=None,
-                ledger=config.ledger(),
+                rollout=rollout,
                 dry_run=args.dry_run,
-                sample=config.sample,
-                concurrency=config.concurrency,
-                store=config.store(),
-                sas_lifetime=config.model_sas_lifetime,
                 wait_lock=args.wait_lock,
                 stop=stop,
-                rollout=rollout,
             )
         except Interrupted as err:
             return _interrupted(args, err, [])
@@ -361,18 +354,16 @@ def _deploy(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     from amlretrain.config import load_config
-    from amlretrain.workflow import rollback
+    from amlretrain.configured import rollback_configured
 
     config = load_config(args.config)
     target = _find_target(config, args.target)
     with _signals(config) as stop:
         try:
-            outcome = rollback(
+            outcome = rollback_configured(
+                config,
                 target,
-                ledger=config.ledger(),
-                store=config.store(),
                 to=args.to,
-                sample=config.sample,
                 dry_run=args.dry_run,
                 wait_lock=args.wait_lock,
                 stop=stop,

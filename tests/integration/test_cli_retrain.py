@@ -388,3 +388,38 @@ def test_training_data_with_an_extra_column_is_warned_about(
     extra.write_text("\n".join(r + (",zip" if i == 0 else ",1") for i, r in enumerate(rows)) + "\n")
     main(["retrain", "--config", str(config), "--data", str(extra), "--dry-run"])
     assert "'zip' are not among the training service's inputs" in capsys.readouterr().err
+
+
+def test_rollback_gives_the_model_put_back_a_read_sas_of_model_sas_days(
+    config: Path, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`amlretrain rollback` minted a 7-day SAS whatever the config said (the library's
+    default); the model put back must stay readable as long as a deployed one."""
+    import urllib.parse
+    from datetime import datetime, timedelta, timezone
+
+    from amlretrain.emulator.state import trained_model_asset
+
+    config.write_text(
+        config.read_text().replace("[training]\n", "[training]\nmodel_sas_days = 20\n")
+    )
+    assert main(["retrain", "--config", str(config), "--data", str(DATA / "census_train.csv")]) == 0
+    capsys.readouterr()
+    assert main(["history", "--config", str(config), "--output", "json"]) == 0
+    arm = next(
+        e["target"] for e in json.loads(capsys.readouterr().out) if e["target"].startswith("arm:")
+    )
+    assert main(["rollback", arm, "--config", str(config)]) == 0
+    info = emulator.info
+    with emulator.state.locked() as state:
+        key = (
+            info.subscription_id.lower(),
+            info.resource_group.lower(),
+            info.arm_service_name.lower(),
+        )
+        found = trained_model_asset(state.arm[key].properties)
+        assert found is not None
+        uri = str(found[1]["locationInfo"]["uri"])
+    expiry = urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query)["se"][0]
+    left = datetime.fromisoformat(expiry.replace("Z", "+00:00")) - datetime.now(timezone.utc)
+    assert timedelta(days=20) - timedelta(hours=1) < left <= timedelta(days=20), expiry
