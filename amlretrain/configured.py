@@ -7,7 +7,9 @@ training); :func:`retrain_configured` runs :func:`~amlretrain.fleet.retrain_flee
 the config's gate, ledger, sample, waves, budget and rollout; :func:`deploy_configured` and
 :func:`rollback_configured` run :func:`~amlretrain.workflow.deploy` and
 :func:`~amlretrain.workflow.rollback` with its ledger, storage, sample, concurrency, SAS
-lifetime (``model_sas_days``) and interrupt grace.
+lifetime (``model_sas_days``) and interrupt grace; :func:`reconcile_configured` runs
+:func:`~amlretrain.reconciliation.reconcile` with the training services that ran the
+open jobs.
 
 Example:
     >>> config = load_config("retrain.toml")                                  # doctest: +SKIP
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from amlretrain.config import RetrainConfig
     from amlretrain.fleet import FleetGroup
     from amlretrain.interrupt import StopSignal
+    from amlretrain.ledger import Ledger
+    from amlretrain.reconciliation import ReconcileReport
     from amlretrain.result import RetrainResult, TargetOutcome
     from amlretrain.rollout import Rollout
     from amlretrain.targets import Target
@@ -37,6 +41,7 @@ __all__ = [
     "deploy_configured",
     "find_target",
     "fleet_of",
+    "reconcile_configured",
     "retrain_configured",
     "rollback_configured",
 ]
@@ -250,4 +255,31 @@ def rollback_configured(
         interrupt_grace=config.interrupt_grace,
         wait_lock=wait_lock,
         stop=stop,
+    )
+
+
+def reconcile_configured(
+    config: RetrainConfig,
+    targets: Sequence[Target] | None = None,
+    *,
+    ledger: Ledger | None = None,
+    wait_lock: float = 0.0,
+) -> ReconcileReport:
+    """Settle the open intents and jobs of ``targets`` (default: every target) of
+    ``config``, as a run of its own; open jobs are read from the training service that ran
+    them (a config without that training lists them as recorded).
+
+    Raises:
+        ConfigurationError: as :func:`~amlretrain.reconciliation.reconcile`.
+    """
+    from amlretrain.reconciliation import reconcile
+    from amlretrain.records import new_run_id
+
+    return reconcile(
+        [t for t, _ in config.targets()] if targets is None else list(targets),
+        ledger=config.ledger() if ledger is None else ledger,
+        batch=config.batch() if config.has_batch_training else None,
+        command_jobs=[config.command_jobs()] if config.has_command_job_training else [],
+        wait_lock=wait_lock,
+        run_id=new_run_id(),
     )

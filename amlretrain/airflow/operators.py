@@ -672,18 +672,11 @@ class AmlReconcileOperator(_AmlOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Reconcile; return the report; fail when a target is still open."""
-        from amlretrain.reconciliation import reconcile
-        from amlretrain.records import new_run_id
+        from amlretrain.configured import reconcile_configured
 
         with self._configured(context, "reconcile") as config:
-            report = reconcile(
-                self._chosen(config, [self.target] if self.target else None),
-                ledger=config.ledger(),
-                # As `amlretrain reconcile`: open jobs are read from the training that
-                # ran them.
-                batch=config.batch() if config.has_batch_training else None,
-                command_jobs=[config.command_jobs()] if config.has_command_job_training else [],
-                run_id=new_run_id(),
+            report = reconcile_configured(
+                config, self._chosen(config, [self.target] if self.target else None)
             )
         # Every text redacted (redact_data would blank the targets' ``key`` members).
         xcom: dict[str, Any] = _scrubbed(

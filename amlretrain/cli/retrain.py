@@ -386,9 +386,8 @@ def _outcome_text(outcome: TargetOutcome) -> str:
 
 def _reconcile(args: argparse.Namespace) -> int:
     from amlretrain.config import load_config
+    from amlretrain.configured import reconcile_configured
     from amlretrain.errors import VerificationFailed
-    from amlretrain.reconciliation import reconcile
-    from amlretrain.records import new_run_id
 
     config = load_config(args.config)
     targets = (
@@ -397,16 +396,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     ledger = config.ledger()
     known = {t.key for t in targets}
     strays = sorted({p.target for p in ledger.pending()} - known if args.target is None else set())
-    report = reconcile(
-        targets,
-        ledger=ledger,
-        # Open jobs are read from the training service that ran them (a config without
-        # that training lists them as recorded).
-        batch=config.batch() if config.has_batch_training else None,
-        command_jobs=[config.command_jobs()] if config.has_command_job_training else [],
-        wait_lock=args.wait_lock,
-        run_id=new_run_id(),
-    )
+    report = reconcile_configured(config, targets, ledger=ledger, wait_lock=args.wait_lock)
     text = report.summary()
     for key in strays:
         text += f"\n{key}: open, but not a target of {config.source}: not read"
