@@ -505,6 +505,8 @@ class OperationRecord:
         intent: the id of the swap's intent.
         token: the operation's continuation token (no secret).
         what: the operation, in words.
+        request_ids: the ids of the swap's changing requests so far (the resumed run
+            records them with its outcome).
     """
 
     id: str
@@ -514,10 +516,18 @@ class OperationRecord:
     intent: str
     token: str
     what: str = ""
+    request_ids: tuple[str, ...] = ()
 
     @classmethod
     def new(
-        cls, *, run_id: str, target: str, intent: str, token: str, what: str
+        cls,
+        *,
+        run_id: str,
+        target: str,
+        intent: str,
+        token: str,
+        what: str,
+        request_ids: Sequence[str] = (),
     ) -> OperationRecord:
         """A new record stamped now."""
         return cls(
@@ -528,6 +538,7 @@ class OperationRecord:
             intent=intent,
             token=token,
             what=redact(what),
+            request_ids=tuple(request_ids),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -542,6 +553,7 @@ class OperationRecord:
             "intent": self.intent,
             "token": self.token,
             "what": self.what,
+            "requestIds": list(self.request_ids),
         }
 
     @classmethod
@@ -743,6 +755,7 @@ _OPERATION_FIELDS = Fields(
     intent=("intent", _text(REQUIRED)),
     token=("token", _text(REQUIRED)),
     what=("what", _text("")),
+    request_ids=("requestIds", Lenient(_texts)),
 )
 
 _READERS: dict[str, Any] = {

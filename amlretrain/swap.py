@@ -288,6 +288,7 @@ class _Run:
             intent=self.intents[0],
             token=detached.token,
             what=detached.what,
+            request_ids=self.request_ids,
         )
         try:
             self.run.ledger.append(record)
@@ -462,6 +463,7 @@ def _resumed(
             error=f"the detached swap cannot be resumed: {why} (run `amlretrain reconcile`)",
         )
     work.intents.append(intent.id)
+    work.request_ids.extend(handed.request_ids)  # the requests the detached attempt sent
     try:
         with work.talking():
             state = target.read(state)  # under the lease the swap handed off: the pin

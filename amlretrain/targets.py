@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -36,7 +36,7 @@ __all__ = [
     "Sample",
     "Target",
     "TargetState",
-    "detach_token",
+    "detach_if_running",
     "redacted_plan",
     "swap_token_data",
 ]
@@ -242,18 +242,36 @@ class OperationProgress(Protocol):
         ...
 
 
-class _Tokened(Protocol):
+class _Detaching(Protocol):
+    """What :func:`detach_if_running` needs of a poller."""
+
+    @property
+    def request_id(self) -> str | None: ...
+
+    def wait_done(self, timeout: float) -> bool: ...
+
     def continuation_token(self) -> str: ...
 
 
-def detach_token(poller: _Tokened, what: str) -> str | None:
-    """``poller``'s continuation token for a detaching swap, or None (with a warning) when
-    it cannot make one without a secret: the swap then waits for its operation."""
+def detach_if_running(poller: _Detaching, what: str, kind: str, data: Mapping[str, Any]) -> None:
+    """A detaching swap's one way to stop waiting: when ``poller``'s operation still runs
+    :data:`DETACH_AFTER` seconds on, raise :class:`~amlretrain.errors.OperationDetached`
+    with a token of ``kind`` (``data`` and the poller's own token as ``lro``). Returns
+    when it ended, or when no token without a secret can be made (with a warning): the
+    swap then waits for it.
+    """
+    from amlretrain.errors import OperationDetached
+    from amlretrain.polling import encode_token
+
+    if poller.wait_done(DETACH_AFTER):
+        return
     try:
-        return poller.continuation_token()
+        lro = poller.continuation_token()
     except ValueError as err:
         log.warning("%s: not detached, waited for: %s", what, err)
-        return None
+        return
+    token = encode_token(kind, {**data, "lro": lro})
+    raise OperationDetached(token, what, poller.request_id)
 
 
 def swap_token_data(token: str, kind: str, model: BlobRef, label: str) -> dict[str, Any]:

@@ -72,20 +72,13 @@ from amlretrain.errors import (
     ConfigurationError,
     ConflictError,
     NotFoundError,
-    OperationDetached,
     OperationStillRunning,
     ServiceError,
     VerificationFailed,
 )
-from amlretrain.polling import decode_token, encode_token
+from amlretrain.polling import decode_token
 from amlretrain.studio.scoring import ScoreResult, ScoringClient
-from amlretrain.targets import (
-    DETACH_AFTER,
-    Sample,
-    TargetState,
-    detach_token,
-    swap_token_data,
-)
+from amlretrain.targets import Sample, TargetState, detach_if_running, swap_token_data
 
 if TYPE_CHECKING:
     from amlretrain.azureml.endpoints import OnlineEndpointsClient
@@ -678,19 +671,9 @@ class OnlineEndpointTarget:
     def _wait(self, poller: AzureMLPoller[Any], swap: _Swap, step: str, what: str) -> None:
         """Wait for ``poller``; with ``swap.detach``, raise OperationDetached instead when
         it still runs :data:`~amlretrain.targets.DETACH_AFTER` seconds on."""
-        if swap.detach and not poller.wait_done(DETACH_AFTER):
-            token = detach_token(poller, what)
-            if token is not None:
-                data = {
-                    "step": step,
-                    "live": swap.live,
-                    "standby": swap.standby,
-                    "model": swap.model.url,
-                    "lro": token,
-                }
-                raise OperationDetached(
-                    encode_token(SWAP_TOKEN_KIND, data), what, poller.request_id
-                )
+        if swap.detach:
+            data = {"step": step, "live": swap.live, "standby": swap.standby}
+            detach_if_running(poller, what, SWAP_TOKEN_KIND, {**data, "model": swap.model.url})
         self._await(poller, what, swap.stop)
 
     def operation(self, token: str) -> AzureMLPoller[Any]:

@@ -26,18 +26,11 @@ from amlretrain.blobs import BlobRef, same_blob, strip_sas
 from amlretrain.errors import (
     ConfigurationError,
     ConflictError,
-    OperationDetached,
     OperationStillRunning,
     VerificationFailed,
 )
-from amlretrain.polling import decode_token, encode_token
-from amlretrain.targets import (
-    DETACH_AFTER,
-    Sample,
-    TargetState,
-    detach_token,
-    swap_token_data,
-)
+from amlretrain.polling import decode_token
+from amlretrain.targets import Sample, TargetState, detach_if_running, swap_token_data
 
 if TYPE_CHECKING:
     from amlretrain.interrupt import StopSignal
@@ -272,14 +265,9 @@ class ArmTarget:
             raise
         if poller.request_id and on_request is not None:
             on_request(poller.request_id)
-        what = f"the update of web service {self.label}"
-        if detach and not poller.wait_done(DETACH_AFTER):
-            token = detach_token(poller, what)
-            if token is not None:
-                data = {"lro": token, "model": model.url}
-                raise OperationDetached(
-                    encode_token(SWAP_TOKEN_KIND, data), what, poller.request_id
-                )
+        if detach:
+            what = f"the update of web service {self.label}"
+            detach_if_running(poller, what, SWAP_TOKEN_KIND, {"model": model.url})
         return self._finish(poller, model, state, stop)
 
     def operation(self, token: str) -> WebServicePoller:

@@ -172,6 +172,10 @@ def test_a_v2_swap_detached_twice_keeps_its_lease_and_is_finished_from_its_token
     entries = [e for e in ledger.entries(target.key) if e.run_id == rid]
     assert [e.outcome for e in entries] == ["succeeded"]
     assert pending.latest is not None and pending.latest.id in entries[0].intents
+    # the requests the detached attempts sent are recorded with the outcome
+    ops = [r for r in ledger.read().records if type(r).__name__ == "OperationRecord"]
+    assert [len(o.request_ids) for o in ops] == [1, 2]  # the standby PUT, then the traffic PUT
+    assert set(ops[-1].request_ids) <= set(entries[0].request_ids)
     # one intent, finished by the resumed run from its tokens (not a second swap)
     assert [i.id for i in ledger.intents(target.key) if i.run_id == rid] == [pending.latest.id]
     assert ledger.pending() == []

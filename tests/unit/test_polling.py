@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -260,19 +260,28 @@ def test_a_pickled_core_token_of_an_older_azure_core_is_refused() -> None:
         checked_core_token(old)
 
 
-def test_a_swap_that_cannot_make_a_token_without_a_secret_is_waited_for(
+def test_a_swap_detaches_only_with_a_token_without_a_secret(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from amlretrain.targets import detach_token
+    from amlretrain.errors import OperationDetached
+    from amlretrain.targets import detach_if_running
 
-    class Refusing:
-        def continuation_token(self) -> str:
-            return checked_core_token(_core_token({"properties": {"keys": {"primary": "p"}}}))
+    class Running:
+        request_id = "req-1"
 
-    class Clean:
-        def continuation_token(self) -> str:
-            return "tok"
+        def __init__(self, token: Callable[[], str], ends: bool = False) -> None:
+            self.continuation_token, self.ends = token, ends
 
-    assert detach_token(Clean(), "the PUT of deployment green") == "tok"
-    assert detach_token(Refusing(), "the PUT of deployment green") is None
-    assert "not detached, waited for" in caplog.text and "'p'" not in caplog.text
+        def wait_done(self, timeout: float) -> bool:
+            return self.ends
+
+    secret = _core_token({"properties": {"keys": {"primary": "p-secret"}}})
+    clean = _core_token({"properties": {"provisioningState": "Creating"}})
+    what = "the PUT of deployment green"
+    detach_if_running(Running(lambda: clean, ends=True), what, "k", {})  # ended: no detach
+    detach_if_running(Running(lambda: checked_core_token(secret)), what, "k", {})  # waits
+    assert "not detached, waited for" in caplog.text and "p-secret" not in caplog.text
+    with pytest.raises(OperationDetached) as caught:
+        detach_if_running(Running(lambda: checked_core_token(clean)), what, "k", {"model": "m"})
+    assert decode_token(caught.value.token, "k") == {"model": "m", "lro": clean}
+    assert caught.value.request_id == "req-1" and caught.value.what == what
