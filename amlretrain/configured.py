@@ -33,12 +33,13 @@ if TYPE_CHECKING:
     from amlretrain.reconciliation import ReconcileReport
     from amlretrain.result import RetrainResult, TargetOutcome
     from amlretrain.rollout import Rollout
-    from amlretrain.targets import Target
+    from amlretrain.targets import DetachableTarget, Target
     from amlretrain.waves import FailureBudget, Waves
 
 __all__ = [
     "config_fingerprint",
     "deploy_configured",
+    "detachable_target",
     "find_target",
     "fleet_of",
     "reconcile_configured",
@@ -68,6 +69,21 @@ def find_target(config: RetrainConfig, name: str) -> Target:
     if not matches:
         raise ConfigurationError(f"no target {name!r} in {config.source}; targets: {known}")
     raise ConfigurationError(f"{name!r} matches several targets ({known}); be more precise")
+
+
+def detachable_target(config: RetrainConfig, key: str) -> DetachableTarget:
+    """The config's target of ledger key ``key``, one whose swaps detach (its
+    :meth:`~amlretrain.targets.DetachableTarget.operation` follows a detached operation).
+
+    Raises:
+        ConfigurationError: no such target, or one whose swaps do not detach.
+    """
+    from amlretrain.targets import DetachableTarget
+
+    target = find_target(config, key)
+    if not isinstance(target, DetachableTarget):
+        raise ConfigurationError(f"{target.label}: its swaps do not detach")
+    return target
 
 
 def fleet_of(

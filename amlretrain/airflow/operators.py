@@ -3,7 +3,7 @@
 * :class:`AmlRetrainOperator` retrains one target (``target=``) or a fleet (``targets=``,
   or every target of the config); with ``deferrable=True`` its training jobs are waited
   for by :class:`~amlretrain.airflow.triggers.AmlWaitTrigger` in the triggerer, not in a
-  worker slot.
+  worker slot, and so are its swaps' long-running operations (v2 and New (ARM) targets).
 * :class:`AmlDeployOperator`, :class:`AmlRollbackOperator`, :class:`AmlReconcileOperator`:
   ``amlretrain deploy|rollback|reconcile``. They do not defer: a swap holds its target's
   lease from the intent to the verified read, and is verified in one go (minutes at most);
@@ -453,16 +453,12 @@ class AmlRetrainOperator(_AmlOperator):
     def _operations_done(self, config: RetrainConfig) -> dict[str, bool]:
         """Each detached operation's poller (made once: it polls in the background),
         given a moment to read, and whether it has ended."""
-        from amlretrain.configured import find_target
-        from amlretrain.targets import DetachableTarget
+        from amlretrain.configured import detachable_target
 
         done = {}
         for op in self._operations:
             if op["token"] not in self._pollers:
-                target = find_target(config, op["target"])
-                if not isinstance(target, DetachableTarget):
-                    raise TypeError(f"{target.label}: its swaps do not detach")
-                poller = target.operation(op["token"])
+                poller = detachable_target(config, op["target"]).operation(op["token"])
                 self._pollers[op["token"]] = poller
                 poller.wait_done(OPERATION_FIRST_LOOK)
             done[op["what"]] = bool(self._pollers[op["token"]].done())

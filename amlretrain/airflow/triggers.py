@@ -84,13 +84,13 @@ class Configured:
         return self._cache[kind, data]
 
     def target(self, key: str) -> Any:
-        """The config's target of ledger key ``key``."""
+        """The config's target of ledger key ``key`` (one whose swaps detach)."""
         from amlretrain.airflow.hooks import azure_environ
-        from amlretrain.configured import find_target
+        from amlretrain.configured import detachable_target
 
         if key not in self._targets:
             with azure_environ(self._environ):
-                self._targets[key] = find_target(self._config, key)
+                self._targets[key] = detachable_target(self._config, key)
         return self._targets[key]
 
 
