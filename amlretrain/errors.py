@@ -45,6 +45,7 @@ __all__ = [
     "Interrupted",
     "LedgerError",
     "NotFoundError",
+    "OperationDetached",
     "OperationStillRunning",
     "OperationTimeout",
     "OperationsDetached",

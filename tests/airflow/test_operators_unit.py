@@ -266,7 +266,7 @@ def test_trigger_bears_a_blip_and_gives_up_redacted_after_reads_fail_in_a_row() 
     [event] = _events(_trigger(FakeTrainer("Finished", fail_reads=2)))
     assert event.payload["status"] == "done"
     trigger = _trigger(FakeTrainer("Finished", fail_reads=99))
-    trigger.scrub = scrubber(ENV)  # what Trainers gives the trigger: the connection's values
+    trigger.scrub = scrubber(ENV)  # what Configured gives the trigger: the connection's values
     [event] = _events(trigger)
     assert event.payload["status"] == "error"
     assert "5 reads in a row" in event.payload["message"]
